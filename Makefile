@@ -1,0 +1,65 @@
+# The two commands a newcomer types: `make demo` and `make test`.
+# Both set up what they need and skip what is already there.
+
+SHELL := /bin/bash
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+BIN := $(VENV)/bin
+# The stamp changes whenever the dependency list does, so a second run installs nothing.
+STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | sha256sum | cut -c1-12)
+SOURCES := shared edge cloud models sim benchmarks tests
+
+.PHONY: demo test test-unit lint typecheck setup mosquitto models proto clean help
+
+help:
+	@echo "make demo       set up and run the whole system end to end"
+	@echo "make test       set up and run lint, type checks and the full test suite"
+	@echo "make test-unit  only the fast tests (no broker, Ray or SUMO)"
+	@echo "make models     build the models into ./registry if not built yet"
+
+setup: $(STAMP) mosquitto
+
+$(STAMP): pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[edge,cloud,sim,dev]'
+	@rm -f $(VENV)/.installed-*
+	@touch $@
+
+mosquitto:
+	@if ! command -v mosquitto >/dev/null 2>&1 && ! test -x /usr/sbin/mosquitto; then \
+	  if [ "$$(id -u)" = 0 ]; then \
+	    echo "installing mosquitto with apt-get"; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq mosquitto mosquitto-clients >/dev/null; \
+	  elif command -v sudo >/dev/null 2>&1; then \
+	    echo "installing mosquitto with sudo apt-get"; \
+	    sudo apt-get update -qq && sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq mosquitto mosquitto-clients >/dev/null; \
+	  else \
+	    echo "mosquitto is missing: install it (apt-get install mosquitto) and run make again"; exit 1; \
+	  fi; \
+	fi
+
+models: setup
+	$(BIN)/edgeward models build --if-missing
+
+demo: setup
+	$(BIN)/edgeward demo
+
+lint: $(STAMP)
+	$(BIN)/ruff check $(SOURCES)
+	$(BIN)/ruff format --check $(SOURCES)
+
+typecheck: $(STAMP)
+	$(BIN)/mypy $(SOURCES)
+
+test: setup lint typecheck
+	$(BIN)/python -m pytest
+
+test-unit: setup
+	$(BIN)/python -m pytest -m "not mqtt and not ray and not sumo and not e2e and not gpu"
+
+proto: $(STAMP)
+	$(BIN)/python -m shared.proto.generate
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

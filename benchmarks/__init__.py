@@ -1,0 +1,1 @@
+"""The operator benchmark suite behind `edgeward bench`."""

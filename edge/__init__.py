@@ -1,0 +1,1 @@
+"""The gateway tier (Jetson-class): imports shared/ only, never torch, ray or cloud/."""

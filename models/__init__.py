@@ -1,0 +1,1 @@
+"""Architectures, training, export, engine builds: simulator data to registered models."""

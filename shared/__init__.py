@@ -1,0 +1,1 @@
+"""Code both tiers import: wire contracts, preprocessing, configs, registry read side."""

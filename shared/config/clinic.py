@@ -1,0 +1,58 @@
+"""Configuration of a clinic gateway (the box beside a fundus camera)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field
+
+from shared.config.base import MqttSettings, StrictModel
+
+Backend = Literal["auto", "onnx-cpu", "onnx-cuda", "onnx-tensorrt", "tensorrt"]
+
+
+class HttpSettings(StrictModel):
+    host: str = Field("127.0.0.1", description="address the upload API binds to")
+    port: int = Field(8080, ge=0, le=65535, description="HTTP port of the upload API; 0 = any free")
+
+
+class ClinicLimits(StrictModel):
+    max_upload_bytes: int = Field(
+        64 * 1024 * 1024, ge=1024, le=1 << 31, description="largest accepted upload"
+    )
+    min_side_px: int = Field(256, ge=32, le=4096, description="smallest accepted image side")
+    max_pixels: int = Field(
+        60_000_000, ge=1_000_000, le=500_000_000, description="decompression-bomb guard"
+    )
+
+
+class CloudUplink(StrictModel):
+    grpc_target: str = Field("127.0.0.1:9000", description="host:port of the cloud gRPC ingress")
+    timeout_s: float = Field(30.0, gt=0, le=600, description="deadline of one grading call")
+    backoff_initial_s: float = Field(1.0, gt=0, le=60, description="first retry delay")
+    backoff_max_s: float = Field(60.0, gt=0, le=3600, description="longest retry delay")
+
+
+class ClinicGatewayConfig(StrictModel):
+    """One clinic gateway: where scans come from, which models judge them, where results go."""
+
+    role: Literal["clinic_gateway"] = Field("clinic_gateway", description="config kind")
+    site_id: str = Field(..., min_length=1, max_length=64, description="clinic identifier")
+    gateway_id: str = Field("gw-1", min_length=1, max_length=64, description="this gateway")
+    data_dir: Path = Field(Path("var/clinic"), description="SQLite records and outbox live here")
+    watch_dir: Path | None = Field(None, description="folder the camera writes scans into")
+    registry_dir: Path = Field(Path("registry"), description="model registry root")
+    quality_model: str = Field("fundus-quality", description="registry name of the quality net")
+    triage_model: str = Field("fundus-triage", description="registry name of the triage net")
+    backend: Backend = Field("auto", description="inference backend; auto picks the best present")
+    http: HttpSettings = Field(default_factory=HttpSettings)  # type: ignore[arg-type]
+    grpc_port: int = Field(0, ge=0, le=65535, description="gRPC Submit port; 0 = any free")
+    limits: ClinicLimits = Field(default_factory=ClinicLimits)  # type: ignore[arg-type]
+    cloud: CloudUplink = Field(default_factory=CloudUplink)  # type: ignore[arg-type]
+    mqtt: MqttSettings = Field(default_factory=MqttSettings)  # type: ignore[arg-type]
+    site_key_env: str = Field(
+        "EDGEWARD_SITE_KEY",
+        pattern=r"^[A-Z_][A-Z0-9_]*$",
+        description="environment variable with the HMAC key that pseudonymises patient ids",
+    )

@@ -1,0 +1,49 @@
+"""Configuration of the cloud tier (one Ray Serve application)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, model_validator
+
+from shared.config.base import MqttSettings, StrictModel
+
+
+class GraderSettings(StrictModel):
+    model: str = Field("fundus-grader", description="registry name of the cloud grader")
+    min_replicas: int = Field(1, ge=1, le=64, description="fewest grader replicas")
+    max_replicas: int = Field(1, ge=1, le=64, description="most grader replicas")
+    max_batch_size: int = Field(8, ge=1, le=256, description="@serve.batch max_batch_size")
+    batch_wait_timeout_s: float = Field(
+        0.01, ge=0, le=5, description="@serve.batch wait for a fuller batch"
+    )
+    explain: bool = Field(True, description="compute a Grad-CAM heatmap with every grade")
+
+    @model_validator(mode="after")
+    def _replicas(self) -> GraderSettings:
+        if self.max_replicas < self.min_replicas:
+            raise ValueError(
+                f"max_replicas ({self.max_replicas}) must be >= min_replicas ({self.min_replicas})"
+            )
+        return self
+
+
+class CloudConfig(StrictModel):
+    role: Literal["cloud"] = Field("cloud", description="config kind")
+    data_dir: Path = Field(Path("var/cloud"), description="results and review queue live here")
+    registry_dir: Path = Field(Path("registry"), description="model registry root")
+    http_port: int = Field(8000, ge=1, le=65535, description="Serve HTTP ingress port")
+    grpc_port: int = Field(9000, ge=1, le=65535, description="Serve gRPC ingress port")
+    grader: GraderSettings = Field(default_factory=GraderSettings)  # type: ignore[arg-type]
+    review_band: tuple[float, float] = Field(
+        (0.2, 0.8), description="referable probabilities in this band go to a human"
+    )
+    mqtt: MqttSettings = Field(default_factory=MqttSettings)  # type: ignore[arg-type]
+
+    @model_validator(mode="after")
+    def _band(self) -> CloudConfig:
+        low, high = self.review_band
+        if not 0.0 <= low < high <= 1.0:
+            raise ValueError(f"review_band ({low}, {high}) must satisfy 0 <= low < high <= 1")
+        return self

@@ -1,0 +1,47 @@
+"""Configuration of a traffic gateway (one per signalised junction)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, model_validator
+
+from shared.config.base import MqttSettings, StrictModel
+from shared.config.clinic import Backend
+
+
+class SignalSafety(StrictModel):
+    """Hard limits the safe applier enforces whatever plan arrives."""
+
+    min_green_s: float = Field(7.0, ge=3, le=60, description="shortest green of any phase")
+    max_green_s: float = Field(90.0, ge=10, le=300, description="longest green of any phase")
+    yellow_s: float = Field(4.0, ge=3, le=6, description="yellow change interval")
+    all_red_s: float = Field(2.0, ge=0, le=10, description="red clearance after yellow")
+    pedestrian_min_s: float = Field(
+        7.0, ge=0, le=60, description="minimum walk time where a crossing exists"
+    )
+    max_plan_change_s: float = Field(
+        15.0, ge=0, le=120, description="largest change of one phase's green between plans"
+    )
+
+    @model_validator(mode="after")
+    def _green_bounds(self) -> SignalSafety:
+        if self.max_green_s < self.min_green_s:
+            raise ValueError(
+                f"max_green_s ({self.max_green_s}) must be >= min_green_s ({self.min_green_s})"
+            )
+        return self
+
+
+class TrafficGatewayConfig(StrictModel):
+    role: Literal["traffic_gateway"] = Field("traffic_gateway", description="config kind")
+    junction_id: str = Field(..., min_length=1, max_length=128, description="SUMO tls id")
+    data_dir: Path = Field(Path("var/traffic"), description="durable outbox lives here")
+    registry_dir: Path = Field(Path("registry"), description="model registry root")
+    counter_model: str = Field("traffic-counter", description="registry name of the counter")
+    backend: Backend = Field("auto", description="inference backend")
+    control_interval_s: float = Field(5.0, ge=1, le=60, description="aggregate period")
+    plan_expiry_grace_s: float = Field(0.0, ge=0, le=60, description="tolerance on plan expiry")
+    safety: SignalSafety = Field(default_factory=SignalSafety)  # type: ignore[arg-type]
+    mqtt: MqttSettings = Field(default_factory=MqttSettings)  # type: ignore[arg-type]

@@ -1,0 +1,62 @@
+"""Traffic payloads: counts up, plans down (with expiry), and mode changes."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field, model_validator
+
+from shared.messages.base import Message, Part
+
+ControlMode = Literal["coordinated", "actuated", "fixed"]
+
+
+class ApproachCount(Part):
+    """One incoming approach over one control interval ."""
+
+    approach_id: str = Field(..., min_length=1)
+    queue: float = Field(..., ge=0, description="vehicles queued (estimated)")
+    approaching: float = Field(..., ge=0, description="vehicles moving toward the stop line")
+    camera_healthy: bool = True
+    camera_reason: str = ""
+
+
+class TrafficAggregate(Message):
+    junction_id: str = Field(..., min_length=1)
+    interval_start: float
+    interval_s: float = Field(..., gt=0)
+    approaches: list[ApproachCount]
+    mode: ControlMode
+    phase_index: int = Field(0, ge=0)
+
+
+class PhaseGreen(Part):
+    phase_index: int = Field(..., ge=0)
+    green_s: float = Field(..., gt=0)
+
+
+class SignalPlan(Message):
+    """A timing plan for one junction. Never applied after `expires_at`."""
+
+    junction_id: str = Field(..., min_length=1)
+    plan_id: str = Field(..., min_length=1)
+    issued_at: float
+    expires_at: float
+    cycle_s: float = Field(..., gt=0)
+    offset_s: float = Field(0.0, ge=0)
+    greens: list[PhaseGreen] = Field(..., min_length=1)
+
+    @model_validator(mode="after")
+    def _expiry_after_issue(self) -> SignalPlan:
+        if self.expires_at <= self.issued_at:
+            raise ValueError(
+                f"expires_at ({self.expires_at}) must be after issued_at ({self.issued_at})"
+            )
+        return self
+
+
+class ModeChange(Message):
+    junction_id: str = Field(..., min_length=1)
+    from_mode: ControlMode
+    to_mode: ControlMode
+    reason: str = Field(..., min_length=1)

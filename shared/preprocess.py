@@ -1,0 +1,108 @@
+"""The one preprocessing definition shared by training, export, edge and cloud.
+
+Its hash goes into every model manifest; a server refuses a model whose recorded hash differs
+from the hash this code computes for the same spec, so train/serve skew cannot go unnoticed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from typing import Literal
+
+import cv2
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field
+
+from shared.errors import ModelRefusedError
+
+# Bump whenever the code below changes what it outputs: every model must then be re-exported.
+PREPROCESS_CODE_VERSION = "1"
+
+
+class PreprocessSpec(BaseModel):
+    """Crop to the fundus disc, resize to a square, RGB order, normalise per channel."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    size: int = Field(224, ge=16, le=1024, description="output side in pixels")
+    crop_to_fov: bool = Field(True, description="crop to the bright circular field of view")
+    fov_threshold: int = Field(20, ge=1, le=254, description="grey level separating FOV from mask")
+    colour_order: Literal["RGB"] = Field("RGB", description="channel order fed to the model")
+    mean: tuple[float, float, float] = Field((0.5, 0.5, 0.5), description="per-channel mean, 0-1")
+    std: tuple[float, float, float] = Field((0.25, 0.25, 0.25), description="per-channel std, 0-1")
+
+    def content_hash(self) -> str:
+        """Same spec -> same hash on any machine; any change to a field or the code -> new hash."""
+        canonical = json.dumps(
+            {"code_version": PREPROCESS_CODE_VERSION, **self.model_dump(mode="json")},
+            sort_keys=True,
+            separators=(",", ":"),
+        )
+        return hashlib.sha256(canonical.encode()).hexdigest()[:16]
+
+
+def verify_spec_hash(spec: PreprocessSpec, recorded: str, model: str) -> None:
+    """Refuse a model exported with different preprocessing than this code would apply."""
+    current = spec.content_hash()
+    if current != recorded:
+        raise ModelRefusedError(
+            f"model {model}: preprocessing hash in its manifest is {recorded}, but this code "
+            f"computes {current} for the same spec (code version {PREPROCESS_CODE_VERSION}); "
+            "re-export the model with this version of edgeward"
+        )
+
+
+def fov_box(image_bgr: np.ndarray, threshold: int) -> tuple[int, int, int, int] | None:
+    """Bounding box (x, y, w, h) of the field of view, or None if no bright region exists."""
+    grey = image_bgr.max(axis=2) if image_bgr.ndim == 3 else image_bgr
+    small_scale = max(1, max(grey.shape) // 512)
+    small = grey[::small_scale, ::small_scale]
+    ys, xs = np.nonzero(small > threshold)
+    if len(xs) < 0.01 * small.size:
+        return None
+    # Percentiles, not min/max, so a stray bright pixel in the mask does not widen the crop.
+    x0, x1 = np.percentile(xs, [0.5, 99.5]).astype(int) * small_scale
+    y0, y1 = np.percentile(ys, [0.5, 99.5]).astype(int) * small_scale
+    return int(x0), int(y0), int(x1 - x0 + small_scale), int(y1 - y0 + small_scale)
+
+
+def square_crop(image: np.ndarray, box: tuple[int, int, int, int]) -> np.ndarray:
+    """A square around the box centre, padded with black where it leaves the image."""
+    x, y, w, h = box
+    side = max(w, h)
+    cx, cy = x + w // 2, y + h // 2
+    x0, y0 = cx - side // 2, cy - side // 2
+    pad = max(0, -x0, -y0, x0 + side - image.shape[1], y0 + side - image.shape[0])
+    if pad:
+        image = cv2.copyMakeBorder(image, pad, pad, pad, pad, cv2.BORDER_CONSTANT, value=0)
+        x0, y0 = x0 + pad, y0 + pad
+    return image[y0 : y0 + side, x0 : x0 + side]
+
+
+def resize_for_model(image_bgr: np.ndarray, spec: PreprocessSpec) -> np.ndarray:
+    """The cropped, resized uint8 BGR image the model sees (also the Grad-CAM canvas)."""
+    if image_bgr.ndim == 2:
+        image_bgr = cv2.cvtColor(image_bgr, cv2.COLOR_GRAY2BGR)
+    if spec.crop_to_fov:
+        box = fov_box(image_bgr, spec.fov_threshold)
+        if box is not None:
+            image_bgr = square_crop(image_bgr, box)
+    return cv2.resize(image_bgr, (spec.size, spec.size), interpolation=cv2.INTER_AREA)
+
+
+def to_tensor(resized_bgr: np.ndarray, spec: PreprocessSpec) -> np.ndarray:
+    """CHW float32 normalised array from a resized uint8 BGR image."""
+    rgb = resized_bgr[:, :, ::-1].astype(np.float32) / 255.0
+    mean = np.asarray(spec.mean, dtype=np.float32)
+    std = np.asarray(spec.std, dtype=np.float32)
+    return np.ascontiguousarray(((rgb - mean) / std).transpose(2, 0, 1))
+
+
+def preprocess(image_bgr: np.ndarray, spec: PreprocessSpec) -> np.ndarray:
+    """Decoded BGR (or grey) image of any size -> model input of shape (3, size, size)."""
+    return to_tensor(resize_for_model(image_bgr, spec), spec)
+
+
+def preprocess_batch(images_bgr: list[np.ndarray], spec: PreprocessSpec) -> np.ndarray:
+    return np.stack([preprocess(im, spec) for im in images_bgr])

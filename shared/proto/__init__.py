@@ -1,0 +1,1 @@
+"""Generated gRPC code and the .proto it comes from."""
