@@ -1,19 +1,19 @@
-"""`edgeward sim`: generate synthetic scans and run traffic scenarios."""
+"""`edgeward sim`: the digital twins (fundus scans, traffic) as commands."""
 
 from __future__ import annotations
 
 import argparse
 
-
-def _not_built(args: argparse.Namespace) -> int:
-    print("edgeward sim: not built yet (issues 3 and 6)")
-    return 0
+from sim.fundus.cli import add_fundus_parser
+from sim.traffic.cli import add_traffic_parser
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser(
         "sim",
         help="generate synthetic scans and run traffic scenarios",
-        description="generate synthetic scans and run traffic scenarios.",
+        description="Digital twins: synthetic fundus photographs and SUMO traffic scenarios.",
     )
-    p.set_defaults(handler=_not_built)
+    cmds = p.add_subparsers(dest="sim_command", metavar="TWIN", required=True)
+    add_fundus_parser(cmds)
+    add_traffic_parser(cmds)
