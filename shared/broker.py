@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import os
 import shutil
 import socket
 import subprocess
@@ -68,6 +69,9 @@ class MosquittoBroker:
             "log_type warning",
             "log_type notice",
         ]
+        if os.geteuid() == 0:
+            # As root mosquitto drops to user `mosquitto`, who cannot read our private temp dir.
+            lines.append("user root")
         if self.users:
             pwfile = self.workdir / "passwd"
             pwfile.write_text("")

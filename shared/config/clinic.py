@@ -46,11 +46,11 @@ class ClinicGatewayConfig(StrictModel):
     quality_model: str = Field("fundus-quality", description="registry name of the quality net")
     triage_model: str = Field("fundus-triage", description="registry name of the triage net")
     backend: Backend = Field("auto", description="inference backend; auto picks the best present")
-    http: HttpSettings = Field(default_factory=HttpSettings)  # type: ignore[arg-type]
+    http: HttpSettings = Field(default_factory=HttpSettings)
     grpc_port: int = Field(0, ge=0, le=65535, description="gRPC Submit port; 0 = any free")
-    limits: ClinicLimits = Field(default_factory=ClinicLimits)  # type: ignore[arg-type]
-    cloud: CloudUplink = Field(default_factory=CloudUplink)  # type: ignore[arg-type]
-    mqtt: MqttSettings = Field(default_factory=MqttSettings)  # type: ignore[arg-type]
+    limits: ClinicLimits = Field(default_factory=ClinicLimits)
+    cloud: CloudUplink = Field(default_factory=CloudUplink)
+    mqtt: MqttSettings = Field(default_factory=MqttSettings)
     site_key_env: str = Field(
         "EDGEWARD_SITE_KEY",
         pattern=r"^[A-Z_][A-Z0-9_]*$",

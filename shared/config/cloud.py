@@ -35,11 +35,11 @@ class CloudConfig(StrictModel):
     registry_dir: Path = Field(Path("registry"), description="model registry root")
     http_port: int = Field(8000, ge=1, le=65535, description="Serve HTTP ingress port")
     grpc_port: int = Field(9000, ge=1, le=65535, description="Serve gRPC ingress port")
-    grader: GraderSettings = Field(default_factory=GraderSettings)  # type: ignore[arg-type]
+    grader: GraderSettings = Field(default_factory=GraderSettings)
     review_band: tuple[float, float] = Field(
         (0.2, 0.8), description="referable probabilities in this band go to a human"
     )
-    mqtt: MqttSettings = Field(default_factory=MqttSettings)  # type: ignore[arg-type]
+    mqtt: MqttSettings = Field(default_factory=MqttSettings)
 
     @model_validator(mode="after")
     def _band(self) -> CloudConfig:

@@ -43,5 +43,5 @@ class TrafficGatewayConfig(StrictModel):
     backend: Backend = Field("auto", description="inference backend")
     control_interval_s: float = Field(5.0, ge=1, le=60, description="aggregate period")
     plan_expiry_grace_s: float = Field(0.0, ge=0, le=60, description="tolerance on plan expiry")
-    safety: SignalSafety = Field(default_factory=SignalSafety)  # type: ignore[arg-type]
-    mqtt: MqttSettings = Field(default_factory=MqttSettings)  # type: ignore[arg-type]
+    safety: SignalSafety = Field(default_factory=SignalSafety)
+    mqtt: MqttSettings = Field(default_factory=MqttSettings)

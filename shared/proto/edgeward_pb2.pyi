@@ -1,23 +1,20 @@
-from collections.abc import Iterable as _Iterable
-from collections.abc import Mapping as _Mapping
-from typing import ClassVar as _ClassVar
-
+from google.protobuf.internal import containers as _containers
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
-from google.protobuf.internal import containers as _containers
+from collections.abc import Iterable as _Iterable, Mapping as _Mapping
+from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 
 DESCRIPTOR: _descriptor.FileDescriptor
 
 class ScanUpload(_message.Message):
-    __slots__ = ("content_type", "filename", "image", "metadata", "scan_id")
+    __slots__ = ("scan_id", "image", "content_type", "filename", "metadata")
     class MetadataEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
         VALUE_FIELD_NUMBER: _ClassVar[int]
         key: str
         value: str
-        def __init__(self, key: str | None = ..., value: str | None = ...) -> None: ...
-
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[str] = ...) -> None: ...
     SCAN_ID_FIELD_NUMBER: _ClassVar[int]
     IMAGE_FIELD_NUMBER: _ClassVar[int]
     CONTENT_TYPE_FIELD_NUMBER: _ClassVar[int]
@@ -28,14 +25,7 @@ class ScanUpload(_message.Message):
     content_type: str
     filename: str
     metadata: _containers.ScalarMap[str, str]
-    def __init__(
-        self,
-        scan_id: str | None = ...,
-        image: bytes | None = ...,
-        content_type: str | None = ...,
-        filename: str | None = ...,
-        metadata: _Mapping[str, str] | None = ...,
-    ) -> None: ...
+    def __init__(self, scan_id: _Optional[str] = ..., image: _Optional[bytes] = ..., content_type: _Optional[str] = ..., filename: _Optional[str] = ..., metadata: _Optional[_Mapping[str, str]] = ...) -> None: ...
 
 class ScanReceipt(_message.Message):
     __slots__ = ("scan_id", "status")
@@ -43,16 +33,16 @@ class ScanReceipt(_message.Message):
     STATUS_FIELD_NUMBER: _ClassVar[int]
     scan_id: str
     status: str
-    def __init__(self, scan_id: str | None = ..., status: str | None = ...) -> None: ...
+    def __init__(self, scan_id: _Optional[str] = ..., status: _Optional[str] = ...) -> None: ...
 
 class ScanQuery(_message.Message):
     __slots__ = ("scan_id",)
     SCAN_ID_FIELD_NUMBER: _ClassVar[int]
     scan_id: str
-    def __init__(self, scan_id: str | None = ...) -> None: ...
+    def __init__(self, scan_id: _Optional[str] = ...) -> None: ...
 
 class ScanStatus(_message.Message):
-    __slots__ = ("cloud_result_json", "confidence", "reasons", "scan_id", "verdict")
+    __slots__ = ("scan_id", "verdict", "reasons", "confidence", "cloud_result_json")
     SCAN_ID_FIELD_NUMBER: _ClassVar[int]
     VERDICT_FIELD_NUMBER: _ClassVar[int]
     REASONS_FIELD_NUMBER: _ClassVar[int]
@@ -63,49 +53,27 @@ class ScanStatus(_message.Message):
     reasons: _containers.RepeatedScalarFieldContainer[str]
     confidence: float
     cloud_result_json: str
-    def __init__(
-        self,
-        scan_id: str | None = ...,
-        verdict: str | None = ...,
-        reasons: _Iterable[str] | None = ...,
-        confidence: float | None = ...,
-        cloud_result_json: str | None = ...,
-    ) -> None: ...
+    def __init__(self, scan_id: _Optional[str] = ..., verdict: _Optional[str] = ..., reasons: _Optional[_Iterable[str]] = ..., confidence: _Optional[float] = ..., cloud_result_json: _Optional[str] = ...) -> None: ...
 
 class EdgeVerdict(_message.Message):
-    __slots__ = ("model_versions", "referable_probability", "verdict")
+    __slots__ = ("verdict", "referable_probability", "model_versions")
     class ModelVersionsEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
         VALUE_FIELD_NUMBER: _ClassVar[int]
         key: str
         value: str
-        def __init__(self, key: str | None = ..., value: str | None = ...) -> None: ...
-
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[str] = ...) -> None: ...
     VERDICT_FIELD_NUMBER: _ClassVar[int]
     REFERABLE_PROBABILITY_FIELD_NUMBER: _ClassVar[int]
     MODEL_VERSIONS_FIELD_NUMBER: _ClassVar[int]
     verdict: str
     referable_probability: float
     model_versions: _containers.ScalarMap[str, str]
-    def __init__(
-        self,
-        verdict: str | None = ...,
-        referable_probability: float | None = ...,
-        model_versions: _Mapping[str, str] | None = ...,
-    ) -> None: ...
+    def __init__(self, verdict: _Optional[str] = ..., referable_probability: _Optional[float] = ..., model_versions: _Optional[_Mapping[str, str]] = ...) -> None: ...
 
 class GradeRequest(_message.Message):
-    __slots__ = (
-        "content_type",
-        "edge",
-        "image",
-        "laterality",
-        "model_id",
-        "request_id",
-        "scan_id",
-        "site_id",
-    )
+    __slots__ = ("scan_id", "image", "content_type", "site_id", "request_id", "model_id", "edge", "laterality")
     SCAN_ID_FIELD_NUMBER: _ClassVar[int]
     IMAGE_FIELD_NUMBER: _ClassVar[int]
     CONTENT_TYPE_FIELD_NUMBER: _ClassVar[int]
@@ -122,20 +90,10 @@ class GradeRequest(_message.Message):
     model_id: str
     edge: EdgeVerdict
     laterality: str
-    def __init__(
-        self,
-        scan_id: str | None = ...,
-        image: bytes | None = ...,
-        content_type: str | None = ...,
-        site_id: str | None = ...,
-        request_id: str | None = ...,
-        model_id: str | None = ...,
-        edge: EdgeVerdict | _Mapping | None = ...,
-        laterality: str | None = ...,
-    ) -> None: ...
+    def __init__(self, scan_id: _Optional[str] = ..., image: _Optional[bytes] = ..., content_type: _Optional[str] = ..., site_id: _Optional[str] = ..., request_id: _Optional[str] = ..., model_id: _Optional[str] = ..., edge: _Optional[_Union[EdgeVerdict, _Mapping]] = ..., laterality: _Optional[str] = ...) -> None: ...
 
 class Region(_message.Message):
-    __slots__ = ("height", "score", "width", "x", "y")
+    __slots__ = ("x", "y", "width", "height", "score")
     X_FIELD_NUMBER: _ClassVar[int]
     Y_FIELD_NUMBER: _ClassVar[int]
     WIDTH_FIELD_NUMBER: _ClassVar[int]
@@ -146,29 +104,10 @@ class Region(_message.Message):
     width: int
     height: int
     score: float
-    def __init__(
-        self,
-        x: int | None = ...,
-        y: int | None = ...,
-        width: int | None = ...,
-        height: int | None = ...,
-        score: float | None = ...,
-    ) -> None: ...
+    def __init__(self, x: _Optional[int] = ..., y: _Optional[int] = ..., width: _Optional[int] = ..., height: _Optional[int] = ..., score: _Optional[float] = ...) -> None: ...
 
 class GradeResult(_message.Message):
-    __slots__ = (
-        "confidence",
-        "grade_probabilities",
-        "heatmap_png",
-        "model_version",
-        "needs_review",
-        "referable_probability",
-        "regions",
-        "request_id",
-        "review_reason",
-        "scan_id",
-        "verdict",
-    )
+    __slots__ = ("scan_id", "grade_probabilities", "referable_probability", "confidence", "model_version", "verdict", "heatmap_png", "regions", "needs_review", "review_reason", "request_id")
     SCAN_ID_FIELD_NUMBER: _ClassVar[int]
     GRADE_PROBABILITIES_FIELD_NUMBER: _ClassVar[int]
     REFERABLE_PROBABILITY_FIELD_NUMBER: _ClassVar[int]
@@ -191,23 +130,10 @@ class GradeResult(_message.Message):
     needs_review: bool
     review_reason: str
     request_id: str
-    def __init__(
-        self,
-        scan_id: str | None = ...,
-        grade_probabilities: _Iterable[float] | None = ...,
-        referable_probability: float | None = ...,
-        confidence: float | None = ...,
-        model_version: str | None = ...,
-        verdict: str | None = ...,
-        heatmap_png: bytes | None = ...,
-        regions: _Iterable[Region | _Mapping] | None = ...,
-        needs_review: bool | None = ...,
-        review_reason: str | None = ...,
-        request_id: str | None = ...,
-    ) -> None: ...
+    def __init__(self, scan_id: _Optional[str] = ..., grade_probabilities: _Optional[_Iterable[float]] = ..., referable_probability: _Optional[float] = ..., confidence: _Optional[float] = ..., model_version: _Optional[str] = ..., verdict: _Optional[str] = ..., heatmap_png: _Optional[bytes] = ..., regions: _Optional[_Iterable[_Union[Region, _Mapping]]] = ..., needs_review: _Optional[bool] = ..., review_reason: _Optional[str] = ..., request_id: _Optional[str] = ...) -> None: ...
 
 class ResultQuery(_message.Message):
     __slots__ = ("scan_id",)
     SCAN_ID_FIELD_NUMBER: _ClassVar[int]
     scan_id: str
-    def __init__(self, scan_id: str | None = ...) -> None: ...
+    def __init__(self, scan_id: _Optional[str] = ...) -> None: ...
