@@ -57,7 +57,11 @@ class SignalPort(Protocol):
     def current_phase(self) -> int: ...
 
     def set_phase(self, index: int) -> None:
-        """Switch to phase `index`; only the safe applier calls this."""
+        """Switch to phase `index` and HOLD it until the next call; only the applier calls this.
+
+        The controller must not advance on its own while the applier drives it (in SUMO:
+        setPhase then setPhaseDuration to a large value), or it could cut a yellow short.
+        """
         ...
 
     def time(self) -> float:

@@ -1,0 +1,111 @@
+"""Property tests: whatever plans arrive and however the clock ticks, the signals stay safe."""
+
+from __future__ import annotations
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from edge.traffic.applier import SafeApplier
+from edge.traffic.sequence_check import check_sequence
+from edge.traffic.signal_port import PhaseDef
+from shared.config.traffic import SignalSafety
+from tests.unit.traffic_fakes import MemoryPort
+
+
+@st.composite
+def programs(draw: st.DrawFn) -> list[PhaseDef]:
+    """Random but well-formed programs: regular, many-phase, green->green, optional all-red."""
+    links = draw(st.integers(1, 14))
+    n_greens = draw(st.integers(1, 6))
+    greens = [
+        "".join(draw(st.lists(st.sampled_from("GgrG"), min_size=links, max_size=links)))
+        for _ in range(n_greens)
+    ]
+    greens = [g if any(c in "Gg" for c in g) else "G" + g[1:] for g in greens]
+    program: list[PhaseDef] = []
+    for k, state in enumerate(greens):
+        nxt = greens[(k + 1) % n_greens]
+        program.append(
+            PhaseDef.from_state(
+                state, draw(st.floats(1, 150)), draw(st.floats(1, 10)), draw(st.floats(10, 150))
+            )
+        )
+        loses = [a in "Gg" and b not in "Gg" for a, b in zip(state, nxt, strict=True)]
+        if not any(loses) and draw(st.booleans()):
+            continue  # green -> green where nobody loses green needs no yellow
+        all_red = draw(st.booleans())
+        yellow = "".join(
+            "y" if (a in "Gg" and (lost or all_red)) else ("G" if a in "Gg" else "r")
+            for a, lost in zip(state, loses, strict=True)
+        )
+        if "y" not in yellow:
+            yellow = "y" + yellow[1:]
+        program.append(PhaseDef.from_state(yellow, draw(st.floats(0.5, 12))))
+        if all_red:
+            program.append(PhaseDef.from_state("r" * links, draw(st.floats(0.1, 8))))
+    return program
+
+
+safeties = st.builds(
+    SignalSafety,
+    min_green_s=st.floats(3, 30),
+    max_green_s=st.floats(30, 300),
+    yellow_s=st.floats(3, 6),
+    all_red_s=st.floats(0, 10),
+    pedestrian_min_s=st.floats(0, 60),
+    max_plan_change_s=st.floats(0, 120),
+)
+
+plan_events = st.lists(
+    st.tuples(
+        st.floats(0, 200),  # seconds until this plan arrives
+        st.dictionaries(st.integers(0, 30), st.floats(0.01, 1000), max_size=8),
+        st.one_of(st.none(), st.tuples(st.floats(20, 240), st.floats(0, 240))),
+    ),
+    max_size=12,
+)
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    program=programs(),
+    safety=safeties,
+    events=plan_events,
+    gaps=st.lists(st.floats(0.05, 1.0), min_size=1, max_size=8),
+    crossings=st.frozensets(st.integers(0, 30), max_size=6),
+    start=st.integers(0, 30),
+)
+def test_applier_never_emits_an_unsafe_sequence(  # noqa: PLR0917 (hypothesis arguments)
+    program, safety, events, gaps, crossings, start
+) -> None:
+    port = MemoryPort(program, crossings=crossings, start_phase=start % len(program))
+    applier = SafeApplier(port, safety)
+    previous = applier.targets
+    arrivals = []
+    t = 0.0
+    for delay, greens, alignment in events:
+        t += delay
+        arrivals.append((t, greens, alignment))
+    end = max(t, 300.0) + 400.0
+    step = 0
+    while port.now < end:
+        while arrivals and arrivals[0][0] <= port.now:
+            _, greens, alignment = arrivals.pop(0)
+            wanted = {i: g for i, g in greens.items() if i in applier.green_phases}
+            applied = applier.set_targets(wanted, "test", alignment)
+            for i, seconds in applied.items():
+                assert abs(seconds - previous[i]) <= safety.max_plan_change_s + 1e-6
+            previous = applied
+        applier.step()
+        port.now += gaps[step % len(gaps)]
+        step += 1
+    problems = check_sequence(
+        program,
+        [(s.time, s.phase) for s in applier.switches],
+        port.now,
+        safety=safety,
+        has_crossing=port.has_pedestrian_crossing,
+        tolerance_s=max(gaps),
+    )
+    assert problems == []
+    assert len(applier.switches) > 1  # the junction really cycled
