@@ -1,0 +1,1 @@
+"""One module per `edgeward bench` sub-command."""
