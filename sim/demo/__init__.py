@@ -1,0 +1,1 @@
+"""The main job: the whole system end to end, with a failure thrown in, and a report."""
