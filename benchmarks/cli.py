@@ -1,19 +1,155 @@
-"""`edgeward bench`: measure every model on every backend this host offers."""
+"""`edgeward bench`: every model on every backend this host offers, and the tiers around them.
+
+Each sub-command writes results.json (with host facts), report.html and PNG charts into --out,
+prints the path, and with --compare OLD.json prints per-metric ratios and flags regressions.
+"""
 
 from __future__ import annotations
 
 import argparse
+import sys
+from collections.abc import Callable
+from dataclasses import replace
+from pathlib import Path
+
+from benchmarks.results import BenchRun, default_out_dir, load_results
+
+SUITES: dict[str, str] = {
+    "models": "every registered model on every backend here, across batch sizes, vs peak FLOP/s",
+    "edge": "clinic pipeline per stage and end to end; traffic frame-to-aggregate path",
+    "cloud": "closed-loop load on the Serve grader: concurrency, batching, Grad-CAM, naive peer",
+    "mqtt": "N simulated gateways publishing QoS 1 through a real mosquitto to the cloud bridge",
+    "traffic": "coordinator plan computation time against network size (10 to 2,000 junctions)",
+}
 
 
-def _not_built(args: argparse.Namespace) -> int:
-    print("edgeward bench: not built yet (issue 7)")
-    return 0
+def _threshold(text: str) -> float:
+    value = float(text.rstrip("%")) / (100 if text.endswith("%") else 1)
+    if not 0 < value < 10:
+        raise argparse.ArgumentTypeError(f"threshold {text!r} must be a fraction like 0.1 or 10%")
+    return value
+
+
+def _common(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--quick",
+        action="store_true",
+        help="small sweep and short budgets: the whole command finishes in under a minute (CI)",
+    )
+    p.add_argument(
+        "--out",
+        type=Path,
+        default=None,
+        help="directory for results.json, report.html and charts (default out/bench/<time>-SUITE)",
+    )
+    p.add_argument(
+        "--compare",
+        type=Path,
+        metavar="OLD.json",
+        help="an older results.json: print new/old ratios per metric and flag regressions",
+    )
+    p.add_argument(
+        "--threshold",
+        type=_threshold,
+        default=0.10,
+        help="a metric worse than OLD by more than this is a regression (default 0.10 = 10%%)",
+    )
+
+
+def _run(
+    args: argparse.Namespace,
+    suite: str,
+    body: Callable[[BenchRun], None],
+    failure: Callable[[BenchRun], str | None] = lambda run: None,
+) -> int:
+    """Run `body`, write and print the results; 1 on a regression or a `failure` message."""
+    old = load_results(args.compare) if args.compare else None  # fail before measuring
+    config = {
+        k: (str(v) if isinstance(v, Path) else v)
+        for k, v in vars(args).items()
+        if k not in ("handler",) and not callable(v)
+    }
+    run = BenchRun(suite, args.out or default_out_dir(suite), args.quick, config)
+    body(run)
+    path = run.finish()
+    print(f"results: {path}")
+    print(f"report:  {path.parent / 'report.html'}")
+    for key, value in run.headline.items():
+        print(f"  {key}: {value}")
+    code = 0
+    if old is not None:
+        from benchmarks.compare import compare, render
+
+        changes, unmatched = compare(old, run.to_json())
+        text, regressions = render(changes, unmatched, args.threshold)
+        print(text)
+        code = 1 if regressions else 0
+    problem = failure(run)
+    if problem:
+        print(f"bench {suite}: {problem}", file=sys.stderr)
+        code = 1
+    return code
+
+
+def _models(args: argparse.Namespace) -> int:
+    from benchmarks.suites.models import ModelsPlan, run_models
+
+    plan = ModelsPlan.quick(args.registry) if args.quick else ModelsPlan(args.registry)
+    plan = replace(plan, only=tuple(args.model or ()), backends=tuple(args.backend or ()))
+    if args.threads:
+        plan = replace(plan, threads=args.threads)
+    if args.batch:
+        plan = replace(plan, batch_sizes=tuple(args.batch))
+    return _run(args, "models", lambda run: run_models(run, plan))
+
+
+def _mqtt(args: argparse.Namespace) -> int:
+    from benchmarks.suites.mqtt import MqttPlan, run_mqtt
+
+    plan = MqttPlan.quick() if args.quick else MqttPlan()
+    if args.gateways:
+        plan = replace(plan, gateways=tuple(args.gateways))
+    if args.messages:
+        plan = replace(plan, messages_per_gateway=args.messages)
+
+    def lost(run: BenchRun) -> str | None:
+        n = sum(r["metrics"]["lost"] for r in run.results)
+        return f"{n} QoS 1 message(s) were LOST; that must never happen" if n else None
+
+    return _run(args, "mqtt", lambda run: run_mqtt(run, plan), lost)
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser(
         "bench",
         help="measure every model on every backend this host offers",
-        description="measure every model on every backend this host offers.",
+        description=(
+            "Measure what this host does with edgeward's models and tiers, and how close it is "
+            "to what the hardware could do. Every run writes results.json (with host facts), "
+            "report.html and PNG charts, and prints where."
+        ),
+        epilog="See benchmarks/README.md for running on a Jetson or a GPU server.",
     )
-    p.set_defaults(handler=_not_built)
+    cmds = p.add_subparsers(dest="suite", metavar="SUITE", required=True)
+
+    m = cmds.add_parser("models", help=SUITES["models"], description=SUITES["models"] + ".")
+    _common(m)
+    m.add_argument(
+        "--registry", type=Path, default=Path("registry"), help="model registry (default registry)"
+    )
+    m.add_argument("--model", action="append", help="only this model name (repeatable)")
+    m.add_argument(
+        "--backend",
+        action="append",
+        help="only this backend: pytorch-eager, onnx-cpu, onnx-cpu-int8, onnx-cuda, "
+        "onnx-tensorrt, tensorrt (repeatable; default every one available)",
+    )
+    m.add_argument("--batch", type=int, action="append", help="batch size (repeatable)")
+    m.add_argument("--threads", type=int, default=0, help="CPU threads per runtime (default 2)")
+    m.set_defaults(handler=_models)
+
+    q = cmds.add_parser("mqtt", help=SUITES["mqtt"], description=SUITES["mqtt"] + ".")
+    _common(q)
+    q.add_argument("--gateways", type=int, action="append", help="gateway count (repeatable)")
+    q.add_argument("--messages", type=int, help="messages per gateway in the paced phase")
+    q.set_defaults(handler=_mqtt)
