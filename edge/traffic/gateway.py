@@ -1,0 +1,196 @@
+"""One junction's gateway: cameras -> counts -> aggregates up; plan down -> fallback -> applier.
+
+`step()` is called every controller step (each simulation step in the twin, every second live);
+the control work happens once per control interval of the junction's own clock.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+from dataclasses import dataclass, field
+
+from edge.traffic.actuation import actuated_greens
+from edge.traffic.applier import PlanRejectedError, SafeApplier
+from edge.traffic.camera_health import CameraHealth
+from edge.traffic.counter import Counter
+from edge.traffic.fallback import CameraState, FallbackMachine
+from edge.traffic.frames import FrameSource
+from edge.traffic.layout import JunctionLayout
+from edge.traffic.link import TrafficLink
+from edge.traffic.signal_port import SignalPort
+from shared import topics
+from shared.config.traffic import TrafficGatewayConfig
+from shared.errors import SchemaError
+from shared.messages.base import decode
+from shared.messages.status import GatewayStatus
+from shared.messages.traffic import ApproachCount, ModeChange, SignalPlan, TrafficAggregate
+
+log = logging.getLogger(__name__)
+
+HEARTBEAT_EVERY = 6  # intervals between retained status refreshes
+RECOVER_INTERVALS = 2  # hysteresis before climbing back to a better mode
+
+
+@dataclass
+class GatewayStats:
+    intervals: int = 0
+    aggregates: int = 0
+    plans_received: int = 0
+    plans_rejected: int = 0
+    modes: dict[str, int] = field(default_factory=dict)  # intervals spent per mode
+
+
+class TrafficGateway:
+    def __init__(
+        self,
+        config: TrafficGatewayConfig,
+        port: SignalPort,
+        layout: JunctionLayout,
+        *,
+        frames: FrameSource,
+        counter: Counter,
+        link: TrafficLink | None = None,
+    ) -> None:
+        self.config = config
+        self.junction_id = config.junction_id
+        self.port = port
+        self.layout = layout
+        self.frames = frames
+        self.counter = counter
+        self.link = link
+        self.applier = SafeApplier(port, config.safety)
+        self.fallback = FallbackMachine(
+            self.junction_id,
+            recover_s=RECOVER_INTERVALS * config.control_interval_s,
+            expiry_grace_s=config.plan_expiry_grace_s,
+            on_change=self._mode_changed,
+        )
+        self.health = {a.approach_id: CameraHealth() for a in layout.approaches}
+        self.stats = GatewayStats()
+        self.last_counts: dict[str, tuple[float, float]] = {}
+        self._inbox: queue.SimpleQueue[bytes] = queue.SimpleQueue()
+        self._next_interval = port.time()
+        self._interval_start = port.time()
+
+    # -- wiring -------------------------------------------------------------------------------
+
+    def receive_plan(self, payload: bytes) -> None:
+        """Called from the MQTT thread; the plan is handled on the gateway's own thread."""
+        self._inbox.put(payload)
+
+    @property
+    def mode(self) -> str:
+        return self.fallback.mode
+
+    # -- the loop -----------------------------------------------------------------------------
+
+    def step(self) -> None:
+        now = self.port.time()
+        self._take_plans(now)
+        if now + 1e-9 >= self._next_interval:
+            self.control(now)
+            self._next_interval = now + self.config.control_interval_s
+        elif self.link is not None:
+            self.link.poll()
+        self.applier.step()
+
+    def control(self, now: float) -> None:
+        """One control interval: look, count, report, decide the mode, set the timings."""
+        cameras, counts = self._observe()
+        self.last_counts = counts
+        connected = self.link.connected if self.link is not None else False
+        mode = self.fallback.update(now, connected, cameras)
+        self.stats.intervals += 1
+        self.stats.modes[mode] = self.stats.modes.get(mode, 0) + 1
+        self._apply(mode, now, counts)
+        aggregate = TrafficAggregate(
+            sender=self.junction_id,
+            junction_id=self.junction_id,
+            interval_start=self._interval_start,
+            interval_s=self.config.control_interval_s,
+            approaches=[
+                ApproachCount(
+                    approach_id=c.approach_id,
+                    queue=counts.get(c.approach_id, (0.0, 0.0))[0],
+                    approaching=counts.get(c.approach_id, (0.0, 0.0))[1],
+                    camera_healthy=c.healthy,
+                    camera_reason=c.reason,
+                )
+                for c in cameras
+            ],
+            mode=mode,
+            phase_index=self.applier.phase,
+        )
+        self._interval_start = now
+        if self.link is not None:
+            self.link.publish(topics.traffic_aggregate(self.junction_id), aggregate)
+            self.stats.aggregates += 1
+            if self.stats.intervals % HEARTBEAT_EVERY == 1:
+                self._publish_status()
+
+    def _observe(self) -> tuple[list[CameraState], dict[str, tuple[float, float]]]:
+        frames = self.frames.frames()
+        cameras = []
+        usable = {}
+        for a in self.layout.approaches:
+            frame = frames.get(a.approach_id)
+            verdict = self.health[a.approach_id].check(frame)
+            cameras.append(CameraState(a.approach_id, verdict.healthy, verdict.reason))
+            if verdict.healthy and frame is not None:
+                usable[a.approach_id] = frame
+        counts = self.counter.count(usable) if usable else {}
+        return cameras, counts
+
+    def _apply(self, mode: str, now: float, counts: dict[str, tuple[float, float]]) -> None:
+        if mode == "coordinated":
+            plan = self.fallback.usable_plan(now)
+            if plan is not None:
+                greens = self.applier.greens_from_plan(plan)  # validated on arrival
+                self.applier.set_targets(
+                    greens, f"plan {plan.plan_id}", (plan.cycle_s, plan.offset_s)
+                )
+                return
+        if mode in ("coordinated", "actuated"):
+            greens = actuated_greens(
+                self.applier.program, self.layout, counts, self.config.safety.min_green_s
+            )
+            self.applier.set_targets(greens, "actuated")
+            return
+        self.applier.set_targets(self.applier.fixed_greens, "fixed")
+
+    def _take_plans(self, now: float) -> None:
+        while True:
+            try:
+                payload = self._inbox.get_nowait()
+            except queue.Empty:
+                return
+            self.stats.plans_received += 1
+            try:
+                plan = decode(payload, SignalPlan)
+                self.applier.greens_from_plan(plan)
+            except (SchemaError, PlanRejectedError) as exc:
+                self.stats.plans_rejected += 1
+                self.fallback.reject_plan(str(exc))
+                continue
+            self.fallback.offer_plan(plan, now)
+
+    # -- reporting ----------------------------------------------------------------------------
+
+    def _mode_changed(self, change: ModeChange) -> None:
+        if self.link is not None:
+            self.link.publish(topics.traffic_mode(self.junction_id), change)
+            self._publish_status()
+
+    def _publish_status(self) -> None:
+        if self.link is None:
+            return
+        status = GatewayStatus(
+            sender=self.junction_id,
+            gateway_id=self.junction_id,
+            kind="traffic",
+            state="online" if self.fallback.mode == "coordinated" else "degraded",
+            outbox_depth=self.link.outbox.depth(),
+            detail=f"mode {self.fallback.mode}",
+        )
+        self.link.publish(self.link.status_topic, status, retain=True)

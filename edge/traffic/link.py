@@ -1,0 +1,168 @@
+"""The gateway's MQTT link: QoS 1 publishes through a durable outbox, plans in, Last Will set.
+
+Every publish is written to SQLite first and deleted only when the broker's PUBACK arrives, so
+a broker outage (or a gateway restart) loses nothing; receivers dedupe on message_id.
+"""
+
+from __future__ import annotations
+
+import collections
+import logging
+import sqlite3
+import threading
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import paho.mqtt.client as paho
+
+from shared import topics
+from shared.config.base import MqttSettings
+from shared.messages.base import Message
+from shared.messages.status import GatewayStatus
+from shared.mqtt import QOS, connect, make_client
+
+log = logging.getLogger(__name__)
+
+
+class Outbox:
+    """A FIFO of (topic, payload, retain) on disk."""
+
+    def __init__(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self._db = sqlite3.connect(str(path), check_same_thread=False, isolation_level=None)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute(
+            "CREATE TABLE IF NOT EXISTS outbox (seq INTEGER PRIMARY KEY AUTOINCREMENT, "
+            "topic TEXT NOT NULL, payload BLOB NOT NULL, retain INTEGER NOT NULL)"
+        )
+        self._lock = threading.Lock()
+
+    def put(self, topic: str, payload: bytes, retain: bool) -> int:
+        with self._lock:
+            cur = self._db.execute(
+                "INSERT INTO outbox (topic, payload, retain) VALUES (?, ?, ?)",
+                (topic, payload, int(retain)),
+            )
+            return int(cur.lastrowid or 0)
+
+    def pending(self, after: int = 0) -> list[tuple[int, str, bytes, bool]]:
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT seq, topic, payload, retain FROM outbox WHERE seq > ? ORDER BY seq",
+                (after,),
+            ).fetchall()
+        return [(int(s), str(t), bytes(p), bool(r)) for s, t, p, r in rows]
+
+    def remove(self, seq: int) -> None:
+        with self._lock:
+            self._db.execute("DELETE FROM outbox WHERE seq = ?", (seq,))
+
+    def depth(self) -> int:
+        with self._lock:
+            return int(self._db.execute("SELECT COUNT(*) FROM outbox").fetchone()[0])
+
+    def close(self) -> None:
+        self._db.close()
+
+
+class TrafficLink:
+    """One junction's connection to the broker; `poll()` runs on the gateway's own thread."""
+
+    def __init__(
+        self,
+        settings: MqttSettings,
+        junction_id: str,
+        outbox_path: Path,
+        on_plan: Callable[[bytes], None],
+    ) -> None:
+        self.junction_id = junction_id
+        self.outbox = Outbox(outbox_path)
+        self._on_plan = on_plan
+        self._settings = settings
+        self.status_topic = topics.gateway_status("traffic", junction_id)
+        will = GatewayStatus(
+            sender=junction_id, gateway_id=junction_id, kind="traffic", state="offline"
+        )
+        self.client = make_client(
+            settings, f"edgeward-traffic-{junction_id}", will=(self.status_topic, will)
+        )
+        self.client.on_connect = self._connected
+        self.client.on_disconnect = self._disconnected
+        self.client.on_message = self._message
+        self.client.on_publish = self._published
+        self._connected_flag = threading.Event()
+        self._acked: collections.deque[int] = collections.deque()
+        self._inflight: dict[int, int] = {}  # paho mid -> outbox seq
+        self._sent_up_to = 0  # highest outbox seq handed to paho in this connection
+        self._needs_flush = threading.Event()
+
+    # -- lifecycle ----------------------------------------------------------------------------
+
+    def start(self) -> None:
+        connect(self.client, self._settings, persistent=True)
+
+    def stop(self) -> None:
+        self.client.disconnect()
+        self.client.loop_stop()
+        self.outbox.close()
+
+    def kill(self) -> None:
+        """Drop the connection without a DISCONNECT, as a crash would (the Will fires)."""
+        sock = self.client.socket()
+        self.client.loop_stop()
+        if sock is not None:
+            sock.close()
+        self.outbox.close()
+
+    @property
+    def connected(self) -> bool:
+        return self._connected_flag.is_set()
+
+    # -- paho callbacks (network thread) ------------------------------------------------------
+
+    def _connected(self, client: paho.Client, _u: Any, _f: Any, reason: Any, _p: Any) -> None:
+        if reason.is_failure:
+            log.warning("junction %s: broker refused connection: %s", self.junction_id, reason)
+            return
+        client.subscribe(topics.traffic_plan(self.junction_id), qos=QOS)
+        self._connected_flag.set()
+        self._needs_flush.set()
+
+    def _disconnected(self, _c: paho.Client, _u: Any, _f: Any, reason: Any, _p: Any) -> None:
+        if self._connected_flag.is_set():
+            log.warning("junction %s: broker connection lost (%s)", self.junction_id, reason)
+        self._connected_flag.clear()
+
+    def _message(self, _c: paho.Client, _u: Any, msg: paho.MQTTMessage) -> None:
+        self._on_plan(bytes(msg.payload))
+
+    def _published(self, _c: paho.Client, _u: Any, mid: int, _r: Any, _p: Any) -> None:
+        self._acked.append(mid)
+
+    # -- the gateway's side -------------------------------------------------------------------
+
+    def publish(self, topic: str, message: Message, retain: bool = False) -> None:
+        """Queue durably, then send if the broker is there."""
+        self.outbox.put(topic, message.encode(), retain)
+        self.poll()
+
+    def poll(self) -> None:
+        """Settle acknowledged messages and send what waits in the outbox."""
+        while self._acked:
+            seq = self._inflight.pop(self._acked.popleft(), None)
+            if seq is not None:
+                self.outbox.remove(seq)
+        if not self.connected:
+            return
+        if self._needs_flush.is_set():
+            self._needs_flush.clear()
+            self._inflight.clear()  # anything unacked is resent: receivers dedupe
+            self._sent_up_to = 0
+        for seq, topic, payload, retain in self.outbox.pending(self._sent_up_to):
+            info = self.client.publish(topic, payload, qos=QOS, retain=retain)
+            if info.rc != paho.MQTT_ERR_SUCCESS:
+                self._needs_flush.set()  # lost the link mid-flush; resend from the start later
+                return
+            self._inflight[info.mid] = seq
+            self._sent_up_to = seq
