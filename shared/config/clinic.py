@@ -42,6 +42,13 @@ class ClinicGatewayConfig(StrictModel):
     gateway_id: str = Field("gw-1", min_length=1, max_length=64, description="this gateway")
     data_dir: Path = Field(Path("var/clinic"), description="SQLite records and outbox live here")
     watch_dir: Path | None = Field(None, description="folder the camera writes scans into")
+    watch_poll_s: float = Field(
+        1.0,
+        ge=0.05,
+        le=60,
+        description="seconds between looks at watch_dir; a file is read once its size and "
+        "modification time held still over two looks",
+    )
     registry_dir: Path = Field(Path("registry"), description="model registry root")
     quality_model: str = Field("fundus-quality", description="registry name of the quality net")
     triage_model: str = Field("fundus-triage", description="registry name of the triage net")
