@@ -31,7 +31,7 @@ def latency_charts(results: list[dict[str, Any]], out: Path) -> list[Path]:
         fig, ax = plt.subplots(figsize=(10, 0.45 * len(chunk) + 1.6))
         ax.boxplot(
             [r["samples_ms"] for r in chunk],
-            vert=False,
+            orientation="horizontal",
             whis=(1, 99),
             showfliers=False,
             tick_labels=[r["name"] for r in chunk],

@@ -1,0 +1,169 @@
+"""`edgeward bench SUITE --quick` as CI runs it: real models, real ORT/torch, real mosquitto.
+
+These check that the JSON holds every field with sane values, never how fast anything is.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from shared.cli import main
+
+RESULT_KEYS = {
+    "suite",
+    "name",
+    "params",
+    "latency_ms",
+    "throughput",
+    "warmup",
+    "iterations",
+    "stop_reason",
+    "stable",
+    "memory",
+    "samples_ms",
+    "metrics",
+}
+
+
+def _bench(args: list[str], out: Path, capsys: pytest.CaptureFixture[str]) -> dict[str, Any]:
+    code = main(["bench", *args, "--quick", "--out", str(out)])
+    printed = capsys.readouterr().out
+    assert code == 0, printed
+    assert f"results: {out / 'results.json'}" in printed
+    assert (out / "report.html").exists()
+    return dict(json.loads((out / "results.json").read_text()))
+
+
+def _check_sane(data: dict[str, Any], suite: str) -> None:
+    assert data["tool"] == "edgeward bench"
+    assert data["suite"] == suite
+    assert data["quick"] is True
+    host = data["host"]
+    assert host["cpu_cores"] >= 1
+    assert host["memory_gb"] > 0
+    assert host["cpu_model"]
+    assert len(host["git"]["commit"]) == 40
+    assert "numpy" in host["packages"]
+    assert data["results"], "a run with no results"
+    for r in data["results"]:
+        assert set(r) >= RESULT_KEYS, f"{r['name']} misses {RESULT_KEYS - set(r)}"
+        lat = r["latency_ms"]
+        assert 0 < lat["min"] <= lat["p50"] <= lat["p95"] <= lat["p99"] <= lat["max"], r["name"]
+        assert lat["n"] == r["iterations"] >= 1
+        assert r["throughput"]["value"] > 0
+        assert r["memory"]["peak_rss_mb"] >= r["memory"]["baseline_rss_mb"] > 0
+        assert r["warmup"]["iterations"] >= 1
+        assert len(r["samples_ms"]) == min(r["iterations"], 2000)
+
+
+@pytest.mark.e2e
+def test_bench_models_quick_measures_every_model_on_eager_and_onnx_cpu(
+    quick_registry: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    data = _bench(["models", "--registry", str(quick_registry)], tmp_path / "m", capsys)
+    _check_sane(data, "models")
+    names = {r["params"]["model"].split(":")[0] for r in data["results"]}
+    assert {"fundus-quality", "fundus-triage", "fundus-grader"} <= names
+    by = {
+        (r["params"]["model"].split(":")[0], r["params"]["backend"], r["params"]["batch"]): r
+        for r in data["results"]
+    }
+    for name in names:
+        for batch in (1, 4):
+            eager = by[(name, "pytorch-eager", batch)]
+            ort = by[(name, "onnx-cpu", batch)]
+            assert eager["metrics"]["flops_per_image"] == ort["metrics"]["flops_per_image"] > 0
+            assert 0 < ort["metrics"]["fraction_of_peak"] < 1.5  # measured peak is not a bound
+            assert ort["metrics"]["speedup_vs_pytorch"] > 0
+            # the same model on both runtimes: outputs agree (the export parity tolerance)
+            assert ort["metrics"]["max_abs_diff_vs_pytorch"] < 1e-3
+    peaks = data["sections"]["peak_flops"]
+    assert peaks["pytorch-eager"]["gflops_per_s"] > 0
+    assert peaks["onnx-cpu"]["gflops_per_s"] > 0
+    # GPU backends on a host without a GPU are listed with the reason, never measured
+    assert any(u["what"] == "backend onnx-cuda" for u in data["unavailable"])
+    assert any("ORT CPU vs PyTorch eager" in k for k in data["headline"])
+    pngs = {p.name for p in (tmp_path / "m").glob("*.png")}
+    assert {"share_of_peak.png", "curve_batch_size.png", "latency_1.png"} <= pngs
+
+
+@pytest.mark.e2e
+def test_bench_models_with_an_empty_registry_says_what_to_do(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code = main(["bench", "models", "--quick", "--registry", str(tmp_path / "none")])
+    assert code == 2
+    err = capsys.readouterr().err
+    assert "no models in registry" in err
+    assert "edgeward models build" in err
+
+
+@pytest.mark.mqtt
+def test_bench_mqtt_quick_loses_nothing_and_regressions_are_flagged(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    data = _bench(["mqtt"], tmp_path / "first", capsys)
+    _check_sane(data, "mqtt")
+    for r in data["results"]:
+        m = r["metrics"]
+        assert m["sent"] > 0
+        assert m["lost"] == 0
+        assert m["received"] == m["sent"]
+    assert {r["params"]["phase"] for r in data["results"]} == {"paced", "saturated"}
+    assert data["headline"]["lost messages (all runs, must be 0)"] == 0
+
+    # An "old" run 100x faster than anything real: the new run must be flagged as a regression.
+    old = json.loads((tmp_path / "first" / "results.json").read_text())
+    for r in old["results"]:
+        r["latency_ms"] = {k: v / 100 for k, v in r["latency_ms"].items()}
+        r["throughput"]["value"] *= 100
+    (tmp_path / "old.json").write_text(json.dumps(old))
+    code = main(
+        [
+            "bench",
+            "mqtt",
+            "--quick",
+            "--out",
+            str(tmp_path / "second"),
+            "--compare",
+            str(tmp_path / "old.json"),
+        ]
+    )
+    printed = capsys.readouterr().out
+    assert code == 1
+    assert "REGRESSION" in printed
+    assert "new/old" in printed
+
+
+def test_bench_help_lists_every_suite(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exc:
+        main(["bench", "--help"])
+    assert exc.value.code == 0
+    out = capsys.readouterr().out
+    for suite in ("models", "mqtt"):
+        assert suite in out
+
+
+def test_compare_with_a_missing_file_fails_before_measuring(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code = main(
+        [
+            "bench",
+            "mqtt",
+            "--quick",
+            "--compare",
+            str(tmp_path / "nope.json"),
+            "--out",
+            str(tmp_path / "o"),
+        ]
+    )
+    assert code == 2
+    assert "file not found" in capsys.readouterr().err
+    assert not (tmp_path / "o").exists()
+    shutil.rmtree(tmp_path / "o", ignore_errors=True)
