@@ -1,0 +1,66 @@
+"""Triage: the edge triage net's calibrated referable probability against two thresholds.
+
+p >= thresholds["refer"] -> refer; p < thresholds["clear"] -> no_immediate_concern; the band
+between is `review`. The thresholds come from the manifest (chosen on validation data by the
+model factory), never from code, so a retrained model brings its own operating point.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from edge.backends import Prediction
+from shared.errors import ModelRefusedError
+from shared.registry import Manifest
+from shared.verdicts import Verdict
+
+REFERABLE = "referable"
+
+
+@dataclass(frozen=True)
+class TriageResult:
+    verdict: Verdict
+    referable_probability: float
+    confidence: float
+    reason: str
+
+
+class TriagePolicy:
+    def __init__(self, manifest: Manifest) -> None:
+        missing = [k for k in ("refer", "clear") if k not in manifest.thresholds]
+        if missing or REFERABLE not in manifest.labels:
+            raise ModelRefusedError(
+                f"model {manifest.model_id} cannot triage: thresholds {sorted(manifest.thresholds)}"
+                f" and labels {manifest.labels} need 'refer', 'clear' and a 'referable' label"
+            )
+        self.refer = float(manifest.thresholds["refer"])
+        self.clear = float(manifest.thresholds["clear"])
+        if not 0.0 <= self.clear <= self.refer <= 1.0:
+            raise ModelRefusedError(
+                f"model {manifest.model_id}: thresholds clear ({self.clear}) <= refer "
+                f"({self.refer}) must hold, both within 0..1"
+            )
+        self.index = manifest.labels.index(REFERABLE)
+
+    def decide(self, prediction: Prediction) -> TriageResult:
+        p = float(prediction.probabilities[self.index])
+        if not 0.0 <= p <= 1.0:  # NaN from a broken runtime must never read as "clear"
+            return TriageResult(Verdict.REVIEW, p, 0.0, "the triage model gave no valid answer")
+        if p >= self.refer:
+            return TriageResult(
+                Verdict.REFER, p, p, f"signs of referable retinopathy (probability {p:.2f})"
+            )
+        if p < self.clear:
+            return TriageResult(
+                Verdict.NO_IMMEDIATE_CONCERN,
+                p,
+                1.0 - p,
+                f"no signs of referable retinopathy (probability {p:.2f})",
+            )
+        return TriageResult(
+            Verdict.REVIEW,
+            p,
+            max(p, 1.0 - p),
+            f"uncertain (referable probability {p:.2f}, between {self.clear:.2f} and "
+            f"{self.refer:.2f}) — a person must review it",
+        )
