@@ -68,3 +68,4 @@ def add_clinic_parsers(cmds: argparse._SubParsersAction[argparse.ArgumentParser]
         help="override data_dir: where the SQLite records and outboxes live",
     )
     p.set_defaults(handler=_run_clinic)
+    __import__("edge.clinic.check", fromlist=["add_check_parser"]).add_check_parser(cmds)  # C1
