@@ -1,0 +1,51 @@
+"""From grade probabilities to a verdict, and whether a person must look (uncertain or disputed)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from shared.verdicts import Verdict
+
+REFERABLE_FROM_GRADE = 2  # ICDR: moderate NPDR or worse is referable
+
+
+@dataclass(frozen=True)
+class Decision:
+    verdict: Verdict
+    confidence: float  # calibrated probability that the refer/no-refer call is right
+    needs_review: bool
+    review_reason: str
+    grade_verdict: Verdict  # what the grade alone says (refer / no_immediate_concern)
+
+
+def review_band(
+    thresholds: dict[str, float], configured: tuple[float, float]
+) -> tuple[float, float]:
+    """The wider of the operator's band and the model's calibrated one: more review, never less."""
+    low = min(configured[0], thresholds.get("review_low", configured[0]))
+    high = max(configured[1], thresholds.get("review_high", configured[1]))
+    return low, high
+
+
+def decide(
+    referable_probability: float,
+    thresholds: dict[str, float],
+    band: tuple[float, float],
+    edge_verdict: str = "",
+) -> Decision:
+    p = referable_probability
+    refer = p >= thresholds.get("referable", 0.5)
+    cloud = Verdict.REFER if refer else Verdict.NO_IMMEDIATE_CONCERN
+    confidence = p if refer else 1.0 - p
+    low, high = review_band(thresholds, band)
+    reasons = []
+    if low <= p <= high:
+        reasons.append(
+            f"uncertain: referable probability {p:.2f} is in the review band {low}-{high}"
+        )
+    disputed = {Verdict.REFER.value, Verdict.NO_IMMEDIATE_CONCERN.value}
+    if edge_verdict in disputed and edge_verdict != cloud.value:
+        reasons.append(f"tiers disagree: edge triage said {edge_verdict}, cloud grade says {cloud}")
+    if reasons:
+        return Decision(Verdict.REVIEW, confidence, True, "; ".join(reasons), cloud)
+    return Decision(cloud, confidence, False, "", cloud)

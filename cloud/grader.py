@@ -1,0 +1,144 @@
+"""The grader deployment: @serve.batch over a GraderCore, per-site models via @serve.multiplexed."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import time
+from collections import defaultdict
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+import numpy as np
+from ray import serve
+
+from cloud.grading import GraderCore, Grading
+from cloud.metrics import batch_size_histogram, observe_stages
+from cloud.model_loading import load_grader, resolve
+from shared.errors import EdgewardError
+
+log = logging.getLogger("ray.serve")
+MAX_MODELS_PER_REPLICA = 3
+
+
+@dataclass
+class GradeJob:
+    """One scan on its way through the batcher (decoded by the ingress)."""
+
+    scan_id: str
+    image: np.ndarray
+    request_id: str = ""
+    model_id: str = ""  # "" = the serving champion
+    explain: bool = True
+    enqueued_at: float = field(default_factory=time.perf_counter)
+
+
+@dataclass(frozen=True)
+class GradeFailure:
+    """A job the grader refused (returned, not raised, so one bad model id spoils no batch)."""
+
+    kind: str  # "model" (refused / unknown model) or "internal"
+    message: str
+
+
+def _torch_threads() -> int:
+    return max(1, min(2, os.cpu_count() or 1))
+
+
+def load_core(registry_dir: Path, model_id: str, default_name: str) -> GraderCore:
+    verified = resolve(registry_dir, model_id, default_name)
+    return GraderCore(load_grader(verified), verified.manifest, torch_threads=_torch_threads())
+
+
+@serve.deployment(name="Grader", max_ongoing_requests=64, ray_actor_options={"num_cpus": 0})
+class Grader:
+    """Loads the serving champion at start: a replica that cannot verify a model never goes live."""
+
+    def __init__(
+        self,
+        registry_dir: str,
+        default_model: str = "fundus-grader",
+        max_batch_size: int = 8,
+        batch_wait_timeout_s: float = 0.01,
+        explain: bool = True,
+    ) -> None:
+        self.registry_dir = Path(registry_dir)
+        self.default_model = default_model
+        self.explain = explain
+        self.champion = load_core(self.registry_dir, "", default_model)
+        self._grade_batch.set_max_batch_size(  # type: ignore[attr-defined]
+            max_batch_size
+        )
+        self._grade_batch.set_batch_wait_timeout_s(  # type: ignore[attr-defined]
+            batch_wait_timeout_s
+        )
+        log.info(
+            "grader serving %s (batch <= %d, wait %.3fs, explain=%s)",
+            self.champion.model_version,
+            max_batch_size,
+            batch_wait_timeout_s,
+            explain,
+        )
+
+    def model_version(self) -> str:
+        return self.champion.model_version
+
+    def configure(self, max_batch_size: int, batch_wait_timeout_s: float, explain: bool) -> None:
+        """Change batching and explanations at run time (benchmarks compare settings this way)."""
+        self._grade_batch.set_max_batch_size(  # type: ignore[attr-defined]
+            max_batch_size
+        )
+        self._grade_batch.set_batch_wait_timeout_s(  # type: ignore[attr-defined]
+            batch_wait_timeout_s
+        )
+        self.explain = explain
+
+    @serve.multiplexed(max_num_models_per_replica=MAX_MODELS_PER_REPLICA)
+    async def get_model(self, model_id: str) -> GraderCore:
+        """A per-site model by registry id; verified like the champion, refused if it fails."""
+        return await asyncio.to_thread(load_core, self.registry_dir, model_id, self.default_model)
+
+    async def grade(self, job: GradeJob) -> Grading | GradeFailure:
+        job.enqueued_at = time.perf_counter()
+        result: Grading | GradeFailure = await self._grade_batch(job)
+        return result
+
+    @serve.batch(max_batch_size=8, batch_wait_timeout_s=0.01)
+    async def _grade_batch(self, jobs: list[GradeJob]) -> list[Grading | GradeFailure]:
+        started = time.perf_counter()
+        groups: dict[str, list[int]] = defaultdict(list)
+        for i, job in enumerate(jobs):
+            groups[job.model_id].append(i)
+        out: list[Grading | GradeFailure | None] = [None] * len(jobs)
+        for model_id, idx in groups.items():
+            try:
+                core = self.champion if not model_id else await self.get_model(model_id)
+            except EdgewardError as exc:
+                for i in idx:
+                    out[i] = GradeFailure("model", str(exc))
+                continue
+            explain = self.explain and any(jobs[i].explain for i in idx)
+            try:
+                gradings = await asyncio.to_thread(
+                    core.grade, [jobs[i].image for i in idx], explain
+                )
+            except Exception as exc:
+                log.exception("grading a batch of %d on %s failed", len(idx), core.model_version)
+                for i in idx:
+                    out[i] = GradeFailure("internal", f"grader failed: {exc}")
+                continue
+            batch_size_histogram().observe(len(idx), tags={"model_version": core.model_version})
+            for i, grading in zip(idx, gradings, strict=True):
+                timings = {"queue": started - jobs[i].enqueued_at, **grading.timings_s}
+                observe_stages(timings, core.model_version)
+                log.info(
+                    "graded scan %s request_id=%s model=%s batch=%d p_ref=%.3f",
+                    jobs[i].scan_id,
+                    jobs[i].request_id,
+                    core.model_version,
+                    len(idx),
+                    grading.referable_probability,
+                )
+                out[i] = replace(grading, timings_s=timings)
+        return [r if r is not None else GradeFailure("internal", "no result") for r in out]

@@ -1,0 +1,235 @@
+"""HTTP (FastAPI) and gRPC (`CloudGrader`) ingress of the cloud tier, in one Serve deployment."""
+
+# No `from __future__ import annotations`: FastAPI reads the route annotations at run time.
+import asyncio
+import base64
+import logging
+from typing import Any
+
+import grpc
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse, Response
+from google.protobuf.json_format import MessageToDict
+from pydantic import BaseModel, Field
+from ray import serve
+from ray.serve.grpc_util import RayServegRPCContext
+from ray.serve.handle import DeploymentHandle
+
+from cloud.grader import GradeFailure, GradeJob
+from cloud.grading import Grading
+from cloud.service import (
+    GradeInput,
+    GradingService,
+    InvalidRequestError,
+    ModelUnavailableError,
+    NotFoundError,
+    RetryableError,
+)
+from cloud.store import DecisionError, ReviewCase, SqliteStore, UnknownCaseError
+from shared.config import CloudConfig
+from shared.errors import EdgewardError
+from shared.proto import edgeward_pb2 as pb
+
+log = logging.getLogger("ray.serve")
+READY_TIMEOUT_S = 5.0
+
+app = FastAPI(
+    title="edgeward cloud",
+    description="Grades retinal scans with Grad-CAM explanations; review queue; gateway nodes.",
+)
+
+_HTTP_STATUS: dict[type[EdgewardError], int] = {
+    InvalidRequestError: 400,
+    NotFoundError: 404,
+    UnknownCaseError: 404,
+    DecisionError: 409,
+    ModelUnavailableError: 422,
+    RetryableError: 503,
+}
+_GRPC_STATUS: dict[type[EdgewardError], grpc.StatusCode] = {
+    InvalidRequestError: grpc.StatusCode.INVALID_ARGUMENT,
+    NotFoundError: grpc.StatusCode.NOT_FOUND,
+    ModelUnavailableError: grpc.StatusCode.FAILED_PRECONDITION,
+    RetryableError: grpc.StatusCode.UNAVAILABLE,
+}
+
+
+class Decision(BaseModel):
+    label: str = Field(..., description="grade0..grade4 or ungradable")
+    reviewer: str = Field(..., min_length=1, max_length=128)
+    note: str = Field("", max_length=2000)
+
+
+def result_json(result: pb.GradeResult) -> dict[str, Any]:
+    """The GradeResult as JSON (bytes base64), the same shape the edge stores."""
+    return MessageToDict(
+        result, preserving_proto_field_name=True, always_print_fields_with_no_presence=True
+    )
+
+
+def case_json(case: ReviewCase, with_images: bool) -> dict[str, Any]:
+    data = case.summary()
+    if with_images:
+        data["image_b64"] = base64.b64encode(case.image).decode()
+        data["heatmap_png_b64"] = base64.b64encode(case.heatmap_png).decode()
+    return data
+
+
+def _http_error(exc: EdgewardError) -> JSONResponse:
+    status = next((s for t, s in _HTTP_STATUS.items() if isinstance(exc, t)), 500)
+    return JSONResponse({"error": str(exc)}, status_code=status)
+
+
+@serve.deployment(name="Ingress", max_ongoing_requests=256, ray_actor_options={"num_cpus": 0})
+@serve.ingress(app)
+class Ingress:
+    def __init__(
+        self,
+        grader: DeploymentHandle,
+        config: dict[str, Any],
+        bridge: DeploymentHandle | None = None,
+    ) -> None:
+        self.config = CloudConfig.model_validate(config)
+        self.grader = grader
+        self.bridge = bridge
+        self.store = SqliteStore(self.config.data_dir)
+        self.service = GradingService(
+            self.store,
+            self._call_grader,
+            tuple(self.config.review_band),  # type: ignore[arg-type]
+            self.config.grader.model,
+        )
+
+    async def _call_grader(self, job: GradeJob) -> Grading | GradeFailure:
+        handle = self.grader
+        if job.model_id:
+            handle = handle.options(multiplexed_model_id=job.model_id)
+        result: Grading | GradeFailure = await handle.grade.remote(job)
+        return result
+
+    # ---- HTTP ----
+    @app.post("/v1/grade")
+    async def grade_http(self, request: Request) -> Response:
+        """Body: the image bytes; headers: Content-Type, X-Scan-Id, optional X-Request-Id,
+        X-Site-Id, X-Model-Id, X-Edge-Verdict."""
+        h = request.headers
+        inp = GradeInput(
+            scan_id=h.get("x-scan-id", ""),
+            image=await request.body(),
+            content_type=h.get("content-type", ""),
+            site_id=h.get("x-site-id", ""),
+            request_id=h.get("x-request-id", ""),
+            model_id=h.get("x-model-id", ""),
+            edge_verdict=h.get("x-edge-verdict", ""),
+        )
+        try:
+            result, replayed = await self.service.grade(inp, "http")
+        except EdgewardError as exc:
+            return _http_error(exc)
+        return JSONResponse(
+            result_json(result),
+            headers={"X-Request-Id": result.request_id, "X-Replayed": str(replayed).lower()},
+        )
+
+    @app.get("/v1/results/{scan_id}")
+    async def result_http(self, scan_id: str) -> Response:
+        try:
+            return JSONResponse(result_json(self.service.result(scan_id)))
+        except EdgewardError as exc:
+            return _http_error(exc)
+
+    @app.get("/healthz")
+    async def healthz(self) -> dict[str, str]:
+        return {"status": "ok"}
+
+    @app.get("/readyz")
+    async def readyz(self) -> Response:
+        try:
+            version = await asyncio.wait_for(
+                self.grader.model_version.remote(), timeout=READY_TIMEOUT_S
+            )
+        except Exception as exc:
+            return JSONResponse({"ready": False, "reason": f"grader not ready: {exc}"}, 503)
+        return JSONResponse({"ready": True, "model_version": version})
+
+    @app.get("/v1/review")
+    async def review_list(self, status: str = "open", limit: int = 100) -> Response:
+        if status not in ("open", "decided", "all"):
+            return JSONResponse(
+                {"error": f"status {status!r} is not one of open, decided, all"}, 400
+            )
+        cases = self.store.cases(None if status == "all" else status, max(1, min(limit, 1000)))
+        return JSONResponse({"cases": [case_json(c, with_images=False) for c in cases]})
+
+    @app.get("/v1/review/{case_id}")
+    async def review_case(self, case_id: str) -> Response:
+        try:
+            return JSONResponse(case_json(self.store.case(case_id), with_images=True))
+        except EdgewardError as exc:
+            return _http_error(exc)
+
+    @app.post("/v1/review/{case_id}/decision")
+    async def review_decide(self, case_id: str, decision: Decision) -> Response:
+        try:
+            case = self.store.decide(case_id, decision.label, decision.reviewer, decision.note)
+        except EdgewardError as exc:
+            return _http_error(exc)
+        log.info("review case %s (scan %s) decided: %s", case_id, case.scan_id, case.label)
+        return JSONResponse(case_json(case, with_images=False))
+
+    @app.get("/v1/labels")
+    async def labels(self) -> dict[str, Any]:
+        """Reviewer labels for retraining."""
+        return {"labels": self.store.labels()}
+
+    @app.get("/v1/nodes")
+    async def nodes(self) -> dict[str, Any]:
+        """Gateways seen on the status topics; Last Wills mark them offline."""
+        return {"nodes": self.store.nodes()}
+
+    @app.get("/v1/bridge")
+    async def bridge_status(self) -> Response:
+        """Whether the MQTT bridge is connected, and what it has handled."""
+        if self.bridge is None:
+            return JSONResponse({"enabled": False})
+        try:
+            status = await asyncio.wait_for(self.bridge.status.remote(), timeout=READY_TIMEOUT_S)
+        except Exception as exc:
+            return JSONResponse({"enabled": True, "error": f"bridge unreachable: {exc}"}, 503)
+        return JSONResponse({"enabled": True, **status})
+
+    # ---- gRPC (method names match service CloudGrader in shared/proto/edgeward.proto) ----
+    async def Grade(  # noqa: N802
+        self, request: pb.GradeRequest, grpc_context: RayServegRPCContext
+    ) -> pb.GradeResult:
+        inp = GradeInput(
+            scan_id=request.scan_id,
+            image=request.image,
+            content_type=request.content_type,
+            site_id=request.site_id,
+            request_id=request.request_id or (grpc_context.request_id() or ""),
+            model_id=request.model_id,
+            edge_verdict=request.edge.verdict if request.HasField("edge") else "",
+        )
+        try:
+            result, _ = await self.service.grade(inp, "grpc")
+        except EdgewardError as exc:
+            return self._grpc_error(exc, grpc_context)
+        return result
+
+    async def GetResult(  # noqa: N802
+        self, request: pb.ResultQuery, grpc_context: RayServegRPCContext
+    ) -> pb.GradeResult:
+        try:
+            return self.service.result(request.scan_id)
+        except EdgewardError as exc:
+            return self._grpc_error(exc, grpc_context)
+
+    @staticmethod
+    def _grpc_error(exc: EdgewardError, context: RayServegRPCContext) -> pb.GradeResult:
+        code = next(
+            (c for t, c in _GRPC_STATUS.items() if isinstance(exc, t)), grpc.StatusCode.INTERNAL
+        )
+        context.set_code(code)
+        context.set_details(str(exc))
+        return pb.GradeResult()

@@ -1,0 +1,192 @@
+"""The grading flow both transports share: idempotency, decoding, grading, review, storage."""
+
+from __future__ import annotations
+
+import logging
+import re
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+
+from cloud.decision import decide
+from cloud.decode import BadScanError, decode_scan, normalise_content_type
+from cloud.grader import GradeFailure, GradeJob
+from cloud.grading import Grading
+from cloud.metrics import request_counter, request_seconds
+from cloud.model_loading import BadModelIdError, parse_model_id
+from cloud.store import ReviewCase, SqliteStore
+from shared.errors import EdgewardError
+from shared.proto import edgeward_pb2 as pb
+from shared.verdicts import Verdict
+
+log = logging.getLogger("ray.serve")
+SCAN_ID = re.compile(r"^[A-Za-z0-9._:@~-]{1,64}$")
+EDGE_VERDICTS = {v.value for v in Verdict}
+
+
+class InvalidRequestError(EdgewardError):
+    """The caller sent something we cannot grade: HTTP 400, gRPC INVALID_ARGUMENT."""
+
+
+class NotFoundError(EdgewardError):
+    """No such scan result or case: HTTP 404, gRPC NOT_FOUND."""
+
+
+class ModelUnavailableError(EdgewardError):
+    """The requested model is refused or unknown: HTTP 422, gRPC FAILED_PRECONDITION."""
+
+
+class RetryableError(EdgewardError):
+    """The grader is restarting or overloaded: HTTP 503, gRPC UNAVAILABLE; retry, same scan id."""
+
+
+@dataclass(frozen=True)
+class GradeInput:
+    scan_id: str
+    image: bytes
+    content_type: str
+    site_id: str = ""
+    request_id: str = ""
+    model_id: str = ""
+    edge_verdict: str = ""
+    edge_referable_probability: float | None = None
+
+
+GradeCall = Callable[[GradeJob], Awaitable[Grading | GradeFailure]]
+
+
+def check_scan_id(scan_id: str) -> str:
+    if not SCAN_ID.match(scan_id or ""):
+        raise InvalidRequestError(
+            f"scan id {scan_id!r} is missing or invalid; send 1-64 characters of "
+            "letters, digits and . _ : @ ~ - (X-Scan-Id header or GradeRequest.scan_id)"
+        )
+    return scan_id
+
+
+class GradingService:
+    """Transport-free core of the ingress (tested without Ray by passing a plain grade call)."""
+
+    def __init__(
+        self,
+        store: SqliteStore,
+        grade_call: GradeCall,
+        review_band: tuple[float, float],
+        default_model: str,
+    ) -> None:
+        self.store = store
+        self.grade_call = grade_call
+        self.review_band = review_band
+        self.default_model = default_model
+
+    def result(self, scan_id: str) -> pb.GradeResult:
+        check_scan_id(scan_id)
+        stored = self.store.get(scan_id)
+        if stored is None:
+            raise NotFoundError(
+                f"scan {scan_id} has no result; submit it with POST /v1/grade (or Grade over gRPC)"
+            )
+        return stored
+
+    async def grade(self, inp: GradeInput, transport: str) -> tuple[pb.GradeResult, bool]:
+        """(result, replayed): a scan graded before returns its stored result, never a new one."""
+        started = time.perf_counter()
+        outcome = "error"
+        try:
+            result, replayed = await self._grade(inp)
+            outcome = "replayed" if replayed else "graded"
+            return result, replayed
+        except InvalidRequestError:
+            outcome = "invalid"
+            raise
+        finally:
+            request_counter().inc(tags={"transport": transport, "outcome": outcome})
+            request_seconds().observe(time.perf_counter() - started, tags={"transport": transport})
+
+    async def _grade(self, inp: GradeInput) -> tuple[pb.GradeResult, bool]:
+        scan_id = check_scan_id(inp.scan_id)
+        request_id = inp.request_id or uuid.uuid4().hex
+        stored = self.store.get(scan_id)
+        if stored is not None:
+            log.info("scan %s request_id=%s: replaying stored result", scan_id, request_id)
+            return stored, True
+        if inp.edge_verdict and inp.edge_verdict not in EDGE_VERDICTS:
+            raise InvalidRequestError(
+                f"scan {scan_id}: edge verdict {inp.edge_verdict!r} is not one of "
+                f"{', '.join(sorted(EDGE_VERDICTS))}"
+            )
+        try:
+            parse_model_id(inp.model_id, self.default_model)
+        except BadModelIdError as exc:
+            raise InvalidRequestError(f"scan {scan_id}: {exc}") from None
+        try:
+            image = decode_scan(inp.image, inp.content_type, scan_id)
+        except BadScanError as exc:
+            raise InvalidRequestError(str(exc)) from None
+        job = GradeJob(scan_id, image, request_id=request_id, model_id=inp.model_id)
+        try:
+            graded = await self.grade_call(job)
+        except EdgewardError:
+            raise
+        except Exception as exc:  # a replica died or the handle timed out: the caller retries
+            log.warning("scan %s request_id=%s: grader unavailable: %s", scan_id, request_id, exc)
+            raise RetryableError(
+                f"scan {scan_id}: the grader is unavailable ({type(exc).__name__}); "
+                "retry with the same scan id — it will be graded once"
+            ) from None
+        if isinstance(graded, GradeFailure):
+            if graded.kind == "model":
+                raise ModelUnavailableError(f"scan {scan_id}: {graded.message}")
+            raise RetryableError(f"scan {scan_id}: {graded.message}; retry with the same scan id")
+        edge = inp.edge_verdict
+        if not edge:
+            recorded = self.store.edge_verdict(
+                scan_id
+            )  # the gateway's MQTT event, if it came first
+            edge = recorded[0] if recorded else ""
+        decision = decide(graded.referable_probability, graded.thresholds, self.review_band, edge)
+        result = pb.GradeResult(
+            scan_id=scan_id,
+            grade_probabilities=graded.probabilities,
+            referable_probability=graded.referable_probability,
+            confidence=decision.confidence,
+            model_version=graded.model_version,
+            verdict=decision.verdict.value,
+            heatmap_png=graded.heatmap_png,
+            regions=[
+                pb.Region(x=r.x, y=r.y, width=r.width, height=r.height, score=r.score)
+                for r in graded.regions
+            ],
+            needs_review=decision.needs_review,
+            review_reason=decision.review_reason,
+            request_id=request_id,
+        )
+        stored, created = self.store.put_if_absent(result, inp.site_id)
+        if created and decision.needs_review:
+            self.store.enqueue(
+                ReviewCase(
+                    scan_id=scan_id,
+                    site_id=inp.site_id,
+                    reason=decision.review_reason,
+                    edge_verdict=edge,
+                    cloud_verdict=decision.grade_verdict.value,
+                    referable_probability=graded.referable_probability,
+                    confidence=decision.confidence,
+                    model_version=graded.model_version,
+                    image=inp.image,
+                    content_type=normalise_content_type(inp.content_type),
+                    heatmap_png=graded.heatmap_png,
+                )
+            )
+        log.info(
+            "scan %s request_id=%s site=%s: %s (p_ref=%.3f, model %s%s)",
+            scan_id,
+            request_id,
+            inp.site_id or "-",
+            stored.verdict,
+            stored.referable_probability,
+            stored.model_version,
+            ", queued for review" if created and decision.needs_review else "",
+        )
+        return stored, not created
