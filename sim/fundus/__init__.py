@@ -1,1 +1,1 @@
-"""sim fundus."""
+"""The retinal digital twin: synthetic fundus photographs, DICOM files and non-fundus inputs."""

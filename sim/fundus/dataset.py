@@ -1,0 +1,126 @@
+"""A directory of synthetic scans plus `labels.csv`, the format the model factory reads."""
+
+from __future__ import annotations
+
+import csv
+from collections.abc import Collection
+from pathlib import Path
+from typing import Any
+
+import cv2
+from tqdm import tqdm
+
+from shared.errors import EdgewardError
+from sim.fundus.dicom import SYNTAXES, check_keywords, write_dicom
+from sim.fundus.generator import GENERATOR_VERSION, FundusSample, generate
+
+FORMATS = {"png": ".png", "jpeg": ".jpg", "dicom": ".dcm"}
+LABEL_COLUMNS = (
+    "file",
+    "grade",
+    "referable",
+    "quality",
+    "defects",
+    "camera",
+    "pigmentation",
+    "laterality",
+    "seed",
+    "index",
+    "generator_version",
+)
+
+
+def format_defects(defects: dict[str, float]) -> str:
+    """`defocus:0.620;haze_flare:0.300` (sorted by name; empty for a clean scan)."""
+    return ";".join(f"{k}:{v:.3f}" for k, v in sorted(defects.items()))
+
+
+def parse_defects(text: str) -> dict[str, float]:
+    """Inverse of format_defects."""
+    if not text:
+        return {}
+    return {k: float(v) for k, v in (part.split(":") for part in text.split(";"))}
+
+
+def label_row(sample: FundusSample, file: str) -> dict[str, Any]:
+    lab = sample.labels
+    return {
+        "file": file,
+        "grade": lab.grade,
+        "referable": int(lab.referable),
+        "quality": lab.quality,
+        "defects": format_defects(lab.defects),
+        "camera": lab.camera,
+        "pigmentation": lab.pigmentation,
+        "laterality": lab.laterality,
+        "seed": sample.seed,
+        "index": sample.index,
+        "generator_version": GENERATOR_VERSION,
+    }
+
+
+def write_image(
+    path: Path,
+    sample: FundusSample,
+    fmt: str,
+    dicom_syntax: str = "explicit",
+    omit: Collection[str] = (),
+) -> None:
+    if fmt == "dicom":
+        write_dicom(path, sample, syntax=dicom_syntax, omit=omit)
+        return
+    params = [cv2.IMWRITE_JPEG_QUALITY, 95] if fmt == "jpeg" else [cv2.IMWRITE_PNG_COMPRESSION, 1]
+    if not cv2.imwrite(str(path), sample.image_bgr, params):
+        raise EdgewardError(f"could not write {path}: check the disk and permissions")
+
+
+def write_dataset(  # noqa: PLR0917 (the documented signature)
+    out: Path,
+    n: int,
+    seed: int,
+    fmt: str = "png",
+    size: int = 1024,
+    defect_rate: float = 0.2,
+    *,
+    dicom_syntax: str = "explicit",
+    omit: Collection[str] = (),
+    overwrite: bool = False,
+    progress: bool = True,
+    **kw: Any,
+) -> Path:
+    """Write n scans and DIR/labels.csv (paths relative to DIR); returns the labels.csv path."""
+    if fmt not in FORMATS:
+        raise EdgewardError(
+            f"image format {fmt!r} is not supported; use one of {', '.join(FORMATS)}"
+        )
+    if fmt != "dicom" and omit:
+        raise EdgewardError("leaving DICOM tags out (omit) only applies to the dicom format")
+    if dicom_syntax not in SYNTAXES:
+        raise EdgewardError(
+            f"DICOM syntax {dicom_syntax!r} is not supported; use one of {', '.join(SYNTAXES)}"
+        )
+    check_keywords(omit, omitting=True)
+    if n < 1:
+        raise EdgewardError(f"number of scans {n} must be at least 1")
+    out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise EdgewardError(f"output {out} is a file, not a directory; choose a directory")
+    labels = out / "labels.csv"
+    if labels.exists() and not overwrite:
+        raise EdgewardError(
+            f"{labels} already exists; choose an empty directory, or replace it with --overwrite "
+            "(overwrite=True in Python)"
+        )
+    (out / "images").mkdir(parents=True, exist_ok=True)
+    tmp = labels.with_suffix(".csv.partial")
+    with tmp.open("w", newline="") as fh:
+        writer = csv.DictWriter(fh, fieldnames=LABEL_COLUMNS)
+        writer.writeheader()
+        samples = generate(n, seed, size=size, defect_rate=defect_rate, **kw)
+        for sample in tqdm(samples, total=n, desc="fundus scans", unit="img", disable=not progress):
+            rel = f"images/fundus_{seed}_{sample.index:06d}{FORMATS[fmt]}"
+            write_image(out / rel, sample, fmt, dicom_syntax, omit)
+            writer.writerow(label_row(sample, rel))
+    # Renamed only when complete, so a half-written set is never mistaken for a finished one.
+    tmp.replace(labels)
+    return labels
