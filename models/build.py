@@ -1,0 +1,312 @@
+"""`edgeward models build`: render data, train, calibrate, choose thresholds, evaluate, export,
+quantise and register each fundus model, then promote it to champion."""
+
+from __future__ import annotations
+
+import importlib.util
+import logging
+import tempfile
+import time
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from models.architectures import WithFeatures, build_architecture
+from models.calibrate import fit_temperature
+from models.complexity import count_flops, count_params
+from models.data import DataRecipe, Split, load_dataset, snapshot, tensors
+from models.export import export_onnx
+from models.metrics import softmax, subgroup_metrics
+from models.ood import fit_reference, separation_check
+from models.quantize import quantize_int8, run_onnx
+from models.reference import build_reference
+from models.register import register_model
+from models.tasks import TASKS, FundusTask
+from models.train import WEAK_COLOUR, Augment, TrainConfig, predict, train
+from shared.errors import EdgewardError
+from shared.preprocess import PreprocessSpec, preprocess
+from shared.registry import Manifest, Registry
+
+log = logging.getLogger(__name__)
+COUNTER = "traffic-counter"
+PARITY_IMAGES = 64
+
+
+@dataclass(frozen=True)
+class ModelRecipe:
+    arch: str
+    arch_kwargs: dict[str, Any]
+    size: int
+    train: TrainConfig
+    augment: Augment | None
+    quantize: bool
+
+
+@dataclass(frozen=True)
+class BuildPlan:
+    data: DataRecipe
+    models: dict[str, ModelRecipe] = field(default_factory=dict)
+
+
+def plan(quick: bool, seed: int) -> BuildPlan:
+    """The quick plan is for tests (same shapes and contract, tiny data, few epochs)."""
+    if quick:
+        data = DataRecipe(n_train=240, n_val=96, n_test=96, render_size=256, seed=seed)
+        epochs = {"fundus-quality": 2, "fundus-triage": 2, "fundus-grader": 2}
+    else:
+        data = DataRecipe(n_train=3000, n_val=800, n_test=1000, render_size=320, seed=seed)
+        epochs = {"fundus-quality": 10, "fundus-triage": 12, "fundus-grader": 12}
+    edge = {"widths": [16, 24, 32, 48, 64]}
+    models = {
+        "fundus-quality": ModelRecipe(
+            "edge_net",
+            {"num_classes": 3, **edge},
+            128,
+            TrainConfig(epochs["fundus-quality"], seed=seed),
+            WEAK_COLOUR,
+            quantize=True,
+        ),
+        "fundus-triage": ModelRecipe(
+            "edge_net",
+            {"num_classes": 2, **edge},
+            160,
+            TrainConfig(epochs["fundus-triage"], seed=seed),
+            Augment(),
+            quantize=True,
+        ),
+        "fundus-grader": ModelRecipe(
+            "resnet_grader",
+            {"num_classes": 5, "widths": [24, 32, 48, 64], "blocks": 2},
+            192,
+            TrainConfig(epochs["fundus-grader"], lr=2e-3, seed=seed),
+            Augment(),
+            quantize=False,
+        ),
+    }
+    return BuildPlan(data, models)
+
+
+def _nonfundus(
+    spec: PreprocessSpec, render_size: int, seeds: Sequence[int]
+) -> dict[str, np.ndarray]:
+    """Preprocessed non-fundus inputs by kind, for the OOD separation check."""
+    from sim.fundus.nonfundus import nonfundus_images
+
+    by_kind: dict[str, list[np.ndarray]] = {}
+    for s in seeds:
+        for kind, image in nonfundus_images(s, render_size).items():
+            by_kind.setdefault(kind, []).append(preprocess(image, spec))
+    return {k: np.stack(v) for k, v in by_kind.items()}
+
+
+def build_model(
+    name: str,
+    recipe: ModelRecipe,
+    *,
+    splits: dict[str, Split],
+    data: DataRecipe,
+    registry: Registry,
+    workdir: Path,
+) -> Manifest:
+    """Train, calibrate, evaluate, export and register one fundus model; returns its manifest."""
+    started = time.monotonic()
+    task: FundusTask = TASKS[name]
+    spec = PreprocessSpec(size=recipe.size)
+    tr, va, te = (task.select(splits[s]) for s in ("train", "val", "test"))
+    y_tr, y_va, y_te = task.targets(tr), task.targets(va), task.targets(te)
+    for split_name, y in (("train", y_tr), ("validation", y_va), ("test", y_te)):
+        if len(np.unique(y)) < 2:
+            raise EdgewardError(
+                f"{name}: the {split_name} split has only class {np.unique(y).tolist()}; "
+                "render more scans (a larger plan) so every class appears"
+            )
+    torch.manual_seed(recipe.train.seed)
+    model = build_architecture(recipe.arch, recipe.arch_kwargs)
+    train(
+        model,
+        tr.images,
+        y_tr,
+        spec,
+        config=recipe.train,
+        loss_fn=task.loss,
+        augment=recipe.augment,
+        desc=f"train {name}",
+        sample_weights=task.sample_weights(y_tr),
+    )
+
+    logits_va, feats_va = predict(model, va.images, spec)
+    temperature = fit_temperature(logits_va, y_va)
+    probs_va = softmax(logits_va, temperature)
+    thresholds, operating_point = task.choose(probs_va, y_va)
+
+    logits_te, feats_te = predict(model, te.images, spec)
+    probs_te = softmax(logits_te, temperature)
+    metrics = task.evaluate(probs_te, y_te, thresholds)
+    metrics["uncalibrated_ece"] = task.evaluate(softmax(logits_te), y_te, thresholds)["ece"]
+
+    def on_subset(idx: np.ndarray) -> dict[str, float]:
+        return task.evaluate(probs_te[idx], y_te[idx], thresholds)
+
+    per_group, gaps = subgroup_metrics(te.groups(), on_subset)
+
+    # OOD reference from training-distribution data (no augmentation)
+    _, feats_tr = predict(model, tr.images, spec)
+    ood = fit_reference(feats_tr, feats_va, logits_va)
+    try:
+        kinds = _nonfundus(spec, data.render_size, seeds=range(data.seed, data.seed + 4))
+    except ImportError as exc:
+        ood["check"] = {"skipped": f"sim.fundus.nonfundus unavailable: {exc}"}
+    else:
+        outputs = {k: predict_raw(model, x) for k, x in kinds.items()}
+        ood["check"] = separation_check(ood, outputs, logits_te, feats_te)
+
+    reference = build_reference(va.images, probs_va.max(1), task.scores(probs_va))
+
+    # export with the contract's two outputs; parity on 64 held-out images
+    onnx_path = workdir / name / "model.onnx"
+    example = torch.from_numpy(tensors(splits["test"].images[:PARITY_IMAGES], spec))
+    parity = export_onnx(WithFeatures(model), example, onnx_path, ["logits", "features"])
+    pt_path = workdir / name / "model.pt"
+    torch.save(model.state_dict(), pt_path)
+    files: dict[str, Path | tuple[Path, dict[str, Any]]] = {"onnx": onnx_path, "pytorch": pt_path}
+
+    extra: dict[str, Any] = {
+        "architecture": {"name": recipe.arch, "kwargs": recipe.arch_kwargs},
+        "complexity": {"params": count_params(model), "flops": count_flops(model, recipe.size)},
+        "ood": ood,
+        "reference": reference,
+        "training": {
+            **asdict(recipe.train),
+            "augment": None if recipe.augment is None else asdict(recipe.augment),
+            "n_train": len(tr),
+            "n_validation": len(va),
+            "n_test": len(te),
+            "class_counts_train": np.bincount(y_tr, minlength=len(task.labels)).tolist(),
+            "class_counts_test": np.bincount(y_te, minlength=len(task.labels)).tolist(),
+        },
+        "outputs": {
+            "logits": "[N, C]: softmax(logits / temperature) gives the label probabilities",
+            "features": f"[N, {model.head.in_features}]: pooled penultimate features",
+        },
+    }
+    if recipe.quantize:
+        int8_path = workdir / name / "model.int8.onnx"
+        calib = tensors(tr.images[:64], spec)
+        quantize_int8(onnx_path, int8_path, calib)
+        int8_out = run_onnx(int8_path, tensors(te.images, spec))
+        int8_metrics = task.evaluate(softmax(int8_out["logits"], temperature), y_te, thresholds)
+        delta = {k: int8_metrics[k] - metrics[k] for k in metrics if k in int8_metrics}
+        files["onnx_int8"] = (int8_path, {"quantisation": "static QDQ int8, per-channel"})
+        extra["int8"] = {"metrics": int8_metrics, "change_vs_fp32": delta}
+    extra["build_seconds"] = round(time.monotonic() - started, 1)
+
+    manifest = register_model(
+        registry,
+        name,
+        task.name,
+        files,
+        {
+            "preprocess": spec,
+            "input_shape": ["batch", 3, recipe.size, recipe.size],
+            "labels": list(task.labels),
+            "temperature": temperature,
+            "thresholds": thresholds,
+            "operating_point": operating_point,
+            "metrics": metrics,
+            "subgroup_metrics": per_group,
+            "subgroup_gap": gaps,
+            "data_snapshot": snapshot(data),
+            "parity": parity,
+            "extra": extra,
+        },
+    )
+    return registry.set_stage(
+        name, manifest.version, "champion", reason="built by `edgeward models build`"
+    )
+
+
+def predict_raw(model: torch.nn.Module, inputs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(logits, features) of already-preprocessed inputs."""
+    assert isinstance(model, torch.nn.Module)
+    with torch.no_grad():
+        lg, ft = WithFeatures(model).eval()(torch.from_numpy(inputs))  # type: ignore[arg-type]
+    return lg.numpy(), ft.numpy()
+
+
+def build_all(
+    registry: Registry,
+    *,
+    quick: bool,
+    seed: int,
+    only: Sequence[str] | None,
+    if_missing: bool,
+    cache_dir: Path,
+) -> list[Manifest]:
+    """Build the requested models (default: all), skipping those with a champion if asked."""
+    torch.set_num_threads(2)
+    the_plan = plan(quick, seed)
+    known = [*the_plan.models, COUNTER]
+    wanted = list(only) if only else known
+    unknown = [n for n in wanted if n not in known]
+    if unknown:
+        raise EdgewardError(f"unknown model {unknown[0]!r} for --only; choose from {known}")
+    if if_missing:
+        have = [n for n in wanted if registry.champion(n) is not None]
+        for n in have:
+            print(f"{n}: champion {registry.champion(n).model_id} exists, skipped")  # type: ignore[union-attr]
+        wanted = [n for n in wanted if n not in have]
+    built: list[Manifest] = []
+    fundus = [n for n in wanted if n in the_plan.models]
+    if fundus:
+        specs = [PreprocessSpec(size=the_plan.models[n].size) for n in fundus]
+        data = load_dataset(the_plan.data, specs, cache_dir)
+        with tempfile.TemporaryDirectory(prefix="edgeward-build-") as tmp:
+            for n in fundus:
+                recipe = the_plan.models[n]
+                manifest = build_model(
+                    n,
+                    recipe,
+                    splits=data[recipe.size],
+                    data=the_plan.data,
+                    registry=registry,
+                    workdir=Path(tmp),
+                )
+                built.append(manifest)
+                print(summary_line(manifest))
+    if COUNTER in wanted:
+        built += _build_counter(registry, quick, seed)
+    return built
+
+
+def _build_counter(registry: Registry, quick: bool, seed: int) -> list[Manifest]:
+    """The traffic counter is built by its own package when it exists (models/counter/)."""
+    if (
+        importlib.util.find_spec("models.counter") is None
+        or importlib.util.find_spec("models.counter.build") is None
+    ):
+        print(f"{COUNTER}: skipped (models/counter/build.py is not in this checkout)")
+        return []
+    from models.counter import build as counter_build
+
+    result = counter_build.build_counter(registry, quick=quick, seed=seed)
+    return [result] if isinstance(result, Manifest) else []
+
+
+KEY_METRICS = {
+    "quality": ("reject_recall", "gradable_kept", "ece"),
+    "triage": ("auc", "sensitivity_not_cleared", "ece"),
+    "grader": ("auc", "sensitivity", "specificity", "ece"),
+}
+
+
+def key_metrics(manifest: Manifest) -> str:
+    keys = KEY_METRICS.get(manifest.task) or tuple(sorted(manifest.metrics))[:3]
+    return " ".join(f"{k}={manifest.metrics[k]:.3f}" for k in keys if k in manifest.metrics)
+
+
+def summary_line(manifest: Manifest) -> str:
+    return f"{manifest.model_id} -> {manifest.stage}: {key_metrics(manifest)}"

@@ -1,0 +1,33 @@
+"""Rebuild a registered PyTorch model from its verified artifact (the cloud tier uses this)."""
+
+from __future__ import annotations
+
+import torch
+
+from models.architectures import FeatureNet, build_architecture
+from shared.errors import ModelRefusedError
+from shared.registry import VerifiedModel
+
+
+def load_torch_model(verified: VerifiedModel) -> FeatureNet:
+    """The model in eval mode; `forward` gives logits, `cam_target_layer()` the Grad-CAM layer."""
+    manifest = verified.manifest
+    arch = manifest.extra.get("architecture")
+    if not isinstance(arch, dict) or "name" not in arch:
+        raise ModelRefusedError(
+            f"model {manifest.model_id}: manifest.extra.architecture is missing, so its PyTorch "
+            "weights cannot be rebuilt; re-register it with `edgeward models build`"
+        )
+    try:
+        model = build_architecture(arch["name"], dict(arch.get("kwargs", {})))
+    except (ValueError, TypeError) as exc:
+        raise ModelRefusedError(f"model {manifest.model_id}: {exc}") from None
+    path = verified.path("pytorch")
+    state = torch.load(path, map_location="cpu", weights_only=True)
+    try:
+        model.load_state_dict(state)
+    except RuntimeError as exc:
+        raise ModelRefusedError(
+            f"model {manifest.model_id}: {path} does not fit architecture {arch['name']}: {exc}"
+        ) from None
+    return model.eval()

@@ -1,0 +1,217 @@
+"""What each fundus model learns, how its thresholds are chosen and how it is scored.
+
+Operating points (chosen on validation, reported on the held-out split):
+- quality: `reject` = highest p_reject threshold that still catches >= 99% of validation
+  rejects (1 point of margin over the 98% target, which the held-out split must meet).
+- triage: `clear` = highest threshold keeping >= 97% of referable eyes at or above it, so at
+  most 3% of referable eyes could be told "no immediate concern"; `refer` = lowest threshold
+  at which >= 95% of non-referable eyes stay below it. Between them lies the `review` band.
+- grader: `referable` = highest threshold with referable sensitivity >= 95%;
+  `review_low` (sensitivity >= 99%) and `review_high` (specificity >= 97%) bound the band in
+  which the cloud sends the case to a human.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+import numpy as np
+import torch
+from torch import nn
+
+from models.data import Split
+from models.metrics import auc, ece, sensitivity, softmax, specificity
+from models.operating_point import threshold_for_sensitivity, threshold_for_specificity
+
+
+@dataclass(frozen=True)
+class FundusTask:
+    """Template: subclasses say which images, which labels, which thresholds, which metrics."""
+
+    name: ClassVar[str]
+    model_name: ClassVar[str]
+    labels: ClassVar[tuple[str, ...]]
+
+    def select(self, split: Split) -> Split:
+        """The images this model sees in service (the triage and grader never see rejects)."""
+        return split.subset(split.quality != 2)
+
+    def targets(self, split: Split) -> np.ndarray:
+        raise NotImplementedError
+
+    def loss(self, logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        return nn.functional.cross_entropy(logits, y, label_smoothing=0.02)
+
+    def sample_weights(self, y: np.ndarray) -> np.ndarray:
+        """Inverse square-root class frequency: rare classes seen more, without overfitting."""
+        counts = np.bincount(y, minlength=len(self.labels)).astype(float)
+        return 1.0 / np.sqrt(np.maximum(counts[y], 1.0))
+
+    def choose(self, probs: np.ndarray, y: np.ndarray) -> tuple[dict[str, float], dict[str, Any]]:
+        raise NotImplementedError
+
+    def evaluate(self, probs: np.ndarray, y: np.ndarray, th: dict[str, float]) -> dict[str, float]:
+        raise NotImplementedError
+
+    def scores(self, probs: np.ndarray) -> dict[str, np.ndarray]:
+        """Per-image scores kept as drift references."""
+        raise NotImplementedError
+
+
+@dataclass(frozen=True)
+class QualityTask(FundusTask):
+    name: ClassVar[str] = "quality"
+    model_name: ClassVar[str] = "fundus-quality"
+    labels: ClassVar[tuple[str, ...]] = ("good", "usable", "reject")
+    reject_recall_target: float = 0.99
+
+    def select(self, split: Split) -> Split:
+        return split
+
+    def targets(self, split: Split) -> np.ndarray:
+        return split.quality
+
+    def choose(self, probs: np.ndarray, y: np.ndarray) -> tuple[dict[str, float], dict[str, Any]]:
+        reject = y == 2
+        t = threshold_for_sensitivity(probs[:, 2], reject, self.reject_recall_target)
+        flagged = probs[:, 2] >= t
+        return {"reject": t}, {
+            "criterion": f"reject recall >= {self.reject_recall_target} on validation",
+            "target_held_out": "reject recall >= 0.98",
+            "validation_reject_recall": sensitivity(flagged, reject),
+            "validation_gradable_kept": specificity(flagged, reject),
+        }
+
+    def evaluate(self, probs: np.ndarray, y: np.ndarray, th: dict[str, float]) -> dict[str, float]:
+        reject = y == 2
+        flagged = probs[:, 2] >= th["reject"]
+        return {
+            "reject_recall": sensitivity(flagged, reject),
+            "gradable_kept": specificity(flagged, reject),
+            "reject_auc": auc(probs[:, 2], reject),
+            "accuracy": float((probs.argmax(1) == y).mean()),
+            "ece": ece(probs, y),
+        }
+
+    def scores(self, probs: np.ndarray) -> dict[str, np.ndarray]:
+        return {"p_reject": probs[:, 2]}
+
+
+@dataclass(frozen=True)
+class TriageTask(FundusTask):
+    name: ClassVar[str] = "triage"
+    model_name: ClassVar[str] = "fundus-triage"
+    labels: ClassVar[tuple[str, ...]] = ("not_referable", "referable")
+    clear_sensitivity: float = 0.97
+    refer_specificity: float = 0.95
+
+    def targets(self, split: Split) -> np.ndarray:
+        return split.referable.astype(np.int64)
+
+    def choose(self, probs: np.ndarray, y: np.ndarray) -> tuple[dict[str, float], dict[str, Any]]:
+        p, pos = probs[:, 1], y == 1
+        clear = threshold_for_sensitivity(p, pos, self.clear_sensitivity)
+        refer = max(clear, threshold_for_specificity(p, pos, self.refer_specificity))
+        th = {"refer": refer, "clear": clear}
+        return th, {
+            "criterion": (
+                f"clear: >= {self.clear_sensitivity} of referable eyes score >= clear; "
+                f"refer: >= {self.refer_specificity} of non-referable eyes score < refer"
+            ),
+            "validation": self.evaluate(probs, y, th),
+        }
+
+    def evaluate(self, probs: np.ndarray, y: np.ndarray, th: dict[str, float]) -> dict[str, float]:
+        p, pos = probs[:, 1], y == 1
+        refer, cleared = p >= th["refer"], p < th["clear"]
+        return {
+            "auc": auc(p, pos),
+            "sensitivity_not_cleared": sensitivity(~cleared, pos),
+            "specificity_cleared": specificity(~cleared, pos),
+            "sensitivity_refer": sensitivity(refer, pos),
+            "specificity_refer": specificity(refer, pos),
+            "review_fraction": float((~refer & ~cleared).mean()),
+            "ece": ece(probs, y),
+        }
+
+    def scores(self, probs: np.ndarray) -> dict[str, np.ndarray]:
+        return {"p_referable": probs[:, 1]}
+
+
+def referable_probability(probs: np.ndarray) -> np.ndarray:
+    """P(grade >= 2): the sum of the grade probabilities at and above moderate NPDR."""
+    return probs[:, 2:].sum(axis=1)
+
+
+@dataclass(frozen=True)
+class GraderTask(FundusTask):
+    name: ClassVar[str] = "grader"
+    model_name: ClassVar[str] = "fundus-grader"
+    labels: ClassVar[tuple[str, ...]] = ("grade0", "grade1", "grade2", "grade3", "grade4")
+    sensitivity_target: float = 0.95
+    review_low_sensitivity: float = 0.99
+    review_high_specificity: float = 0.97
+
+    def targets(self, split: Split) -> np.ndarray:
+        return split.grade
+
+    def loss(self, logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        # grade cross-entropy plus a referable term on the summed probability the cloud uses
+        probs = torch.softmax(logits, dim=1)
+        p_ref = probs[:, 2:].sum(1).clamp(1e-6, 1 - 1e-6)
+        ref = (y >= 2).float()
+        bce = nn.functional.binary_cross_entropy(p_ref, ref)
+        return super().loss(logits, y) + bce
+
+    def choose(self, probs: np.ndarray, y: np.ndarray) -> tuple[dict[str, float], dict[str, Any]]:
+        p, pos = referable_probability(probs), y >= 2
+        t = threshold_for_sensitivity(p, pos, self.sensitivity_target)
+        low = min(t, threshold_for_sensitivity(p, pos, self.review_low_sensitivity))
+        high = max(t, threshold_for_specificity(p, pos, self.review_high_specificity))
+        th = {"referable": t, "review_low": low, "review_high": high}
+        return th, {
+            "criterion": f"referable sensitivity >= {self.sensitivity_target} on validation",
+            "review_band": (
+                f"[review_low, review_high): sensitivity >= {self.review_low_sensitivity} "
+                f"below, specificity >= {self.review_high_specificity} above"
+            ),
+            "validation": self.evaluate(probs, y, th),
+        }
+
+    def evaluate(self, probs: np.ndarray, y: np.ndarray, th: dict[str, float]) -> dict[str, float]:
+        p, pos = referable_probability(probs), y >= 2
+        flagged = p >= th["referable"]
+        ref_probs = np.stack([1 - p, p], axis=1)
+        return {
+            "auc": auc(p, pos),
+            "sensitivity": sensitivity(flagged, pos),
+            "specificity": specificity(flagged, pos),
+            "grade_accuracy": float((probs.argmax(1) == y).mean()),
+            "quadratic_kappa": quadratic_kappa(probs.argmax(1), y, len(self.labels)),
+            "review_fraction": float(((p >= th["review_low"]) & (p < th["review_high"])).mean()),
+            "ece": ece(probs, y),
+            "ece_referable": ece(ref_probs, pos.astype(np.int64)),
+        }
+
+    def scores(self, probs: np.ndarray) -> dict[str, np.ndarray]:
+        return {"p_referable": referable_probability(probs)}
+
+
+def quadratic_kappa(pred: np.ndarray, true: np.ndarray, k: int) -> float:
+    """Cohen's kappa with quadratic weights, the usual agreement score for ordinal DR grades."""
+    observed = np.zeros((k, k))
+    np.add.at(observed, (true, pred), 1)
+    weights = (np.subtract.outer(np.arange(k), np.arange(k)) ** 2) / (k - 1) ** 2
+    expected = np.outer(observed.sum(1), observed.sum(0)) / max(observed.sum(), 1)
+    denom = (weights * expected).sum()
+    return float(1 - (weights * observed).sum() / denom) if denom else float("nan")
+
+
+TASKS: dict[str, FundusTask] = {
+    t.model_name: t for t in (QualityTask(), TriageTask(), GraderTask())
+}
+
+
+def calibrated(logits: np.ndarray, temperature: float) -> np.ndarray:
+    return softmax(logits, temperature)
