@@ -1,0 +1,224 @@
+"""Run one scenario under one controller and write summary.json, the chart and the logs."""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from shared.config.traffic import SignalSafety
+from sim.traffic.chart import delay_chart
+from sim.traffic.controllers import Controller, SimContext, make_controller
+from sim.traffic.faults import FaultSchedule
+from sim.traffic.metrics import Trip, delay_series, read_tripinfo, summarise
+from sim.traffic.network import junctions_of, read_net
+from sim.traffic.safety import check_sequence, count_by_kind
+from sim.traffic.scenario import Scenario, build_scenario, parse_scenario
+from sim.traffic.sumo_bin import SumoToolError, sumo_binary
+from sim.traffic.traci_port import SignalRecorder
+
+CHART_BIN_S = 60.0
+
+
+@dataclass
+class RunConfig:
+    scenario: str
+    controller: str
+    minutes: float
+    out_dir: Path
+    seed: int = 1
+    faults: list[str] = field(default_factory=list)
+    routes: list[Path] = field(default_factory=list)
+    profile: str | None = None
+    safety: SignalSafety = field(default_factory=SignalSafety)
+    progress: bool = True
+    step_s: float = 1.0
+    controller_options: dict[str, Any] = field(default_factory=dict)
+    camera_condition: str = "day"
+
+
+def run(cfg: RunConfig, controller: Controller | None = None) -> dict[str, Any]:
+    """Simulate, then write DIR/summary.json, DIR/delay.png, DIR/safety.json; return the summary.
+
+    `controller` overrides `cfg.controller` (tests and plugins pass an instance).
+    """
+    if cfg.minutes <= 0:
+        raise ValueError(f"minutes must be positive, got {cfg.minutes}")
+    out = cfg.out_dir
+    out.mkdir(parents=True, exist_ok=True)
+    spec = parse_scenario(cfg.scenario, cfg.routes, cfg.profile)
+    schedule = FaultSchedule.parse(cfg.faults)
+    scenario = build_scenario(spec, out / "scenario", seed=cfg.seed, minutes=cfg.minutes)
+    kind = cfg.controller
+    net_file = scenario.network_for(kind)
+    junctions = junctions_of(read_net(net_file))
+    schedule.validate(
+        {
+            j.junction_id: [k for a in j.approaches for k in (a.approach_id, a.edge_id)]
+            for j in junctions
+        }
+    )
+    ctrl = controller or make_controller(kind, **cfg.controller_options)
+    horizon = cfg.minutes * 60.0
+    end = scenario.begin_s + horizon
+    tripinfo = out / "tripinfo.xml"
+    conn = _start_sumo(scenario, net_file, tripinfo, cfg, end)
+    wall0 = time.perf_counter()
+    pending_delay: list[Trip] = []
+    teleports = 0
+    try:
+        recorder = SignalRecorder(conn, [j.junction_id for j in junctions])
+        ctx = SimContext(
+            conn=conn,
+            junctions=junctions,
+            faults=schedule,
+            out_dir=out,
+            safety=cfg.safety,
+            seed=cfg.seed,
+            step_s=cfg.step_s,
+            end_s=end,
+            camera_condition=cfg.camera_condition,
+        )
+        ctrl.start(ctx)
+        try:
+            teleports = _loop(
+                conn,
+                ctx=ctx,
+                ctrl=ctrl,
+                recorder=recorder,
+                begin=scenario.begin_s,
+                end=end,
+                progress=cfg.progress,
+            )
+        finally:
+            ctrl.stop()
+        pending_delay = _never_inserted(conn, end)
+    finally:
+        conn.close()
+    wall = time.perf_counter() - wall0
+
+    trips = [*read_tripinfo(tripinfo), *pending_delay]
+    violations = []
+    for j in junctions:
+        violations += check_sequence(
+            recorder.changes[j.junction_id], cfg.safety, j.layout, end_time=end
+        )
+    summary: dict[str, Any] = {
+        "scenario": spec.name,
+        "controller": kind,
+        "seed": cfg.seed,
+        "minutes": cfg.minutes,
+        **summarise(trips, horizon),
+        "safety_violations": len(violations),
+        "safety_by_kind": count_by_kind(violations),
+        "mode_changes": len(ctx.mode_changes),
+        "teleports": teleports,
+        "junctions": len(junctions),
+        "faults": [f.spec for f in schedule.faults],
+        "sim_seconds": horizon,
+        "wall_seconds": round(wall, 2),
+        "sim_speed": round(horizon / wall, 1) if wall > 0 else None,
+        "network": str(net_file),
+    }
+    series = delay_series(trips, horizon, CHART_BIN_S)
+    (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+    (out / "safety.json").write_text(
+        json.dumps([asdict(v) for v in violations[:1000]], indent=1) + "\n"
+    )
+    (out / "mode_changes.json").write_text(
+        json.dumps([asdict(m) for m in ctx.mode_changes], indent=1) + "\n"
+    )
+    (out / "delay_series.json").write_text(
+        json.dumps({"bin_s": CHART_BIN_S, "mean_delay_s": series})
+    )
+    delay_chart(
+        out / "delay.png",
+        series,
+        CHART_BIN_S,
+        [(s - scenario.begin_s, e - scenario.begin_s, label) for s, e, label in schedule.windows()],
+        f"{spec.name} · {kind} · seed {cfg.seed}: mean delay {summary['mean_delay_s']} s",
+    )
+    return summary
+
+
+def _start_sumo(
+    scenario: Scenario, net_file: Path, tripinfo: Path, cfg: RunConfig, end: float
+) -> Any:
+    import traci
+
+    cmd = [
+        sumo_binary("sumo"),
+        "-n",
+        str(net_file),
+        "-r",
+        ",".join(str(r) for r in scenario.route_files),
+        "--begin",
+        str(scenario.begin_s),
+        "--end",
+        str(end),
+        "--step-length",
+        str(cfg.step_s),
+        "--seed",
+        str(cfg.seed),
+        "--tripinfo-output",
+        str(tripinfo),
+        "--tripinfo-output.write-unfinished",
+        "--time-to-teleport",
+        "300",
+        "--no-step-log",
+        "--no-warnings",
+        "--duration-log.disable",
+    ]
+    if scenario.additional_files:
+        cmd += ["-a", ",".join(str(a) for a in scenario.additional_files)]
+    label = f"edgeward-{uuid.uuid4().hex[:8]}"
+    try:
+        traci.start(cmd, label=label, stdout=open(cfg.out_dir / "sumo.log", "w"))  # noqa: SIM115
+    except Exception as exc:  # traci raises FatalTraCIError or OSError with SUMO's own reason
+        log = (cfg.out_dir / "sumo.log").read_text(errors="replace")[-800:]
+        raise SumoToolError(
+            f"SUMO would not start on {net_file} ({exc}); its log says: {log.strip()}"
+        ) from exc
+    return traci.getConnection(label)
+
+
+def _loop(
+    conn: Any,
+    *,
+    ctx: SimContext,
+    ctrl: Controller,
+    recorder: SignalRecorder,
+    begin: float,
+    end: float,
+    progress: bool,
+) -> int:
+    from tqdm import tqdm
+
+    teleports = 0
+    bar = tqdm(total=int(end - begin), unit="sim-s", disable=not progress, desc="simulating")
+    t = begin
+    try:
+        while t < end - 1e-9:
+            conn.simulationStep()
+            now = float(conn.simulation.getTime())
+            bar.update(int(now - begin) - bar.n)
+            t = now
+            teleports += conn.simulation.getStartingTeleportNumber()
+            recorder.poll(t)
+            ctx.after_step()
+            ctrl.step(t)
+    finally:
+        bar.close()
+    return teleports
+
+
+def _never_inserted(conn: Any, end: float) -> list[Trip]:
+    """Vehicles still waiting to enter at the end: their delay runs to the end of the run."""
+    out = []
+    for vid in conn.simulation.getPendingVehicles():
+        wait = float(conn.vehicle.getDepartDelay(vid))
+        out.append(Trip(vid, end - wait, -1.0, wait, 0.0, 0, inserted=False))
+    return out

@@ -1,0 +1,46 @@
+"""Where the SUMO tools live and how to run them with errors a person can act on."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+from shared.errors import EdgewardError
+
+
+class SumoToolError(EdgewardError):
+    """A SUMO tool is missing or refused its input."""
+
+
+def sumo_binary(name: str) -> str:
+    """Path of a SUMO binary (`sumo`, `netconvert`, ...) from the eclipse-sumo wheel or PATH."""
+    candidates = []
+    try:
+        import sumo
+
+        candidates.append(Path(sumo.SUMO_HOME) / "bin" / name)
+    except ImportError:
+        pass
+    candidates.append(Path(sys.executable).parent / name)
+    for c in candidates:
+        if c.exists():
+            return str(c)
+    found = shutil.which(name)
+    if found:
+        return found
+    raise SumoToolError(
+        f"SUMO tool {name!r} not found; install the sim extra: pip install -e '.[sim]'"
+    )
+
+
+def run_tool(name: str, args: list[str], what: str) -> None:
+    """Run a SUMO tool; on failure raise with its own error lines, which name the bad input."""
+    proc = subprocess.run(
+        [sumo_binary(name), *args], capture_output=True, text=True, check=False, timeout=300
+    )
+    if proc.returncode != 0:
+        lines = [ln for ln in (proc.stderr + proc.stdout).splitlines() if "rror" in ln]
+        detail = "; ".join(lines[:5]) or proc.stderr.strip()[-500:]
+        raise SumoToolError(f"{what}: {name} failed: {detail}")

@@ -1,0 +1,100 @@
+"""The edge `SignalPort` over TraCI, and the recorder of every signal state the twin shows."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from edge.traffic.signal_port import PhaseDef
+from sim.traffic.network import Junction
+
+HOLD_S = 1e6  # a phase lasts "forever" under the port: only set_phase moves the signal
+PROGRAM_ID = "edgeward"
+
+
+class TraciSignalPort:
+    """One traffic light driven through TraCI; implements `edge.traffic.signal_port.SignalPort`.
+
+    The first `set_phase` switches the light to an own program ("edgeward") with the phases of
+    the network's static program held for HOLD_S, so SUMO never advances by itself and can
+    never cut a yellow short; until then the light runs its own program.
+    """
+
+    def __init__(self, conn: Any, junction: Junction) -> None:
+        self.junction_id = junction.junction_id
+        self._conn = conn
+        self._junction = junction
+        logic = self._static_logic()
+        self._phases = [
+            PhaseDef.from_state(
+                p.state,
+                float(p.duration),
+                float(p.minDur) if p.minDur > 0 else None,
+                float(p.maxDur) if p.maxDur > 0 else None,
+            )
+            for p in logic.phases
+        ]
+        self._controlled = False
+
+    def _static_logic(self) -> Any:
+        logics = self._conn.trafficlight.getAllProgramLogics(self.junction_id)
+        current = self._conn.trafficlight.getProgram(self.junction_id)
+        for lg in logics:
+            if lg.programID == current:
+                return lg
+        return logics[0]
+
+    def phases(self) -> list[PhaseDef]:
+        return list(self._phases)
+
+    def current_phase(self) -> int:
+        return int(self._conn.trafficlight.getPhase(self.junction_id))
+
+    def set_phase(self, index: int) -> None:
+        if not 0 <= index < len(self._phases):
+            raise ValueError(
+                f"junction {self.junction_id}: phase {index} does not exist; "
+                f"the program has phases 0..{len(self._phases) - 1}"
+            )
+        if not self._controlled:
+            self._take_control(index)
+        self._conn.trafficlight.setPhase(self.junction_id, index)
+        self._conn.trafficlight.setPhaseDuration(self.junction_id, HOLD_S)
+
+    def _take_control(self, index: int) -> None:
+        import traci
+
+        phases = [traci.trafficlight.Phase(HOLD_S, p.state) for p in self._phases]
+        logic = traci.trafficlight.Logic(PROGRAM_ID, 0, index, phases)
+        self._conn.trafficlight.setProgramLogic(self.junction_id, logic)
+        self._conn.trafficlight.setProgram(self.junction_id, PROGRAM_ID)
+        self._controlled = True
+
+    def time(self) -> float:
+        return float(self._conn.simulation.getTime())
+
+    def has_pedestrian_crossing(self, phase: int) -> bool:
+        state = self._phases[phase].state
+        return any(state[i] in "Gg" for i in self._junction.layout.crossings if i < len(state))
+
+
+class SignalRecorder:
+    """Records each traffic light's state whenever it changes, via one subscription per light."""
+
+    def __init__(self, conn: Any, junction_ids: list[str]) -> None:
+        import traci.constants as tc
+
+        self._conn = conn
+        self._var = tc.TL_RED_YELLOW_GREEN_STATE
+        self.changes: dict[str, list[tuple[float, str]]] = {j: [] for j in junction_ids}
+        for j in junction_ids:
+            conn.trafficlight.subscribe(j, [self._var])
+
+    def poll(self, t: float) -> None:
+        results = self._conn.trafficlight.getAllSubscriptionResults()
+        for j, values in results.items():
+            state = values.get(self._var)
+            seq = self.changes.get(j)
+            if seq is None or state is None:
+                continue
+            if not seq or seq[-1][1] != state:
+                seq.append((t, state))
