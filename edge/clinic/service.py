@@ -104,6 +104,7 @@ def outcome_dict(outcome: Any) -> dict[str, Any]:
         "model_versions": dict(getattr(outcome, "model_versions", {}) or {}),
         "gradable": bool(getattr(outcome, "gradable", False)),
         "laterality": getattr(outcome, "laterality", None),
+        "patient_id": getattr(outcome, "patient_id", None),
         "referable_probability": getattr(outcome, "referable_probability", None),
     }
 
@@ -119,6 +120,7 @@ def _failed_outcome(reason: str, code: str) -> dict[str, Any]:
         "model_versions": {},
         "gradable": False,
         "laterality": None,
+        "patient_id": None,
         "referable_probability": None,
     }
 
@@ -321,7 +323,7 @@ class ClinicService:
                     data,
                     filename=record.filename,
                     content_type=record.content_type,
-                    metadata=dict(record.metadata),
+                    metadata={**record.metadata, "scan_id": record.scan_id},
                 )
                 result = outcome_dict(outcome)
                 if result["verdict"] not in VERDICTS:
@@ -341,7 +343,8 @@ class ClinicService:
     def _record_verdict(
         self, record: ScanRecord, result: dict[str, Any], upload: tuple[bytes, str] | None
     ) -> None:
-        patient = record.metadata.get("patient_id")
+        # From the DICOM header when there is one, else from the upload's metadata.
+        patient = result.get("patient_id") or record.metadata.get("patient_id")
         cloud_state, detail, request = None, None, None
         if result["gradable"]:
             if upload is None:
@@ -369,7 +372,7 @@ class ClinicService:
             scan_id=record.cloud_id,
             site_id=self.config.site_id,
             verdict=Verdict(result["verdict"]),
-            reasons=[self._redact(r, record) for r in result["reasons"]],
+            reasons=[self._redact(r, record, patient) for r in result["reasons"]],
             confidence=min(max(result["confidence"], 0.0), 1.0),
             source="edge",
             model_versions=result["model_versions"],
@@ -399,9 +402,11 @@ class ClinicService:
             if judged is not None:
                 hook(judged)
 
-    def _redact(self, text: str, record: ScanRecord) -> str:
+    def _redact(self, text: str, record: ScanRecord, patient: str | None) -> str:
+        """Reasons may name the scan or file; what leaves names neither, nor the patient."""
         return self.pseudonyms.redact(
             text.replace(record.scan_id, record.cloud_id),
+            patient,
             record.metadata.get("patient_id"),
             record.filename,
         )

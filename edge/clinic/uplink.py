@@ -30,9 +30,17 @@ PERMANENT = {
     grpc.StatusCode.OUT_OF_RANGE,
 }
 MAX_MESSAGE = 256 * 1024 * 1024
+PATIENT_REF_HEADER = "edgeward-patient-ref"
 
 OnResult = Callable[[OutboxItem, pb.GradeResult], None]
 OnRejected = Callable[[OutboxItem, str], None]
+
+
+def call_metadata(item: OutboxItem) -> list[tuple[str, str]]:
+    """gRPC metadata for one grading call: the patient's pseudonym lets the cloud relate
+    scans of one patient (review, audits) without ever learning who it is."""
+    ref = item.meta.get("patient_ref")
+    return [(PATIENT_REF_HEADER, str(ref))] if ref else []
 
 
 def backoff_delay(attempts: int, settings: CloudSettings) -> float:
@@ -102,7 +110,9 @@ class CloudUplink:
     def _send(self, item: OutboxItem) -> None:
         request = pb.GradeRequest.FromString(item.payload)
         try:
-            result: pb.GradeResult = self._stub.Grade(request, timeout=self.settings.timeout_s)
+            result: pb.GradeResult = self._stub.Grade(
+                request, timeout=self.settings.timeout_s, metadata=call_metadata(item)
+            )
         except grpc.RpcError as exc:
             code = exc.code() if isinstance(exc, grpc.Call) else grpc.StatusCode.UNKNOWN
             detail = exc.details() if isinstance(exc, grpc.Call) else str(exc)

@@ -1,0 +1,1 @@
+"""Real helper services for integration tests (started on free loopback ports)."""
