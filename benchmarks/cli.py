@@ -119,6 +119,45 @@ def _mqtt(args: argparse.Namespace) -> int:
     return _run(args, "mqtt", lambda run: run_mqtt(run, plan), lost)
 
 
+def _traffic(args: argparse.Namespace) -> int:
+    from benchmarks.suites.traffic import TrafficPlan, run_traffic
+
+    plan = TrafficPlan.quick() if args.quick else TrafficPlan()
+    if args.sizes:
+        plan = replace(plan, sizes=tuple(args.sizes))
+    return _run(args, "traffic", lambda run: run_traffic(run, plan), _nothing_measured)
+
+
+def _edge(args: argparse.Namespace) -> int:
+    from benchmarks.suites.edge import EdgePlan, run_edge
+
+    plan = EdgePlan.quick(args.registry) if args.quick else EdgePlan(args.registry)
+    plan = replace(plan, backend=args.backend)
+    return _run(args, "edge", lambda run: run_edge(run, plan), _nothing_measured)
+
+
+def _cloud(args: argparse.Namespace) -> int:
+    from benchmarks.suites.cloud import CloudPlan, run_cloud
+
+    plan = CloudPlan.quick(args.registry) if args.quick else CloudPlan(args.registry)
+    if args.concurrency:
+        plan = replace(plan, concurrency=tuple(args.concurrency))
+    return _run(args, "cloud", lambda run: run_cloud(run, plan), _nothing_measured)
+
+
+def _nothing_measured(run: BenchRun) -> str | None:
+    if run.results:
+        return None
+    why = "; ".join(f"{u['what']}: {u['reason']}" for u in run.unavailable) or "no reason given"
+    return f"nothing could be measured ({why})"
+
+
+def _registry_option(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--registry", type=Path, default=Path("registry"), help="model registry (default registry)"
+    )
+
+
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser(
         "bench",
@@ -134,9 +173,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
     m = cmds.add_parser("models", help=SUITES["models"], description=SUITES["models"] + ".")
     _common(m)
-    m.add_argument(
-        "--registry", type=Path, default=Path("registry"), help="model registry (default registry)"
-    )
+    _registry_option(m)
     m.add_argument("--model", action="append", help="only this model name (repeatable)")
     m.add_argument(
         "--backend",
@@ -153,3 +190,22 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     q.add_argument("--gateways", type=int, action="append", help="gateway count (repeatable)")
     q.add_argument("--messages", type=int, help="messages per gateway in the paced phase")
     q.set_defaults(handler=_mqtt)
+
+    e = cmds.add_parser("edge", help=SUITES["edge"], description=SUITES["edge"] + ".")
+    _common(e)
+    _registry_option(e)
+    e.add_argument(
+        "--backend", default="onnx-cpu", help="edge inference backend (default onnx-cpu; or auto)"
+    )
+    e.set_defaults(handler=_edge)
+
+    c = cmds.add_parser("cloud", help=SUITES["cloud"], description=SUITES["cloud"] + ".")
+    _common(c)
+    _registry_option(c)
+    c.add_argument("--concurrency", type=int, action="append", help="clients (repeatable)")
+    c.set_defaults(handler=_cloud)
+
+    t = cmds.add_parser("traffic", help=SUITES["traffic"], description=SUITES["traffic"] + ".")
+    _common(t)
+    t.add_argument("--sizes", type=int, action="append", help="junction count (repeatable)")
+    t.set_defaults(handler=_traffic)
