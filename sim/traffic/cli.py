@@ -60,8 +60,8 @@ def _run(args: argparse.Namespace) -> int:
             camera_condition=args.camera_condition,
         )
     )
-    keys = ("mean_delay_s", "mean_waiting_s", "throughput", "stops", "safety_violations")
-    keys += ("mode_changes", "sim_speed")
+    keys = ["mean_delay_s", "mean_waiting_s", "throughput", "stops", "safety_violations"]
+    keys += ["mode_changes", "sim_speed"]
     print(json.dumps({k: summary[k] for k in keys}))
     print(f"wrote {Path(args.out) / 'summary.json'} and {Path(args.out) / 'delay.png'}")
     return 0

@@ -147,6 +147,28 @@ def run(cfg: RunConfig, controller: Controller | None = None) -> dict[str, Any]:
 def _start_sumo(
     scenario: Scenario, net_file: Path, tripinfo: Path, cfg: RunConfig, end: float
 ) -> Any:
+    return start_sumo(
+        scenario,
+        net_file,
+        out_dir=cfg.out_dir,
+        end=end,
+        seed=cfg.seed,
+        step_s=cfg.step_s,
+        tripinfo=tripinfo,
+    )
+
+
+def start_sumo(
+    scenario: Scenario,
+    net_file: Path,
+    *,
+    out_dir: Path,
+    end: float,
+    seed: int,
+    step_s: float = 1.0,
+    tripinfo: Path | None = None,
+) -> Any:
+    """Start headless SUMO under TraCI on a free port; returns the connection."""
     import traci
 
     cmd = [
@@ -160,27 +182,28 @@ def _start_sumo(
         "--end",
         str(end),
         "--step-length",
-        str(cfg.step_s),
+        str(step_s),
         "--seed",
-        str(cfg.seed),
-        "--tripinfo-output",
-        str(tripinfo),
-        "--tripinfo-output.write-unfinished",
+        str(seed),
         "--time-to-teleport",
         "300",
         "--no-step-log",
         "--no-warnings",
         "--duration-log.disable",
     ]
+    if tripinfo is not None:
+        cmd += ["--tripinfo-output", str(tripinfo), "--tripinfo-output.write-unfinished"]
     if scenario.additional_files:
         cmd += ["-a", ",".join(str(a) for a in scenario.additional_files)]
     label = f"edgeward-{uuid.uuid4().hex[:8]}"
+    log = out_dir / f"sumo-{label}.log"
     try:
-        traci.start(cmd, label=label, stdout=open(cfg.out_dir / "sumo.log", "w"))  # noqa: SIM115
+        with log.open("w") as stdout:
+            traci.start(cmd, label=label, stdout=stdout)
     except Exception as exc:  # traci raises FatalTraCIError or OSError with SUMO's own reason
-        log = (cfg.out_dir / "sumo.log").read_text(errors="replace")[-800:]
+        text = log.read_text(errors="replace")[-800:].strip()
         raise SumoToolError(
-            f"SUMO would not start on {net_file} ({exc}); its log says: {log.strip()}"
+            f"SUMO would not start on {net_file} ({exc}); its log says: {text}"
         ) from exc
     return traci.getConnection(label)
 

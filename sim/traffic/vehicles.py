@@ -21,7 +21,7 @@ class VehicleFeed:
             tc.VAR_LENGTH,
             tc.VAR_WIDTH,
             tc.VAR_COLOR,
-            tc.VAR_LATERAL_LANE_POSITION,
+            tc.VAR_LANEPOSITION_LAT,
         ]
         for vid in conn.vehicle.getIDList():
             conn.vehicle.subscribe(vid, self._vars)
@@ -46,7 +46,7 @@ class VehicleFeed:
                     length_m=values[tc.VAR_LENGTH],
                     width_m=values[tc.VAR_WIDTH],
                     colour=(int(colour[0]), int(colour[1]), int(colour[2])),
-                    lat_m=values[tc.VAR_LATERAL_LANE_POSITION],
+                    lat_m=values[tc.VAR_LANEPOSITION_LAT],
                 )
             )
         return out

@@ -1,0 +1,371 @@
+"""The `edgeward` controller for the twin: one gateway per junction, real MQTT, the coordinator.
+
+Every gateway runs in-process, stepped by simulation time, with its own MQTT client against a
+real mosquitto started here; the coordinator runs behind `cloud.traffic.runner` on the same
+topics (no Ray needed; the Serve deployment is the production path). Lock-step: after the
+gateways publish an interval's aggregates, the controller waits (bounded, wall time) for that
+interval's plans, so the outcome does not depend on machine speed.
+
+Faults from the schedule: cloud_down stops the coordinator, broker_down stops mosquitto,
+gateway_kill drops one gateway (its junction runs the network's own program), uplink_delay
+holds aggregates back; camera faults come from the renderer.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import os
+import tempfile
+import time
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from cloud.traffic.coordinator import Coordinator, CoordinatorSettings
+from cloud.traffic.runner import CoordinatorRunner
+from cloud.traffic.topology import ApproachTopo, JunctionTopo, LinkTopo, NetworkTopology, PhaseTopo
+from edge.traffic.applier import min_green
+from edge.traffic.counter import Counter, ModelCounter
+from edge.traffic.frames import Frame
+from edge.traffic.gateway import TrafficGateway
+from edge.traffic.layout import ApproachLayout, JunctionLayout
+from edge.traffic.link import TrafficLink
+from shared.broker import MosquittoBroker
+from shared.config.base import MqttSettings
+from shared.config.traffic import TrafficGatewayConfig
+from shared.errors import EdgewardError
+from shared.messages.traffic import ModeChange
+from sim.traffic.controllers import SimContext
+from sim.traffic.network import Junction
+from sim.traffic.traci_port import PROGRAM_ID
+
+log = logging.getLogger(__name__)
+
+STOP_LINE = 0.0
+
+
+def layout_of(junction: Junction) -> JunctionLayout:
+    return JunctionLayout(
+        junction.junction_id,
+        tuple(
+            ApproachLayout(
+                a.approach_id,
+                a.link_indices,
+                max(1, sum(1 for ln in a.lanes if ln.offset_m == STOP_LINE)),
+            )
+            for a in junction.approaches
+        ),
+    )
+
+
+def topology_of(conn: Any, ctx: SimContext) -> NetworkTopology:
+    """The network as plain data, read through TraCI (links, out-edges, lengths, programs)."""
+    junctions: dict[str, JunctionTopo] = {}
+    lengths: dict[str, float] = {}
+    speeds: dict[str, float] = {}
+    for j in ctx.junctions:
+        approach_of = {i: a.approach_id for a in j.approaches for i in a.link_indices}
+        links = []
+        for index, group in enumerate(conn.trafficlight.getControlledLinks(j.junction_id)):
+            if not group or index not in approach_of:
+                continue
+            out_lane = group[0][1]
+            out_edge = conn.lane.getEdgeID(out_lane)
+            lengths.setdefault(out_edge, float(conn.lane.getLength(out_lane)))
+            speeds.setdefault(out_edge, float(conn.lane.getMaxSpeed(out_lane)))
+            links.append(LinkTopo(index, approach_of[index], out_edge))
+        phases = tuple(
+            PhaseTopo(p.state, p.duration_s, p.kind) for p in ctx.port(j.junction_id).phases()
+        )
+        layout = layout_of(j)
+        junctions[j.junction_id] = JunctionTopo(
+            j.junction_id,
+            tuple(
+                ApproachTopo(a.approach_id, a.edge_id, la.lanes)
+                for a, la in zip(j.approaches, layout.approaches, strict=True)
+            ),
+            tuple(links),
+            phases,
+        )
+    return NetworkTopology(junctions, lengths, speeds)
+
+
+class TwinFrames:
+    """Frames of one junction's cameras from the twin's renderer."""
+
+    def __init__(self, ctx: SimContext, junction: Junction) -> None:
+        self.ctx = ctx
+        self.junction = junction
+        self.truth: dict[str, tuple[float, float]] = {}
+
+    def frames(self) -> dict[str, Frame | None]:
+        camera = self.ctx.camera
+        t = self.ctx.time()
+        out: dict[str, Frame | None] = {}
+        for a in self.junction.approaches:
+            frame = camera.render(self.junction.junction_id, a.approach_id, t)
+            out[a.approach_id] = frame.image
+            self.truth[a.approach_id] = (float(frame.truth.queue), float(frame.truth.approaching))
+        return out
+
+
+class TruthCounter:
+    """Counts straight from SUMO (for debugging the control loop apart from the model)."""
+
+    def __init__(self, frames: TwinFrames) -> None:
+        self._frames = frames
+
+    def count(self, frames: Mapping[str, Frame]) -> dict[str, tuple[float, float]]:
+        return {a: self._frames.truth[a] for a in frames}
+
+
+class EdgewardController:
+    """Gateways + MQTT + coordinator wired to the twin; see the module docstring."""
+
+    name = "edgeward"
+
+    def __init__(
+        self,
+        registry: str | None = None,
+        counter: str = "model",
+        backend: str = "onnx-cpu",
+        interval_s: float = 5.0,
+        plan_wait_s: float = 2.0,
+    ) -> None:
+        if counter not in ("model", "truth"):
+            raise EdgewardError(f"edgeward controller: counter {counter!r} must be model or truth")
+        self.registry = Path(registry or os.environ.get("EDGEWARD_REGISTRY", "registry"))
+        self.counter_kind = counter
+        self.backend = backend
+        self.interval_s = interval_s
+        self.plan_wait_s = plan_wait_s
+        self.gateways: dict[str, TrafficGateway] = {}
+        self.frames: dict[str, TwinFrames] = {}
+        self.count_errors: dict[str, list[tuple[float, float]]] = {}
+        self._plan_times: dict[str, float] = {}
+        self._killed: set[str] = set()
+        self._restart_pending: dict[str, int] = {}
+        self._runner: CoordinatorRunner | None = None
+        self._model_counter: ModelCounter | None = None
+        self._missed_last = False
+        self.waits: list[float] = []
+
+    # -- lifecycle ----------------------------------------------------------------------------
+
+    def start(self, ctx: SimContext) -> None:
+        self.ctx = ctx
+        self._tmp = tempfile.TemporaryDirectory(prefix="edgeward-twin-")
+        work = ctx.out_dir / "edgeward"
+        work.mkdir(parents=True, exist_ok=True)
+        self.work = work
+        self.broker = MosquittoBroker(workdir=Path(self._tmp.name) / "mqtt").start()
+        self.mqtt = MqttSettings(host=self.broker.host, port=self.broker.port, keepalive_s=5)
+        self.topology = topology_of(ctx.conn, ctx)
+        self.topology.save(work / "topology.json")
+        if self.counter_kind == "model":
+            self._model_counter = ModelCounter(self.registry, backend=self.backend)
+        self._start_runner()
+        for j in ctx.junctions:
+            self._start_gateway(j)
+        self._wait_connected()
+
+    def stop(self) -> None:
+        for gw in self.gateways.values():
+            if gw.link is not None:
+                gw.link.stop()
+        if self._runner is not None:
+            self._runner.stop()
+        self.broker.close()
+        self._write_report()
+        self._tmp.cleanup()
+
+    def _start_runner(self) -> None:
+        coordinator = Coordinator(
+            self.topology,
+            safety=self.ctx.safety,
+            settings=CoordinatorSettings(interval_s=self.interval_s),
+        )
+        self._runner = CoordinatorRunner(coordinator, self.mqtt).start()
+
+    def _start_gateway(self, junction: Junction) -> None:
+        jid = junction.junction_id
+        config = TrafficGatewayConfig(
+            junction_id=jid,
+            data_dir=self.work / "gateways",
+            control_interval_s=self.interval_s,
+            safety=self.ctx.safety,
+            mqtt=self.mqtt,
+        )
+        frames = TwinFrames(self.ctx, junction)
+        counter: Counter = (
+            self._model_counter if self._model_counter is not None else TruthCounter(frames)
+        )
+        holder: dict[str, TrafficGateway] = {}
+
+        def on_plan(payload: bytes) -> None:
+            holder["gw"].receive_plan(payload)
+            with contextlib.suppress(ValueError, KeyError, TypeError):  # the gateway says why
+                self._plan_times[jid] = float(json.loads(payload)["issued_at"])
+
+        link = TrafficLink(self.mqtt, jid, config.data_dir / f"{jid}.outbox.sqlite", on_plan)
+        gw = TrafficGateway(
+            config,
+            self.ctx.port(jid),
+            layout_of(junction),
+            frames=frames,
+            counter=counter,
+            link=link,
+            on_mode_change=self._mode_changed,
+        )
+        holder["gw"] = gw
+        self.gateways[jid] = gw
+        self.frames[jid] = frames
+        link.start()
+
+    def _wait_connected(self, timeout: float = 10.0) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            links = [g.link for g in self.gateways.values() if g.link is not None]
+            runner_ok = self._runner is None or self._runner.connected.is_set()
+            if runner_ok and all(link.connected for link in links):
+                return
+            time.sleep(0.02)
+        raise EdgewardError(f"gateways did not reach the broker on port {self.broker.port}")
+
+    def _mode_changed(self, change: ModeChange) -> None:
+        self.ctx.record_mode_change(
+            change.junction_id, change.from_mode, change.to_mode, change.reason
+        )
+
+    # -- every step ---------------------------------------------------------------------------
+
+    def step(self, sim_time: float) -> None:
+        self._faults(sim_time)
+        for gw in self.gateways.values():
+            gw.step()
+        sent = [j for j, gw in self.gateways.items() if gw.sent_this_step]
+        for j in sent:
+            self._score_counts(j)
+        if sent and self._runner is not None and self.broker.running:
+            self._wait_for_plans(sim_time, sent)
+            for j in sent:
+                self.gateways[j].take_plans(sim_time)
+
+    def _wait_for_plans(self, t: float, junctions: list[str]) -> None:
+        """Bounded wall-time wait for this interval's plans (shorter after a miss)."""
+        budget = self.plan_wait_s / 10 if self._missed_last else self.plan_wait_s
+        start = time.monotonic()
+        expect = [j for j in junctions if self.gateways[j].link is not None]
+        expect = [j for j in expect if self.gateways[j].link.connected]  # type: ignore[union-attr]
+        while time.monotonic() - start < budget:
+            if all(self._plan_times.get(j, -1.0) >= t - 1e-6 for j in expect):
+                self._missed_last = False
+                self.waits.append(time.monotonic() - start)
+                return
+            time.sleep(0.002)
+        self._missed_last = True
+
+    def _score_counts(self, jid: str) -> None:
+        gw, frames = self.gateways[jid], self.frames[jid]
+        for approach, (q, a) in gw.last_counts.items():
+            tq, ta = frames.truth.get(approach, (q, a))
+            self.count_errors.setdefault(f"{jid}/{approach}", []).append((q - tq, a - ta))
+
+    # -- faults -------------------------------------------------------------------------------
+
+    def _faults(self, t: float) -> None:
+        active = self.ctx.faults.active(t)
+        kinds = {f.kind for f in active}
+        if "cloud_down" in kinds and self._runner is not None:
+            log.info("t=%.0f: cloud down", t)
+            self._runner.stop()
+            self._runner = None
+        elif "cloud_down" not in kinds and self._runner is None:
+            log.info("t=%.0f: cloud back", t)
+            self._start_runner()
+        if "broker_down" in kinds and self.broker.running:
+            log.info("t=%.0f: broker down", t)
+            self.broker.stop()
+        elif "broker_down" not in kinds and not self.broker.running:
+            log.info("t=%.0f: broker back", t)
+            self.broker.start()
+        delay = max((f.delay_s for f in active if f.kind == "uplink_delay"), default=0.0)
+        for gw in self.gateways.values():
+            gw.uplink_delay_s = delay
+        killed = {f.junction for f in active if f.kind == "gateway_kill"}
+        for jid in killed - self._killed:
+            self._kill_gateway(jid, t)
+        for jid in self._killed - killed:
+            self._maybe_restart(jid)
+
+    def _kill_gateway(self, jid: str, t: float) -> None:
+        """The gateway dies; the signal controller falls back to the network's own program."""
+        gw = self.gateways.pop(jid, None)
+        self._killed.add(jid)
+        if gw is None:
+            return
+        if gw.link is not None:
+            gw.link.kill()
+        conn = self.ctx.conn
+        applier = gw.applier
+        phase = applier.phase
+        elapsed = t - applier.switches[-1].time
+        p = applier.program[phase]
+        if p.kind == "green":
+            crossing = gw.port.has_pedestrian_crossing(phase)
+            lo = min_green(self.ctx.safety, crossing)
+            remaining = min(max(p.duration_s, lo), self.ctx.safety.max_green_s) - elapsed
+            remaining = max(remaining, lo - elapsed, 0.0)
+        else:
+            remaining = max(applier.phase_duration - elapsed, 0.0)
+        program = next(
+            lg.programID
+            for lg in conn.trafficlight.getAllProgramLogics(jid)
+            if lg.programID != PROGRAM_ID
+        )
+        conn.trafficlight.setProgram(jid, program)
+        conn.trafficlight.setPhase(jid, phase)
+        conn.trafficlight.setPhaseDuration(jid, remaining)
+        self.ctx.record_mode_change(jid, gw.mode, "fixed", "gateway killed: network program")
+        self._restart_pending[jid] = -1
+
+    def _maybe_restart(self, jid: str) -> None:
+        """A new gateway takes over at a phase boundary, so no phase is held too long."""
+        phase = int(self.ctx.conn.trafficlight.getPhase(jid))
+        last = self._restart_pending.get(jid, -1)
+        self._restart_pending[jid] = phase
+        if last in (-1, phase):
+            return
+        self._killed.discard(jid)
+        del self._restart_pending[jid]
+        junction = next(j for j in self.ctx.junctions if j.junction_id == jid)
+        self._start_gateway(junction)
+
+    # -- report -------------------------------------------------------------------------------
+
+    def _write_report(self) -> None:
+        errors = {
+            k: {
+                "n": len(v),
+                "queue_mae": round(sum(abs(e[0]) for e in v) / len(v), 3),
+                "approaching_mae": round(sum(abs(e[1]) for e in v) / len(v), 3),
+            }
+            for k, v in sorted(self.count_errors.items())
+            if v
+        }
+        modes: dict[str, int] = {}
+        for gw in self.gateways.values():
+            for m, n in gw.stats.modes.items():
+                modes[m] = modes.get(m, 0) + n
+        report = {
+            "counter": self.counter_kind,
+            "count_mae_per_approach": errors,
+            "intervals_per_mode": modes,
+            "plan_waits": len(self.waits),
+            "mean_plan_wait_ms": round(1000 * sum(self.waits) / len(self.waits), 2)
+            if self.waits
+            else None,
+        }
+        (self.work / "report.json").write_text(json.dumps(report, indent=1) + "\n")
