@@ -6,8 +6,10 @@ the FOV radius so the same seed gives the same eye at any image size.
 
 from __future__ import annotations
 
+import functools
+import itertools
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import cv2
 import numpy as np
@@ -36,6 +38,16 @@ class VesselTree:
     vein: list[bool] = field(default_factory=list)
 
 
+def mirrored(geo: Geometry) -> Geometry:
+    """The same eye flipped left-right (a left eye from a right-eye drawing)."""
+    flip = geo.size - 1
+
+    def fx(p: tuple[float, float]) -> tuple[float, float]:
+        return (flip - p[0], p[1])
+
+    return replace(geo, centre=fx(geo.centre), disc=fx(geo.disc), fovea=fx(geo.fovea))
+
+
 def make_geometry(rng: np.random.Generator, size: int, fov_ratio: float) -> Geometry:
     radius = size / 2 * fov_ratio * rng.uniform(0.98, 1.02)
     cx = size / 2 + rng.normal(0, 0.01) * size
@@ -46,184 +58,256 @@ def make_geometry(rng: np.random.Generator, size: int, fov_ratio: float) -> Geom
     return Geometry(size, (cx, cy), radius, disc, disc_r, fovea)
 
 
+@functools.lru_cache(maxsize=8)
 def coords(size: int) -> tuple[np.ndarray, np.ndarray]:
+    """Pixel x and y grids (cached and read-only: every sample of a size shares them)."""
     y, x = np.mgrid[0:size, 0:size].astype(np.float32)
+    x.setflags(write=False)
+    y.setflags(write=False)
     return x, y
 
 
 def smooth_noise(rng: np.random.Generator, size: int, cells: int) -> np.ndarray:
     """Band-limited noise in about -1..1: random values on a coarse grid, upscaled smoothly."""
     grid = rng.standard_normal((cells + 3, cells + 3)).astype(np.float32)
-    big = cv2.resize(
-        grid, (size + 3 * size // cells, size + 3 * size // cells), interpolation=cv2.INTER_CUBIC
-    )
-    o = size // cells
+    step = size / cells
+    big = cv2.resize(grid, (round(step * (cells + 3)),) * 2, interpolation=cv2.INTER_CUBIC)
+    o = round(step)
     return big[o : o + size, o : o + size]
 
 
+def _choroid(rng: np.random.Generator, size: int, geo: Geometry) -> np.ndarray:
+    """Choroidal vessels seen through a thin RPE: wavy orange bands with dark gaps, 0..1."""
+    m = np.zeros((size, size), np.uint8)
+    cx, cy = geo.centre[0] * size / geo.size, geo.centre[1] * size / geo.size
+    rad = geo.radius * size / geo.size
+    for _ in range(46):
+        a = rng.uniform(0, 2 * math.pi)
+        r0 = rad * rng.uniform(0.05, 0.5)
+        x, y = cx + r0 * math.cos(a), cy + r0 * math.sin(a)
+        pts = []
+        turn = 0.0
+        for _ in range(14):
+            pts.append((x, y))
+            turn = 0.7 * turn + rng.normal(0, 0.25)
+            a += turn
+            x += math.cos(a) * rad * 0.06
+            y += math.sin(a) * rad * 0.06
+        thick = max(1, round(rad * rng.uniform(0.025, 0.05)))
+        cv2.polylines(m, [np.array(pts, np.int32)], False, 255, thick, cv2.LINE_AA)
+    return cv2.GaussianBlur(m, (0, 0), max(0.8, rad * 0.012)).astype(np.float32) / 255.0
+
+
 def background(rng: np.random.Generator, geo: Geometry, pig: Pigmentation) -> np.ndarray:
-    """Fundus reflectance without disc or vessels: base colour, falloff, mottling, choroid."""
+    """Fundus reflectance without disc or vessels: base colour, falloff, mottling, choroid.
+
+    Everything here is smooth, so it is computed at a quarter of the working size and upscaled.
+    """
     s = geo.size
-    x, y = coords(s)
-    r = np.sqrt((x - geo.centre[0]) ** 2 + (y - geo.centre[1]) ** 2) / geo.radius
+    q = max(32, s // 4)
+    f = q / s
+    x, y = coords(q)
+    cx, cy, rad = geo.centre[0] * f, geo.centre[1] * f, geo.radius * f
+    r = np.sqrt((x - cx) ** 2 + (y - cy) ** 2) / rad
     base = np.array(pig.base_bgr, np.float32) * rng.uniform(0.88, 1.12, 3).astype(np.float32)
     # Brighter around the posterior pole, darker to the periphery (fundus reflectance + optics).
     light = 1.05 - 0.35 * np.clip(r, 0, 1.2) ** 2.2
-    mottle = 1.0 + 0.07 * smooth_noise(rng, s, 6) + 0.04 * smooth_noise(rng, s, 24)
-    img = base[None, None, :] * (light * mottle)[..., None]
+    light *= 1.0 + 0.08 * smooth_noise(rng, q, 5) + 0.05 * smooth_noise(rng, q, 16)
+    fx, fy = geo.fovea[0] * f, geo.fovea[1] * f
+    d2 = ((x - fx) ** 2 + (y - fy) ** 2) / rad**2
+    # Macula: darker and browner (xanthophyll, denser RPE pigment).
+    light *= 1.0 - 0.3 * np.exp(-d2 / (2 * 0.16**2))
+    low = base[None, None, :] * light[..., None]
+    low[..., 0] *= 1.0 - 0.3 * np.exp(-d2 / (2 * 0.09**2))
+    img: np.ndarray = cv2.resize(low, (s, s), interpolation=cv2.INTER_LINEAR)
     if pig.choroid > 0.02:
-        # Tigroid fundus: choroidal vessels show as dark-orange bands between lighter stripes.
-        n = smooth_noise(rng, s, 10) * 7.0 + smooth_noise(rng, s, 22) * 2.0
-        bands = np.abs(np.sin(n)).astype(np.float32) ** 0.6
-        strength = pig.choroid * 0.35 * np.clip(r * 1.4, 0.2, 1.0)
-        shade = 1.0 - strength * (1.0 - bands)
+        half = max(32, s // 2)
+        ch = cv2.resize(_choroid(rng, half, geo), (s, s), interpolation=cv2.INTER_LINEAR)
+        xs, ys = coords(s)
+        rr = np.sqrt((xs - geo.centre[0]) ** 2 + (ys - geo.centre[1]) ** 2) / geo.radius
+        strength = pig.choroid * 0.45 * np.clip(rr * 1.5, 0.15, 1.0)
+        shade = 1.0 - strength * (1.0 - ch)
         img[..., 0] *= shade
         img[..., 1] *= shade
-        img[..., 2] *= 1.0 - 0.4 * strength * (1.0 - bands)
-    # Macula: darker, browner (xanthophyll), with a small foveal reflex.
-    d2 = ((x - geo.fovea[0]) ** 2 + (y - geo.fovea[1]) ** 2) / geo.radius**2
-    mac = 1.0 - 0.32 * np.exp(-d2 / (2 * 0.16**2))
-    img *= mac[..., None]
-    img[..., 0] *= 1.0 - 0.25 * np.exp(-d2 / (2 * 0.1**2))
-    reflex = 0.25 * np.exp(-d2 / (2 * 0.012**2))
-    img += reflex[..., None] * np.array([0.5, 0.6, 0.6], np.float32)
-    return img.astype(np.float32)
+        img[..., 2] *= 1.0 - 0.35 * strength * (1.0 - ch)
+    # Fine granular texture of the pigment epithelium.
+    grain = 1.0 + 0.035 * smooth_noise(rng, s, max(8, s // 6))
+    img *= grain[..., None]
+    return img
+
+
+def window(geo: Geometry, x: float, y: float, half: float) -> tuple[int, int, int, int]:
+    """Clipped (x0, y0, x1, y1) of a square around a point: local work touches only this."""
+    s = geo.size
+    h = max(2, math.ceil(half))
+    return max(0, int(x) - h), max(0, int(y) - h), min(s, int(x) + h), min(s, int(y) + h)
 
 
 def draw_disc(img: np.ndarray, rng: np.random.Generator, geo: Geometry, pig: Pigmentation) -> None:
-    """Optic disc: pale pink rim, brighter yellow-white cup, soft edge, darker surrounding ring."""
-    s = geo.size
+    """Optic disc: orange-pink rim, yellow-white cup, soft edge, a darker surrounding ring."""
     r = geo.disc_radius
-    mask: np.ndarray = np.zeros((s, s), np.float32)
-    axes = (int(r * rng.uniform(0.9, 1.0)), int(r * rng.uniform(1.0, 1.12)))
-    centre = (int(geo.disc[0]), int(geo.disc[1]))
-    cv2.ellipse(mask, centre, axes, rng.uniform(-15, 15), 0, 360, 1.0, -1, cv2.LINE_AA)
-    mask = cv2.GaussianBlur(mask, (0, 0), max(0.8, r * 0.12))
-    cup: np.ndarray = np.zeros((s, s), np.float32)
-    cup_ratio = rng.uniform(0.3, 0.55)
-    cup_c = (int(geo.disc[0] - r * 0.15), int(geo.disc[1]))
-    cv2.ellipse(cup, cup_c, (int(r * cup_ratio), int(r * cup_ratio * 1.1)), 0, 0, 360, 1.0, -1)
-    cup = cv2.GaussianBlur(cup, (0, 0), max(0.8, r * 0.2))
-    rim_colour = np.array([0.45, 0.62, 0.95], np.float32) * pig.disc_contrast
-    cup_colour = np.array([0.75, 0.88, 0.98], np.float32)
-    ring = cv2.GaussianBlur(mask, (0, 0), max(1.0, r * 0.25)) - mask
-    img *= (1.0 - 0.5 * np.clip(ring, 0, 1))[..., None]
-    img[:] = img * (1 - mask[..., None]) + rim_colour * mask[..., None]
-    img[:] = img * (1 - 0.85 * cup[..., None]) + cup_colour * 0.85 * cup[..., None]
+    x0, y0, x1, y1 = window(geo, geo.disc[0], geo.disc[1], r * 2.2)
+    if x1 <= x0 or y1 <= y0:
+        return
+    h, w = y1 - y0, x1 - x0
+    ox, oy = geo.disc[0] - x0, geo.disc[1] - y0
+    mask: np.ndarray = np.zeros((h, w), np.float32)
+    axes = (round(r * rng.uniform(0.9, 1.0) * 16), round(r * rng.uniform(1.0, 1.12) * 16))
+    cv2.ellipse(
+        mask,
+        (round(ox * 16), round(oy * 16)),
+        axes,
+        rng.uniform(-15, 15),
+        0,
+        360,
+        1.0,
+        -1,
+        cv2.LINE_AA,
+        shift=4,
+    )
+    mask = cv2.GaussianBlur(mask, (0, 0), max(0.6, r * 0.1))
+    cup: np.ndarray = np.zeros((h, w), np.float32)
+    cup_r = r * rng.uniform(0.3, 0.55)
+    cup_c = (round((ox - r * 0.15) * 16), round(oy * 16))
+    cv2.ellipse(
+        cup,
+        cup_c,
+        (round(cup_r * 16), round(cup_r * 1.1 * 16)),
+        0,
+        0,
+        360,
+        1.0,
+        -1,
+        cv2.LINE_AA,
+        shift=4,
+    )
+    cup = cv2.GaussianBlur(cup, (0, 0), max(0.6, r * 0.18))
+    ring = np.clip(cv2.GaussianBlur(mask, (0, 0), max(1.0, r * 0.2)) - mask, 0, 1)
+    tint = rng.uniform(0.9, 1.05)
+    rim_colour = np.array([0.42, 0.58, 0.93], np.float32) * pig.disc_contrast * tint
+    cup_colour = np.array([0.72, 0.86, 0.97], np.float32)
+    roi = img[y0:y1, x0:x1]
+    roi *= (1.0 - 0.45 * ring)[..., None]
+    m = mask[..., None]
+    roi[:] = roi * (1 - m) + rim_colour * m
+    c = 0.85 * cup[..., None]
+    roi[:] = roi * (1 - c) + cup_colour * c
 
 
-def _grow(  # noqa: PLR0917 (rewritten next)
-    rng: np.random.Generator,
-    tree: VesselTree,
-    geo: Geometry,
-    start: tuple[float, float],
-    heading: float,
-    width: float,
-    length: float,
-    curvature: float,
-    depth: int,
-    vein: bool,
-    beading: float,
-) -> None:
-    """Grow one vessel by a curved random walk, spawning thinner branches along the way."""
-    step = geo.radius * 0.018
-    n = max(2, int(length / step))
-    pts = np.empty((n + 1, 2), np.float32)
-    pts[0] = start
-    x, y, a = start[0], start[1], heading
-    turns = rng.normal(0.0, 0.07, n) + curvature
-    branch_at = []
-    for i in range(n):
-        a += turns[i]
-        x += math.cos(a) * step
-        y += math.sin(a) * step
-        pts[i + 1] = (x, y)
-        if math.hypot(x - geo.centre[0], y - geo.centre[1]) > geo.radius * 1.02:
-            pts = pts[: i + 2]
-            break
-        if depth > 0 and i > 2 and rng.random() < 0.09:
-            branch_at.append((i + 1, a))
-    m = len(pts)
-    taper = np.linspace(1.0, 0.45, m, dtype=np.float32)
-    w = width * taper
-    if vein and beading > 0:
-        phase = rng.uniform(0, 6.28)
-        w = w * (1.0 + beading * np.sin(np.arange(m, dtype=np.float32) * 1.9 + phase))
-    tree.paths.append(pts)
-    tree.widths.append(w)
-    tree.vein.append(vein)
-    for i, a_here in branch_at:
-        if i >= m:
-            continue
-        side = rng.choice([-1.0, 1.0])
-        _grow(
-            rng,
-            tree,
-            geo,
-            (float(pts[i, 0]), float(pts[i, 1])),
-            a_here + side * rng.uniform(0.45, 1.1),
-            float(w[i]) * rng.uniform(0.55, 0.8),
-            length * rng.uniform(0.3, 0.6),
-            rng.normal(0, 0.02),
-            depth - 1,
-            vein,
-            beading,
-        )
+@dataclass(frozen=True)
+class Sprout:
+    """A vessel still to grow: where it starts, where it heads, how wide and long it gets."""
+
+    x: float
+    y: float
+    heading: float
+    width: float
+    length: float
+    bend: float  # steady turn per step (radians), how the arcades arch around the macula
+    depth: int  # how many more generations of branches it may spawn
+    vein: bool
 
 
 def vessel_tree(rng: np.random.Generator, geo: Geometry, beading: float = 0.0) -> VesselTree:
-    """Arteries and veins leaving the disc: two temporal arcades around the macula, nasal trunks."""
+    """Arteries and veins leaving the disc: two temporal arcades around the macula, nasal trunks.
+
+    Each vessel is a smooth random walk (correlated turning); branches split off with Murray's
+    law widths, so a tree has ~100 vessels, as a 45-degree photograph shows.
+    """
     tree = VesselTree()
-    big = geo.radius * 0.022
+    big = geo.radius * 0.024
+    todo: list[Sprout] = []
+    dx, dy = geo.disc
     for vein in (True, False):
-        width = big * (1.0 if vein else 0.72)
-        off = geo.disc_radius * (0.15 if vein else -0.15)
-        start = (geo.disc[0] + off, geo.disc[1])
-        # Temporal arcades: leave up/down, then bend toward the macula side (left for a right eye).
-        for sign in (-1.0, 1.0):
-            heading = sign * (math.pi / 2 + rng.uniform(0.15, 0.45) + (0.12 if vein else 0.0))
-            _grow(
-                rng,
-                tree,
-                geo,
-                start,
-                heading,
-                width,
-                geo.radius * 1.7,
-                sign * rng.uniform(0.028, 0.04),
-                3,
-                vein,
-                beading,
+        width = big * (1.0 if vein else 0.75)
+        for sign in (-1.0, 1.0):  # superior (-y) and inferior (+y)
+            off = geo.disc_radius * 0.25 * (1 if vein else -1)
+            x0, y0 = dx + off, dy + sign * geo.disc_radius * 0.15
+            arc = sign * (math.pi / 2 + rng.uniform(0.25, 0.5) + (0.08 if vein else -0.04))
+            todo.append(
+                Sprout(
+                    x0,
+                    y0,
+                    arc,
+                    width,
+                    geo.radius * rng.uniform(1.5, 1.8),
+                    sign * rng.uniform(0.04, 0.055),
+                    3,
+                    vein,
+                )
             )
-            # Nasal trunks head to the right, fanning out.
-            _grow(
-                rng,
-                tree,
-                geo,
-                start,
-                sign * rng.uniform(0.35, 0.9),
-                width * 0.8,
-                geo.radius * 0.9,
-                -sign * rng.uniform(0.0, 0.02),
-                2,
-                vein,
-                beading,
+            nasal = sign * rng.uniform(0.4, 1.0)
+            todo.append(
+                Sprout(
+                    x0,
+                    y0,
+                    nasal,
+                    width * 0.7,
+                    geo.radius * 0.9,
+                    -sign * rng.uniform(0.0, 0.02),
+                    2,
+                    vein,
+                )
             )
-        # Small papillomacular vessels toward the fovea.
-        for _ in range(2):
-            _grow(
-                rng,
-                tree,
-                geo,
-                start,
-                math.pi + rng.normal(0, 0.35),
-                width * 0.35,
-                geo.radius * 0.35,
-                rng.normal(0, 0.03),
-                1,
-                vein,
-                0.0,
+        for _ in range(2):  # small papillomacular vessels toward the fovea
+            todo.append(
+                Sprout(
+                    dx - geo.disc_radius * 0.5,
+                    dy + rng.normal(0, geo.disc_radius * 0.4),
+                    math.pi + rng.normal(0, 0.3),
+                    width * 0.3,
+                    geo.radius * 0.3,
+                    rng.normal(0, 0.02),
+                    0,
+                    vein,
+                )
             )
+    step = geo.radius * 0.022
+    while todo:
+        sp = todo.pop()
+        n = max(2, int(sp.length / step))
+        turn_noise = rng.normal(0.0, 0.035, n)
+        split = rng.random(n)
+        pts = [(sp.x, sp.y)]
+        widths = [sp.width]
+        x, y, a, turn, w = sp.x, sp.y, sp.heading, 0.0, sp.width
+        taper = 0.55 ** (1.0 / n)
+        for i in range(n):
+            turn = 0.75 * turn + turn_noise[i]
+            a += sp.bend * 0.965**i + turn  # the arch flattens out toward the periphery
+            x += math.cos(a) * step
+            y += math.sin(a) * step
+            w *= taper
+            pts.append((x, y))
+            widths.append(w)
+            if math.hypot(x - geo.centre[0], y - geo.centre[1]) > geo.radius * 1.02:
+                break
+            if sp.depth > 0 and i > 3 and split[i] < 0.075:
+                # Murray's law: w^3 = w1^3 + w2^3; the parent keeps the larger share.
+                share = rng.uniform(0.25, 0.45)
+                child_w = w * share ** (1 / 3)
+                w = w * (1 - share) ** (1 / 3)
+                side = 1.0 if rng.random() < 0.5 else -1.0
+                todo.append(
+                    Sprout(
+                        x,
+                        y,
+                        a + side * rng.uniform(0.5, 1.0),
+                        child_w,
+                        sp.length * rng.uniform(0.35, 0.6),
+                        rng.normal(0, 0.02),
+                        sp.depth - 1,
+                        sp.vein,
+                    )
+                )
+                a -= side * rng.uniform(0.05, 0.2)
+        wa = np.array(widths, np.float32)
+        if sp.vein and beading > 0 and sp.depth >= 2:
+            phase = rng.uniform(0, 2 * math.pi)
+            wa *= 1.0 + beading * np.sin(np.arange(len(wa), dtype=np.float32) * 1.7 + phase)
+        tree.paths.append(np.array(pts, np.float32))
+        tree.widths.append(wa)
+        tree.vein.append(sp.vein)
     return tree
 
 
@@ -235,25 +319,34 @@ def render_vessels(img: np.ndarray, tree: VesselTree, geo: Geometry) -> None:
     reflex = np.zeros((s, s), np.uint8)
     for pts, w, vein in zip(tree.paths, tree.widths, tree.vein, strict=True):
         target = veins if vein else arts
-        ipts = np.round(pts * 16).astype(np.int32)  # 4 fractional bits for sub-pixel lines
-        for i in range(len(ipts) - 1):
-            t = max(1, round(float(w[i])))
-            p, q = (int(ipts[i, 0]), int(ipts[i, 1])), (int(ipts[i + 1, 0]), int(ipts[i + 1, 1]))
-            cv2.line(target, p, q, 255, t, cv2.LINE_AA, shift=4)
-            if not vein and w[i] > 2.5:
-                cv2.line(reflex, p, q, 255, 1, cv2.LINE_AA, shift=4)
+        ipts = np.round(pts * 16).astype(np.int32)  # 4 fractional bits: sub-pixel lines
+        thick = np.maximum(1, np.round(w[:-1])).astype(np.int32)
+        # One polyline per run of equal thickness (a tapering vessel has a handful of runs).
+        cuts = [0, *(np.flatnonzero(np.diff(thick)) + 1).tolist(), len(thick)]
+        for i, j in itertools.pairwise(cuts):
+            t = int(thick[i])
+            run = ipts[i : j + 1]
+            cv2.polylines(target, [run], False, 255, t, cv2.LINE_AA, shift=4)
+            if not vein and t >= 3:
+                cv2.polylines(reflex, [run], False, 255, 1, cv2.LINE_AA, shift=4)
     sigma = max(0.5, geo.radius * 0.0025)
     v = cv2.GaussianBlur(veins, (0, 0), sigma).astype(np.float32) / 255.0
     a = cv2.GaussianBlur(arts, (0, 0), sigma).astype(np.float32) / 255.0
     rf = cv2.GaussianBlur(reflex, (0, 0), sigma).astype(np.float32) / 255.0
-    # Foveal avascular zone: small vessels fade out before the fovea.
-    x, y = coords(s)
-    d2 = ((x - geo.fovea[0]) ** 2 + (y - geo.fovea[1]) ** 2) / geo.radius**2
+    # Foveal avascular zone: small vessels fade out before the fovea (only a window is touched).
+    half = int(geo.radius * 0.25)
+    fx, fy = int(geo.fovea[0]), int(geo.fovea[1])
+    y0, y1, x0, x1 = max(0, fy - half), min(s, fy + half), max(0, fx - half), min(s, fx + half)
+    yy, xx = np.mgrid[y0:y1, x0:x1].astype(np.float32)
+    d2 = ((xx - geo.fovea[0]) ** 2 + (yy - geo.fovea[1]) ** 2) / geo.radius**2
     faz = 1.0 - np.exp(-d2 / (2 * 0.07**2))
-    v *= faz
-    a *= faz
-    vein_att = np.array([0.42, 0.40, 0.66], np.float32)
-    art_att = np.array([0.68, 0.62, 0.86], np.float32)
-    img *= 1.0 - v[..., None] * (1.0 - vein_att)
-    img *= 1.0 - a[..., None] * (1.0 - art_att)
-    img += (0.12 * rf * a)[..., None]
+    v[y0:y1, x0:x1] *= faz
+    a[y0:y1, x0:x1] *= faz
+    # Per channel: transmission of veins and arteries, plus the arteries' bright central reflex.
+    planes = list(cv2.split(img))
+    for c, (kv, ka) in enumerate(((0.58, 0.32), (0.60, 0.38), (0.34, 0.14))):
+        planes[c] = planes[c] * (1.0 - kv * v - ka * a) + 0.12 * rf * a
+    img[:] = cv2.merge(planes)
+    # Foveal light reflex: a small bright point at the centre of the macula.
+    reflex_d = 0.25 * np.exp(-d2 / (2 * 0.012**2))
+    img[y0:y1, x0:x1] += reflex_d[..., None] * np.array([0.5, 0.6, 0.6], np.float32)

@@ -25,16 +25,19 @@ class DefectRule:
 # defects together reach COMBINED_REJECT (sum of severity / reject_at); `usable` when it has any
 # other defect; `good` when it has none.
 QUALITY_RULES: dict[str, DefectRule] = {
-    "defocus": DefectRule(0.5, "Gaussian blur, sigma = 0.05 R * s"),
-    "motion_blur": DefectRule(0.5, "linear blur, length = 0.12 R * s, random direction"),
-    "underexposure": DefectRule(0.55, "brightness x 0.06 ** s (sensor noise stays: low SNR)"),
-    "overexposure": DefectRule(0.5, "brightness x (1 + 3 s), clipped; blacks lifted by 0.15 s"),
-    "uneven_illumination": DefectRule(0.6, "one side dimmed, down to x 0.03 ** s at the far edge"),
+    "defocus": DefectRule(0.5, "Gaussian blur, sigma = 0.1 R * s ** 1.5"),
+    "motion_blur": DefectRule(0.5, "linear blur, length = 0.35 R * s ** 1.5, random direction"),
+    "underexposure": DefectRule(0.55, "brightness x 0.02 ** s ** 1.3 (noise stays: low SNR)"),
+    "overexposure": DefectRule(0.5, "brightness x (1 + 5 s ** 1.3), clipped; blacks + 0.25 s"),
+    "uneven_illumination": DefectRule(
+        0.6,
+        "a brightness ramp across the FOV: x 0.01 ** (0.75 s) far side, x 0.01 ** (-0.25 s) near",
+    ),
     "off_centre": DefectRule(0.55, "FOV shifted by 1.6 R * s: at 0.55 ~40% of it is cut off"),
     "eyelash_occlusion": DefectRule(0.55, "lid and lashes cover 0.8 * s of the FOV height"),
-    "haze_flare": DefectRule(0.6, "veil of weight 1.1 s (max 0.92) and a bright edge flare"),
-    "low_resolution": DefectRule(0.75, "detail limited to 0.04 ** s of the image side"),
-    "jpeg_compression": DefectRule(0.8, "JPEG quality = 90 * (1 - s) ** 1.5 (min 1)"),
+    "haze_flare": DefectRule(0.6, "veil of weight 1.4 s (max 0.95) and a bright edge flare"),
+    "low_resolution": DefectRule(0.75, "detail limited to 0.02 ** s ** 1.2 of the image side"),
+    "jpeg_compression": DefectRule(0.85, "JPEG quality = 90 * (1 - s) ** 2 (min 1)"),
 }
 DEFECTS: tuple[str, ...] = tuple(QUALITY_RULES)
 COMBINED_REJECT = 1.5
@@ -157,7 +160,7 @@ def _haze_flare(
 ) -> None:
     """Media opacity or stray light: contrast drops under a veil, a bright crescent at one edge."""
     size = geo.size
-    h = min(0.92, 1.1 * s)
+    h = min(0.95, 1.4 * s)
     x, y = coords(size)
     a = rng.uniform(0, 2 * math.pi)
     t = ((x - geo.centre[0]) * math.cos(a) + (y - geo.centre[1]) * math.sin(a)) / geo.radius
@@ -194,29 +197,29 @@ def apply_scene_defects(
     if (s := defects.get("uneven_illumination", 0.0)) > 0:
         x, y = coords(geo.size)
         t = (x - geo.centre[0]) * math.cos(angles[1]) + (y - geo.centre[1]) * math.sin(angles[1])
-        ramp = np.clip((t / fov_r + 1.0) / 2.0, 0, 1) ** 1.5
-        img *= np.power(np.float32(0.03), s * ramp)[..., None]
+        ramp = np.clip((t / fov_r + 1.0) / 2.0, 0, 1)
+        img *= np.power(np.float32(0.01), s * (ramp - 0.25))[..., None]
     if (s := defects.get("underexposure", 0.0)) > 0:
-        img *= np.float32(0.06**s)
+        img *= np.float32(0.02 ** (s**1.3))
     if (s := defects.get("overexposure", 0.0)) > 0:
-        img *= np.float32(1.0 + 3.0 * s)
-        img += (0.15 * s * fov)[..., None]
+        img *= np.float32(1.0 + 5.0 * s**1.3)
+        img += (0.25 * s * fov)[..., None]
         np.minimum(img, 1.0, out=img)
     if (s := defects.get("defocus", 0.0)) > 0:
-        img = fast_blur(img, 0.05 * fov_r * s)
+        img = fast_blur(img, 0.1 * fov_r * s**1.5)
     if (s := defects.get("motion_blur", 0.0)) > 0:
-        img = motion_blur(img, 0.12 * fov_r * s, float(angles[2]))
+        img = motion_blur(img, 0.35 * fov_r * s**1.5, float(angles[2]))
     return img, lesion_mask
 
 
 def effective_side(size: int, defects: dict[str, float]) -> int:
     """Pixels of real detail across the image after the low-resolution defect."""
     s = defects.get("low_resolution", 0.0)
-    return max(16, round(size * 0.04**s))
+    return max(16, round(size * 0.02 ** (s**1.2)))
 
 
 def jpeg_quality(s: float) -> int:
-    return max(1, round(90 * (1.0 - s) ** 1.5))
+    return max(1, round(90 * (1.0 - s) ** 2))
 
 
 def apply_jpeg(img: np.ndarray, s: float) -> np.ndarray:

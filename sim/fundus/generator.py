@@ -20,6 +20,7 @@ from sim.fundus.anatomy import (
     coords,
     draw_disc,
     make_geometry,
+    mirrored,
     render_vessels,
     vessel_tree,
 )
@@ -170,13 +171,16 @@ def generate_sample(  # noqa: PLR0917 (the documented signature)
 
     img = _camera(img, cam, geo, shift)
     fov = _fov_mask(geo)
-    img *= fov[..., None]
+    img *= (fov * _vignette(geo, cam.vignette))[..., None]
     if laterality == "L":  # drawn as a right eye; a left eye is its mirror image
-        img, mask = img[:, ::-1].copy(), mask[:, ::-1].copy()
+        img, mask, fov = img[:, ::-1].copy(), mask[:, ::-1].copy(), fov[:, ::-1].copy()
+        geo = mirrored(geo)
     img, mask = apply_scene_defects(img, mask, fov, rng=r_defect, geo=geo, defects=chosen)
-    noise = r_noise.standard_normal(img.shape, dtype=np.float32)
-    img += noise * np.float32(cam.noise)
-    out: np.ndarray = np.clip(img * 255.0 + 0.5, 0, 255).astype(np.uint8)
+    # Sensor noise, mostly luminance; it does not scale with exposure, so dark scans get noisy.
+    noise = r_noise.standard_normal(img.shape[:2], dtype=np.float32) * np.float32(cam.noise)
+    img += noise[..., None]
+    # |x| only touches the faint noise below black; saturates and rounds in one pass.
+    out: np.ndarray = cv2.convertScaleAbs(img, alpha=255.0)
     side = effective_side(size, chosen)
     if side < work:
         out = cv2.resize(out, (side, side), interpolation=cv2.INTER_AREA)
@@ -205,14 +209,20 @@ def _camera(img: np.ndarray, cam: Any, geo: Any, shift: ShiftSpec | None) -> np.
     if shift is not None:
         gains = gains * np.array(shift.colour_cast, np.float32)
     img = img * gains
-    grey = img.mean(axis=2, keepdims=True)
-    img = grey + (img - grey) * np.float32(cam.saturation)
+    grey = cv2.cvtColor(cv2.cvtColor(img, cv2.COLOR_BGR2GRAY), cv2.COLOR_GRAY2BGR)
+    img = cv2.addWeighted(img, cam.saturation, grey, 1.0 - cam.saturation, 0.0)
     np.clip(img, 0.0, 1.0, out=img)
-    img = cv2.pow(img, cam.gamma)
-    x, y = coords(geo.size)
-    r2 = ((x - geo.centre[0]) ** 2 + (y - geo.centre[1]) ** 2) / geo.radius**2
-    img *= (1.0 - cam.vignette * np.clip(r2, 0, 1) ** 1.6)[..., None]
-    return img
+    return cv2.pow(img, cam.gamma)
+
+
+def _vignette(geo: Any, strength: float) -> np.ndarray:
+    """Optical falloff toward the FOV edge; smooth, so computed at a quarter size and upscaled."""
+    q = max(32, geo.size // 4)
+    f = q / geo.size
+    x, y = coords(q)
+    r2 = ((x - geo.centre[0] * f) ** 2 + (y - geo.centre[1] * f) ** 2) / (geo.radius * f) ** 2
+    small = (1.0 - strength * np.clip(r2, 0, 1) ** 1.6).astype(np.float32)
+    return cv2.resize(small, (geo.size, geo.size), interpolation=cv2.INTER_LINEAR)
 
 
 def _fov_mask(geo: Any) -> np.ndarray:

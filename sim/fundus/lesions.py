@@ -9,6 +9,7 @@ Counts are generous at grades >= 2 so that referable disease shows at 224 px mod
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import cv2
@@ -186,16 +187,44 @@ def draw_lesions(
         band = pre[: max(0, top)]
         red[: max(0, top)][band > 0] = 0
     soft = max(0.5, fov_r * 0.002)
-    fr = cv2.GaussianBlur(red, (0, 0), soft).astype(np.float32) / 255.0
-    fy = cv2.GaussianBlur(yellow, (0, 0), soft * 0.8).astype(np.float32) / 255.0
-    fw = cv2.GaussianBlur(white, (0, 0), fov_r * 0.012).astype(np.float32) / 255.0
-    fn = cv2.GaussianBlur(nv, (0, 0), soft).astype(np.float32) / 255.0
-    img *= 1.0 - fr[..., None] * (1.0 - np.array([0.32, 0.26, 0.52], np.float32))
-    img *= 1.0 - fn[..., None] * (1.0 - np.array([0.5, 0.45, 0.75], np.float32))
-    ex = np.array([0.38, 0.82, 0.97], np.float32)
-    img[:] = img * (1.0 - fy[..., None]) + ex * fy[..., None]
-    cw = np.array([0.72, 0.84, 0.92], np.float32)
-    fw *= 0.75
-    img[:] = img * (1.0 - fw[..., None]) + cw * fw[..., None]
-    mask = (fr > 0.25) | (fy > 0.25) | (fw > 0.2) | (fn > 0.25)
+    # (map, blur sigma, how to paint it, alpha above which the pixel counts as lesion)
+    layers = (
+        (red, soft, _darken(0.3, 0.22, 0.6), 0.25),
+        (nv, soft, _darken(0.5, 0.45, 0.75), 0.25),
+        (yellow, soft * 0.8, _cover(0.38, 0.82, 0.97, 1.0), 0.25),
+        (white, fov_r * 0.012, _cover(0.72, 0.84, 0.92, 0.75), 0.2),
+    )
+    for layer, sigma, paint, level in layers:
+        x, y, w, h = cv2.boundingRect(layer)
+        if w == 0:
+            continue
+        pad = math.ceil(3 * sigma) + 1
+        x0, y0 = max(0, x - pad), max(0, y - pad)
+        x1, y1 = min(s, x + w + pad), min(s, y + h + pad)
+        alpha = cv2.GaussianBlur(layer[y0:y1, x0:x1], (0, 0), sigma).astype(np.float32) / 255.0
+        paint(img[y0:y1, x0:x1], alpha)
+        mask[y0:y1, x0:x1] |= alpha > level
     return mask
+
+
+def _darken(b: float, g: float, r: float) -> Callable[[np.ndarray, np.ndarray], None]:
+    """Blood absorbs: multiply toward the given BGR transmission where alpha is 1."""
+    loss = 1.0 - np.array([b, g, r], np.float32)
+
+    def paint(roi: np.ndarray, alpha: np.ndarray) -> None:
+        roi *= 1.0 - alpha[..., None] * loss
+
+    return paint
+
+
+def _cover(
+    b: float, g: float, r: float, opacity: float
+) -> Callable[[np.ndarray, np.ndarray], None]:
+    """Exudates and cotton-wool spots scatter: blend toward their own colour."""
+    colour = np.array([b, g, r], np.float32)
+
+    def paint(roi: np.ndarray, alpha: np.ndarray) -> None:
+        a = (alpha * opacity)[..., None]
+        roi[:] = roi * (1.0 - a) + colour * a
+
+    return paint
