@@ -20,7 +20,9 @@ def _shapes(model: Any) -> dict[str, list[int]]:
     inferred = onnx.shape_inference.infer_shapes(model)
     graph = inferred.graph
     for vi in [*graph.input, *graph.value_info, *graph.output]:
-        dims = [d.dim_value if d.HasField("dim_value") else 0 for d in vi.type.tensor_type.shape.dim]
+        dims = [
+            d.dim_value if d.HasField("dim_value") else 0 for d in vi.type.tensor_type.shape.dim
+        ]
         shapes[vi.name] = dims
     for init in graph.initializer:
         shapes[init.name] = list(init.dims)

@@ -14,8 +14,9 @@ import numpy as np
 from benchmarks.runner import Budget, measure
 
 
-def _best(sizes: tuple[int, ...], make: Callable[[int], Callable[[], object]], budget: Budget
-          ) -> dict[str, Any]:
+def _best(
+    sizes: tuple[int, ...], make: Callable[[int], Callable[[], object]], budget: Budget
+) -> dict[str, Any]:
     best: dict[str, Any] = {"flops_per_s": 0.0}
     per_size = {}
     for n in sizes:

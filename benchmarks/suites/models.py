@@ -24,6 +24,8 @@ from shared.registry import Registry, VerifiedModel
 
 log = logging.getLogger(__name__)
 EAGER = "pytorch-eager"
+INT8 = "onnx-cpu-int8"  # the registry's int8 ONNX artifact on ORT CPU
+KNOWN_BACKENDS = (EAGER, "onnx-cpu", INT8, "onnx-cuda", "onnx-tensorrt", "tensorrt")
 GPU_KINDS = ("onnx-cuda", "onnx-tensorrt", "tensorrt")
 
 
@@ -99,7 +101,8 @@ def _backend_kinds(run: BenchRun, wanted: tuple[str, ...]) -> list[str]:
         return []
     kinds = []
     for kind in reversed(AUTO_ORDER):  # cheapest (onnx-cpu) first
-        if wanted and kind not in wanted:
+        int8_needs_it = kind == "onnx-cpu" and INT8 in wanted
+        if wanted and kind not in wanted and not int8_needs_it:
             continue
         reason = unavailable_reason(kind)
         if reason is None:
@@ -137,6 +140,12 @@ def _peaks(
 
 
 def run_models(run: BenchRun, plan: ModelsPlan) -> None:
+    unknown = sorted(set(plan.backends) - set(KNOWN_BACKENDS))
+    if unknown:
+        raise EdgewardError(
+            f"bench models: unknown backend {', '.join(unknown)}; "
+            f"choose from {', '.join(KNOWN_BACKENDS)}"
+        )
     registry = Registry(plan.registry)
     names = [n for n in registry.names() if not plan.only or n in plan.only]
     if not names:
@@ -161,9 +170,10 @@ def run_models(run: BenchRun, plan: ModelsPlan) -> None:
             run.skip(f"model {name}", str(exc))
     jobs = [(n, EAGER) for n in models if with_eager]
     for n, m in models.items():
-        jobs += [(n, k) for k in kinds]
-        if "onnx-cpu" in kinds and _int8_variant(m) is not None:
-            jobs.append((n, "onnx-cpu-int8"))
+        jobs += [(n, k) for k in kinds if not plan.backends or k in plan.backends]
+        wants_int8 = not plan.backends or INT8 in plan.backends
+        if wants_int8 and "onnx-cpu" in kinds and _int8_variant(m) is not None:
+            jobs.append((n, INT8))
     total = len(jobs) * len(plan.batch_sizes)
     with tqdm(total=total, desc="bench models", unit="run") as bar:
         reference: dict[tuple[str, int], dict[str, Any]] = {}
@@ -195,7 +205,7 @@ def _bench_one(
         if kind == EAGER:
             runner, close = _torch_runner(model, plan.threads)
             providers = ["torch-cpu"]
-        elif kind == "onnx-cpu-int8":
+        elif kind == INT8:
             int8 = _int8_variant(model)
             assert int8 is not None
             runner, close, providers = _edge_runner("onnx-cpu", int8, plan.threads)
@@ -205,7 +215,7 @@ def _bench_one(
         run.skip(f"{name} on {kind}", str(exc))
         bar.update(len(plan.batch_sizes))
         return
-    peak_class = "onnx-cpu" if kind == "onnx-cpu-int8" else kind
+    peak_class = "onnx-cpu" if kind == INT8 else kind
     peak = peaks.get(peak_class, {}).get("flops_per_s")
     rng = np.random.default_rng(0)
     try:
