@@ -161,8 +161,8 @@ def run_mqtt(run: BenchRun, plan: MqttPlan) -> None:
             for n in tqdm(plan.gateways, desc="mqtt gateways", unit="size"):
                 _one_size(run, plan, settings, bridge, n)
         finally:
-            sub.loop_stop()
             sub.disconnect()
+            sub.loop_stop()
         if bridge.bad:
             run.sections["undecodable"] = bridge.bad[:20]
     rows = [r for r in run.results if r["suite"] == "mqtt"]
@@ -227,8 +227,9 @@ def _one_size(
             )
     finally:
         for client in clients.values():
+            client.disconnect()  # first: the network loop then ends without waiting a tick
+        for client in clients.values():
             client.loop_stop()
-            client.disconnect()
 
 
 def _record(
