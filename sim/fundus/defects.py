@@ -26,12 +26,12 @@ class DefectRule:
 # other defect; `good` when it has none.
 QUALITY_RULES: dict[str, DefectRule] = {
     "defocus": DefectRule(0.5, "Gaussian blur, sigma = 0.1 R * s ** 1.5"),
-    "motion_blur": DefectRule(0.5, "linear blur, length = 0.35 R * s ** 1.5, random direction"),
+    "motion_blur": DefectRule(0.5, "linear blur, length = 0.45 R * s ** 1.5, random direction"),
     "underexposure": DefectRule(0.55, "brightness x 0.02 ** s ** 1.3 (noise stays: low SNR)"),
     "overexposure": DefectRule(0.5, "brightness x (1 + 5 s ** 1.3), clipped; blacks + 0.25 s"),
     "uneven_illumination": DefectRule(
         0.6,
-        "a brightness ramp across the FOV: x 0.01 ** (0.75 s) far side, x 0.01 ** (-0.25 s) near",
+        "brightness ramp across the FOV: x 0.01 ** s far side, x 0.01 ** (-0.3 s) near side",
     ),
     "off_centre": DefectRule(0.55, "FOV shifted by 1.6 R * s: at 0.55 ~40% of it is cut off"),
     "eyelash_occlusion": DefectRule(0.55, "lid and lashes cover 0.8 * s of the FOV height"),
@@ -198,7 +198,7 @@ def apply_scene_defects(
         x, y = coords(geo.size)
         t = (x - geo.centre[0]) * math.cos(angles[1]) + (y - geo.centre[1]) * math.sin(angles[1])
         ramp = np.clip((t / fov_r + 1.0) / 2.0, 0, 1)
-        img *= np.power(np.float32(0.01), s * (ramp - 0.25))[..., None]
+        img *= np.power(np.float32(0.01), s * (1.3 * ramp - 0.3))[..., None]
     if (s := defects.get("underexposure", 0.0)) > 0:
         img *= np.float32(0.02 ** (s**1.3))
     if (s := defects.get("overexposure", 0.0)) > 0:
@@ -208,7 +208,7 @@ def apply_scene_defects(
     if (s := defects.get("defocus", 0.0)) > 0:
         img = fast_blur(img, 0.1 * fov_r * s**1.5)
     if (s := defects.get("motion_blur", 0.0)) > 0:
-        img = motion_blur(img, 0.35 * fov_r * s**1.5, float(angles[2]))
+        img = motion_blur(img, 0.45 * fov_r * s**1.5, float(angles[2]))
     return img, lesion_mask
 
 
