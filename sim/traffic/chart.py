@@ -8,10 +8,12 @@ from pathlib import Path
 
 def delay_chart(
     path: Path,
+    *,
     series: Sequence[float | None],
     bin_s: float,
     faults: Sequence[tuple[float, float, str]],
     title: str,
+    horizon_s: float | None = None,
 ) -> None:
     import matplotlib
 
@@ -36,6 +38,7 @@ def delay_chart(
         ax.set_ylabel("mean delay per trip (s)")
         ax.set_title(title, fontsize=10)
         ax.set_ylim(bottom=0)
+        ax.set_xlim(0, (horizon_s if horizon_s else len(series) * bin_s) / 60.0)
         ax.grid(alpha=0.3)
         if faults:
             ax.legend(fontsize=8, loc="upper left")

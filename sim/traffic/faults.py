@@ -14,7 +14,7 @@ the broker, the coordinator or a gateway) when `FaultSchedule.active(t)` reports
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 from shared.errors import EdgewardError
@@ -140,7 +140,7 @@ class FaultSchedule:
                 return f.mode
         return None
 
-    def validate(self, junctions: dict[str, Sequence[str]]) -> None:
+    def validate(self, junctions: Mapping[str, Sequence[str]]) -> None:
         """Check junction and approach names against the network; say which exist."""
         for f in self.faults:
             if f.junction and f.junction not in junctions:

@@ -136,10 +136,14 @@ def run(cfg: RunConfig, controller: Controller | None = None) -> dict[str, Any]:
     )
     delay_chart(
         out / "delay.png",
-        series,
-        CHART_BIN_S,
-        [(s - scenario.begin_s, e - scenario.begin_s, label) for s, e, label in schedule.windows()],
-        f"{spec.name} · {kind} · seed {cfg.seed}: mean delay {summary['mean_delay_s']} s",
+        series=series,
+        bin_s=CHART_BIN_S,
+        faults=[
+            (s - scenario.begin_s, e - scenario.begin_s, label)
+            for s, e, label in schedule.windows()
+        ],
+        title=f"{spec.name} · {kind} · seed {cfg.seed}: mean delay {summary['mean_delay_s']} s",
+        horizon_s=horizon,
     )
     return summary
 

@@ -1,0 +1,279 @@
+"""The SUMO twin end to end: baselines, the SignalPort, recorded safety, cameras, bad files."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from sim.traffic.controllers import SimContext
+from sim.traffic.dataset import IRREGULAR, render_dataset
+from sim.traffic.harness import RunConfig, run
+from sim.traffic.network import junctions_of, read_net
+from sim.traffic.scenario import ScenarioError, build_scenario, parse_scenario
+from sim.traffic.sumo_bin import run_tool
+
+pytestmark = pytest.mark.sumo
+
+REPO = Path(__file__).resolve().parents[2]
+SUMMARY_KEYS = {
+    "mean_delay_s",
+    "mean_waiting_s",
+    "throughput",
+    "stops",
+    "safety_violations",
+    "mode_changes",
+    "scenario",
+    "controller",
+    "seed",
+    "minutes",
+}
+
+
+def _sane(summary: dict, out: Path, controller: str) -> None:
+    assert set(summary) >= SUMMARY_KEYS
+    assert json.loads((out / "summary.json").read_text()) == summary
+    assert summary["controller"] == controller
+    assert summary["vehicles"] > 20
+    assert 0 < summary["throughput"] <= summary["vehicles"]
+    assert summary["mean_delay_s"] > 0 and summary["mean_waiting_s"] >= 0
+    assert summary["mean_delay_s"] < 600  # 4 simulated minutes: nothing waits longer
+    assert summary["safety_violations"] == 0, summary["safety_by_kind"]
+    assert summary["mode_changes"] == 0
+    assert (out / "delay.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+@pytest.mark.parametrize("controller", ["fixed", "actuated", "delay_based"])
+@pytest.mark.parametrize("scenario", ["grid:2x2:rush", IRREGULAR])
+def test_baselines_run_with_sane_summaries(tmp_path: Path, scenario: str, controller: str) -> None:
+    cfg = RunConfig(scenario, controller, 4, tmp_path, seed=3, progress=False)
+    _sane(run(cfg), tmp_path, controller)
+    if controller != "fixed":
+        net = Path(json.loads((tmp_path / "summary.json").read_text())["network"])
+        assert f'type="{controller}"' in net.read_text()
+
+
+def test_approaches_come_from_the_network_for_three_and_five_legs() -> None:
+    net = read_net(REPO / "sim/traffic/networks/irregular.net.xml")
+    junctions = {j.junction_id: j for j in junctions_of(net)}
+    assert set(junctions) == {"J1", "J2", "J3", "J4", "J5"}
+    assert [a.approach_id for a in junctions["J3"].approaches] == ["north", "east", "west"]
+    five = junctions["J2"]
+    assert [a.approach_id for a in five.approaches] == [
+        "north",
+        "north-east",
+        "east",
+        "south",
+        "west",
+    ]
+    for j in junctions.values():
+        links = [i for a in j.approaches for i in a.link_indices]
+        assert len(links) == len(set(links))  # no link belongs to two approaches
+        vehicle_links = set(range(j.layout.n_links)) - j.layout.crossings
+        assert set(links) == vehicle_links
+    assert len(junctions["J1"].layout.crossings) == 4  # J1 has sidewalks and crossings
+    assert junctions["J2"].approach("E2_J2").approach_id == "east"  # by edge id too
+
+
+class _Replay:
+    """Runs every junction's static program through the SignalPort, like a fixed fallback."""
+
+    name = "replay"
+
+    def start(self, ctx: SimContext) -> None:
+        self.ctx = ctx
+        self.ports = [ctx.port(j.junction_id) for j in ctx.junctions]
+        self.until: dict[str, float] = {}
+        self.seen: dict[str, set[str]] = {p.junction_id: set() for p in self.ports}
+
+    def step(self, t: float) -> None:
+        for p in self.ports:
+            if t >= self.until.get(p.junction_id, 0.0):
+                first = p.junction_id not in self.until
+                i = 0 if first else (p.current_phase() + 1) % len(p.phases())
+                p.set_phase(i)
+                self.until[p.junction_id] = t + p.phases()[i].duration_s
+            self.seen[p.junction_id].add(
+                self.ctx.conn.trafficlight.getRedYellowGreenState(p.junction_id)
+            )
+
+    def stop(self) -> None:
+        pass
+
+
+def test_signal_port_drives_lights_and_the_recorded_sequence_is_safe(tmp_path: Path) -> None:
+    ctl = _Replay()
+    summary = run(RunConfig(IRREGULAR, "fixed", 4, tmp_path, progress=False), controller=ctl)
+    assert summary["safety_violations"] == 0
+    j1 = ctl.ctx.port("J1")
+    states = {p.state for p in j1.phases()}
+    assert ctl.seen["J1"] == states  # every phase shown, nothing else
+    assert [p.kind for p in j1.phases()][:4] == ["green", "green", "yellow", "red"]
+    assert any(j1.has_pedestrian_crossing(i) for i in range(len(j1.phases())))
+    assert not ctl.ctx.port("J3").has_pedestrian_crossing(0)
+    assert summary["throughput"] > 50
+
+
+class _Reckless(_Replay):
+    """Jumps between green phases with no yellow: the recorder must catch it."""
+
+    def step(self, t: float) -> None:
+        if t % 5 == 0:
+            for p in self.ports:
+                greens = [i for i, ph in enumerate(p.phases()) if ph.kind == "green"]
+                p.set_phase(greens[int(t // 5) % len(greens)])
+
+    def start(self, ctx: SimContext) -> None:
+        super().start(ctx)
+        with pytest.raises(ValueError, match="phase 99 does not exist"):
+            self.ports[0].set_phase(99)
+
+
+def test_unsafe_switching_is_recorded_as_violations(tmp_path: Path) -> None:
+    summary = run(
+        RunConfig(IRREGULAR, "fixed", 2, tmp_path, progress=False), controller=_Reckless()
+    )
+    kinds = summary["safety_by_kind"]
+    assert kinds.get("green_to_red", 0) > 0 and kinds.get("short_green", 0) > 0
+    detail = json.loads((tmp_path / "safety.json").read_text())
+    assert detail[0]["junction_id"] in {"J1", "J2", "J3", "J4", "J5"}
+
+
+class _Watcher(_Replay):
+    """Records the faults it is told about and checks camera truth against TraCI."""
+
+    def start(self, ctx: SimContext) -> None:
+        self.ctx = ctx
+        self.fault_times: list[float] = []
+        self.checked = 0
+
+    def step(self, t: float) -> None:
+        if self.ctx.faults.active(t, "cloud_down"):
+            self.fault_times.append(t)
+        if t % 30 == 0 and t >= 60:
+            self._check_camera(t)
+
+    def _check_camera(self, t: float) -> None:
+        conn = self.ctx.conn
+        for j in self.ctx.junctions:
+            for a in j.approaches:
+                frame = self.ctx.camera.render(j.junction_id, a.approach_id, t)
+                queue = moving = 0
+                for lane in a.lanes:
+                    for vid in conn.lane.getLastStepVehicleIDs(lane.lane_id):
+                        dist = lane.offset_m + lane.length_m - conn.vehicle.getLanePosition(vid)
+                        if dist <= 60.0:
+                            if conn.vehicle.getSpeed(vid) < 0.1:
+                                queue += 1
+                            else:
+                                moving += 1
+                assert (frame.truth.queue, frame.truth.approaching) == (queue, moving)
+                if frame.fault is None:
+                    assert frame.image is not None
+                self.checked += 1
+
+
+def test_faults_reach_the_controller_and_camera_truth_matches_traci(tmp_path: Path) -> None:
+    ctl = _Watcher()
+    summary = run(
+        RunConfig(
+            "grid:2x2:steady",
+            "fixed",
+            3,
+            tmp_path,
+            progress=False,
+            faults=["cloud_down@60-120", "camera:A0:north:black@0-180"],
+        ),
+        controller=ctl,
+    )
+    assert ctl.fault_times[0] == 60 and ctl.fault_times[-1] == 119
+    assert ctl.checked >= 16 * 4
+    assert summary["faults"] == ["camera:A0:north:black@0-180", "cloud_down@60-120"]
+
+
+def test_rendered_dataset_frames_match_their_counts() -> None:
+    samples = list(render_dataset(["grid:2x2:rush"], minutes=3, every_s=30, warmup_s=60))
+    assert len(samples) == 5 * 16  # 5 instants x 4 junctions x 4 approaches
+    assert sum(s.queue + s.approaching for s in samples) > 20
+    empty = [s.image for s in samples if s.queue + s.approaching == 0 and s.condition == "day"]
+    busy = [s.image for s in samples if s.queue + s.approaching >= 3 and s.condition == "day"]
+    assert empty and busy
+    # Vehicles are drawn: busy frames differ more from their own median (the road) than empty.
+    spread = [float(np.abs(img.astype(int) - np.median(img, axis=(0, 1))).mean()) for img in busy]
+    calm = [float(np.abs(img.astype(int) - np.median(img, axis=(0, 1))).mean()) for img in empty]
+    assert np.mean(spread) > np.mean(calm)
+    assert {s.image.shape for s in samples} == {(96, 96, 3)}
+    assert cv2.imencode(".png", samples[0].image)[0]
+
+
+def _no_tls_net(tmp_path: Path) -> Path:
+    (tmp_path / "n.nod.xml").write_text(
+        '<nodes><node id="a" x="0" y="0"/><node id="b" x="100" y="0"/>'
+        '<node id="c" x="200" y="0"/></nodes>'
+    )
+    (tmp_path / "n.edg.xml").write_text(
+        '<edges><edge id="ab" from="a" to="b"/><edge id="bc" from="b" to="c"/></edges>'
+    )
+    net = tmp_path / "plain.net.xml"
+    args = ["-n", str(tmp_path / "n.nod.xml"), "-e", str(tmp_path / "n.edg.xml"), "-o", str(net)]
+    run_tool("netconvert", args, "test network")
+    return net
+
+
+def test_bad_scenario_files_give_clear_messages(tmp_path: Path) -> None:
+    broken = tmp_path / "broken.sumocfg"
+    broken.write_text("<configuration><input><net-file value='x.net.xml'></input>")
+    with pytest.raises(ScenarioError, match=r"broken.sumocfg is not valid XML: .*line 1"):
+        build_scenario(parse_scenario(str(broken)), tmp_path / "w1", seed=1, minutes=1)
+
+    cfg = tmp_path / "noroutes.sumocfg"
+    net_src = REPO / "sim/traffic/networks/irregular.net.xml"
+    cfg.write_text(
+        f'<configuration><input><net-file value="{net_src}"/>'
+        '<route-files value="gone.rou.xml"/></input></configuration>'
+    )
+    with pytest.raises(ScenarioError, match=r"route file .*gone.rou.xml does not exist"):
+        build_scenario(parse_scenario(str(cfg)), tmp_path / "w2", seed=1, minutes=1)
+
+    plain = _no_tls_net(tmp_path)
+    with pytest.raises(ScenarioError, match=r"has no traffic lights.*netconvert --tls\.guess"):
+        build_scenario(parse_scenario(str(plain)), tmp_path / "w3", seed=1, minutes=1)
+
+    not_a_net = tmp_path / "routes.net.xml"
+    not_a_net.write_text("<routes/>")
+    with pytest.raises(ScenarioError, match=r"has root <routes>, expected <net>"):
+        build_scenario(parse_scenario(str(not_a_net)), tmp_path / "w4", seed=1, minutes=1)
+
+
+def test_cli_runs_a_scenario_and_reports_bad_input_without_traceback(tmp_path: Path) -> None:
+    exe = str(REPO / ".venv/bin/edgeward")
+    ok = subprocess.run(
+        [
+            *(exe, "sim", "traffic", "--scenario", "arterial:1x3:asymmetric", "--minutes", "2"),
+            *("--out", str(tmp_path / "run"), "--no-progress", "--fault", "cloud_down@30-60"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert ok.returncode == 0, ok.stderr
+    summary = json.loads((tmp_path / "run/summary.json").read_text())
+    assert summary["junctions"] == 3 and summary["scenario"] == "arterial:1x3:asymmetric"
+    bad = subprocess.run(
+        [
+            *(exe, "sim", "traffic", "--scenario", "grid:4x4", "--out", str(tmp_path / "b")),
+            *("--fault", "camera:A0:north:melted@1-2"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert bad.returncode == 2
+    assert "camera mode 'melted' is unknown" in bad.stderr
+    assert "Traceback" not in bad.stderr
