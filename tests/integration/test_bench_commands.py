@@ -145,7 +145,7 @@ def test_bench_help_lists_every_suite(capsys: pytest.CaptureFixture[str]) -> Non
         main(["bench", "--help"])
     assert exc.value.code == 0
     out = capsys.readouterr().out
-    for suite in ("models", "mqtt"):
+    for suite in ("models", "edge", "cloud", "mqtt", "traffic"):
         assert suite in out
 
 
@@ -167,3 +167,64 @@ def test_compare_with_a_missing_file_fails_before_measuring(
     assert "file not found" in capsys.readouterr().err
     assert not (tmp_path / "o").exists()
     shutil.rmtree(tmp_path / "o", ignore_errors=True)
+
+
+def test_bench_traffic_quick_times_plans_for_every_network_size(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    data = _bench(["traffic"], tmp_path / "t", capsys)
+    _check_sane(data, "traffic")
+    sizes = {r["params"]["junctions"] for r in data["results"]}
+    assert sizes == {10, 100}
+    for r in data["results"]:
+        assert r["throughput"]["unit"] == "junctions/s"
+        assert r["metrics"]["python_peak_mb"] > 0
+        assert r["curve"]["x"] == r["params"]["junctions"]
+    assert (tmp_path / "t" / "curve_intersections.png").exists()
+
+
+def test_grid_topology_links_neighbours_so_downstream_queues_are_seen() -> None:
+    from benchmarks.suites.traffic import grid_topology
+
+    topo = grid_topology(12)
+    assert len(topo.junctions) == 12
+    feeds = topo.feeds()
+    interior = topo.junctions["j1_1"]
+    downstream = [link.out_edge for link in interior.links if link.out_edge in feeds]
+    assert len(downstream) == len(interior.links)  # an interior junction feeds a neighbour always
+    assert {feeds[e][0] for e in downstream} == {"j0_1", "j1_0", "j1_2", "j2_1"}
+
+
+@pytest.mark.e2e
+def test_bench_edge_quick_times_every_clinic_stage_end_to_end(
+    quick_registry: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    data = _bench(["edge", "--registry", str(quick_registry)], tmp_path / "e", capsys)
+    _check_sane(data, "edge")
+    clinic = [r for r in data["results"] if r["name"].startswith("clinic/")]
+    stages = {r["params"]["stage"] for r in clinic}
+    assert {"decode", "quality", "triage", "end_to_end"} <= stages
+    for fmt in ("jpeg", "dicom"):
+        e2e = next(
+            r
+            for r in clinic
+            if r["params"]["format"] == fmt and r["params"]["stage"] == "end_to_end"
+        )
+        # every measured scan got a verdict
+        assert sum(e2e["metrics"]["verdicts"].values()) >= e2e["iterations"]
+        parts = [
+            r["latency_ms"]["p50"]
+            for r in clinic
+            if r["params"]["format"] == fmt and r["params"]["stage"] != "end_to_end"
+        ]
+        assert max(parts) <= e2e["latency_ms"]["max"]
+    traffic = [r for r in data["results"] if r["name"].startswith("traffic-gateway/")]
+    if traffic:
+        assert {r["params"]["stage"] for r in traffic} == {
+            "camera_health",
+            "count",
+            "aggregate",
+            "end_to_end",
+        }
+    else:
+        assert any(u["what"] == "traffic gateway path" for u in data["unavailable"])
