@@ -228,3 +228,21 @@ def test_bench_edge_quick_times_every_clinic_stage_end_to_end(
         }
     else:
         assert any(u["what"] == "traffic gateway path" for u in data["unavailable"])
+
+
+@pytest.mark.e2e
+def test_onnx_graph_flops_equal_the_torch_hook_count_of_the_same_model(
+    quick_registry: Path,
+) -> None:
+    from benchmarks.flops import count_flops
+    from models.complexity import count_flops as torch_flops
+    from models.loading import load_torch_model
+    from shared.registry import Registry
+
+    registry = Registry(quick_registry)
+    for name in ("fundus-quality", "fundus-triage", "fundus-grader"):
+        model = registry.load_serving(name)
+        size = int(model.manifest.input_shape[-1])
+        counted = count_flops(model.path("onnx"), batch=1)
+        assert counted["unresolved"] == []
+        assert counted["flops"] == torch_flops(load_torch_model(model), size) > 0
