@@ -79,8 +79,9 @@ def chart_stage_latency(scans: list[ScanRecord], cloud: dict[str, list[float]], 
     axes[0].set_title("Edge latency per stage")
     cloud_kept = [(k, [x * 1000 for x in v]) for k, v in cloud.items() if v]
     if cloud_kept:
-        axes[1].boxplot([v for _, v in cloud_kept], labels=[k for k, _ in cloud_kept],
-                        showfliers=False)  # fmt: skip
+        axes[1].boxplot(
+            [v for _, v in cloud_kept], labels=[k for k, _ in cloud_kept], showfliers=False
+        )
     axes[1].set_ylabel("ms")
     axes[1].set_title("Cloud latency per stage")
     return _save(fig, path)
@@ -196,15 +197,23 @@ def render(data: DemoData, out: Path) -> Path:
         )
     parts.append("</table>")
 
-    parts += ["<h2>Latency</h2>", _img(chart_stage_latency(data.scans, data.cloud_stage_seconds,
-                                                           out / "latency.png"))]  # fmt: skip
+    parts += [
+        "<h2>Latency</h2>",
+        _img(chart_stage_latency(data.scans, data.cloud_stage_seconds, out / "latency.png")),
+    ]
     parts += ["<h2>The outage</h2>", _img(chart_backlog(data, out / "backlog.png"))]
 
     parts.append("<h2>Traffic</h2>")
     if data.traffic:
         parts.append(_img(chart_delay(data.traffic, out / "delay.png")))
-        keys = ["mean_delay_s", "mean_waiting_s", "throughput", "stops", "safety_violations",
-                "mode_changes"]  # fmt: skip
+        keys = [
+            "mean_delay_s",
+            "mean_waiting_s",
+            "throughput",
+            "stops",
+            "safety_violations",
+            "mode_changes",
+        ]
         parts.append("<table><tr><th>controller</th>" + "".join(f"<th>{k}</th>" for k in keys))
         for run in data.traffic:
             cells = "".join(f"<td>{run.summary.get(k, '')}</td>" for k in keys)

@@ -1,0 +1,291 @@
+"""`edgeward demo`: both cases end to end on one machine, a cloud outage in the middle, a report.
+
+Everything runs as real processes: mosquitto with authentication, the Ray Serve cloud tier
+(`edgeward cloud up`), one `edgeward edge clinic` per clinic fed over HTTP, and the SUMO twin
+whose gateways talk to the cloud coordinator through the same broker. Partway through, the cloud
+tier is stopped and later started again; the report shows what each side did meanwhile.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import secrets
+import shutil
+import subprocess
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from shared.broker import MosquittoBroker, free_port
+from shared.errors import EdgewardError
+from shared.registry import Registry
+from sim.demo import traffic as demo_traffic
+from sim.demo.clinics import ClinicHandle, Feeder, backlog, describe, refresh
+from sim.demo.facts import Check, ScanRecord, check_scans
+from sim.demo.feeder import scan_stream
+from sim.demo.report import DemoData, render
+from sim.demo.supervisor import Process, Supervisor, edgeward_cmd, http_json, wait_http
+
+log = logging.getLogger(__name__)
+MODELS = ("fundus-quality", "fundus-triage", "fundus-grader", "traffic-counter")
+
+
+@dataclass
+class DemoSettings:
+    out: Path = Path("out/demo")
+    registry: Path = Path("registry")
+    clinics: int = 3
+    scans_per_clinic: int = 20
+    scan_interval_s: float = 8.0
+    grid: str = "4x4"
+    traffic_minutes: float = 8.0
+    outage_at_s: float = 120.0
+    outage_s: float = 90.0
+    seed: int = 1
+    quick_models: bool = False
+    traffic: bool = True
+    drain_timeout_s: float = 240.0
+
+
+class Console:
+    def __init__(self, t0: float) -> None:
+        self.t0 = t0
+
+    def __call__(self, text: str) -> None:
+        print(f"[{time.monotonic() - self.t0:6.1f}s] {text}", flush=True)
+
+
+def ensure_models(settings: DemoSettings, say: Console) -> None:
+    """Build the models with our own training code if the registry lacks a champion."""
+    reg = Registry(settings.registry)
+    missing = [m for m in MODELS if reg.champion(m) is None]
+    if not missing:
+        say(f"models: champions present in {settings.registry} ({', '.join(MODELS)})")
+        return
+    say(f"models: building {', '.join(missing)} (first run only; progress below)")
+    cmd = edgeward_cmd("models", "build", "--if-missing", "--registry", str(settings.registry))
+    if settings.quick_models:
+        cmd.append("--quick")
+    if subprocess.run(cmd, check=False).returncode != 0:
+        raise EdgewardError("model build failed; see its output above")
+
+
+def _write_yaml(path: Path, data: dict[str, Any]) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(yaml.safe_dump(data, sort_keys=False))
+    return path
+
+
+class Demo:
+    def __init__(self, settings: DemoSettings) -> None:
+        self.s = settings
+        self.t0 = time.monotonic()
+        self.say = Console(self.t0)
+        self.out = settings.out.resolve()
+        self.password = secrets.token_urlsafe(16)
+        self.env = {
+            **os.environ,
+            "EDGEWARD_MQTT_PASSWORD": self.password,
+            "EDGEWARD_SITE_KEY": secrets.token_hex(32),
+            "PYTHONUNBUFFERED": "1",
+        }
+        self.cloud_http = free_port()
+        self.cloud_grpc = free_port()
+        self.backlog: list[tuple[float, str, int]] = []
+        self.outage: tuple[float, float] | None = None
+        self.notes: list[str] = []
+
+    def now(self) -> float:
+        return time.monotonic() - self.t0
+
+    # ---- the parts ----
+    def cloud_config(self, broker: MosquittoBroker) -> Path:
+        return _write_yaml(
+            self.out / "config" / "cloud.yaml",
+            {
+                "role": "cloud",
+                "data_dir": str(self.out / "cloud"),
+                "registry_dir": str(self.s.registry.resolve()),
+                "http_port": self.cloud_http,
+                "grpc_port": self.cloud_grpc,
+                "mqtt": {"host": broker.host, "port": broker.port, "username": "cloud"},
+            },
+        )
+
+    def clinic_config(self, i: int, broker: MosquittoBroker, port: int) -> Path:
+        name = f"clinic-{i + 1}"
+        return _write_yaml(
+            self.out / "config" / f"{name}.yaml",
+            {
+                "role": "clinic_gateway",
+                "site_id": name,
+                "gateway_id": f"gw-{name}",
+                "data_dir": str(self.out / name),
+                "registry_dir": str(self.s.registry.resolve()),
+                "backend": "onnx-cpu",
+                "http": {"host": "127.0.0.1", "port": port},
+                "grpc_port": 0,
+                "cloud": {
+                    "grpc_target": f"127.0.0.1:{self.cloud_grpc}",
+                    "backoff_initial_s": 1.0,
+                    "backoff_max_s": 5.0,
+                },
+                "mqtt": {"host": broker.host, "port": broker.port, "username": f"gw-{name}"},
+            },
+        )
+
+    def start_cloud(self, sup: Supervisor, config: Path) -> None:
+        proc = sup.start("cloud", edgeward_cmd("cloud", "up", "--config", str(config)))
+        wait_http(f"http://127.0.0.1:{self.cloud_http}/readyz", proc, 300, "cloud tier")
+
+    # ---- the run ----
+    def run(self) -> Path:
+        if self.out.exists():
+            shutil.rmtree(self.out)
+        self.out.mkdir(parents=True)
+        ensure_models(self.s, self.say)
+        users = {"cloud": self.password, "traffic": self.password}
+        users |= {f"gw-clinic-{i + 1}": self.password for i in range(self.s.clinics)}
+        with (
+            MosquittoBroker(users=users, workdir=self.out / "mosquitto") as broker,
+            Supervisor(self.out / "logs", self.env) as sup,
+        ):
+            self.say(f"broker: mosquitto with authentication on 127.0.0.1:{broker.port}")
+            cloud_cfg = self.cloud_config(broker)
+            traffic_plan = None
+            if self.s.traffic:
+                traffic_plan = demo_traffic.prepare(self.s, self.out, cloud_cfg, self.say)
+            self.say("cloud: starting Ray Serve (grader + Grad-CAM, coordinator, MQTT bridge)")
+            self.start_cloud(sup, cloud_cfg)
+            self.say(f"cloud: ready on http://127.0.0.1:{self.cloud_http}")
+
+            clinics = self.start_clinics(sup, broker)
+            runs: dict[str, Process] = {}
+            if traffic_plan is not None:
+                runs = demo_traffic.start(traffic_plan, sup, broker, self.say)
+            scans = self.drive(sup, clinics, cloud_cfg)
+            traffic_results = []
+            if traffic_plan is not None:
+                traffic_results = demo_traffic.finish(
+                    traffic_plan, runs, self.outage, self.t0, self.say
+                )
+            review = self.review_cases()
+        return self.report(scans, traffic_results, review)
+
+    def start_clinics(self, sup: Supervisor, broker: MosquittoBroker) -> list[ClinicHandle]:
+        clinics = []
+        for i in range(self.s.clinics):
+            port = free_port()
+            cfg = self.clinic_config(i, broker, port)
+            name = f"clinic-{i + 1}"
+            proc = sup.start(name, edgeward_cmd("edge", "clinic", "--config", str(cfg)))
+            url = f"http://127.0.0.1:{port}"
+            self.say(f"{name}: generating {self.s.scans_per_clinic} scans")
+            scans = scan_stream(i, self.s.scans_per_clinic, self.s.seed)
+            wait_http(f"{url}/healthz", proc, 120, name)
+            clinics.append(ClinicHandle(name, url, scans))
+            self.say(f"{name}: gateway up at {url}")
+        return clinics
+
+    def drive(
+        self, sup: Supervisor, clinics: list[ClinicHandle], cloud_cfg: Path
+    ) -> list[ScanRecord]:
+        start = time.monotonic()
+        feeders = [Feeder(c, self.s.scan_interval_s, self.t0, self.say) for c in clinics]
+        for f in feeders:
+            f.start()
+        outage_start = start + self.s.outage_at_s
+        outage_end = outage_start + self.s.outage_s
+        cloud_down = False
+        drain_deadline: float | None = None
+        while True:
+            now = time.monotonic()
+            if not cloud_down and self.outage is None and now >= outage_start:
+                self.say("OUTAGE: stopping the cloud tier")
+                sup.stop("cloud")
+                cloud_down = True
+                self.outage = (self.now(), self.now())
+            if cloud_down and now >= outage_end:
+                self.say("OUTAGE over: starting the cloud tier again")
+                assert self.outage is not None
+                self.outage = (self.outage[0], self.now())
+                self.start_cloud(sup, cloud_cfg)
+                cloud_down = False
+                self.say("cloud: back; gateways drain their outboxes")
+            for c in clinics:
+                for r in list(c.records):
+                    if refresh(c, r):
+                        self.say(describe(r))
+                depth = backlog(c)
+                if depth is not None:
+                    self.backlog.append((self.now(), c.name, depth))
+            feeding = any(f.is_alive() for f in feeders)
+            if not feeding and not cloud_down and self.outage is not None:
+                pending = [
+                    r
+                    for c in clinics
+                    for r in c.records
+                    if r.edge_verdict is None or (r.gradable and r.cloud is None)
+                ]
+                if not pending:
+                    break
+                drain_deadline = drain_deadline or now + self.s.drain_timeout_s
+                if now > drain_deadline:
+                    self.notes.append(f"{len(pending)} scans still pending when the demo ended")
+                    break
+            time.sleep(1.0)
+        for f in feeders:
+            f.join(timeout=5)
+        return [r for c in clinics for r in c.records]
+
+    def review_cases(self) -> list[dict[str, Any]]:
+        try:
+            data = http_json(f"http://127.0.0.1:{self.cloud_http}/v1/review?status=all")
+        except OSError as exc:
+            self.notes.append(f"review queue not readable: {exc}")
+            return []
+        assert isinstance(data, dict)
+        return list(data.get("cases", []))
+
+    def report(
+        self,
+        scans: list[ScanRecord],
+        traffic: list[Any],
+        review: list[dict[str, Any]],
+    ) -> Path:
+        gradable = [s for s in scans if s.gradable]
+        checks = check_scans(scans, len(gradable), sum(s.cloud is not None for s in gradable))
+        for run in traffic:
+            violations = int(run.summary.get("safety_violations", -1))
+            checks.append(
+                Check(
+                    f"zero signal safety violations ({run.controller})",
+                    violations == 0,
+                    f"{violations} violations",
+                )
+            )
+        cloud_stages: dict[str, list[float]] = {}
+        for s in scans:
+            for stage, secs in ((s.cloud or {}).get("timings_s") or {}).items():
+                cloud_stages.setdefault(stage, []).append(float(secs))
+        data = DemoData(
+            scans=scans,
+            checks=checks,
+            outage=self.outage,
+            backlog=self.backlog,
+            review_cases=review,
+            traffic=traffic,
+            cloud_stage_seconds=cloud_stages,
+            duration_s=self.now(),
+            notes=self.notes,
+        )
+        path = render(data, self.out / "report")
+        (self.out / "report" / "scans.json").write_text(
+            json.dumps([s.__dict__ for s in scans], default=str, indent=1)
+        )
+        return path

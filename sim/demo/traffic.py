@@ -1,0 +1,145 @@
+"""The traffic side of the demo: the SUMO twin paced in real time against the real cloud tier.
+
+The `edgeward` run's gateways publish to the demo's broker and take plans from the cloud tier's
+coordinator, so stopping the cloud really leaves them without plans. A `fixed` run of the same
+scenario and seed runs beside it for comparison.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from shared.broker import MosquittoBroker
+from shared.errors import EdgewardError
+from sim.demo.report import TrafficRun
+from sim.demo.supervisor import Process, Supervisor, edgeward_cmd
+
+if TYPE_CHECKING:
+    from sim.demo.run import Console, DemoSettings
+
+
+@dataclass
+class TrafficPlan:
+    scenario: str
+    minutes: float
+    seed: int
+    out: Path
+    cloud_data: Path
+
+
+def prepare(settings: DemoSettings, out: Path, cloud_cfg: Path, say: Console) -> TrafficPlan:
+    """Write the network's topology where the cloud coordinator reads it at start-up."""
+    import yaml
+
+    cloud_data = Path(yaml.safe_load(cloud_cfg.read_text())["data_dir"])
+    plan = TrafficPlan(
+        scenario=f"grid:{settings.grid}:rush",
+        minutes=settings.traffic_minutes,
+        seed=settings.seed,
+        out=out / "traffic",
+        cloud_data=cloud_data,
+    )
+    cloud_data.mkdir(parents=True, exist_ok=True)
+    cmd = edgeward_cmd(
+        "sim",
+        "traffic",
+        "--scenario",
+        plan.scenario,
+        "--seed",
+        str(plan.seed),
+        "--out",
+        str(plan.out / "topology"),
+        "--write-topology",
+        str(cloud_data / "traffic-topology.json"),
+    )
+    done = subprocess.run(cmd, capture_output=True, text=True, check=False)
+    if done.returncode != 0:
+        raise EdgewardError(f"could not write the traffic topology: {done.stderr[-800:]}")
+    say(f"traffic: {plan.scenario}, topology written for the cloud coordinator")
+    return plan
+
+
+def start(
+    plan: TrafficPlan, sup: Supervisor, broker: MosquittoBroker, say: Console
+) -> dict[str, Process]:
+    common = [
+        "--scenario",
+        plan.scenario,
+        "--minutes",
+        str(plan.minutes),
+        "--seed",
+        str(plan.seed),
+        "--no-progress",
+    ]
+    runs = {
+        "edgeward": sup.start(
+            "traffic-edgeward",
+            edgeward_cmd(
+                "sim",
+                "traffic",
+                *common,
+                "--controller",
+                "edgeward",
+                "--realtime",
+                "--broker",
+                f"{broker.host}:{broker.port}",
+                "--mqtt-user",
+                "traffic",
+                "--external-coordinator",
+                "--out",
+                str(plan.out / "edgeward"),
+            ),
+        ),
+        "fixed": sup.start(
+            "traffic-fixed",
+            edgeward_cmd(
+                "sim", "traffic", *common, "--controller", "fixed", "--out", str(plan.out / "fixed")
+            ),
+        ),
+    }
+    say(f"traffic: {plan.minutes:g} simulated minutes, edgeward (real time) and fixed side by side")
+    return runs
+
+
+def _load_run(controller: str, directory: Path, windows: list[tuple[float, float]]) -> TrafficRun:
+    summary: dict[str, Any] = json.loads((directory / "summary.json").read_text())
+    series = json.loads((directory / "delay_series.json").read_text())
+    bin_s = float(series["bin_s"])
+    points = [
+        (i * bin_s + bin_s / 2, float(v))
+        for i, v in enumerate(series["mean_delay_s"])
+        if v is not None
+    ]
+    return TrafficRun(controller, summary, points, windows)
+
+
+def finish(
+    plan: TrafficPlan,
+    runs: dict[str, Process],
+    outage: tuple[float, float] | None,
+    t0: float,
+    say: Console,
+) -> list[TrafficRun]:
+    """Wait for both runs; shade the cloud outage in simulated time (the run is paced 1:1)."""
+    results = []
+    for name, proc in runs.items():
+        code = proc.wait(timeout=plan.minutes * 60 + 600)
+        if code != 0:
+            say(f"traffic {name} failed (exit {code}); log ends:\n{proc.tail()}")
+            continue
+        windows: list[tuple[float, float]] = []
+        started = json.loads((plan.out / name / "summary.json").read_text()).get("wall_start")
+        if outage and started is not None:
+            offset = float(started) - t0
+            windows = [(max(0.0, outage[0] - offset), max(0.0, outage[1] - offset))]
+        results.append(_load_run(name, plan.out / name, windows))
+        s = results[-1].summary
+        say(
+            f"traffic {name}: mean delay {s.get('mean_delay_s')} s, "
+            f"safety violations {s.get('safety_violations')}, mode changes {s.get('mode_changes')}"
+        )
+    return results
