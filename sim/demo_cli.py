@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import argparse
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 DESCRIPTION = """\
 Run both cases end to end on this machine, with a failure thrown in:
@@ -50,8 +52,8 @@ def _run(args: argparse.Namespace) -> int:
     return 0 if all(c["ok"] for c in checks) else 1
 
 
-def _positive(kind: type) -> object:
-    def parse(text: str) -> object:
+def _positive(kind: Callable[[str], float]) -> Callable[[str], Any]:
+    def parse(text: str) -> Any:
         value = kind(text)
         if value <= 0:
             raise argparse.ArgumentTypeError(f"must be > 0, got {text}")
