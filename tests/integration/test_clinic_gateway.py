@@ -13,6 +13,7 @@ import httpx
 import pytest
 
 from edge.clinic.outbox import CLOUD, EVENTS
+from edge.clinic.pipeline import ClinicPipeline
 from edge.clinic.pseudonym import Pseudonymiser
 from edge.clinic.service import ClinicService
 from shared import topics
@@ -23,7 +24,7 @@ from shared.proto import edgeward_pb2 as pb
 from shared.proto import edgeward_pb2_grpc as pb_grpc
 from tests.integration.support.grading_server import GradingServer
 from tests.integration.support.mqtt_collector import Collector
-from tests.integration.support.standin_pipeline import StandInPipeline, sample_jpeg
+from tests.integration.support.standin_pipeline import StandInPipeline, fundus_jpeg, sample_jpeg
 from tests.waiting import wait_for
 
 pytestmark = pytest.mark.mqtt
@@ -57,13 +58,20 @@ def _config(tmp: Path, broker: MosquittoBroker, cloud: GradingServer, **extra: A
 
 
 @pytest.fixture
-def gateway(tmp_path: Path, broker: MosquittoBroker, cloud: GradingServer) -> Iterator[Gateway]:
+def gateway(
+    request: pytest.FixtureRequest, tmp_path: Path, broker: MosquittoBroker, cloud: GradingServer
+) -> Iterator[Gateway]:
+    """Gateways on this test's broker and cloud; `real=True` judges with C1's pipeline and the
+    quick models, otherwise a stand-in that calls every readable image gradable (the quick
+    quality net rejects every scan, so uplink tests need the stand-in to have work to send)."""
     started: list[ClinicService] = []
 
-    def make(start: bool = True, **extra: Any) -> ClinicService:
-        service = ClinicService(
-            _config(tmp_path, broker, cloud, **extra), StandInPipeline(), site_key=SITE_KEY
-        )
+    def make(start: bool = True, real: bool = False, **extra: Any) -> ClinicService:
+        if real:
+            extra["registry_dir"] = request.getfixturevalue("quick_registry")
+        config = _config(tmp_path, broker, cloud, **extra)
+        pipeline = ClinicPipeline(config) if real else StandInPipeline()
+        service = ClinicService(config, pipeline, site_key=SITE_KEY)
         started.append(service)
         return service.start() if start else service
 
@@ -177,36 +185,38 @@ def test_retried_upload_with_same_scan_id_is_recorded_and_graded_once(gateway, c
 
 
 def test_bad_uploads_get_reasons_and_the_next_good_scan_is_served(gateway):
-    service = gateway(limits={"max_upload_bytes": 200_000})
+    service = gateway(real=True, limits={"max_upload_bytes": 200_000})
     with _http(service) as client:
         garbage = _post(client, b"this is not an image at all")
         assert garbage.status_code == 202
         empty = _post(client, b"")
-        truncated = _post(client, sample_jpeg(5)[:300])
+        truncated = _post(client, fundus_jpeg(5)[:300])
         too_big = _post(client, b"\xff" * 200_001)
         assert too_big.status_code == 413
         assert "max_upload_bytes" in too_big.json()["detail"]
         bad_id = _post(client, sample_jpeg(6), **{"X-Scan-Id": "has spaces and /"})
         assert bad_id.status_code == 400
         assert "scan id" in bad_id.json()["detail"]
-        for response in (garbage, empty, truncated):
+        expected = {garbage: "not_an_image", empty: "empty", truncated: "truncated"}
+        for response, code in expected.items():
             scan_id = response.json()["scan_id"]
             wait_for(_judged(client, scan_id), 10, f"verdict for {scan_id}")
             status = _scan(client, scan_id)
-            assert status["verdict"] == "rejected"
-            assert status["reasons"] and "readable" in status["reasons"][0]
-        good = _post(client, sample_jpeg(7))
-        wait_for(_judged(client, good.json()["scan_id"]), 10, "good scan verdict")
-        assert _scan(client, good.json()["scan_id"])["verdict"] == "refer"
+            assert (status["verdict"], status["codes"]) == ("rejected", [code])
+            assert status["reasons"][0].startswith(f"scan {scan_id}: ")
+        good = _post(client, fundus_jpeg(7)).json()["scan_id"]
+        wait_for(_judged(client, good), 20, "good scan verdict")
+        status = _scan(client, good)
+        assert status["verdict"] != "rejected"
+        assert {"decode", "validate", "quality"} <= set(status["timings_ms"])
         assert client.get("/healthz").status_code == 200
 
 
 def test_watched_folder_takes_files_only_once_they_hold_still(gateway, tmp_path):
     inbox = tmp_path / "inbox"
-    service = gateway(start=False, watch_dir=inbox, watch_poll_s=60)
-    service.start()
+    service = gateway(real=True, watch_dir=inbox, watch_poll_s=60)
     watcher = next(s for s in service._servers if hasattr(s, "look"))
-    image = sample_jpeg(8)
+    image = fundus_jpeg(8)
     scan = inbox / "scan.jpg"
     scan.write_bytes(image[:500])
     (inbox / ".scan2.jpg").write_bytes(image)  # hidden: a camera's temp name
@@ -225,7 +235,7 @@ def test_watched_folder_takes_files_only_once_they_hold_still(gateway, tmp_path)
     watcher.look()
     watcher.look()
     wait_for((inbox / "failed" / "notes.txt").exists, 10, "junk moved to failed/")
-    assert "readable" in (inbox / "failed" / "notes.txt.reason.txt").read_text()
+    assert "not an image" in (inbox / "failed" / "notes.txt.reason.txt").read_text()
     # The same bytes again (say, copied twice) are recognised, not recorded twice.
     (inbox / "copy.jpg").write_bytes(image)
     watcher.look()
@@ -236,16 +246,16 @@ def test_watched_folder_takes_files_only_once_they_hold_still(gateway, tmp_path)
 
 def test_watched_folder_thread_ingests_a_dropped_scan(gateway, tmp_path):
     inbox = tmp_path / "inbox"
-    gateway(watch_dir=inbox, watch_poll_s=0.05)
+    gateway(real=True, watch_dir=inbox, watch_poll_s=0.05)
     tmp = inbox / "incoming.jpg.tmp"
-    tmp.write_bytes(sample_jpeg(9))
+    tmp.write_bytes(fundus_jpeg(9))
     tmp.rename(inbox / "incoming.jpg")  # write-then-rename, as most cameras do
     wait_for((inbox / "done" / "incoming.jpg").exists, 10, "dropped scan processed")
 
 
 def test_broker_outage_events_wait_on_disk_and_arrive_once_in_order(gateway, broker):
     settings = MqttSettings(host=broker.host, port=broker.port)
-    service = gateway()
+    service = gateway(real=True)
     verdict_topic = topics.clinic_verdict("clinic-test", "gw-test")
     collector = Collector(settings, verdict_topic).start()
     try:
@@ -253,9 +263,10 @@ def test_broker_outage_events_wait_on_disk_and_arrive_once_in_order(gateway, bro
             wait_for(lambda: service.events.connected, 10, "gateway connected")
             broker.stop()
             wait_for(lambda: not service.events.connected, 10, "gateway saw the outage")
-            ids = [_post(client, sample_jpeg(20 + i)).json()["scan_id"] for i in range(4)]
+            scans = [fundus_jpeg(20), b"junk", fundus_jpeg(21), fundus_jpeg(22)]
+            ids = [_post(client, scan).json()["scan_id"] for scan in scans]
             for scan_id in ids:
-                wait_for(_judged(client, scan_id), 10, "judged during the outage")
+                wait_for(_judged(client, scan_id), 20, "judged during the outage")
             assert service.outbox.depth(EVENTS) >= 4
             broker.start()
             wait_for(lambda: service.outbox.depth(EVENTS) == 0, 30, "event outbox drained")
@@ -269,7 +280,8 @@ def test_broker_outage_events_wait_on_disk_and_arrive_once_in_order(gateway, bro
             pseudonyms = Pseudonymiser(SITE_KEY)
             assert [e.scan_id for e in events] == [pseudonyms.scan(i) for i in ids]
             assert len({e.message_id for e in events}) == len(events)
-            assert all(e.verdict == "refer" for e in events)
+            assert [e.verdict for e in events] == [_scan(client, i)["verdict"] for i in ids]
+            assert events[1].verdict == "rejected"
     finally:
         collector.stop()
 
@@ -380,17 +392,19 @@ def test_no_raw_patient_or_scan_id_leaves_the_gateway(gateway, cloud, broker):
 
 
 def test_metrics_expose_stage_latency_verdicts_and_outbox_depth(gateway):
-    service = gateway()
+    service = gateway(real=True)
     with _http(service) as client:
-        good = _post(client, sample_jpeg(80)).json()["scan_id"]
+        good = _post(client, fundus_jpeg(80)).json()["scan_id"]
         bad = _post(client, b"junk").json()["scan_id"]
-        wait_for(_judged(client, good), 10, "good judged")
+        wait_for(_judged(client, good), 20, "good judged")
         wait_for(_judged(client, bad), 10, "bad judged")
+        judged = _scan(client, good)
         text = client.get("/metrics").text
     for stage in ("decode", "validate", "quality", "triage"):
-        assert f'edgeward_clinic_stage_seconds_bucket{{le="0.001",stage="{stage}"}}' in text
-    assert 'edgeward_clinic_verdicts_total{verdict="refer"} 1.0' in text
+        assert stage in judged["timings_ms"]
+        assert f'edgeward_clinic_stage_seconds_count{{stage="{stage}"}}' in text
+    assert f'edgeward_clinic_verdicts_total{{verdict="{judged["verdict"]}"}} 1.0' in text
     assert (
-        'edgeward_clinic_verdict_reasons_total{code="undecodable",verdict="rejected"} 1.0' in text
+        'edgeward_clinic_verdict_reasons_total{code="not_an_image",verdict="rejected"} 1.0' in text
     )
     assert 'edgeward_clinic_outbox_depth{outbox="cloud"}' in text

@@ -80,3 +80,13 @@ def sample_jpeg(index: int, side: int = 320) -> bytes:
     ok, buf = cv2.imencode(".jpg", img)
     assert ok
     return buf.tobytes()
+
+
+def fundus_jpeg(index: int, size: int = 512, grade: int = 0) -> bytes:
+    """A synthetic fundus scan from the retinal twin, as a camera would send it."""
+    from sim.fundus.generator import generate_sample
+
+    sample = generate_sample(11, index, size=size, defect_rate=0.0, grade=grade)
+    ok, buf = cv2.imencode(".jpg", sample.image_bgr, [cv2.IMWRITE_JPEG_QUALITY, 92])
+    assert ok
+    return buf.tobytes()
