@@ -120,19 +120,19 @@ def background(rng: np.random.Generator, geo: Geometry, pig: Pigmentation) -> np
     low = base[None, None, :] * light[..., None]
     low[..., 0] *= 1.0 - 0.3 * np.exp(-d2 / (2 * 0.09**2))
     img: np.ndarray = cv2.resize(low, (s, s), interpolation=cv2.INTER_LINEAR)
-    if pig.choroid > 0.02:
-        half = max(32, s // 2)
-        ch = cv2.resize(_choroid(rng, half, geo), (s, s), interpolation=cv2.INTER_LINEAR)
-        xs, ys = coords(s)
-        rr = np.sqrt((xs - geo.centre[0]) ** 2 + (ys - geo.centre[1]) ** 2) / geo.radius
-        strength = pig.choroid * 0.45 * np.clip(rr * 1.5, 0.15, 1.0)
-        shade = 1.0 - strength * (1.0 - ch)
-        img[..., 0] *= shade
-        img[..., 1] *= shade
-        img[..., 2] *= 1.0 - 0.35 * strength * (1.0 - ch)
     # Fine granular texture of the pigment epithelium.
-    grain = 1.0 + 0.035 * smooth_noise(rng, s, max(8, s // 6))
-    img *= grain[..., None]
+    grain: np.ndarray = 1.0 + 0.035 * smooth_noise(rng, s, max(8, s // 6))
+    shade_gb: np.ndarray = grain
+    shade_r: np.ndarray = grain
+    if pig.choroid > 0.02:
+        # Gaps between choroidal vessels hold pigment: darker, more so toward the periphery.
+        half = max(32, s // 2)
+        gap = 1.0 - cv2.resize(_choroid(rng, half, geo), (s, s), interpolation=cv2.INTER_LINEAR)
+        strength = pig.choroid * 0.4 * np.clip(r * 1.5, 0.15, 1.0).astype(np.float32)
+        strength = cv2.resize(strength, (s, s), interpolation=cv2.INTER_LINEAR) * gap
+        shade_gb = cv2.multiply(grain, 1.0 - strength)
+        shade_r = cv2.multiply(grain, 1.0 - 0.6 * strength)
+    cv2.multiply(img, cv2.merge([shade_gb, shade_gb, shade_r]), dst=img)
     return img
 
 
@@ -342,11 +342,13 @@ def render_vessels(img: np.ndarray, tree: VesselTree, geo: Geometry) -> None:
     faz = 1.0 - np.exp(-d2 / (2 * 0.07**2))
     v[y0:y1, x0:x1] *= faz
     a[y0:y1, x0:x1] *= faz
-    # Per channel: transmission of veins and arteries, plus the arteries' bright central reflex.
-    planes = list(cv2.split(img))
-    for c, (kv, ka) in enumerate(((0.58, 0.32), (0.60, 0.38), (0.34, 0.14))):
-        planes[c] = planes[c] * (1.0 - kv * v - ka * a) + 0.12 * rf * a
-    img[:] = cv2.merge(planes)
+    # Per channel (BGR): how much veins and arteries absorb; arteries carry a bright reflex.
+    # (cv2 per-plane arithmetic: about twice as fast as numpy broadcasting here.)
+    reflex_gain = cv2.multiply(rf, a, scale=0.25)
+    absorb = ((0.58, 0.32), (0.60, 0.38), (0.34, 0.14))
+    factor = cv2.merge([cv2.add(cv2.addWeighted(v, -kv, a, -ka, 1.0), reflex_gain)
+                        for kv, ka in absorb])  # fmt: skip
+    cv2.multiply(img, factor, dst=img)
     # Foveal light reflex: a small bright point at the centre of the macula.
     reflex_d = 0.25 * np.exp(-d2 / (2 * 0.012**2))
     img[y0:y1, x0:x1] += reflex_d[..., None] * np.array([0.5, 0.6, 0.6], np.float32)

@@ -44,6 +44,7 @@ def _run(args: argparse.Namespace) -> int:
         dicom_syntax=args.dicom_syntax,
         omit=omit,
         overwrite=args.overwrite,
+        workers=args.workers,
     )
     took = time.perf_counter() - start
     print(f"wrote {args.n} scans and {labels} in {took:.1f} s ({args.n / took:.1f} images/s)")
@@ -120,5 +121,11 @@ def add_fundus_parser(cmds: argparse._SubParsersAction[argparse.ArgumentParser])
         "--overwrite",
         action="store_true",
         help="replace an existing labels.csv in DIR instead of refusing",
+    )
+    p.add_argument(
+        "--workers",
+        type=_bounded(int, 1, 64, "--workers"),
+        default=1,
+        help="processes making scans in parallel; same files either way (default 1)",
     )
     p.set_defaults(handler=_run)

@@ -59,7 +59,7 @@ __all__ = [
 ]
 
 # Bump whenever the same arguments would give different pixels or labels.
-GENERATOR_VERSION = "1.0.0"
+GENERATOR_VERSION = "1.1.0"
 # Like a screening population, with enough referable scans (grade >= 2) to train on.
 GRADE_WEIGHTS: tuple[float, ...] = (0.45, 0.15, 0.20, 0.12, 0.08)
 _WORK_MAX = 640  # images larger than this are drawn at half size, then upscaled
@@ -169,18 +169,22 @@ def generate_sample(  # noqa: PLR0917 (the documented signature)
     render_vessels(img, vessel_tree(r_anat, geo, beading=plan.beading), geo)
     mask = draw_lesions(img, r_lesion, geo, plan)
 
-    img = _camera(img, cam, geo, shift)
+    sigma = cam.softness * geo.radius
+    if sigma >= 0.5:  # optics softness; below half a pixel it would not show
+        img = cv2.GaussianBlur(img, (0, 0), sigma)
     fov = _fov_mask(geo)
     img *= (fov * _vignette(geo, cam.vignette))[..., None]
     if laterality == "L":  # drawn as a right eye; a left eye is its mirror image
         img, mask, fov = img[:, ::-1].copy(), mask[:, ::-1].copy(), fov[:, ::-1].copy()
         geo = mirrored(geo)
     img, mask = apply_scene_defects(img, mask, fov, rng=r_defect, geo=geo, defects=chosen)
-    # Sensor noise, mostly luminance; it does not scale with exposure, so dark scans get noisy.
-    noise = r_noise.standard_normal(img.shape[:2], dtype=np.float32) * np.float32(cam.noise)
-    img += noise[..., None]
+    # Sensor noise: luminance grain a little over a pixel wide (demosaicing correlates it). It
+    # does not scale with exposure, so dark scans get noisy.
+    half = max(8, work // 2)
+    grain = r_noise.standard_normal((half, half), dtype=np.float32) * np.float32(cam.noise * 1.5)
+    img += cv2.resize(grain, (work, work), interpolation=cv2.INTER_LINEAR)[..., None]
     # |x| only touches the faint noise below black; saturates and rounds in one pass.
-    out: np.ndarray = cv2.convertScaleAbs(img, alpha=255.0)
+    out = _tone(cv2.convertScaleAbs(img, alpha=255.0), cam, shift)
     side = effective_side(size, chosen)
     if side < work:
         out = cv2.resize(out, (side, side), interpolation=cv2.INTER_AREA)
@@ -202,17 +206,18 @@ def generate_sample(  # noqa: PLR0917 (the documented signature)
     return FundusSample(image_bgr=out, labels=labels, lesion_mask=mask, index=index, seed=seed)
 
 
-def _camera(img: np.ndarray, cam: Any, geo: Any, shift: ShiftSpec | None) -> np.ndarray:
-    """Camera rendering: optics softness, white balance, saturation, tone curve, vignetting."""
-    img = cv2.GaussianBlur(img, (0, 0), max(0.4, cam.softness * geo.radius))
-    gains = np.array(cam.gains_bgr, np.float32)
+def _tone(img: np.ndarray, cam: Any, shift: ShiftSpec | None) -> np.ndarray:
+    """The camera's rendering of the sensor values: white balance, tone curve, saturation."""
+    gains = np.array(cam.gains_bgr, np.float64)
     if shift is not None:
-        gains = gains * np.array(shift.colour_cast, np.float32)
-    img = img * gains
-    grey = cv2.cvtColor(cv2.cvtColor(img, cv2.COLOR_BGR2GRAY), cv2.COLOR_GRAY2BGR)
-    img = cv2.addWeighted(img, cam.saturation, grey, 1.0 - cam.saturation, 0.0)
-    np.clip(img, 0.0, 1.0, out=img)
-    return cv2.pow(img, cam.gamma)
+        gains = gains * np.array(shift.colour_cast, np.float64)
+    x = np.arange(256, dtype=np.float64)[:, None] / 255.0
+    table = np.clip((x * gains) ** cam.gamma * 255.0 + 0.5, 0, 255).astype(np.uint8)
+    out: np.ndarray = cv2.LUT(img, table.reshape(256, 1, 3))
+    if cam.saturation != 1.0:
+        grey = cv2.cvtColor(cv2.cvtColor(out, cv2.COLOR_BGR2GRAY), cv2.COLOR_GRAY2BGR)
+        out = cv2.addWeighted(out, cam.saturation, grey, 1.0 - cam.saturation, 0.0)
+    return out
 
 
 def _vignette(geo: Any, strength: float) -> np.ndarray:
