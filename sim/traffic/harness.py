@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import shutil
+import tempfile
 import time
 import uuid
 from dataclasses import asdict, dataclass, field
@@ -17,7 +19,7 @@ from sim.traffic.metrics import Trip, delay_series, read_tripinfo, summarise
 from sim.traffic.network import junctions_of, read_net
 from sim.traffic.safety import check_sequence, count_by_kind
 from sim.traffic.scenario import Scenario, build_scenario, parse_scenario
-from sim.traffic.sumo_bin import SumoToolError, sumo_binary
+from sim.traffic.sumo_bin import SumoToolError, output_safe, sumo_binary
 from sim.traffic.traci_port import SignalRecorder
 
 CHART_BIN_S = 60.0
@@ -65,7 +67,8 @@ def run(cfg: RunConfig, controller: Controller | None = None) -> dict[str, Any]:
     horizon = cfg.minutes * 60.0
     end = scenario.begin_s + horizon
     tripinfo = out / "tripinfo.xml"
-    conn = _start_sumo(scenario, net_file, tripinfo, cfg, end)
+    sumo_out = out if output_safe(out) else Path(tempfile.mkdtemp(prefix="edgeward-sumo-"))
+    conn = _start_sumo(scenario, net_file, sumo_out / "tripinfo.xml", cfg, end)
     wall0 = time.perf_counter()
     pending_delay: list[Trip] = []
     teleports = 0
@@ -98,6 +101,9 @@ def run(cfg: RunConfig, controller: Controller | None = None) -> dict[str, Any]:
         pending_delay = _never_inserted(conn, end)
     finally:
         conn.close()
+        if sumo_out != out:
+            shutil.move(str(sumo_out / "tripinfo.xml"), tripinfo)
+            shutil.rmtree(sumo_out, ignore_errors=True)
     wall = time.perf_counter() - wall0
 
     trips = [*read_tripinfo(tripinfo), *pending_delay]

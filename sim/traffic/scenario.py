@@ -78,7 +78,7 @@ class Scenario:
                 args += ["--tls.yellow.time", str(yellow)]
             if all_red:
                 args += ["--tls.allred.time", str(all_red)]
-            run_tool("netconvert", [*args, "-o", str(out)], f"rebuild {controller} programs")
+            run_tool("netconvert", args, f"rebuild {controller} programs", output=out)
         return out
 
 
@@ -164,7 +164,7 @@ def build_scenario(spec: ScenarioSpec, workdir: Path, *, seed: int, minutes: flo
         net_file = workdir / f"arterial1x{spec.cols}.net.xml"
         _build_arterial(spec.cols, net_file, workdir)
         scenario = Scenario(spec, net_file, [], workdir=workdir, generated=True)
-        rate = 250.0
+        rate = 150.0  # per side-street entry; the arterial gets 3x (see _arterial_weight)
     elif spec.path is not None and spec.path.name.endswith(".sumocfg"):
         scenario = _from_sumocfg(spec, spec.path, workdir)
         rate = 0.0
@@ -289,10 +289,8 @@ def _netgenerate_grid(rows: int, cols: int, out: Path) -> None:
         str(ALL_RED_S),
         "--seed",
         "1",
-        "-o",
-        str(out),
     ]
-    run_tool("netgenerate", args, f"generate grid {rows}x{cols}")
+    run_tool("netgenerate", args, f"generate grid {rows}x{cols}", output=out)
 
 
 def _build_arterial(n: int, out: Path, workdir: Path) -> None:
@@ -322,4 +320,4 @@ def _build_arterial(n: int, out: Path, workdir: Path) -> None:
     edg.write_text("\n".join(edges) + "\n")
     args = ["-n", str(nod), "-e", str(edg), "--no-turnarounds", "--offset.disable-normalization"]
     args += ["--tls.yellow.time", str(YELLOW_S), "--tls.allred.time", str(ALL_RED_S)]
-    run_tool("netconvert", [*args, "-o", str(out)], f"build arterial 1x{n}")
+    run_tool("netconvert", args, f"build arterial 1x{n}", output=out)

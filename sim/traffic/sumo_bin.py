@@ -5,6 +5,7 @@ from __future__ import annotations
 import shutil
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 from shared.errors import EdgewardError
@@ -35,12 +36,29 @@ def sumo_binary(name: str) -> str:
     )
 
 
-def run_tool(name: str, args: list[str], what: str) -> None:
-    """Run a SUMO tool; on failure raise with its own error lines, which name the bad input."""
-    proc = subprocess.run(
-        [sumo_binary(name), *args], capture_output=True, text=True, check=False, timeout=300
-    )
-    if proc.returncode != 0:
-        lines = [ln for ln in (proc.stderr + proc.stdout).splitlines() if "rror" in ln]
-        detail = "; ".join(lines[:5]) or proc.stderr.strip()[-500:]
-        raise SumoToolError(f"{what}: {name} failed: {detail}")
+def run_tool(name: str, args: list[str], what: str, output: Path | None = None) -> None:
+    """Run a SUMO tool; on failure raise with its own error lines, which name the bad input.
+
+    `output` is passed as `-o` through a private temporary path: SUMO reads an output path
+    with a colon (run directories named `grid:4x4:rush`) as host:port and fails.
+    """
+    with tempfile.TemporaryDirectory(prefix="edgeward-sumo-") as tmp:
+        extra = ["-o", str(Path(tmp) / "out.xml")] if output is not None else []
+        proc = subprocess.run(
+            [sumo_binary(name), *args, *extra],
+            capture_output=True,
+            text=True,
+            check=False,
+            timeout=300,
+        )
+        if proc.returncode != 0:
+            lines = [ln for ln in (proc.stderr + proc.stdout).splitlines() if "rror" in ln]
+            detail = "; ".join(lines[:5]) or proc.stderr.strip()[-500:]
+            raise SumoToolError(f"{what}: {name} failed: {detail}")
+        if output is not None:
+            shutil.move(str(Path(tmp) / "out.xml"), output)
+
+
+def output_safe(path: Path) -> bool:
+    """Whether SUMO can write to `path` directly (a colon makes it read host:port)."""
+    return ":" not in str(path.resolve())

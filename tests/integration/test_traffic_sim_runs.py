@@ -219,8 +219,8 @@ def _no_tls_net(tmp_path: Path) -> Path:
         '<edges><edge id="ab" from="a" to="b"/><edge id="bc" from="b" to="c"/></edges>'
     )
     net = tmp_path / "plain.net.xml"
-    args = ["-n", str(tmp_path / "n.nod.xml"), "-e", str(tmp_path / "n.edg.xml"), "-o", str(net)]
-    run_tool("netconvert", args, "test network")
+    args = ["-n", str(tmp_path / "n.nod.xml"), "-e", str(tmp_path / "n.edg.xml")]
+    run_tool("netconvert", args, "test network", output=net)
     return net
 
 
@@ -277,3 +277,19 @@ def test_cli_runs_a_scenario_and_reports_bad_input_without_traceback(tmp_path: P
     assert bad.returncode == 2
     assert "camera mode 'melted' is unknown" in bad.stderr
     assert "Traceback" not in bad.stderr
+
+
+def test_user_network_runs_with_its_routes_or_generated_demand(tmp_path: Path) -> None:
+    net = REPO / "sim/traffic/networks/irregular.net.xml"
+    trips = REPO / "sim/traffic/networks/irregular.trips.xml"
+    # A colon in the run directory: SUMO would read such an output path as host:port.
+    own = run(
+        RunConfig(str(net), "fixed", 2, tmp_path / "own:routes", routes=[trips], progress=False)
+    )
+    assert own["scenario"] == "irregular.net.xml" and own["vehicles"] > 20
+    assert (tmp_path / "own:routes" / "tripinfo.xml").exists()
+    gen = run(
+        RunConfig(str(net), "actuated", 2, tmp_path / "gen", profile="asymmetric", progress=False)
+    )
+    assert gen["scenario"] == "irregular.net.xml:asymmetric" and gen["vehicles"] > 20
+    assert gen["safety_violations"] == 0
