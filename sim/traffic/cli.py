@@ -46,8 +46,14 @@ def _run(args: argparse.Namespace) -> int:
         raise EdgewardError(
             "edgeward sim traffic: --out DIR is required to run a scenario; add --out runs/NAME"
         )
+    options: dict[str, str] = {}
+    if args.controller == "edgeward":  # only the plugin controller takes options
+        options["counter"] = args.counter
+        if args.registry:
+            options["registry"] = args.registry
     summary = run(
         RunConfig(
+            controller_options=options,
             scenario=args.scenario,
             controller=args.controller,
             minutes=args.minutes,
@@ -133,6 +139,18 @@ def add_traffic_parser(cmds: argparse._SubParsersAction[argparse.ArgumentParser]
         default="day",
         choices=["day", "night", "rain", "glare"],
         help="lighting and weather the cameras see (default day)",
+    )
+    p.add_argument(
+        "--registry",
+        metavar="DIR",
+        help="edgeward only: model registry holding traffic-counter "
+        "(default $EDGEWARD_REGISTRY or ./registry)",
+    )
+    p.add_argument(
+        "--counter",
+        choices=["model", "truth"],
+        default="model",
+        help="edgeward only: count with the ONNX model (default) or SUMO's truth (debugging)",
     )
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.add_argument(
