@@ -149,6 +149,11 @@ class SafeApplier:
     def phase(self) -> int:
         return self._phase
 
+    @property
+    def phase_duration(self) -> float:
+        """How long the current phase was given when it began."""
+        return self._duration
+
     def step(self) -> None:
         """Advance to the next phase in program order once the current one has run its time."""
         now = self.port.time()

@@ -25,7 +25,7 @@ class HealthThresholds:
     black_mean: float = 10.0  # mean brightness below this is a black frame
     black_std: float = 6.0
     blur_laplacian_var: float = 15.0  # variance of the Laplacian below this is heavy blur
-    obstructed_fraction: float = 0.6  # share of flat tiles that means something covers the lens
+    obstructed_fraction: float = 0.35  # share of flat tiles that means something covers the lens
     flat_tile_std: float = 1.5
     tile: int = 8
 
@@ -71,10 +71,11 @@ class CameraHealth:
         mean, std = float(gray.mean()), float(gray.std())
         if mean < t.black_mean and std < t.black_std:
             return CameraVerdict(False, f"black: mean brightness {mean:.1f}")
-        flat = flat_fraction(gray, t.tile, t.flat_tile_std)
-        if flat >= t.obstructed_fraction:
-            return CameraVerdict(False, f"obstructed: {flat:.0%} of the view is featureless")
+        # Blur first: a blurred picture is featureless everywhere, a covered lens only in part.
         sharpness = float(cv2.Laplacian(gray, cv2.CV_32F).var())
         if sharpness < t.blur_laplacian_var:
             return CameraVerdict(False, f"blurred: Laplacian variance {sharpness:.1f}")
+        flat = flat_fraction(gray, t.tile, t.flat_tile_std)
+        if flat >= t.obstructed_fraction:
+            return CameraVerdict(False, f"obstructed: {flat:.0%} of the view is featureless")
         return CameraVerdict(True)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import queue
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from edge.traffic.actuation import actuated_greens
@@ -51,6 +52,7 @@ class TrafficGateway:
         frames: FrameSource,
         counter: Counter,
         link: TrafficLink | None = None,
+        on_mode_change: Callable[[ModeChange], None] | None = None,
     ) -> None:
         self.config = config
         self.junction_id = config.junction_id
@@ -71,7 +73,11 @@ class TrafficGateway:
         self.last_counts: dict[str, tuple[float, float]] = {}
         self._inbox: queue.SimpleQueue[bytes] = queue.SimpleQueue()
         self._next_interval = port.time()
-        self._interval_start = port.time()
+        self._interval_start = port.time() - config.control_interval_s
+        self._on_mode_change = on_mode_change
+        self.uplink_delay_s = 0.0  # the twin's fault injection: aggregates leave this much later
+        self._delayed: list[tuple[float, TrafficAggregate]] = []
+        self.sent_this_step = False  # an aggregate went to the link in the last step()
 
     # -- wiring -------------------------------------------------------------------------------
 
@@ -87,13 +93,24 @@ class TrafficGateway:
 
     def step(self) -> None:
         now = self.port.time()
-        self._take_plans(now)
+        self.sent_this_step = False
+        self.take_plans(now)
         if now + 1e-9 >= self._next_interval:
             self.control(now)
             self._next_interval = now + self.config.control_interval_s
-        elif self.link is not None:
-            self.link.poll()
+        self._release(now)
         self.applier.step()
+
+    def _release(self, now: float) -> None:
+        """Hand due aggregates to the link (at once unless an uplink delay is injected)."""
+        if self.link is None:
+            return
+        while self._delayed and self._delayed[0][0] <= now + 1e-9:
+            _, aggregate = self._delayed.pop(0)
+            self.link.publish(topics.traffic_aggregate(self.junction_id), aggregate)
+            self.stats.aggregates += 1
+            self.sent_this_step = True
+        self.link.poll()
 
     def control(self, now: float) -> None:
         """One control interval: look, count, report, decide the mode, set the timings."""
@@ -108,7 +125,7 @@ class TrafficGateway:
             sender=self.junction_id,
             junction_id=self.junction_id,
             interval_start=self._interval_start,
-            interval_s=self.config.control_interval_s,
+            interval_s=max(1e-3, now - self._interval_start),
             approaches=[
                 ApproachCount(
                     approach_id=c.approach_id,
@@ -124,8 +141,7 @@ class TrafficGateway:
         )
         self._interval_start = now
         if self.link is not None:
-            self.link.publish(topics.traffic_aggregate(self.junction_id), aggregate)
-            self.stats.aggregates += 1
+            self._delayed.append((now + self.uplink_delay_s, aggregate))
             if self.stats.intervals % HEARTBEAT_EVERY == 1:
                 self._publish_status()
 
@@ -147,9 +163,9 @@ class TrafficGateway:
             plan = self.fallback.usable_plan(now)
             if plan is not None:
                 greens = self.applier.greens_from_plan(plan)  # validated on arrival
-                self.applier.set_targets(
-                    greens, f"plan {plan.plan_id}", (plan.cycle_s, plan.offset_s)
-                )
+                # offset 0 means the coordinator does not align this junction with others
+                alignment = (plan.cycle_s, plan.offset_s) if plan.offset_s > 0 else None
+                self.applier.set_targets(greens, f"plan {plan.plan_id}", alignment)
                 return
         if mode in ("coordinated", "actuated"):
             greens = actuated_greens(
@@ -159,7 +175,8 @@ class TrafficGateway:
             return
         self.applier.set_targets(self.applier.fixed_greens, "fixed")
 
-    def _take_plans(self, now: float) -> None:
+    def take_plans(self, now: float) -> None:
+        """Handle plans that arrived; a fresh plan in coordinated mode takes effect at once."""
         while True:
             try:
                 payload = self._inbox.get_nowait()
@@ -173,11 +190,14 @@ class TrafficGateway:
                 self.stats.plans_rejected += 1
                 self.fallback.reject_plan(str(exc))
                 continue
-            self.fallback.offer_plan(plan, now)
+            if self.fallback.offer_plan(plan, now) and self.fallback.mode == "coordinated":
+                self._apply("coordinated", now, self.last_counts)
 
     # -- reporting ----------------------------------------------------------------------------
 
     def _mode_changed(self, change: ModeChange) -> None:
+        if self._on_mode_change is not None:
+            self._on_mode_change(change)
         if self.link is not None:
             self.link.publish(topics.traffic_mode(self.junction_id), change)
             self._publish_status()
