@@ -7,6 +7,7 @@ rightmost lane is on the right. Drawing in lane coordinates keeps curved and spl
 
 from __future__ import annotations
 
+import functools
 import zlib
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -106,17 +107,25 @@ class CameraRenderer:
         self._background: dict[tuple[str, str], np.ndarray] = {}
         self._last: dict[tuple[str, str], np.ndarray] = {}
         self.vehicles: list[VehicleState] = []
+        self._by_lane: dict[str, list[VehicleState]] = {}
+        # Sensor noise comes from windows into one pre-drawn field: drawing fresh Gaussian
+        # noise for every frame cost more than everything else in a render.
+        self._noise = self._rng.standard_normal((2 * size, 2 * size, 3)).astype(np.float32)
 
     def observe(self, vehicles: list[VehicleState]) -> None:
         """The latest vehicle states (the harness feeds them each step the camera is used)."""
         self.vehicles = vehicles
+        self._by_lane = {}
+        for v in vehicles:
+            self._by_lane.setdefault(v.lane_id, []).append(v)
 
     def render(
         self, junction_id: str, approach_id: str, t: float, condition: str | None = None
     ) -> CameraFrame:
         junction = self.junctions[junction_id]
         approach = junction.approach(approach_id)
-        placed = in_view(approach, self.vehicles, self.range_m)
+        nearby = [v for lane in approach.lanes for v in self._by_lane.get(lane.lane_id, ())]
+        placed = in_view(approach, nearby, self.range_m)
         truth = truth_of(placed)
         cond = condition or self.condition
         key = (junction_id, approach.approach_id)
@@ -176,7 +185,9 @@ class CameraRenderer:
                 img, (round(x0 + 1), round(wy)), (round(x1 - 1), round(wy + 2)), shade, -1
             )
             fronts.append((cx, y0, w))
-        return _condition(img, cond, fronts, self._rng)
+        s = self.size
+        x, y = (int(k) for k in self._rng.integers(0, s, 2))
+        return _condition(img, cond, fronts, self._rng, self._noise[y : y + s, x : x + s])
 
     def _road(self, approach: Approach, key: tuple[str, str]) -> np.ndarray:
         s = self.size
@@ -199,7 +210,11 @@ class CameraRenderer:
 
 
 def _condition(
-    img: np.ndarray, cond: str, fronts: list[tuple[float, float, float]], rng: np.random.Generator
+    img: np.ndarray,
+    cond: str,
+    fronts: list[tuple[float, float, float]],
+    rng: np.random.Generator,
+    noise: np.ndarray,
 ) -> np.ndarray:
     """Lighting and weather, then sensor noise."""
     f = img.astype(np.float32)
@@ -219,12 +234,18 @@ def _condition(
         sigma = 7.0
     elif cond == "glare":
         s = f.shape[0]
-        cx, cy = rng.uniform(0, s, 2)
-        yy, xx = np.mgrid[0:s, 0:s]
-        blob = np.exp(-((xx - cx) ** 2 + (yy - cy) ** 2) / (2 * (s * 0.25) ** 2))
-        f += (170.0 * blob)[..., None].astype(np.float32)
-    f += rng.normal(0, sigma, f.shape)
+        cx, cy = (int(k) for k in rng.integers(0, s, 2))
+        blob = _glare_blob(s)  # centred at (s, s): a window puts its peak at (cx, cy)
+        f += blob[s - cy : 2 * s - cy, s - cx : 2 * s - cx, None]
+    f += sigma * noise
     return np.clip(f, 0, 255).astype(np.uint8)
+
+
+@functools.cache
+def _glare_blob(s: int) -> np.ndarray:
+    yy, xx = np.mgrid[0 : 2 * s, 0 : 2 * s]
+    blob = 170.0 * np.exp(-((xx - s) ** 2 + (yy - s) ** 2) / (2 * (s * 0.25) ** 2))
+    return blob.astype(np.float32)
 
 
 def apply_fault(img: np.ndarray, mode: str, rng: np.random.Generator) -> np.ndarray:
