@@ -156,9 +156,27 @@ def draw_lesions(
             rad = fov_r * rng.uniform(0.003, 0.011)
             cv2.circle(yellow, _p(x, y), max(1, int(rad * 16)), 255, -1, cv2.LINE_AA, shift=4)
     for _ in range(plan.cotton_wool):
+        # Fluffy, feathered, greyish-white: a few overlapping translucent puffs along the fibres.
         x, y = _spot(rng, geo, 0.6)
-        ax = (int(fov_r * rng.uniform(0.03, 0.055) * 16), int(fov_r * rng.uniform(0.02, 0.04) * 16))
-        cv2.ellipse(white, _p(x, y), ax, rng.uniform(0, 180), 0, 360, 255, -1, cv2.LINE_AA, shift=4)
+        along = math.degrees(math.atan2(y - geo.disc[1], x - geo.disc[0])) + 90
+        for _ in range(int(rng.integers(2, 5))):
+            ax = (
+                int(fov_r * rng.uniform(0.015, 0.035) * 16),
+                int(fov_r * rng.uniform(0.01, 0.02) * 16),
+            )
+            c = _p(x + rng.normal(0, fov_r * 0.012), y + rng.normal(0, fov_r * 0.012))
+            cv2.ellipse(
+                white,
+                c,
+                ax,
+                along + rng.normal(0, 25),
+                0,
+                360,
+                int(rng.integers(150, 256)),
+                -1,
+                cv2.LINE_AA,
+                shift=4,
+            )
     for k in range(plan.nv_patches):
         # NVD sits on the disc, NVE along the arcades: a tangle of fine looping vessels.
         if k == 0 and rng.random() < 0.6:
@@ -192,7 +210,7 @@ def draw_lesions(
         (red, soft, _darken(0.3, 0.22, 0.6), 0.25),
         (nv, soft, _darken(0.5, 0.45, 0.75), 0.25),
         (yellow, soft * 0.8, _cover(0.38, 0.82, 0.97, 1.0), 0.25),
-        (white, fov_r * 0.012, _cover(0.72, 0.84, 0.92, 0.75), 0.2),
+        (white, fov_r * 0.01, _cover(0.7, 0.8, 0.88, 0.7), 0.2),
     )
     for layer, sigma, paint, level in layers:
         x, y, w, h = cv2.boundingRect(layer)
