@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import subprocess
 import tempfile
 import time
 import uuid
@@ -128,6 +129,7 @@ def run(cfg: RunConfig, controller: Controller | None = None) -> dict[str, Any]:
         "wall_seconds": round(wall, 2),
         "sim_speed": round(horizon / wall, 1) if wall > 0 else None,
         "network": str(net_file),
+        "safety": cfg.safety.model_dump(),
     }
     series = delay_series(trips, horizon, CHART_BIN_S)
     (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
@@ -206,16 +208,31 @@ def start_sumo(
     if scenario.additional_files:
         cmd += ["-a", ",".join(str(a) for a in scenario.additional_files)]
     label = f"edgeward-{uuid.uuid4().hex[:8]}"
-    log = out_dir / f"sumo-{label}.log"
+    log_dir = out_dir if output_safe(out_dir) else Path(tempfile.gettempdir())
+    errors = log_dir / f"sumo-{label}.errors.log"  # SUMO's errors name the bad file and line
+    cmd += ["--error-log", str(errors)]
     try:
-        with log.open("w") as stdout:
-            traci.start(cmd, label=label, stdout=stdout)
+        traci.start(cmd, label=label, stdout=subprocess.DEVNULL)
     except Exception as exc:  # traci raises FatalTraCIError or OSError with SUMO's own reason
-        text = log.read_text(errors="replace")[-800:].strip()
+        text = _read_when_written(errors)
         raise SumoToolError(
-            f"SUMO would not start on {net_file} ({exc}); its log says: {text}"
+            f"SUMO would not start on {net_file} ({exc}): {text or 'no error message'}; "
+            "fix the scenario files it names"
         ) from exc
     return traci.getConnection(label)
+
+
+def _read_when_written(path: Path, timeout_s: float = 5.0) -> str:
+    """SUMO may still be writing its error log when TraCI reports the closed connection."""
+    deadline = time.monotonic() + timeout_s
+    text = ""
+    while time.monotonic() < deadline:
+        if path.exists():
+            text = path.read_text(errors="replace")
+            if "Quitting" in text:
+                break
+        time.sleep(0.05)
+    return text[-800:].strip()
 
 
 def _loop(

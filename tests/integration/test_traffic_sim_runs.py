@@ -10,12 +10,13 @@ import cv2
 import numpy as np
 import pytest
 
+from sim.traffic.compare import compare, format_table
 from sim.traffic.controllers import SimContext
 from sim.traffic.dataset import IRREGULAR, render_dataset
 from sim.traffic.harness import RunConfig, run
 from sim.traffic.network import junctions_of, read_net
 from sim.traffic.scenario import ScenarioError, build_scenario, parse_scenario
-from sim.traffic.sumo_bin import run_tool
+from sim.traffic.sumo_bin import SumoToolError, run_tool
 
 pytestmark = pytest.mark.sumo
 
@@ -243,6 +244,15 @@ def test_bad_scenario_files_give_clear_messages(tmp_path: Path) -> None:
     with pytest.raises(ScenarioError, match=r"has no traffic lights.*netconvert --tls\.guess"):
         build_scenario(parse_scenario(str(plain)), tmp_path / "w3", seed=1, minutes=1)
 
+    bad_routes = tmp_path / "bad.rou.xml"
+    bad_routes.write_text('<routes><trip id="x" depart="0" from="nope" to="J1_J2"/></routes>')
+    with pytest.raises(SumoToolError, match=r"edge 'nope' within the route for trip 'x'"):
+        run(
+            RunConfig(
+                str(net_src), "fixed", 1, tmp_path / "w5", routes=[bad_routes], progress=False
+            )
+        )
+
     not_a_net = tmp_path / "routes.net.xml"
     not_a_net.write_text("<routes/>")
     with pytest.raises(ScenarioError, match=r"has root <routes>, expected <net>"):
@@ -293,3 +303,12 @@ def test_user_network_runs_with_its_routes_or_generated_demand(tmp_path: Path) -
     )
     assert gen["scenario"] == "irregular.net.xml:asymmetric" and gen["vehicles"] > 20
     assert gen["safety_violations"] == 0
+
+
+def test_compare_reports_mean_and_spread_over_seeds(tmp_path: Path) -> None:
+    table = compare("grid:2x2:steady", controllers=["fixed"], seeds=[1, 2], minutes=2, out=tmp_path)
+    delay = table["fixed"]["mean_delay_s"]
+    assert delay["min"] <= delay["mean"] <= delay["max"] and delay["sd"] >= 0
+    assert delay["min"] != delay["max"]  # two seeds, two different demands
+    assert json.loads((tmp_path / "compare.json").read_text()) == table
+    assert format_table(table, ["fixed"]).splitlines()[1].startswith("fixed")
