@@ -1,0 +1,130 @@
+"""The coordinator: pressure-based greens from all junctions' counts, plans with an expiry."""
+
+from __future__ import annotations
+
+from cloud.traffic.coordinator import Coordinator, CoordinatorSettings
+from cloud.traffic.service import CoordinatorCore
+from cloud.traffic.topology import (
+    ApproachTopo,
+    JunctionTopo,
+    LinkTopo,
+    NetworkTopology,
+    PhaseTopo,
+)
+from shared import topics
+from shared.config.traffic import SignalSafety
+from shared.messages.base import decode
+from shared.messages.traffic import ApproachCount, SignalPlan, TrafficAggregate
+
+PHASES = (
+    PhaseTopo("GGrr", 30, "green"),  # links 0,1: west and east approaches
+    PhaseTopo("yyrr", 4, "yellow"),
+    PhaseTopo("rrGG", 30, "green"),  # links 2,3: north and south approaches
+    PhaseTopo("rryy", 4, "yellow"),
+)
+
+
+def _junction(jid: str, west_edge: str, east_out: str) -> JunctionTopo:
+    return JunctionTopo(
+        jid,
+        (
+            ApproachTopo("west", west_edge),
+            ApproachTopo("east", f"{jid}_e_in"),
+            ApproachTopo("north", f"{jid}_n_in"),
+            ApproachTopo("south", f"{jid}_s_in"),
+        ),
+        (
+            LinkTopo(0, "west", east_out),
+            LinkTopo(1, "east", f"{jid}_w_out"),
+            LinkTopo(2, "north", f"{jid}_s_out"),
+            LinkTopo(3, "south", f"{jid}_n_out"),
+        ),
+        PHASES,
+    )
+
+
+def _line() -> NetworkTopology:
+    """A -> B along an arterial: A's eastbound exit is B's west approach."""
+    return NetworkTopology({"A": _junction("A", "A_w_in", "AB"), "B": _junction("B", "AB", "B_e")})
+
+
+def _agg(jid: str, at: float, queues: dict[str, float], healthy: bool = True) -> TrafficAggregate:
+    return TrafficAggregate(
+        sender=jid,
+        junction_id=jid,
+        interval_start=at - 5,
+        interval_s=5,
+        approaches=[
+            ApproachCount(
+                approach_id=a, queue=q, approaching=0, camera_healthy=healthy or a != "north"
+            )
+            for a, q in queues.items()
+        ],
+        mode="coordinated",
+    )
+
+
+QUIET = {"west": 0.0, "east": 0.0, "north": 0.0, "south": 0.0}
+
+
+def _greens(plans: list[SignalPlan], jid: str) -> dict[int, float]:
+    plan = next(p for p in plans if p.junction_id == jid)
+    return {g.phase_index: g.green_s for g in plan.greens}
+
+
+def test_longer_queue_gets_longer_green_and_plans_expire() -> None:
+    c = Coordinator(_line(), SignalSafety(), CoordinatorSettings(plan_ttl_s=15))
+    c.add(_agg("A", 100, {**QUIET, "west": 8, "north": 1}))
+    plans = c.plans(100)
+    greens = _greens(plans, "A")
+    assert greens[0] > greens[2] >= SignalSafety().min_green_s
+    assert all(p.expires_at == 115 and p.issued_at == 100 for p in plans)
+
+
+def test_only_junctions_with_fresh_counts_get_plans() -> None:
+    c = Coordinator(_line(), settings=CoordinatorSettings(stale_after_s=12))
+    c.add(_agg("A", 100, QUIET))
+    c.add(_agg("B", 80, QUIET))
+    assert [p.junction_id for p in c.plans(100)] == ["A"]
+
+
+def test_congested_downstream_holds_back_the_green_feeding_it() -> None:
+    c = Coordinator(_line())
+    c.add(_agg("A", 100, {**QUIET, "west": 8, "north": 6}))
+    c.add(_agg("B", 100, QUIET))
+    free = _greens(c.plans(100), "A")[0]
+    c.add(_agg("B", 100, {**QUIET, "west": 8}))
+    blocked = _greens(c.plans(100), "A")[0]
+    assert blocked < free
+
+
+def test_blind_approach_is_not_starved() -> None:
+    c = Coordinator(_line())
+    c.add(_agg("A", 100, {**QUIET, "west": 6, "north": 0}, healthy=False))
+    greens = _greens(c.plans(100), "A")
+    assert greens[2] == greens[0]  # north is unknown: assumed as busy as the busiest
+
+
+def test_malformed_or_foreign_aggregates_are_dropped() -> None:
+    c = Coordinator(_line())
+    assert c.ingest(b"not json") is None
+    assert c.ingest(_agg("Z", 100, QUIET).encode()) is None
+    assert c.plans(100) == []
+
+
+def test_deployment_core_plans_once_per_interval_on_retained_topics() -> None:
+    core = CoordinatorCore(_line(), CoordinatorSettings(interval_s=5))
+    assert core.ingest(topics.traffic_aggregate("A"), _agg("A", 100, QUIET).encode()) == []
+    out = core.tick(100)
+    assert [(t, r) for t, _, r in out] == [(topics.traffic_plan("A"), True)]
+    assert decode(out[0][1], SignalPlan).junction_id == "A"
+    assert core.tick(102) == []
+    assert len(core.tick(105)) == 1
+
+
+def test_topology_round_trips_through_json(tmp_path) -> None:
+    topo = _line()
+    topo.save(tmp_path / "t.json")
+    again = NetworkTopology.load(tmp_path / "t.json")
+    assert again.junctions == topo.junctions
+    assert again.feeds()["AB"] == ("B", "west")
