@@ -73,7 +73,7 @@ def quick_registry() -> Path:
     Cached under .cache/ keyed by the code that makes it, so a re-run skips the ~2 min build.
     Tests must not modify it: copy it (`shutil.copytree`) to tamper or promote.
     """
-    key = _sources_hash("models", "sim", "shared/preprocess.py", "shared/registry")
+    key = _sources_hash("models", "sim/fundus", "shared/preprocess.py", "shared/registry")
     path = REPO / ".cache" / f"quick-registry-{key}"
     if not (path / ".complete").exists():
         shutil.rmtree(path, ignore_errors=True)
