@@ -54,6 +54,7 @@ def run(cfg: RunConfig, controller: Controller | None = None) -> dict[str, Any]:
     out.mkdir(parents=True, exist_ok=True)
     spec = parse_scenario(cfg.scenario, cfg.routes, cfg.profile)
     schedule = FaultSchedule.parse(cfg.faults)
+    ctrl = controller or make_controller(cfg.controller, **cfg.controller_options)
     scenario = build_scenario(spec, out / "scenario", seed=cfg.seed, minutes=cfg.minutes)
     kind = cfg.controller
     net_file = scenario.network_for(kind)
@@ -64,7 +65,6 @@ def run(cfg: RunConfig, controller: Controller | None = None) -> dict[str, Any]:
             for j in junctions
         }
     )
-    ctrl = controller or make_controller(kind, **cfg.controller_options)
     horizon = cfg.minutes * 60.0
     end = scenario.begin_s + horizon
     tripinfo = out / "tripinfo.xml"
@@ -102,7 +102,7 @@ def run(cfg: RunConfig, controller: Controller | None = None) -> dict[str, Any]:
         pending_delay = _never_inserted(conn, end)
     finally:
         conn.close()
-        if sumo_out != out:
+        if sumo_out != out and (sumo_out / "tripinfo.xml").exists():
             shutil.move(str(sumo_out / "tripinfo.xml"), tripinfo)
             shutil.rmtree(sumo_out, ignore_errors=True)
     wall = time.perf_counter() - wall0

@@ -16,7 +16,9 @@ class TraciSignalPort:
 
     The first `set_phase` switches the light to an own program ("edgeward") with the phases of
     the network's static program held for HOLD_S, so SUMO never advances by itself and can
-    never cut a yellow short; until then the light runs its own program.
+    never cut a yellow short; until then the light runs its own program. A light handed back to
+    its own program (`trafficlight.setProgram(id, "0")`) is taken over again by the next
+    `set_phase`.
     """
 
     def __init__(self, conn: Any, junction: Junction) -> None:
@@ -55,7 +57,11 @@ class TraciSignalPort:
                 f"junction {self.junction_id}: phase {index} does not exist; "
                 f"the program has phases 0..{len(self._phases) - 1}"
             )
-        if not self._controlled:
+        # Someone may have handed the light back to its own program (a killed gateway).
+        if (
+            not self._controlled
+            or self._conn.trafficlight.getProgram(self.junction_id) != PROGRAM_ID
+        ):
             self._take_control(index)
         self._conn.trafficlight.setPhase(self.junction_id, index)
         self._conn.trafficlight.setPhaseDuration(self.junction_id, HOLD_S)
@@ -65,7 +71,8 @@ class TraciSignalPort:
 
         phases = [traci.trafficlight.Phase(HOLD_S, p.state) for p in self._phases]
         logic = traci.trafficlight.Logic(PROGRAM_ID, 0, index, phases)
-        self._conn.trafficlight.setProgramLogic(self.junction_id, logic)
+        if not self._controlled:
+            self._conn.trafficlight.setProgramLogic(self.junction_id, logic)
         self._conn.trafficlight.setProgram(self.junction_id, PROGRAM_ID)
         self._controlled = True
 

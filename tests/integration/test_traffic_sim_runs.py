@@ -119,6 +119,32 @@ def test_signal_port_drives_lights_and_the_recorded_sequence_is_safe(tmp_path: P
     assert summary["throughput"] > 50
 
 
+class _HandBack(_Replay):
+    """Hands J1 back to its own program for a while, as a killed gateway does."""
+
+    def step(self, t: float) -> None:
+        conn = self.ctx.conn
+        if t == 100:  # J1's own program continues the current phase for what is left of it
+            phase = self.ctx.port("J1").current_phase()
+            conn.trafficlight.setProgram("J1", "0")
+            conn.trafficlight.setPhase("J1", phase)
+            conn.trafficlight.setPhaseDuration("J1", self.until["J1"] - t)
+        super().step(t)
+        self.programs.append((t, conn.trafficlight.getProgram("J1")))
+
+    def start(self, ctx: SimContext) -> None:
+        super().start(ctx)
+        self.programs: list[tuple[float, str]] = []
+
+
+def test_port_takes_a_light_back_after_it_ran_its_own_program(tmp_path: Path) -> None:
+    ctl = _HandBack()
+    summary = run(RunConfig(IRREGULAR, "fixed", 3, tmp_path, progress=False), controller=ctl)
+    programs = [p for t, p in ctl.programs if t >= 100]
+    assert programs[0] == "0" and programs[-1] == "edgeward"
+    assert summary["safety_violations"] == 0
+
+
 class _Reckless(_Replay):
     """Jumps between green phases with no yellow: the recorder must catch it."""
 
