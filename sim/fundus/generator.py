@@ -157,7 +157,8 @@ def generate_sample(  # noqa: PLR0917 (the documented signature)
     g, cam_name, pig_name, laterality = _draw_labels(r_labels, grade, camera, pigmentation, shift)
     drawn_defects = sample_defects(r_defect, defect_rate)
     chosen = dict(drawn_defects if defects is None else defects)
-    chosen = {k: float(v) for k, v in chosen.items() if v > 0}
+    # Rounded once, so the label, the quality class and the pixels all use the same severities.
+    chosen = {k: round(float(v), 3) for k, v in chosen.items() if round(float(v), 3) > 0}
     cam = camera_profile(cam_name)
     pig = PIGMENTS[pig_name]
 
@@ -198,7 +199,7 @@ def generate_sample(  # noqa: PLR0917 (the documented signature)
         grade=g,
         referable=g >= 2,
         quality=quality_of(chosen),
-        defects={k: round(v, 3) for k, v in chosen.items()},
+        defects=chosen,
         camera=cam_name,
         pigmentation=pig_name,
         laterality=laterality,

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+
 import cv2
 import numpy as np
 import pytest
@@ -179,9 +181,14 @@ def test_every_defect_has_an_unreadability_check():
     assert set(UNREADABLE) == set(DEFECTS)
 
 
+@functools.cache
+def _clean_view() -> np.ndarray:
+    return _green_at_224(generate_sample(31, 4, size=512, grade=2, defects={}))
+
+
 @pytest.mark.parametrize("name", DEFECTS)
 def test_reject_level_defect_makes_the_scan_hard_to_read(name: str):
-    clean = _green_at_224(generate_sample(31, 4, size=512, grade=2, defects={}))
+    clean = _clean_view()
     at_threshold = generate_sample(
         31, 4, size=512, grade=2, defects={name: QUALITY_RULES[name].reject_at}
     )
@@ -191,7 +198,7 @@ def test_reject_level_defect_makes_the_scan_hard_to_read(name: str):
 
 @pytest.mark.parametrize("name", DEFECTS)
 def test_usable_level_defect_stays_readable(name: str):
-    clean = _green_at_224(generate_sample(31, 4, size=512, grade=2, defects={}))
+    clean = _clean_view()
     mild = generate_sample(
         31, 4, size=512, grade=2, defects={name: QUALITY_RULES[name].reject_at * 0.4}
     )
