@@ -1,28 +1,427 @@
-"""`bench cloud`: closed-loop load on the Serve grader (engineer D's benchmark functions)."""
+"""`bench cloud`: closed-loop load on the Serve grader, and the naive peer in the same run.
+
+Closed loop: C client threads each send a scan, wait for the grade, send the next. Every request
+has a fresh scan id (a repeated id would be answered from the result store, not graded).
+Variants switch the live grader through its `configure` method: batching on (the configured
+batch) or off (batch 1), Grad-CAM on or off. The naive peer is FastAPI + uvicorn calling the
+same PyTorch grader per request, in this process, with the same scans and the same explanations.
+In-process calls of the grader give the floor the Serve path's overhead is measured against.
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import logging
+import tempfile
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
+import cv2
+import numpy as np
+from tqdm import tqdm
+
+from benchmarks.memory import PeakRss
 from benchmarks.results import BenchRun
+from benchmarks.runner import Budget, measure
+from benchmarks.stats import summarize_ms, thin
+from shared.broker import free_port
+from shared.errors import EdgewardError
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Variant:
+    name: str
+    max_batch_size: int
+    batch_wait_timeout_s: float
+    explain: bool
 
 
 @dataclass(frozen=True)
 class CloudPlan:
     registry: Path
     concurrency: tuple[int, ...] = (1, 2, 4, 8, 16, 32)
-    requests_per_level: int = 64
+    requests_per_client: int = 12
+    scan_size: int = 1024
+    variants: tuple[Variant, ...] = (
+        Variant("batching+gradcam", 8, 0.01, True),
+        Variant("batch1+gradcam", 1, 0.0, True),
+        Variant("batching, no gradcam", 8, 0.01, False),
+    )
+    in_process_budget: Budget = field(default_factory=lambda: Budget(time_s=8.0))
+    naive_peer: bool = True
 
     @classmethod
     def quick(cls, registry: Path) -> CloudPlan:
-        return cls(registry, concurrency=(1, 4), requests_per_level=8)
+        return cls(
+            registry,
+            concurrency=(1, 4),
+            requests_per_client=2,
+            scan_size=512,
+            in_process_budget=Budget(
+                warmup_iters=2, warmup_s=0.2, min_iters=5, max_iters=50, time_s=0.8
+            ),
+        )
+
+
+def _scans(size: int, count: int = 4) -> list[bytes]:
+    from sim.fundus.generator import generate_sample
+
+    out = []
+    for i in range(count):
+        img = generate_sample(seed=11, index=i, size=size, defect_rate=0.0, grade=i % 5).image_bgr
+        ok, buf = cv2.imencode(".jpg", img, [cv2.IMWRITE_JPEG_QUALITY, 92])
+        if not ok:
+            raise EdgewardError(f"bench cloud: cv2 could not encode a {size}px scan")
+        out.append(buf.tobytes())
+    return out
+
+
+def closed_loop(
+    url: str, scans: list[bytes], clients: int, per_client: int, timeout_s: float = 300.0
+) -> tuple[list[float], float, list[str]]:
+    """Per-request latencies (s), wall time (s) and errors for `clients` closed-loop clients."""
+    import httpx
+
+    latencies: list[float] = []
+    errors: list[str] = []
+    lock = threading.Lock()
+
+    def client(k: int) -> None:
+        with httpx.Client(timeout=timeout_s) as http:
+            for i in range(per_client):
+                body = scans[(k + i) % len(scans)]
+                headers = {"Content-Type": "image/jpeg", "X-Scan-Id": uuid.uuid4().hex}
+                t0 = time.perf_counter()
+                try:
+                    resp = http.post(url, content=body, headers=headers)
+                    ok = resp.status_code == 200
+                    problem = "" if ok else f"HTTP {resp.status_code}: {resp.text[:200]}"
+                except httpx.HTTPError as exc:
+                    problem = f"{type(exc).__name__}: {exc}"
+                elapsed = time.perf_counter() - t0
+                with lock:
+                    if problem:
+                        errors.append(problem)
+                    else:
+                        latencies.append(elapsed)
+
+    threads = [threading.Thread(target=client, args=(k,), daemon=True) for k in range(clients)]
+    began = time.perf_counter()
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return latencies, time.perf_counter() - began, errors
+
+
+def _load_record(
+    url: str, scans: list[bytes], clients: int, per_client: int
+) -> tuple[dict[str, Any], list[str]]:
+    # one untimed round per client: connections, first batches and lazy imports warm up
+    warm, _, _ = closed_loop(url, scans, clients, 1)
+    with PeakRss() as mem:
+        lat, wall, errors = closed_loop(url, scans, clients, per_client)
+    if not lat:
+        raise EdgewardError(f"bench cloud: every request to {url} failed: {errors[:3]}")
+    return {
+        "latency_ms": summarize_ms(lat),
+        "throughput": {"value": len(lat) / wall, "unit": "scans/s"},
+        "warmup": {
+            "iterations": len(warm),
+            "first_ms": warm[0] * 1e3 if warm else 0.0,
+            "mean_ms": float(np.mean(warm)) * 1e3 if warm else 0.0,
+        },
+        "iterations": len(lat),
+        "stop_reason": "fixed_count",
+        "stable": True,
+        "memory": mem.as_dict(),
+        "samples_ms": thin([v * 1e3 for v in lat]),
+    }, errors
 
 
 def run_cloud(run: BenchRun, plan: CloudPlan) -> None:
     try:
-        import benchmarks.cloud_serve  # noqa: F401
+        from ray import serve
+
+        from cloud.app import APP_NAME
+        from shared.config import CloudConfig
     except ImportError as exc:
-        run.skip("cloud tier", f"benchmarks.cloud_serve cannot be imported ({exc})")
+        run.skip("cloud tier", f"the Serve application cannot be imported ({exc})")
         return
-    run.skip("cloud tier", "benchmarks.cloud_serve has no function this bench knows yet")
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # one INFO line per request otherwise
+    logging.getLogger("ray.serve").setLevel(logging.WARNING)
+    scans = _scans(plan.scan_size)
+    # In-process and naive peer first: Ray's processes linger a while after shutdown and would
+    # take CPU from whatever ran after them.
+    _in_process(run, plan, scans)
+    if plan.naive_peer:
+        _naive(run, plan, scans)
+    # Unix socket paths must stay short: Ray's temp dir lives directly under /tmp.
+    with tempfile.TemporaryDirectory(prefix="edgeward-bench-cloud-", dir="/tmp") as tmp:
+        config = CloudConfig(
+            data_dir=Path(tmp) / "data",
+            registry_dir=plan.registry.resolve(),
+            http_port=free_port(),
+            grpc_port=free_port(),
+        )
+        try:
+            url = _start_serve(config, Path(tmp) / "ray")
+        except Exception as exc:
+            _stop_serve()
+            run.skip("cloud tier", f"could not start Ray Serve with the grader: {exc}")
+            return
+        try:
+            grader = serve.get_deployment_handle("Grader", app_name=APP_NAME)
+            run.sections["cloud"] = {
+                "url": url,
+                "model": grader.model_version.remote().result(),
+                "scan": f"{plan.scan_size}px JPEG",
+                "replicas": config.grader.min_replicas,
+            }
+            total = len(plan.variants) * len(plan.concurrency)
+            with tqdm(total=total, desc="cloud load", unit="level") as bar:
+                for v in plan.variants:
+                    grader.configure.remote(
+                        v.max_batch_size, v.batch_wait_timeout_s, v.explain
+                    ).result()
+                    for c in plan.concurrency:
+                        bar.set_postfix_str(f"{v.name} c={c}")
+                        _level(
+                            run,
+                            url=url,
+                            scans=scans,
+                            clients=c,
+                            per_client=plan.requests_per_client,
+                            series=f"serve {v.name}",
+                            variant=v,
+                        )
+                        bar.update()
+        finally:
+            _stop_serve()
+    _headline(run, plan)
+
+
+def _start_serve(config: Any, ray_dir: Path) -> str:
+    """A private Ray (own namespace and temp dir) serving the cloud app; the grade URL."""
+    import ray
+    from ray import serve
+
+    from cloud.app import APP_NAME, build_app, grpc_options, http_options
+
+    if ray.is_initialized():
+        raise EdgewardError("Ray is already running in this process; bench cloud starts its own")
+    ray.init(
+        num_cpus=2,
+        include_dashboard=False,
+        namespace=f"edgeward-bench-{uuid.uuid4().hex[:8]}",
+        _temp_dir=str(ray_dir),
+        logging_level=logging.WARNING,
+        log_to_driver=False,  # replica logs stay in the Ray session dir, not over the progress bar
+    )
+    serve.start(http_options=http_options(config), grpc_options=grpc_options(config))
+    serve.run(build_app(config, with_bridge=False), name=APP_NAME, route_prefix="/")
+    return f"http://127.0.0.1:{config.http_port}/v1/grade"
+
+
+def _stop_serve() -> None:
+    import ray
+    from ray import serve
+
+    if ray.is_initialized():
+        try:
+            serve.shutdown()
+        finally:
+            ray.shutdown()
+
+
+def _level(
+    run: BenchRun,
+    *,
+    url: str,
+    scans: list[bytes],
+    clients: int,
+    per_client: int,
+    series: str,
+    variant: Variant | None,
+) -> None:
+    record, errors = _load_record(url, scans, clients, per_client)
+    params: dict[str, Any] = {"concurrency": clients, "path": series}
+    if variant is not None:
+        params.update(
+            max_batch_size=variant.max_batch_size,
+            batch_wait_timeout_s=variant.batch_wait_timeout_s,
+            gradcam=variant.explain,
+        )
+    run.add(
+        f"cloud/{series}/c{clients}",
+        record,
+        params=params,
+        metrics={"errors": len(errors), "error_samples": errors[:3]},
+        curve=("concurrency", series, clients),
+    )
+
+
+def _in_process(run: BenchRun, plan: CloudPlan, scans: list[bytes]) -> None:
+    """The grader called directly, one scan at a time: the floor under any serving path."""
+    from cloud.grader import load_core
+
+    core = load_core(plan.registry, "", "fundus-grader")
+    images = [_decode(s) for s in scans]
+    try:
+        for explain in (True, False):
+            record = measure(
+                _one_by_one(core, scans, explain), plan.in_process_budget, unit="scans/s"
+            )
+            label = "gradcam" if explain else "no gradcam"
+            run.add(
+                f"cloud/in-process {label}/c1",
+                record,
+                params={"concurrency": 1, "path": f"in-process {label}", "gradcam": explain},
+            )
+        batch = images * 2
+        for explain in (True, False):
+            record = measure(
+                _bound(core.grade, batch, explain),
+                plan.in_process_budget,
+                items_per_call=len(batch),
+                unit="scans/s",
+            )
+            label = "gradcam" if explain else "forward only"
+            run.add(
+                f"cloud/in-process batch{len(batch)} {label}",
+                record,
+                params={
+                    "batch": len(batch),
+                    "path": f"in-process batch {label}",
+                    "gradcam": explain,
+                },
+            )
+    finally:
+        core.close()
+
+
+def _decode(data: bytes) -> np.ndarray:
+    img = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
+    if img is None:
+        raise EdgewardError("bench cloud: a generated scan did not decode")
+    return np.asarray(img)
+
+
+def _one_by_one(core: Any, scans: list[bytes], explain: bool) -> Callable[[], object]:
+    """Decode and grade the next scan: what one request costs without any serving layer."""
+    state = {"i": 0}
+
+    def call() -> object:
+        state["i"] += 1
+        return core.grade([_decode(scans[state["i"] % len(scans)])], explain)
+
+    return call
+
+
+def _bound(fn: Callable[..., object], *args: object) -> Callable[[], object]:
+    return lambda: fn(*args)
+
+
+def naive_app(core: Any) -> Any:
+    """FastAPI calling the PyTorch grader per request: what one writes without a serving layer."""
+    from fastapi import FastAPI, Request
+    from fastapi.responses import JSONResponse
+
+    app = FastAPI()
+
+    async def grade(request: Request) -> JSONResponse:
+        data = await request.body()
+        img = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
+        if img is None:
+            return JSONResponse({"error": "not an image"}, status_code=400)
+        g = core.grade([img], True)[0]  # blocks the event loop: the naive part
+        return JSONResponse(
+            {
+                "scan_id": request.headers.get("x-scan-id", ""),
+                "probabilities": [float(p) for p in g.probabilities],
+            }
+        )
+
+    # Real classes, not the strings `from __future__ import annotations` leaves: FastAPI reads
+    # them to know what to inject.
+    grade.__annotations__ = {"request": Request, "return": JSONResponse}
+    app.add_api_route("/v1/grade", grade, methods=["POST"])
+    return app
+
+
+def _naive(run: BenchRun, plan: CloudPlan, scans: list[bytes]) -> None:
+    try:
+        import uvicorn
+
+        from cloud.grader import load_core
+    except ImportError as exc:
+        run.skip("naive FastAPI peer", str(exc))
+        return
+    core = load_core(plan.registry, "", "fundus-grader")
+    port = free_port()
+    server = uvicorn.Server(
+        uvicorn.Config(naive_app(core), host="127.0.0.1", port=port, log_level="warning")
+    )
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    try:
+        deadline = time.monotonic() + 30
+        while not server.started:
+            if time.monotonic() > deadline or not thread.is_alive():
+                run.skip("naive FastAPI peer", f"uvicorn did not start on port {port}")
+                return
+            time.sleep(0.05)
+        url = f"http://127.0.0.1:{port}/v1/grade"
+        for c in tqdm(plan.concurrency, desc="naive peer", unit="level"):
+            _level(
+                run,
+                url=url,
+                scans=scans,
+                clients=c,
+                per_client=plan.requests_per_client,
+                series="naive FastAPI+PyTorch",
+                variant=None,
+            )
+    finally:
+        server.should_exit = True
+        thread.join(timeout=30)
+        core.close()
+
+
+def _headline(run: BenchRun, plan: CloudPlan) -> None:
+    by = {r["name"]: r for r in run.results}
+    top = max(plan.concurrency)
+    serve_b = by.get(f"cloud/serve {plan.variants[0].name}/c{top}")
+    serve_1 = (
+        by.get(f"cloud/serve {plan.variants[1].name}/c{top}") if len(plan.variants) > 1 else None
+    )
+    naive = by.get(f"cloud/naive FastAPI+PyTorch/c{top}")
+    serve_c1 = by.get(f"cloud/serve {plan.variants[1].name}/c1") if len(plan.variants) > 1 else None
+    inproc = by.get("cloud/in-process gradcam/c1")
+    if serve_c1 and inproc:
+        run.headline["Serve overhead per request, ms (c=1, batch 1, vs in-process)"] = round(
+            serve_c1["latency_ms"]["p50"] - inproc["latency_ms"]["p50"], 2
+        )
+    if serve_b and serve_1:
+        run.headline[f"batching gain (throughput, c={top})"] = (
+            f"{serve_b['throughput']['value'] / serve_1['throughput']['value']:.2f}x"
+        )
+    if serve_b and naive:
+        run.headline[f"Serve vs naive peer throughput (c={top})"] = (
+            f"{serve_b['throughput']['value'] / naive['throughput']['value']:.2f}x"
+        )
+        run.headline[f"Serve vs naive peer p99 (c={top})"] = (
+            f"{serve_b['latency_ms']['p99'] / naive['latency_ms']['p99']:.2f}x"
+        )
+    cam = by.get(f"cloud/in-process batch{8} gradcam")
+    fwd = by.get(f"cloud/in-process batch{8} forward only")
+    if cam and fwd:
+        run.headline["Grad-CAM cost vs plain forward (batch 8, in-process)"] = (
+            f"{cam['latency_ms']['p50'] / fwd['latency_ms']['p50']:.2f}x"
+        )

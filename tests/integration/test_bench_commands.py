@@ -246,3 +246,26 @@ def test_onnx_graph_flops_equal_the_torch_hook_count_of_the_same_model(
         counted = count_flops(model.path("onnx"), batch=1)
         assert counted["unresolved"] == []
         assert counted["flops"] == torch_flops(load_torch_model(model), size) > 0
+
+
+@pytest.mark.ray
+def test_bench_cloud_quick_sweeps_serve_variants_and_the_naive_peer(
+    quick_registry: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    data = _bench(["cloud", "--registry", str(quick_registry)], tmp_path / "c", capsys)
+    _check_sane(data, "cloud")
+    paths = {r["params"]["path"] for r in data["results"]}
+    assert {
+        "serve batching+gradcam",
+        "serve batch1+gradcam",
+        "serve batching, no gradcam",
+        "naive FastAPI+PyTorch",
+        "in-process gradcam",
+    } <= paths
+    for r in data["results"]:
+        if "concurrency" in r["params"] and r["params"]["path"] != "in-process gradcam":
+            assert r["metrics"]["errors"] == 0, r["metrics"]["error_samples"]
+    headline = data["headline"]
+    for key in ("batching gain", "Serve vs naive peer throughput", "Serve overhead"):
+        assert any(k.startswith(key) for k in headline), (key, headline)
+    assert (tmp_path / "c" / "curve_concurrency.png").exists()
