@@ -39,6 +39,7 @@ def latency_charts(results: list[dict[str, Any]], out: Path) -> list[Path]:
         for y, r in enumerate(chunk, start=1):
             lat = r["latency_ms"]
             ax.plot([lat["p95"], lat["p99"]], [y, y], "v", color="tab:red", markersize=4)
+        ax.invert_yaxis()  # first result on top, like the table
         ax.set_xscale("log")
         ax.set_xlabel("latency per call, ms (box: p25-p75, whiskers p1-p99, ▼ p95 and p99)")
         ax.set_title(f"Latency distributions ({i // _MAX_PER_CHART + 1})")
