@@ -269,3 +269,20 @@ def test_bench_cloud_quick_sweeps_serve_variants_and_the_naive_peer(
     for key in ("batching gain", "Serve vs naive peer throughput", "Serve overhead"):
         assert any(k.startswith(key) for k in headline), (key, headline)
     assert (tmp_path / "c" / "curve_concurrency.png").exists()
+
+
+@pytest.mark.gpu
+def test_bench_models_on_the_gpu_backends_states_share_of_the_gpu_peak(
+    quick_registry: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    args = ["models", "--registry", str(quick_registry), "--model", "fundus-triage"]
+    for kind in ("onnx-cpu", "onnx-cuda", "onnx-tensorrt", "tensorrt"):
+        args += ["--backend", kind]
+    data = _bench(args, tmp_path / "g", capsys)
+    _check_sane(data, "models")
+    gpu_rows = [r for r in data["results"] if r["params"]["backend"] != "onnx-cpu"]
+    assert gpu_rows, data["unavailable"]
+    assert data["sections"]["peak_flops"]["gpu"]["gflops_per_s"] > 0
+    for r in gpu_rows:
+        assert r["metrics"]["fraction_of_peak"] > 0
+    assert any(g["driver"] for g in data["host"]["gpus"])
