@@ -6,6 +6,8 @@ import argparse
 import json
 from pathlib import Path
 
+from shared.config.loader import load_config
+from shared.config.traffic import SignalSafety
 from shared.errors import EdgewardError
 
 _EPILOG = """\
@@ -51,8 +53,12 @@ def _run(args: argparse.Namespace) -> int:
         options["counter"] = args.counter
         if args.registry:
             options["registry"] = args.registry
+    safety = SignalSafety()
+    if args.safety:
+        safety = load_config(args.safety, SignalSafety)
     summary = run(
         RunConfig(
+            safety=safety,
             controller_options=options,
             scenario=args.scenario,
             controller=args.controller,
@@ -139,6 +145,13 @@ def add_traffic_parser(cmds: argparse._SubParsersAction[argparse.ArgumentParser]
         default="day",
         choices=["day", "night", "rain", "glare"],
         help="lighting and weather the cameras see (default day)",
+    )
+    p.add_argument(
+        "--safety",
+        metavar="FILE",
+        help="YAML with the SignalSafety limits the run is checked against "
+        "(min_green_s, max_green_s, yellow_s, all_red_s, pedestrian_min_s, ...; "
+        "default: the gateway defaults)",
     )
     p.add_argument(
         "--registry",

@@ -10,6 +10,7 @@ import cv2
 import numpy as np
 import pytest
 
+from shared.config.traffic import SignalSafety
 from sim.traffic.compare import compare, format_table
 from sim.traffic.controllers import SimContext
 from sim.traffic.dataset import IRREGULAR, render_dataset
@@ -313,6 +314,28 @@ def test_cli_runs_a_scenario_and_reports_bad_input_without_traceback(tmp_path: P
     assert bad.returncode == 2
     assert "camera mode 'melted' is unknown" in bad.stderr
     assert "Traceback" not in bad.stderr
+    limits = tmp_path / "safety.yaml"
+    limits.write_text("yellow_s: 4\nmin_gren_s: 5\n")
+    typo = subprocess.run(
+        [
+            *(exe, "sim", "traffic", "--scenario", "grid:2x2", "--out", str(tmp_path / "c")),
+            *("--safety", str(limits)),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert typo.returncode == 2 and "min_gren_s" in typo.stderr
+
+
+def test_stricter_safety_limits_flag_the_programs_that_break_them(tmp_path: Path) -> None:
+    strict = SignalSafety(yellow_s=5.0, min_green_s=30.0)
+    summary = run(RunConfig("grid:2x2:steady", "fixed", 3, tmp_path, safety=strict, progress=False))
+    kinds = summary["safety_by_kind"]
+    assert kinds["short_yellow"] > 0  # the programs' 4 s yellows
+    assert kinds["short_green"] > 0  # their 29 s greens
+    assert summary["safety"]["yellow_s"] == 5.0
 
 
 def test_user_network_runs_with_its_routes_or_generated_demand(tmp_path: Path) -> None:
