@@ -101,6 +101,12 @@ def _leg_name(heading_deg: float) -> str:
     return _COMPASS[round(origin / 45.0) % 8]
 
 
+def _off_compass(heading_deg: float) -> float:
+    """Degrees between a heading and the nearest of the eight compass points."""
+    r = heading_deg % 45.0
+    return min(r, 45.0 - r)
+
+
 def _heading(shape: list[tuple[float, float]]) -> float:
     """Direction of travel over the last segment of a lane shape (0 = north, clockwise)."""
     (x0, y0), (x1, y1) = shape[-2], shape[-1]
@@ -152,21 +158,27 @@ def _junction(net: Any, tls: Any) -> Junction:
         lanes_by_edge.setdefault(edge.getID(), set()).add(in_lane.getID())
 
     approaches = []
-    used: set[str] = set()
     for program in tls.getPrograms().values():
         for phase in program.getPhases():
             n_links = max(n_links, len(phase.state))
+    headings = {
+        e: _heading([tuple(p[:2]) for p in net.getLane(min(lanes_by_edge[e])).getShape()])
+        for e in by_edge
+    }
+    # Two legs from one side (5-leg junctions, slip roads): the one nearest the compass point
+    # keeps the plain name, the other is named by its edge too.
+    names: dict[str, str] = {}
+    for e in sorted(by_edge, key=lambda e: (_off_compass(headings[e]), e)):
+        name = _leg_name(headings[e])
+        names[e] = name if name not in names.values() else f"{name}:{e}"
     for edge_id in sorted(by_edge):
         edge = net.getEdge(edge_id)
         lanes = sorted(
             (net.getLane(lid) for lid in lanes_by_edge[edge_id]), key=lambda ln: ln.getIndex()
         )
         first = lanes[0].getIndex()  # slots count from the rightmost driving lane, not sidewalk
-        heading = _heading([tuple(p[:2]) for p in lanes[0].getShape()])
-        name = _leg_name(heading)
-        if name in used:  # two legs from one side (5-leg junctions, slip roads)
-            name = f"{name}:{edge_id}"
-        used.add(name)
+        heading = headings[edge_id]
+        name = names[edge_id]
         approaches.append(
             Approach(
                 approach_id=name,

@@ -361,3 +361,32 @@ def test_compare_reports_mean_and_spread_over_seeds(tmp_path: Path) -> None:
     assert delay["min"] != delay["max"]  # two seeds, two different demands
     assert json.loads((tmp_path / "compare.json").read_text()) == table
     assert format_table(table, ["fixed"]).splitlines()[1].startswith("fixed")
+
+
+def test_two_legs_from_one_side_get_distinct_approach_ids(tmp_path: Path) -> None:
+    nodes = {"C": (0, 0), "N": (0, 200), "NNE": (70, 200), "S": (0, -200), "W": (-200, 0)}
+    (tmp_path / "y.nod.xml").write_text(
+        "<nodes>"
+        + "".join(
+            f'<node id="{n}" x="{x}" y="{y}"' + (' type="traffic_light"/>' if n == "C" else "/>")
+            for n, (x, y) in nodes.items()
+        )
+        + "</nodes>"
+    )
+    legs = [n for n in nodes if n != "C"]
+    (tmp_path / "y.edg.xml").write_text(
+        "<edges>"
+        + "".join(
+            f'<edge id="{a}_{b}" from="{a}" to="{b}"/>'
+            for n in legs
+            for a, b in ((n, "C"), ("C", n))
+        )
+        + "</edges>"
+    )
+    net = tmp_path / "y.net.xml"
+    args = ["-n", str(tmp_path / "y.nod.xml"), "-e", str(tmp_path / "y.edg.xml")]
+    run_tool("netconvert", args, "two northern legs", output=net)
+    (junction,) = junctions_of(read_net(net))
+    ids = [a.approach_id for a in junction.approaches]
+    assert len(ids) == 4 and len(set(ids)) == 4
+    assert {"north", "south", "west", "north:NNE_C"} == set(ids)  # due north keeps "north"
