@@ -3,7 +3,9 @@
 Spec syntax (`--scenario`):
   grid:RxC[:PROFILE]       R x C signalised grid, 2 lanes each way plus a left-turn lane
   arterial:1xN[:PROFILE]   an N-junction arterial (2 lanes each way) crossed by 1-lane side streets
-  PATH.sumocfg             a SUMO configuration with its own network and routes
+  PATH.sumocfg             a SUMO configuration with its own network and routes (its net,
+                           route and additional files and begin time are used; the harness
+                           sets step length, end, seed and outputs itself)
   PATH.net.xml             a network; routes from --routes FILE..., else generated demand
 PROFILE is steady (default), rush (a peak in the middle of the run) or asymmetric (one
 direction carries most of the demand).
