@@ -3,6 +3,7 @@ quantise and register each fundus model, then promote it to champion."""
 
 from __future__ import annotations
 
+import importlib
 import importlib.util
 import logging
 import tempfile
@@ -55,8 +56,8 @@ class BuildPlan:
 def plan(quick: bool, seed: int) -> BuildPlan:
     """The quick plan is for tests (same shapes and contract, tiny data, few epochs)."""
     if quick:
-        data = DataRecipe(n_train=240, n_val=96, n_test=96, render_size=256, seed=seed)
-        epochs = {"fundus-quality": 2, "fundus-triage": 2, "fundus-grader": 2}
+        data = DataRecipe(n_train=160, n_val=64, n_test=64, render_size=192, seed=seed)
+        epochs = {"fundus-quality": 3, "fundus-triage": 2, "fundus-grader": 2}
     else:
         data = DataRecipe(n_train=3000, n_val=800, n_test=1000, render_size=320, seed=seed)
         epochs = {"fundus-quality": 10, "fundus-triage": 12, "fundus-grader": 12}
@@ -290,8 +291,7 @@ def _build_counter(registry: Registry, quick: bool, seed: int) -> list[Manifest]
     ):
         print(f"{COUNTER}: skipped (models/counter/build.py is not in this checkout)")
         return []
-    from models.counter import build as counter_build
-
+    counter_build = importlib.import_module("models.counter.build")
     result = counter_build.build_counter(registry, quick=quick, seed=seed)
     return [result] if isinstance(result, Manifest) else []
 

@@ -7,6 +7,7 @@ import json
 import time
 from pathlib import Path
 
+from shared.errors import EdgewardError
 from shared.registry import STAGES, Registry
 
 
@@ -57,8 +58,7 @@ def _show(args: argparse.Namespace) -> int:
             versions = reg.versions(args.name)
             if not versions:
                 known = ", ".join(reg.names()) or "none"
-                print(f"edgeward: error: no model {args.name!r} in {reg.root} (models: {known})")
-                return 2
+                raise EdgewardError(f"no model {args.name!r} in {reg.root} (models: {known})")
             manifest = versions[-1]
     else:
         manifest = reg.manifest(args.name, args.version)

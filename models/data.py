@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import tempfile
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass, field
@@ -21,6 +22,7 @@ import numpy as np
 from tqdm import tqdm
 
 from shared.preprocess import PreprocessSpec, resize_for_model, to_tensor
+from shared.registry import write_json_atomic
 
 QUALITY_CLASSES = ("good", "usable", "reject")
 SPLITS = ("train", "val", "test")
@@ -155,7 +157,10 @@ def load_dataset(
         workers = workers or min(2, os.cpu_count() or 1)
         rows = list(_pool_map(jobs, workers, f"render {total} fundus scans"))
         for s in missing:
-            tmp = paths[s].with_suffix(".tmp.npz")
+            # unique temp name: parallel builds may render the same snapshot at once
+            fd, tmp_name = tempfile.mkstemp(dir=base, prefix=f".{paths[s].stem}.", suffix=".npz")
+            os.close(fd)
+            tmp = Path(tmp_name)
             arrays: dict[str, np.ndarray] = {
                 "images": np.stack([r["views"][s] for r in rows]),
                 **{
@@ -173,7 +178,7 @@ def load_dataset(
             }
             np.savez(tmp, **arrays)  # type: ignore[arg-type]
             os.replace(tmp, paths[s])
-        (base / "snapshot.json").write_text(json.dumps(snap, indent=2))
+        write_json_atomic(base / "snapshot.json", snap)
     out: dict[int, dict[str, Split]] = {}
     for s in sizes:
         with np.load(paths[s]) as z:

@@ -117,7 +117,7 @@ def train(
             loss.backward()
             opt.step()
             sched.step()
-            running += float(loss)
+            running += loss.item()
             bar.update(1)
             bar.set_postfix(epoch=epoch + 1, loss=f"{running / (step + 1):.3f}")
     bar.close()
