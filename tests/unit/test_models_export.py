@@ -12,7 +12,7 @@ import torch
 from onnx import numpy_helper
 from torch import nn
 
-from models.architectures import WithFeatures, build_architecture
+from models.architectures import FeatureNet, WithFeatures, build_architecture
 from models.complexity import count_flops, count_params
 from models.export import ParityError, check_parity, export_onnx
 from models.loading import load_torch_model
@@ -24,7 +24,7 @@ from shared.registry import Registry
 torch.set_num_threads(2)
 
 
-def _tiny_edge_net() -> nn.Module:
+def _tiny_edge_net() -> FeatureNet:
     torch.manual_seed(0)
     return build_architecture("edge_net", {"num_classes": 3, "widths": [8, 16, 32]}).eval()
 
@@ -98,7 +98,7 @@ def test_grader_exposes_its_last_block_for_grad_cam() -> None:
     assert len(seen) == 1 and len(seen[0]) == 4 and seen[0][1] == 32
 
 
-def _register_tiny(reg: Registry, tmp_path: Path, **overrides: object) -> tuple[nn.Module, str]:
+def _register_tiny(reg: Registry, tmp_path: Path, **overrides: object) -> tuple[FeatureNet, str]:
     net = _tiny_edge_net()
     torch.save(net.state_dict(), tmp_path / "model.pt")
     parity = export_onnx(
