@@ -25,7 +25,13 @@ from cloud.service import (
     NotFoundError,
     RetryableError,
 )
-from cloud.store import DecisionError, ReviewCase, SqliteStore, UnknownCaseError
+from cloud.store import (
+    DecisionConflictError,
+    DecisionError,
+    ReviewCase,
+    SqliteStore,
+    UnknownCaseError,
+)
 from shared.config import CloudConfig
 from shared.errors import EdgewardError
 from shared.proto import edgeward_pb2 as pb
@@ -42,7 +48,8 @@ _HTTP_STATUS: dict[type[EdgewardError], int] = {
     InvalidRequestError: 400,
     NotFoundError: 404,
     UnknownCaseError: 404,
-    DecisionError: 409,
+    DecisionConflictError: 409,
+    DecisionError: 400,
     ModelUnavailableError: 422,
     RetryableError: 503,
 }

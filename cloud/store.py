@@ -76,7 +76,11 @@ class UnknownCaseError(EdgewardError):
 
 
 class DecisionError(EdgewardError):
-    """A reviewer decision that cannot be stored as given."""
+    """A reviewer decision that cannot be stored as given (bad label, no reviewer)."""
+
+
+class DecisionConflictError(DecisionError):
+    """The case was already decided with a different label."""
 
 
 @dataclass(frozen=True)
@@ -281,7 +285,7 @@ class SqliteStore:
             raise DecisionError(f"review case {case_id}: reviewer is empty; say who decided")
         case = self.case(case_id)
         if case.status == "decided" and case.label != label:
-            raise DecisionError(
+            raise DecisionConflictError(
                 f"review case {case_id} was already decided as {case.label!r} by {case.reviewer}; "
                 "a different label needs a new case"
             )

@@ -1,0 +1,68 @@
+"""Bridge routing without Ray: status -> node table, edge verdicts kept, aggregates forwarded."""
+
+from __future__ import annotations
+
+from cloud.bridge import BridgeCore
+from cloud.store import SqliteStore
+from shared import topics
+from shared.messages import GatewayStatus, ScanVerdictEvent
+from shared.proto import edgeward_pb2 as pb
+from shared.verdicts import Verdict
+
+
+def _core(tmp_path, forward=None, tick=None):
+    published: list[tuple[str, bytes, bool]] = []
+    store = SqliteStore(tmp_path)
+    core = BridgeCore(store, lambda t, p, r: published.append((t, p, r)), forward, tick)
+    return core, store, published
+
+
+def test_last_will_status_marks_the_gateway_offline(tmp_path):
+    core, store, _ = _core(tmp_path)
+    topic = topics.gateway_status("clinic", "gw-1")
+    online = GatewayStatus(sender="gw-1", gateway_id="gw-1", kind="clinic", state="online")
+    core.handle(topic, online.encode())
+    will = GatewayStatus(sender="gw-1", gateway_id="gw-1", kind="clinic", state="offline")
+    core.handle(topic, will.encode())
+    core.handle(topic, will.encode())  # QoS 1 redelivery is ignored
+    assert [n["state"] for n in store.nodes()] == ["offline"]
+    assert core.counts["status"] == 2
+
+
+def test_edge_verdict_is_recorded_and_answered_once_the_cloud_graded_it(tmp_path):
+    core, store, published = _core(tmp_path)
+    store.put_if_absent(
+        pb.GradeResult(scan_id="s1", verdict="refer", confidence=0.9, model_version="g:1"), "a"
+    )
+    topic = topics.clinic_verdict("site-a", "gw-1")
+    event = ScanVerdictEvent(
+        sender="gw-1", scan_id="s1", site_id="site-a", verdict=Verdict.REFER, confidence=0.8
+    )
+    core.handle(topic, event.encode())
+    core.handle(topic, event.encode())
+    assert store.edge_verdict("s1") == ("refer", 0.8)
+    assert len(published) == 1
+    reply = ScanVerdictEvent.model_validate_json(published[0][1])
+    assert reply.source == "cloud" and reply.verdict is Verdict.REFER
+    core.handle(topic, published[0][1])  # our own echo is not treated as an edge verdict
+    assert len(published) == 1
+
+
+def test_aggregates_go_to_the_coordinator_and_its_plans_are_published(tmp_path):
+    seen: list[str] = []
+
+    def forward(topic: str, payload: bytes):
+        seen.append(topic)
+        return [("plan-topic", b"plan", True)]
+
+    core, _, published = _core(tmp_path, forward=forward, tick=lambda now: [("t2", b"x", True)])
+    core.handle(topics.traffic_aggregate("J1"), b"{}")
+    core.tick(0.0)
+    assert seen == [topics.traffic_aggregate("J1")]
+    assert published == [("plan-topic", b"plan", True), ("t2", b"x", True)]
+
+
+def test_malformed_message_is_dropped_and_counted(tmp_path):
+    core, store, _ = _core(tmp_path)
+    core.handle(topics.gateway_status("clinic", "gw-1"), b"{not json")
+    assert core.counts["rejected"] == 1 and store.nodes() == []

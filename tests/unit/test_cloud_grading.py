@@ -1,0 +1,115 @@
+"""The grader core in-process: one forward pass per explained batch, CAM on lesions, fallback."""
+
+from __future__ import annotations
+
+import shutil
+
+import cv2
+import numpy as np
+import pytest
+import torch
+
+from cloud.explain import ViewGeometry, hot_regions, mass_on_mask, to_model_view, view_geometry
+from cloud.grader import load_core
+from shared.errors import ModelRefusedError
+from shared.registry import Registry
+from sim.fundus.generator import generate_sample
+
+
+@pytest.fixture(scope="module")
+def core(quick_registry):
+    c = load_core(quick_registry, "", "fundus-grader")
+    yield c
+    c.close()
+
+
+@pytest.fixture(scope="module")
+def grade4_scans():
+    return [generate_sample(123, i, size=384, grade=4, defect_rate=0.0) for i in range(4)]
+
+
+def test_explained_batch_runs_one_forward_pass_and_matches_plain_inference(core, grade4_scans):
+    calls = []
+    handle = core.model.register_forward_hook(lambda *_: calls.append(1))
+    try:
+        images = [s.image_bgr for s in grade4_scans]
+        explained = core.grade(images, explain=True)
+        assert len(calls) == 1  # Grad-CAM read the logits of its own forward pass
+        plain = core.grade(images, explain=False)
+    finally:
+        handle.remove()
+    for e, p in zip(explained, plain, strict=True):
+        assert np.allclose(e.probabilities, p.probabilities, atol=1e-5)
+        assert abs(sum(e.probabilities) - 1) < 1e-5
+        assert e.referable_probability == pytest.approx(sum(e.probabilities[2:]))
+        assert e.heatmap_png and not p.heatmap_png
+        side = core.spec.size
+        assert cv2.imdecode(np.frombuffer(e.heatmap_png, np.uint8), 1).shape[:2] == (side, side)
+
+
+def test_no_activations_or_graph_are_kept_between_calls(core, grade4_scans):
+    core.grade([grade4_scans[0].image_bgr], explain=True)
+    assert core.cam.activations_and_grads.activations == []
+    assert core.cam.activations_and_grads.gradients == []
+    assert core.cam.outputs is None
+
+
+def test_cam_mass_concentrates_on_the_lesions_the_generator_drew(core, grade4_scans):
+    ratios = []
+    for s in grade4_scans:
+        g = core.grade([s.image_bgr], explain=True, keep_cam=True)[0]
+        geo = view_geometry(s.image_bgr, core.spec)
+        lesions = cv2.dilate(s.lesion_mask.astype(np.uint8), np.ones((11, 11), np.uint8))
+        on_view = to_model_view(lesions.astype(np.float32), geo, core.spec.size) > 0.5
+        fov = s.image_bgr.max(axis=2) > core.spec.fov_threshold
+        fov_view = to_model_view(fov.astype(np.float32), geo, core.spec.size) > 0.5
+        ratios.append(mass_on_mask(g.cam, on_view, fov_view))
+    print(f"CAM mass on dilated lesions / lesion area share (1.0 = chance): {ratios}")
+    assert float(np.mean(ratios)) > 1.0
+
+
+def test_hot_regions_are_boxes_in_original_scan_pixels():
+    cam = np.zeros((224, 224), np.float32)
+    cam[100:120, 50:70] = 1.0  # a hot square in the model's view
+    geo = ViewGeometry(x0=200, y0=100, sx=4.0, sy=4.0, width=1200, height=1100)
+    (region,) = hot_regions(cam, geo)
+    assert (region.x, region.y, region.width, region.height) == (400, 500, 80, 80)
+    assert region.score == pytest.approx(1.0)
+
+
+def test_view_geometry_matches_the_shared_preprocessing(core, grade4_scans):
+    image = cv2.copyMakeBorder(grade4_scans[0].image_bgr, 40, 0, 120, 0, cv2.BORDER_CONSTANT)
+    geo = view_geometry(image, core.spec)
+    from shared.preprocess import resize_for_model
+
+    expected = resize_for_model(image, core.spec).astype(np.float32)
+    mapped = to_model_view(image.astype(np.float32), geo, core.spec.size)
+    assert np.abs(mapped - expected).mean() < 6  # same crop; interpolation differs slightly
+
+
+def test_hooks_are_released_when_the_grader_closes(quick_registry):
+    c = load_core(quick_registry, "", "fundus-grader")
+    target = c.model.cam_target_layer()
+    assert target._forward_hooks and c.model._forward_hooks
+    c.close()
+    assert not target._forward_hooks and not c.model._forward_hooks
+
+
+def test_corrupt_champion_is_refused_and_the_previous_champion_serves(quick_registry, tmp_path):
+    root = tmp_path / "registry"
+    shutil.copytree(quick_registry, root)
+    reg = Registry(root)
+    v1 = reg.champion("fundus-grader")
+    assert v1 is not None
+    shutil.copytree(reg.version_dir("fundus-grader", v1.version), root / "fundus-grader" / "2")
+    reg.save(v1.model_copy(update={"version": "2", "stage": "candidate", "history": []}))
+    reg.set_stage("fundus-grader", "2", "champion", "test")
+    weights = root / "fundus-grader" / "2" / v1.artifacts["pytorch"].path
+    state = torch.load(weights, weights_only=True)
+    next(iter(state.values())).add_(1.0)  # a silently corrupted weight file
+    torch.save(state, weights)
+    with pytest.raises(ModelRefusedError, match="fails its checksum"):
+        load_core(root, "fundus-grader:2", "fundus-grader")
+    served = load_core(root, "", "fundus-grader")
+    assert served.model_version == f"fundus-grader:{v1.version}"
+    served.close()
