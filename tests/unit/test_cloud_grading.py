@@ -44,7 +44,8 @@ def test_explained_batch_runs_one_forward_pass_and_matches_plain_inference(core,
         assert e.referable_probability == pytest.approx(sum(e.probabilities[2:]))
         assert e.heatmap_png and not p.heatmap_png
         side = core.spec.size
-        assert cv2.imdecode(np.frombuffer(e.heatmap_png, np.uint8), 1).shape[:2] == (side, side)
+        overlay = cv2.imdecode(np.frombuffer(e.heatmap_png, np.uint8), 1)
+        assert overlay is not None and overlay.shape[:2] == (side, side)
 
 
 def test_no_activations_or_graph_are_kept_between_calls(core, grade4_scans):
@@ -89,7 +90,7 @@ def test_view_geometry_matches_the_shared_preprocessing(core, grade4_scans):
 
 def test_hooks_are_released_when_the_grader_closes(quick_registry):
     c = load_core(quick_registry, "", "fundus-grader")
-    target = c.model.cam_target_layer()
+    target = c.model.cam_target_layer()  # type: ignore[operator]
     assert target._forward_hooks and c.model._forward_hooks
     c.close()
     assert not target._forward_hooks and not c.model._forward_hooks
