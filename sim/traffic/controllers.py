@@ -41,7 +41,7 @@ class SimContext:
     """What a controller may use during a run."""
 
     conn: Any  # the TraCI connection (traci.Connection); use it for anything not wrapped here
-    junctions: list[Junction]
+    junctions: list[Junction]  # traffic lights with at least one road approach
     faults: FaultSchedule
     out_dir: Path
     safety: SignalSafety

@@ -77,7 +77,8 @@ def run(cfg: RunConfig, controller: Controller | None = None) -> dict[str, Any]:
         recorder = SignalRecorder(conn, [j.junction_id for j in junctions])
         ctx = SimContext(
             conn=conn,
-            junctions=junctions,
+            # Signals with no road approach (pedestrian- or tram-only) keep their own program.
+            junctions=[j for j in junctions if j.approaches],
             faults=schedule,
             out_dir=out,
             safety=cfg.safety,
@@ -124,6 +125,7 @@ def run(cfg: RunConfig, controller: Controller | None = None) -> dict[str, Any]:
         "mode_changes": len(ctx.mode_changes),
         "teleports": teleports,
         "junctions": len(junctions),
+        "controlled_junctions": len(ctx.junctions),
         "faults": [f.spec for f in schedule.faults],
         "sim_seconds": horizon,
         "wall_seconds": round(wall, 2),

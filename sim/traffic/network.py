@@ -6,6 +6,7 @@ it has incoming road edges, and its phases come from its own program.
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -114,14 +115,24 @@ def _heading(shape: list[tuple[float, float]]) -> float:
 
 
 def read_net(path: Path) -> Any:
-    """A sumolib network with connections and programs; a clear error when it cannot be read."""
-    import sumolib
+    """A sumolib network with connections and programs; a clear error when it cannot be read.
 
+    Cached by path and modification time: a city network takes seconds to parse and a run
+    reads it for checking, demand and junctions. Callers must not modify the returned net.
+    """
     if not path.exists():
         raise NetworkError(f"network file {path} does not exist; check the path")
+    stat = path.stat()
+    return _read_net(str(path.resolve()), stat.st_mtime_ns, stat.st_size)
+
+
+@functools.lru_cache(maxsize=2)
+def _read_net(path: str, mtime_ns: int, size: int) -> Any:
+    import sumolib
+
     try:
         return sumolib.net.readNet(
-            str(path), withPrograms=True, withConnections=True, withPedestrianConnections=True
+            path, withPrograms=True, withConnections=True, withPedestrianConnections=True
         )
     except Exception as exc:  # sumolib raises bare SAX/ValueErrors
         raise NetworkError(
@@ -228,13 +239,15 @@ def _foes(conns: dict[int, Any]) -> frozenset[tuple[int, int]]:
     """Pairs of tls links whose paths cross or merge, from the junction's own request table."""
     pairs = set()
     links = sorted(conns)
+    # sumolib finds a junction index by scanning the node's lanes: look each up once.
+    index = {k: conns[k].getJunctionIndex() for k in links}
     for i, a in enumerate(links):
         for b in links[i + 1 :]:
             ca, cb = conns[a], conns[b]
             node = ca.getJunction()
             if node is None or node is not cb.getJunction():
                 continue
-            ja, jb = ca.getJunctionIndex(), cb.getJunctionIndex()
+            ja, jb = index[a], index[b]
             if ja < 0 or jb < 0:
                 continue
             try:

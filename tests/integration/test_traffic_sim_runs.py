@@ -390,3 +390,37 @@ def test_two_legs_from_one_side_get_distinct_approach_ids(tmp_path: Path) -> Non
     ids = [a.approach_id for a in junction.approaches]
     assert len(ids) == 4 and len(set(ids)) == 4
     assert {"north", "south", "west", "north:NNE_C"} == set(ids)  # due north keeps "north"
+
+
+def _shipped_osm_network() -> Path:
+    """A real OSM city extract that the eclipse-sumo wheel ships (joined clusters, crossings)."""
+    import sumo
+
+    return Path(sumo.SUMO_HOME) / "tools" / "game" / "DRT" / "osm.net.xml"
+
+
+def test_a_real_osm_network_runs_with_derived_approaches_and_cameras(tmp_path: Path) -> None:
+    net = _shipped_osm_network()
+    assert net.exists(), f"{net} is part of the eclipse-sumo wheel this project pins"
+
+    class Cameras(_Watcher):
+        def step(self, t: float) -> None:
+            if t == 120:
+                self._check_camera(t)
+
+    ctl = Cameras()
+    summary = run(
+        RunConfig(str(net), "fixed", 2.5, tmp_path, profile="rush", progress=False),
+        controller=ctl,
+    )
+    assert summary["junctions"] == 21 and summary["vehicles"] > 50
+    assert 0 < summary["controlled_junctions"] < summary["junctions"]  # tram/walk-only signals
+    assert ctl.checked == sum(len(j.approaches) for j in ctl.ctx.junctions) > 30
+    assert summary["safety_violations"] > 0  # its 3 s yellows break the 4 s default limit
+    assert set(summary["safety_by_kind"]) <= {
+        "short_yellow",
+        "no_red_clearance",
+        "short_green",
+        "short_walk",
+        "conflicting_greens",
+    }
