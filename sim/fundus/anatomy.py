@@ -321,12 +321,15 @@ def render_vessels(img: np.ndarray, tree: VesselTree, geo: Geometry) -> None:
         target = veins if vein else arts
         ipts = np.round(pts * 16).astype(np.int32)  # 4 fractional bits: sub-pixel lines
         thick = np.maximum(1, np.round(w[:-1])).astype(np.int32)
-        # One polyline per run of equal thickness (a tapering vessel has a handful of runs).
-        cuts = [0, *(np.flatnonzero(np.diff(thick)) + 1).tolist(), len(thick)]
+        # Thinner than a pixel: a 1 px line as dark as the part of the pixel it covers.
+        level = np.round(np.clip(w[:-1], 0.15, 1.0) * 8).astype(np.int32) * 31
+        key = thick * 1000 + level
+        # One polyline per run of equal thickness and level (a handful per vessel).
+        cuts = [0, *(np.flatnonzero(np.diff(key)) + 1).tolist(), len(thick)]
         for i, j in itertools.pairwise(cuts):
             t = int(thick[i])
             run = ipts[i : j + 1]
-            cv2.polylines(target, [run], False, 255, t, cv2.LINE_AA, shift=4)
+            cv2.polylines(target, [run], False, min(255, int(level[i])), t, cv2.LINE_AA, shift=4)
             if not vein and t >= 3:
                 cv2.polylines(reflex, [run], False, 255, 1, cv2.LINE_AA, shift=4)
     sigma = max(0.5, geo.radius * 0.0025)

@@ -49,7 +49,7 @@ def plan_lesions(rng: np.random.Generator, grade: int) -> LesionPlan:
     if grade == 2:
         return LesionPlan(
             microaneurysms=int(rng.integers(6, 20)),
-            haemorrhages=int(rng.integers(5, 14)),
+            haemorrhages=int(rng.integers(7, 16)),
             exudate_clusters=int(rng.integers(1, 4)) if rng.random() < 0.6 else 0,
             cotton_wool=int(rng.integers(1, 3)) if rng.random() < 0.35 else 0,
         )
@@ -118,15 +118,15 @@ def draw_lesions(
         x, y = _spot(rng, geo, 0.85, quadrant=i % 4 if plan.haemorrhages >= 20 else None)
         kind = rng.random()
         if kind < 0.45:  # dot
-            rad = fov_r * rng.uniform(0.008, 0.014)
+            rad = fov_r * rng.uniform(0.009, 0.016)
             cv2.circle(
                 red, _p(x, y), int(rad * 16), int(rng.integers(200, 256)), -1, cv2.LINE_AA, shift=4
             )
         elif kind < 0.85:  # blot: a few overlapping ellipses
             for _ in range(int(rng.integers(2, 5))):
                 ax = (
-                    int(fov_r * rng.uniform(0.01, 0.026) * 16),
-                    int(fov_r * rng.uniform(0.008, 0.02) * 16),
+                    int(fov_r * rng.uniform(0.012, 0.03) * 16),
+                    int(fov_r * rng.uniform(0.009, 0.022) * 16),
                 )
                 c = _p(x + rng.normal(0, fov_r * 0.008), y + rng.normal(0, fov_r * 0.008))
                 cv2.ellipse(
