@@ -114,6 +114,25 @@ def git_commit() -> dict[str, Any]:
     return {"commit": head, "dirty": bool(dirty)}
 
 
+def load_average() -> list[float] | None:
+    """1, 5 and 15 minute load averages: above the core count, figures are from a busy host."""
+    try:
+        return [round(v, 2) for v in os.getloadavg()]
+    except OSError:
+        return None
+
+
+def busy_warning(facts: dict[str, Any]) -> str | None:
+    """A warning when other work shared the CPU while measuring, else None."""
+    load, cores = facts.get("load_average"), facts.get("cpu_affinity") or facts.get("cpu_cores")
+    if not load or not cores or load[0] <= cores:
+        return None
+    return (
+        f"host was busy: 1-minute load average {load[0]} on {cores} cores; other processes "
+        "competed for the CPU, so latencies are inflated and ratios less reliable"
+    )
+
+
 def host_facts() -> dict[str, Any]:
     """Everything a reader needs to judge where the figures came from."""
     uname = platform.uname()
@@ -126,6 +145,7 @@ def host_facts() -> dict[str, Any]:
         "cpu_cores": os.cpu_count() or 0,
         "cpu_affinity": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None,
         "memory_gb": memory_gb(),
+        "load_average": load_average(),
         "jetson": jetson_model(),
         "gpus": gpus(),
         "packages": package_versions(),

@@ -180,6 +180,10 @@ def write_report(data: dict[str, Any], out: Path) -> Path:
         ["GPU", gpu],
         ["Jetson", host.get("jetson") or "no"],
         ["OS / Python", f"{host['os']} / {host['python']}"],
+        [
+            "load average (1/5/15 min)",
+            f"{host.get('load_average')} at start, {data.get('load_average_at_end')} at end",
+        ],
         ["git", f"{host['git']['commit'][:12]}{' (dirty)' if host['git']['dirty'] else ''}"],
         ["time", host["time"]],
         ["packages", ", ".join(f"{k} {v}" for k, v in host["packages"].items())],
@@ -196,6 +200,7 @@ def write_report(data: dict[str, Any], out: Path) -> Path:
         "<h2>Host</h2>",
         _table(["fact", "value"], host_rows),
     ]
+    parts += [f"<p class='warn'>⚠ {html.escape(w)}</p>" for w in data.get("warnings", [])]
     if data["headline"]:
         parts += [
             "<h2>Headline</h2>",

@@ -9,7 +9,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from benchmarks.host import host_facts
+from benchmarks.host import busy_warning, host_facts, load_average
 
 SCHEMA_VERSION = 1
 
@@ -37,6 +37,8 @@ class BenchRun:
         self.headline: dict[str, Any] = {}
         self.started = time.time()
         self.host = host_facts()
+        if busy_warning(self.host):
+            print(f"warning: {busy_warning(self.host)}", flush=True)
 
     def add(
         self,
@@ -66,6 +68,16 @@ class BenchRun:
         self.unavailable.append({"what": what, "reason": reason})
         print(f"{what} not available: {reason}", flush=True)
 
+    def warnings(self) -> list[str]:
+        """Why figures may mislead: a busy host at the start or at the end of the run."""
+        found = []
+        start = busy_warning(self.host)
+        end = busy_warning({**self.host, "load_average": load_average()})
+        for label, warning in (("at the start", start), ("at the end", end)):
+            if warning:
+                found.append(f"{label}: {warning}")
+        return found
+
     def to_json(self) -> dict[str, Any]:
         return {
             "schema_version": SCHEMA_VERSION,
@@ -78,6 +90,8 @@ class BenchRun:
             "duration_s": round(time.time() - self.started, 2),
             "config": self.config,
             "host": self.host,
+            "load_average_at_end": load_average(),
+            "warnings": self.warnings(),
             "headline": self.headline,
             "sections": self.sections,
             "unavailable": self.unavailable,

@@ -160,8 +160,8 @@ def _run_with_results(out: Path) -> BenchRun:
 def test_run_writes_json_report_and_charts(tmp_path: Path) -> None:
     path = _run_with_results(tmp_path / "out").finish()
     data = load_results(path)
-    assert {"host", "results", "unavailable", "headline", "config", "started_at"} <= set(data)
-    for key in ("cpu_model", "cpu_cores", "memory_gb", "gpus", "packages", "git", "time"):
+    assert {"host", "results", "unavailable", "headline", "config", "warnings"} <= set(data)
+    for key in ("cpu_model", "cpu_cores", "memory_gb", "load_average", "gpus", "packages", "git"):
         assert key in data["host"]
     assert data["unavailable"] == [{"what": "backend onnx-cuda", "reason": "no GPU here"}]
     html = (path.parent / "report.html").read_text()
