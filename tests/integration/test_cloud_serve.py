@@ -1,0 +1,387 @@
+"""The cloud tier on a real local Ray Serve: HTTP + gRPC grading with Grad-CAM, idempotency,
+a killed replica, per-site models, the review queue, a corrupt champion and gateway Last Wills.
+
+One Serve instance for the module (Ray start-up dominates); each test uses its own scan ids.
+"""
+
+from __future__ import annotations
+
+import base64
+import shutil
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import cv2
+import grpc
+import httpx
+import numpy as np
+import paho.mqtt.client as paho
+import pytest
+import torch
+
+from cloud.runtime import LocalCloud
+from cloud.store import SqliteStore
+from shared import topics
+from shared.broker import MosquittoBroker, free_port
+from shared.config import CloudConfig, MqttSettings
+from shared.config.cloud import GraderSettings
+from shared.messages import GatewayStatus, ScanVerdictEvent
+from shared.mqtt import connect, make_client
+from shared.proto import edgeward_pb2 as pb
+from shared.proto import edgeward_pb2_grpc as pb_grpc
+from shared.registry import Registry
+from shared.verdicts import Verdict
+from sim.fundus.dicom import to_dicom_bytes
+from sim.fundus.generator import FundusSample, generate_sample
+
+pytestmark = [pytest.mark.ray, pytest.mark.mqtt, pytest.mark.slow]
+GRADER = "fundus-grader"
+DEADLINE_S = 120.0
+
+
+@dataclass
+class Cloud:
+    local: LocalCloud
+    http: httpx.Client
+    grpc: pb_grpc.CloudGraderStub
+    store: SqliteStore
+    registry: Registry
+    broker: MosquittoBroker
+    champion: str  # the version that must serve (the newest champion is corrupt)
+    site_model: str  # a per-site model id
+
+
+def _registry_with_corrupt_champion_and_site_model(source: Path, root: Path) -> tuple[str, str]:
+    """v1 = good former champion, v2 = champion with tampered weights, v3 = a site's model."""
+    shutil.copytree(source, root)
+    reg = Registry(root)
+    good = reg.champion(GRADER)
+    assert good is not None
+    base = int(good.version)
+    for offset in (1, 2):
+        version = str(base + offset)
+        shutil.copytree(reg.version_dir(GRADER, good.version), root / GRADER / version)
+        reg.save(good.model_copy(update={"version": version, "stage": "candidate", "history": []}))
+    corrupt, site = str(base + 1), str(base + 2)
+    reg.set_stage(GRADER, corrupt, "champion", "test: to be corrupted")
+    weights = root / GRADER / corrupt / good.artifacts["pytorch"].path
+    state = torch.load(weights, weights_only=True)
+    next(iter(state.values())).mul_(-1.0)
+    torch.save(state, weights)
+    return f"{GRADER}:{good.version}", f"{GRADER}:{site}"
+
+
+@pytest.fixture(scope="module")
+def cloud(quick_registry: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cloud]:
+    tmp = tmp_path_factory.mktemp("cloud")
+    champion, site = _registry_with_corrupt_champion_and_site_model(quick_registry, tmp / "reg")
+    with MosquittoBroker(workdir=tmp / "mqtt") as broker:
+        config = CloudConfig(
+            data_dir=tmp / "data",
+            registry_dir=tmp / "reg",
+            http_port=free_port(),
+            grpc_port=free_port(),
+            grader=GraderSettings(max_batch_size=4, batch_wait_timeout_s=0.02),
+            mqtt=MqttSettings(host=broker.host, port=broker.port),
+        )
+        with LocalCloud(
+            config, num_cpus=2, namespace=f"edgeward-test-{uuid.uuid4().hex[:8]}"
+        ) as lc:
+            channel = grpc.insecure_channel(lc.grpc_target)
+            with httpx.Client(base_url=lc.http_url, timeout=60) as http:
+                yield Cloud(
+                    lc,
+                    http,
+                    pb_grpc.CloudGraderStub(channel),
+                    SqliteStore(tmp / "data"),
+                    Registry(tmp / "reg"),
+                    broker,
+                    champion,
+                    site,
+                )
+            channel.close()
+
+
+def _png(sample: FundusSample) -> bytes:
+    return cv2.imencode(".png", sample.image_bgr)[1].tobytes()
+
+
+def _scan_id(prefix: str) -> str:
+    return f"{prefix}-{uuid.uuid4().hex[:10]}"
+
+
+def _post(cloud: Cloud, scan_id: str, body: bytes, **headers: str) -> httpx.Response:
+    h = {"content-type": "image/png", "x-scan-id": scan_id}
+    h.update({k.replace("_", "-"): v for k, v in headers.items()})
+    return cloud.http.post("/v1/grade", content=body, headers=h)
+
+
+def _until(what: str, check: Callable[[], Any], deadline_s: float = DEADLINE_S) -> Any:
+    end = time.monotonic() + deadline_s
+    while time.monotonic() < end:
+        value = check()
+        if value:
+            return value
+        time.sleep(0.2)
+    raise AssertionError(f"{what}: not within {deadline_s}s")
+
+
+def _lesion_enrichment(sample: FundusSample, regions: list[tuple[int, int, int, int]]) -> float:
+    """Lesion density inside the hot boxes / lesion density in the whole field of view."""
+    lesions = cv2.dilate(sample.lesion_mask.astype(np.uint8), np.ones((11, 11), np.uint8)) > 0
+    fov = sample.image_bgr.max(axis=2) > 20
+    boxes = np.zeros_like(fov)
+    for x, y, w, h in regions:
+        boxes[y : y + h, x : x + w] = True
+    boxes &= fov
+    inside = (lesions & boxes).sum() / max(boxes.sum(), 1)
+    overall = (lesions & fov).sum() / fov.sum()
+    return float(inside / overall)
+
+
+def _check_grade(body: dict[str, Any] | pb.GradeResult, sample: FundusSample) -> float:
+    if isinstance(body, pb.GradeResult):
+        probs = list(body.grade_probabilities)
+        p_ref, png = body.referable_probability, body.heatmap_png
+        regions = [(r.x, r.y, r.width, r.height) for r in body.regions]
+    else:
+        probs, p_ref = body["grade_probabilities"], body["referable_probability"]
+        png = base64.b64decode(body["heatmap_png"])
+        regions = [(r["x"], r["y"], r["width"], r["height"]) for r in body["regions"]]
+    assert len(probs) == 5 and sum(probs) == pytest.approx(1.0, abs=1e-4)
+    assert p_ref == pytest.approx(sum(probs[2:]), abs=1e-4)
+    overlay = cv2.imdecode(np.frombuffer(png, np.uint8), cv2.IMREAD_COLOR)
+    assert overlay is not None and overlay.shape[0] == overlay.shape[1]
+    height, width = sample.image_bgr.shape[:2]
+    assert regions and all(
+        x >= 0 and y >= 0 and x + w <= width and y + h <= height for x, y, w, h in regions
+    )
+    return _lesion_enrichment(sample, regions)
+
+
+def test_http_grade_returns_probabilities_and_a_heatmap_over_the_lesions(cloud: Cloud):
+    scores = []
+    for i in range(2):
+        sample = generate_sample(501, i, size=512, grade=4, defect_rate=0.0)
+        resp = _post(cloud, _scan_id("http"), _png(sample), x_request_id=f"req-http-{i}")
+        assert resp.status_code == 200, resp.text
+        body = resp.json()
+        assert body["model_version"] == cloud.champion
+        assert body["request_id"] == f"req-http-{i}"
+        assert body["verdict"] in {v.value for v in Verdict}
+        scores.append(_check_grade(body, sample))
+    print(f"HTTP: lesion density in Grad-CAM hot boxes / in the field of view: {scores}")
+    assert float(np.mean(scores)) > 1.0  # hotter than chance on what the generator drew
+
+
+def test_grpc_grade_of_a_dicom_scan_and_get_result(cloud: Cloud):
+    sample = generate_sample(502, 0, size=512, grade=4, defect_rate=0.0)
+    scan_id = _scan_id("grpc")
+    request = pb.GradeRequest(
+        scan_id=scan_id,
+        image=to_dicom_bytes(sample),
+        content_type="application/dicom",
+        site_id="site-a",
+        request_id="req-grpc-1",
+    )
+    result = cloud.grpc.Grade(request, timeout=60)
+    assert result.scan_id == scan_id and result.request_id == "req-grpc-1"
+    assert result.model_version == cloud.champion
+    score = _check_grade(result, sample)
+    print(f"gRPC: lesion density in Grad-CAM hot boxes / in the field of view: {score}")
+    assert score > 1.0
+    assert cloud.grpc.GetResult(pb.ResultQuery(scan_id=scan_id), timeout=10) == result
+    assert cloud.http.get(f"/v1/results/{scan_id}").json()["referable_probability"] == (
+        pytest.approx(result.referable_probability)
+    )
+
+
+def test_retried_scan_returns_the_stored_result_and_adds_no_record(cloud: Cloud):
+    sample = generate_sample(503, 0, size=384, defect_rate=0.0)
+    scan_id = _scan_id("retry")
+    first = _post(cloud, scan_id, _png(sample), x_request_id="first")
+    before = cloud.store.count()
+    again = _post(cloud, scan_id, _png(sample), x_request_id="second")
+    over_grpc = cloud.grpc.Grade(
+        pb.GradeRequest(scan_id=scan_id, image=_png(sample), content_type="image/png"), timeout=60
+    )
+    assert first.status_code == again.status_code == 200
+    assert again.headers["x-replayed"] == "true" and first.headers["x-replayed"] == "false"
+    assert again.json() == first.json() and again.json()["request_id"] == "first"
+    assert over_grpc.request_id == "first"
+    assert cloud.store.count() == before
+
+
+def test_bad_input_gets_a_clear_4xx_and_invalid_argument_and_nothing_is_lost(cloud: Cloud):
+    bad = _post(cloud, _scan_id("bad"), b"definitely not a png")
+    assert bad.status_code == 400 and "not a readable image/png" in bad.json()["error"]
+    no_id = cloud.http.post("/v1/grade", content=b"x", headers={"content-type": "image/png"})
+    assert no_id.status_code == 400 and "X-Scan-Id" in no_id.json()["error"]
+    wrong_type = _post(cloud, _scan_id("bad"), b"x", content_type="text/plain")
+    assert wrong_type.status_code == 400 and "image/png" in wrong_type.json()["error"]
+    with pytest.raises(grpc.RpcError) as err:
+        cloud.grpc.Grade(
+            pb.GradeRequest(scan_id=_scan_id("bad"), image=b"xx", content_type="application/dicom"),
+            timeout=30,
+        )
+    assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert "not a valid DICOM" in (err.value.details() or "")
+    missing = cloud.http.get("/v1/results/never-seen")
+    assert missing.status_code == 404 and "POST /v1/grade" in missing.json()["error"]
+    good = _post(cloud, _scan_id("after-bad"), _png(generate_sample(504, 0, size=256)))
+    assert good.status_code == 200
+
+
+def test_site_model_is_chosen_by_model_id(cloud: Cloud):
+    png = _png(generate_sample(505, 0, size=384, defect_rate=0.0))
+    over_http = _post(cloud, _scan_id("site"), png, x_model_id=cloud.site_model)
+    assert over_http.status_code == 200, over_http.text
+    assert over_http.json()["model_version"] == cloud.site_model
+    over_grpc = cloud.grpc.Grade(
+        pb.GradeRequest(
+            scan_id=_scan_id("site"), image=png, content_type="image/png", model_id=cloud.site_model
+        ),
+        timeout=60,
+    )
+    assert over_grpc.model_version == cloud.site_model
+    default = _post(cloud, _scan_id("site"), png)
+    assert default.json()["model_version"] == cloud.champion
+
+
+def test_corrupt_champion_is_refused_and_the_previous_champion_serves(cloud: Cloud):
+    ready = cloud.http.get("/readyz")
+    assert ready.status_code == 200 and ready.json()["model_version"] == cloud.champion
+    corrupt = f"{GRADER}:{int(cloud.champion.split(':')[1]) + 1}"
+    refused = _post(
+        cloud, _scan_id("corrupt"), _png(generate_sample(506, 0, size=256)), x_model_id=corrupt
+    )
+    assert refused.status_code == 422
+    assert "fails its checksum" in refused.json()["error"]
+    unknown = _post(cloud, _scan_id("corrupt"), b"x", x_model_id="Bad Id!")
+    assert unknown.status_code == 400 and "name:version" in unknown.json()["error"]
+
+
+def test_review_queue_round_trip(cloud: Cloud):
+    sample = generate_sample(507, 0, size=384, grade=3, defect_rate=0.0)
+    png = _png(sample)
+    scan_id = _scan_id("review")
+    graded = _post(cloud, scan_id, png, x_site_id="site-r")
+    assert graded.status_code == 200
+    # The edge says the opposite of what the grade alone says: that disagreement needs a person.
+    threshold = cloud.registry.manifest(*cloud.champion.split(":")).thresholds["referable"]
+    cloud_call = (
+        "refer" if graded.json()["referable_probability"] >= threshold else "no_immediate_concern"
+    )
+    edge_call = "no_immediate_concern" if cloud_call == "refer" else "refer"
+    scan_id = _scan_id("review")
+    body = _post(cloud, scan_id, png, x_site_id="site-r", x_edge_verdict=edge_call).json()
+    assert body["needs_review"] and body["verdict"] == "review"
+    assert f"edge triage said {edge_call}, cloud grade says {cloud_call}" in body["review_reason"]
+    cases = cloud.http.get("/v1/review").json()["cases"]
+    (case,) = [c for c in cases if c["scan_id"] == scan_id]
+    assert (case["edge_verdict"], case["cloud_verdict"]) == (edge_call, cloud_call)
+    full = cloud.http.get(f"/v1/review/{case['case_id']}").json()
+    assert base64.b64decode(full["image_b64"]) == png
+    assert base64.b64decode(full["heatmap_png_b64"]) == base64.b64decode(body["heatmap_png"])
+    bad = cloud.http.post(
+        f"/v1/review/{case['case_id']}/decision", json={"label": "grade7", "reviewer": "dr-a"}
+    )
+    assert bad.status_code == 400 and "grade7" in bad.json()["error"]
+    decided = cloud.http.post(
+        f"/v1/review/{case['case_id']}/decision",
+        json={"label": "grade3", "reviewer": "dr-a", "note": "IRMA"},
+    )
+    assert decided.status_code == 200 and decided.json()["label"] == "grade3"
+    assert scan_id not in [c["scan_id"] for c in cloud.http.get("/v1/review").json()["cases"]]
+    labels = cloud.http.get("/v1/labels").json()["labels"]
+    assert any(lab["scan_id"] == scan_id and lab["label"] == "grade3" for lab in labels)
+    assert cloud.http.get("/v1/review/no-such-case").status_code == 404
+
+
+def test_gateway_last_will_marks_it_offline_and_edge_verdicts_get_the_cloud_answer(cloud: Cloud):
+    _until("bridge connected", lambda: cloud.http.get("/v1/bridge").json().get("connected"))
+    settings = MqttSettings(host=cloud.broker.host, port=cloud.broker.port)
+    gateway = f"gw-{uuid.uuid4().hex[:6]}"
+    will = GatewayStatus(sender=gateway, gateway_id=gateway, kind="clinic", state="offline")
+    client = make_client(settings, gateway, will=(topics.gateway_status("clinic", gateway), will))
+    replies: list[ScanVerdictEvent] = []
+    verdict_topic = topics.clinic_verdict("site-m", gateway)
+
+    def on_message(_c: paho.Client, _u: Any, msg: paho.MQTTMessage) -> None:
+        event = ScanVerdictEvent.model_validate_json(msg.payload)
+        if event.source == "cloud":
+            replies.append(event)
+
+    client.on_message = on_message
+    client.on_connect = lambda c, *_: c.subscribe(verdict_topic, qos=1)
+    connect(client, settings, persistent=False)
+    _until("gateway connected", client.is_connected, 30)
+    online = GatewayStatus(sender=gateway, gateway_id=gateway, kind="clinic", state="online")
+    client.publish(topics.gateway_status("clinic", gateway), online.encode(), qos=1, retain=True)
+
+    def node_state() -> str | None:
+        nodes = cloud.http.get("/v1/nodes").json()["nodes"]
+        return next((n["state"] for n in nodes if n["node_id"] == gateway), None)
+
+    _until("node online", lambda: node_state() == "online", 30)
+
+    scan_id = _scan_id("mqtt")
+    graded = _post(cloud, scan_id, _png(generate_sample(508, 0, size=256)))
+    assert graded.status_code == 200
+    event = ScanVerdictEvent(
+        sender=gateway, scan_id=scan_id, site_id="site-m", verdict=Verdict.REFER, confidence=0.9
+    )
+    client.publish(verdict_topic, event.encode(), qos=1)
+    reply = _until("cloud answer on MQTT", lambda: replies, 30)[0]
+    assert reply.scan_id == scan_id and reply.verdict.value == graded.json()["verdict"]
+
+    client.loop_stop()
+    sock = client.socket()
+    assert sock is not None
+    sock.close()  # the gateway vanishes without DISCONNECT: the broker publishes its Last Will
+    _until("node offline after its Last Will", lambda: node_state() == "offline", 60)
+
+
+def _grader_replicas() -> list[str]:
+    from ray.util import list_named_actors
+
+    return sorted(
+        a["name"]
+        for a in list_named_actors(all_namespaces=True)
+        if a["name"].startswith("SERVE_REPLICA") and "#Grader#" in a["name"]
+    )
+
+
+def test_killed_grader_replica_recovers_and_the_retry_is_graded_once(cloud: Cloud):
+    import ray
+
+    sample = generate_sample(509, 0, size=384, defect_rate=0.0)
+    scan_id = _scan_id("kill")
+    (victim,) = _grader_replicas()
+    before = cloud.store.count()
+    in_flight: list[httpx.Response] = []
+    caller = threading.Thread(target=lambda: in_flight.append(_post(cloud, scan_id, _png(sample))))
+    caller.start()
+    ray.kill(ray.get_actor(victim, namespace="serve"), no_restart=True)
+    caller.join(timeout=DEADLINE_S)
+    attempts = [r.status_code for r in in_flight]
+
+    def retry() -> httpx.Response | None:
+        resp = _post(cloud, scan_id, _png(sample))
+        attempts.append(resp.status_code)
+        if resp.status_code == 503:
+            assert "retry with the same scan id" in resp.json()["error"]
+        return resp if resp.status_code == 200 else None
+
+    final = _until("graded after the replica was killed", retry)
+    print(f"status codes seen by the caller around the kill: {attempts}")
+    assert set(attempts) <= {200, 503}
+    assert cloud.store.count() == before + 1  # one record, however many attempts
+    assert _post(cloud, scan_id, _png(sample)).json() == final.json()
+    replicas = _until("a new grader replica", _grader_replicas, 60)
+    assert victim not in replicas
