@@ -23,9 +23,9 @@ from shared.config.traffic import SignalSafety
 from sim.traffic.network import SignalLayout
 
 GREEN = frozenset("Gg")
-YELLOW = frozenset("y")
+YELLOW = frozenset("yY")  # SUMO: 'y' yellow for minor links, 'Y' for major ones
 RED = frozenset("rs")
-KNOWN = frozenset("GgyrsuoO")
+KNOWN = frozenset("GgyYrsuoO")
 EPS = 1e-6
 
 VIOLATION_KINDS = (

@@ -6,13 +6,14 @@ Spec syntax (`--scenario`):
   PATH.sumocfg             a SUMO configuration with its own network and routes (its net,
                            route and additional files and begin time are used; the harness
                            sets step length, end, seed and outputs itself)
-  PATH.net.xml             a network; routes from --routes FILE..., else generated demand
+  PATH.net.xml[.gz]        a network; routes from --routes FILE..., else generated demand
 PROFILE is steady (default), rush (a peak in the middle of the run) or asymmetric (one
 direction carries most of the demand).
 """
 
 from __future__ import annotations
 
+import gzip
 import itertools
 import math
 import re
@@ -69,7 +70,8 @@ class Scenario:
         """The network a controller runs on: actuated/delay_based rebuild the programs."""
         if controller not in ("actuated", "delay_based"):
             return self.net_file
-        out = self.workdir / f"{self.net_file.name.removesuffix('.net.xml')}.{controller}.net.xml"
+        stem = self.net_file.name.removesuffix(".gz").removesuffix(".net.xml")
+        out = self.workdir / f"{stem}.{controller}.net.xml"
         if not out.exists():
             args = ["-s", str(self.net_file), "--tls.rebuild", "--tls.default-type", controller]
             args += ["--tls.min-dur", str(MIN_GREEN_S)]
@@ -87,7 +89,7 @@ class Scenario:
 def _change_times(net_file: Path) -> tuple[int, int]:
     """The network's own yellow and all-red times (longest of each; 0 if none), kept on rebuild."""
     yellow = all_red = 0
-    for tl in ET.parse(net_file).getroot().iter("tlLogic"):
+    for tl in _check_xml(net_file, "network file").iter("tlLogic"):
         for ph in tl.iter("phase"):
             state, dur = ph.get("state", ""), round(float(ph.get("duration", "0")))
             if "y" in state.lower() and "G" not in state and "g" not in state:
@@ -143,7 +145,7 @@ def parse_scenario(
         if routes:
             raise ScenarioError(f"{path}: a .sumocfg names its own routes; drop --routes")
         return ScenarioSpec("file", path=path, profile=profile or "steady")
-    if path.name.endswith(".net.xml"):
+    if path.name.endswith((".net.xml", ".net.xml.gz")):
         for r in routes:
             if not r.exists():
                 raise ScenarioError(f"route file {r} does not exist; check the path")
@@ -204,8 +206,11 @@ def _check_xml(path: Path, what: str) -> ET.Element:
     if not path.exists():
         raise ScenarioError(f"{what} {path} does not exist; check the path")
     try:
+        if path.name.endswith(".gz"):
+            with gzip.open(path) as f:
+                return ET.parse(f).getroot()
         return ET.parse(path).getroot()
-    except ET.ParseError as exc:
+    except (ET.ParseError, OSError, EOFError) as exc:
         raise ScenarioError(f"{what} {path} is not valid XML: {exc}; fix the file") from exc
 
 

@@ -424,3 +424,14 @@ def test_a_real_osm_network_runs_with_derived_approaches_and_cameras(tmp_path: P
         "short_walk",
         "conflicting_greens",
     }
+
+
+def test_a_gzipped_network_is_accepted(tmp_path: Path) -> None:
+    gz = _shipped_osm_network().parents[1] / "fkk_in" / "ingolstadt.net.xml.gz"
+    assert gz.exists(), f"{gz} is part of the eclipse-sumo wheel this project pins"
+    scenario = build_scenario(parse_scenario(str(gz)), tmp_path, seed=1, minutes=2)
+    assert scenario.route_files and scenario.route_files[0].stat().st_size > 0
+    assert len(junctions_of(read_net(gz))) == 2
+    actuated = scenario.network_for("actuated")
+    assert actuated.name == "ingolstadt.actuated.net.xml"
+    assert 'type="actuated"' in actuated.read_text()

@@ -49,6 +49,11 @@ def test_short_yellow_is_caught_with_its_length() -> None:
     assert "2.0 s" in violations[0].detail and "4.0 s" in violations[0].detail
 
 
+def test_major_yellow_letter_counts_as_yellow() -> None:
+    seq = [(0.0, "Grr"), (20.0, "Yrr"), (24.0, "rrr"), (26.0, "rGr")]
+    assert _kinds(seq) == []
+
+
 def test_short_green_is_caught() -> None:
     seq = [(0.0, "Grr"), (5.0, "yrr"), (9.0, "rrr")]
     assert _kinds(seq) == ["short_green"]
