@@ -138,6 +138,7 @@ def _results_table(results: list[dict[str, Any]]) -> str:
                 m.get("gflops", "-"),
                 f"{100 * m['fraction_of_peak']:.2f}%" if "fraction_of_peak" in m else "-",
                 f"{r.get('iterations', '-')} ({r.get('stop_reason', '-')})",
+                _other_metrics(m),
             ]
         )
     return _table(
@@ -152,9 +153,26 @@ def _results_table(results: list[dict[str, Any]]) -> str:
             "GFLOPs/call",
             "share of peak",
             "iterations (why stopped)",
+            "other metrics",
         ],
         rows,
     )
+
+
+_SHOWN = {"gflops", "fraction_of_peak", "error_samples", "providers"}
+
+
+def _other_metrics(metrics: dict[str, Any]) -> str:
+    """Scalar metrics not in their own column (loss, speed-up, parity...), compactly."""
+    parts = []
+    for key, value in metrics.items():
+        if key in _SHOWN or value is None:
+            continue
+        if isinstance(value, float):
+            parts.append(f"{key}={value:.4g}")
+        elif isinstance(value, int | str | dict):
+            parts.append(f"{key}={value}")
+    return "; ".join(parts)
 
 
 _CSS = """body{font-family:sans-serif;margin:2em;max-width:1200px}
