@@ -28,6 +28,7 @@ class LocalCloud:
     host: str = "127.0.0.1"
     namespace: str = "edgeward"
     ray_dir: Path | None = None
+    log_to_driver: bool = True  # replica logs on this process's stderr (off for benchmarks)
 
     def __post_init__(self) -> None:
         self._own_dir = self.ray_dir is None
@@ -58,6 +59,7 @@ class LocalCloud:
             namespace=self.namespace,
             _temp_dir=str(self.ray_dir),
             logging_level=logging.WARNING,
+            log_to_driver=self.log_to_driver,
         )
         try:
             serve.start(
