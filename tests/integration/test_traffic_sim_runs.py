@@ -327,6 +327,16 @@ def test_cli_runs_a_scenario_and_reports_bad_input_without_traceback(tmp_path: P
         check=False,
     )
     assert typo.returncode == 2 and "min_gren_s" in typo.stderr
+    described = subprocess.run(
+        [exe, "sim", "traffic", "--scenario", IRREGULAR, "--describe"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert described.returncode == 0, described.stderr
+    assert "J2: 5 approaches, 11 phases" in described.stdout
+    assert "J3: 3 approaches" in described.stdout
 
 
 def test_stricter_safety_limits_flag_the_programs_that_break_them(tmp_path: Path) -> None:
