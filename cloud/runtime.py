@@ -54,6 +54,7 @@ class LocalCloud:
             raise EdgewardError("Ray is already running in this process; stop it first")
         started = time.monotonic()
         ray.init(
+            address="local",  # never attach to another engineer's or another test's Ray
             num_cpus=self.num_cpus or os.cpu_count() or 1,
             include_dashboard=False,
             namespace=self.namespace,
