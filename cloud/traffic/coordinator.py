@@ -62,6 +62,7 @@ class Coordinator:
         self.settings = settings or CoordinatorSettings()
         self._latest: dict[str, TrafficAggregate] = {}
         self._plan_seq = 0
+        self._incarnation = uuid.uuid4().hex[:6]  # plan ids stay unique across restarts
         self._compile()
 
     # -- structure, built once ----------------------------------------------------------------
@@ -225,7 +226,7 @@ class Coordinator:
                     sent_at=sent_at,
                     sender=self.settings.sender,
                     junction_id=d.junction_id,
-                    plan_id=f"{d.junction_id}-{self._plan_seq}",
+                    plan_id=f"{d.junction_id}-{self._incarnation}-{self._plan_seq}",
                     issued_at=now,
                     expires_at=now + self.settings.plan_ttl_s,
                     cycle_s=d.cycle_s,

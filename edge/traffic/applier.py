@@ -92,7 +92,9 @@ class SafeApplier:
         self.source = "fixed"
         now = port.time()
         self._phase = port.current_phase() % n
-        # Taking over mid-phase: count the phase from now, so its minimum holds in full.
+        # Take control now: hold the current phase (so the controller stops advancing on its
+        # own) and count it from now, so its minimum holds in full.
+        port.set_phase(self._phase)
         self._entered = now
         self._duration = self._duration_for(self._phase, now)
         self.switches: list[Switch] = [Switch(now, self._phase)]

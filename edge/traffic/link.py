@@ -96,6 +96,7 @@ class TrafficLink:
         self._inflight: dict[int, int] = {}  # paho mid -> outbox seq
         self._sent_up_to = 0  # highest outbox seq handed to paho in this connection
         self._needs_flush = threading.Event()
+        self._stopping = False
 
     # -- lifecycle ----------------------------------------------------------------------------
 
@@ -103,6 +104,7 @@ class TrafficLink:
         connect(self.client, self._settings, persistent=True)
 
     def stop(self) -> None:
+        self._stopping = True
         self.client.disconnect()
         self.client.loop_stop()
         self.outbox.close()
@@ -130,7 +132,7 @@ class TrafficLink:
         self._needs_flush.set()
 
     def _disconnected(self, _c: paho.Client, _u: Any, _f: Any, reason: Any, _p: Any) -> None:
-        if self._connected_flag.is_set():
+        if self._connected_flag.is_set() and not self._stopping:
             log.warning("junction %s: broker connection lost (%s)", self.junction_id, reason)
         self._connected_flag.clear()
 

@@ -172,13 +172,13 @@ class EdgewardController:
         self._wait_connected()
 
     def stop(self) -> None:
+        self._write_report()
         for gw in self.gateways.values():
             if gw.link is not None:
                 gw.link.stop()
         if self._runner is not None:
             self._runner.stop()
         self.broker.close()
-        self._write_report()
         self._tmp.cleanup()
 
     def _start_runner(self) -> None:
@@ -291,6 +291,8 @@ class EdgewardController:
         elif "broker_down" not in kinds and not self.broker.running:
             log.info("t=%.0f: broker back", t)
             self.broker.start()
+            # Lock-step: reconnecting takes wall time (paho backs off), not simulated time.
+            self._wait_connected(timeout=40.0)
         delay = max((f.delay_s for f in active if f.kind == "uplink_delay"), default=0.0)
         for gw in self.gateways.values():
             gw.uplink_delay_s = delay
@@ -361,6 +363,16 @@ class EdgewardController:
                 modes[m] = modes.get(m, 0) + n
         report = {
             "counter": self.counter_kind,
+            "gateways": {
+                j: {
+                    "aggregates": gw.stats.aggregates,
+                    "plans_received": gw.stats.plans_received,
+                    "plans_rejected": gw.stats.plans_rejected,
+                    "outbox_depth": gw.link.outbox.depth() if gw.link is not None else 0,
+                    "modes": gw.stats.modes,
+                }
+                for j, gw in sorted(self.gateways.items())
+            },
             "count_mae_per_approach": errors,
             "intervals_per_mode": modes,
             "plan_waits": len(self.waits),
