@@ -56,11 +56,11 @@ class BuildPlan:
 def plan(quick: bool, seed: int) -> BuildPlan:
     """The quick plan is for tests (same shapes and contract, tiny data, few epochs)."""
     if quick:
-        data = DataRecipe(n_train=160, n_val=64, n_test=64, render_size=192, seed=seed)
-        epochs = {"fundus-quality": 3, "fundus-triage": 2, "fundus-grader": 2}
+        data = DataRecipe(n_train=200, n_val=64, n_test=64, render_size=192, seed=seed)
+        epochs = {"fundus-quality": 5, "fundus-triage": 3, "fundus-grader": 2}
     else:
         data = DataRecipe(n_train=3000, n_val=800, n_test=1000, render_size=320, seed=seed)
-        epochs = {"fundus-quality": 10, "fundus-triage": 12, "fundus-grader": 12}
+        epochs = {"fundus-quality": 6, "fundus-triage": 8, "fundus-grader": 10}
     edge = {"widths": [16, 24, 32, 48, 64]}
     models = {
         "fundus-quality": ModelRecipe(
@@ -81,7 +81,7 @@ def plan(quick: bool, seed: int) -> BuildPlan:
         ),
         "fundus-grader": ModelRecipe(
             "resnet_grader",
-            {"num_classes": 5, "widths": [24, 32, 48, 64], "blocks": 2},
+            {"num_classes": 5, "widths": [16, 24, 32, 64], "blocks": 2},
             192,
             TrainConfig(epochs["fundus-grader"], lr=2e-3, seed=seed),
             Augment(),
