@@ -168,14 +168,19 @@ def run_mqtt(run: BenchRun, plan: MqttPlan) -> None:
     rows = [r for r in run.results if r["suite"] == "mqtt"]
     paced = [r for r in rows if r["params"]["phase"] == "paced"]
     saturated = [r for r in rows if r["params"]["phase"] == "saturated"]
-    if paced:
-        big = max(paced, key=lambda r: r["params"]["gateways"])
+    # Latency means something only where the path kept up with the offered rate; past that
+    # point it measures the queue that builds up (in this process as much as in the broker).
+    kept_up = [r for r in paced if r["metrics"]["kept_up"]]
+    for label, group in (("kept up", kept_up), ("largest", paced)):
+        if not group:
+            continue
+        big = max(group, key=lambda r: r["params"]["gateways"])
         n = big["params"]["gateways"]
-        run.headline[f"edge-to-cloud latency p50 ms ({n} gateways, paced)"] = round(
-            big["latency_ms"]["p50"], 3
-        )
-        run.headline[f"edge-to-cloud latency p99 ms ({n} gateways, paced)"] = round(
-            big["latency_ms"]["p99"], 3
+        key = f"edge-to-cloud latency ms, {n} gateways paced ({label})"
+        if key.replace("(largest)", "(kept up)") in run.headline:
+            continue
+        run.headline[key] = (
+            f"p50 {big['latency_ms']['p50']:.2f}, p99 {big['latency_ms']['p99']:.2f}"
         )
     if saturated:
         best = max(saturated, key=lambda r: r["throughput"]["value"])
@@ -283,6 +288,8 @@ def _record(
             "lost": len(ids) - len(got),
             "duplicates": duplicates,
             "offered_messages_per_s": n * rate if rate else None,
+            # the path delivered at least 95 % of the offered rate (paced phase only)
+            "kept_up": bool(rate) and len(got) / max(last - began, 1e-9) >= 0.95 * n * rate,
         },
         curve=("gateways", f"QoS 1 via mosquitto, {label}", n),
     )
