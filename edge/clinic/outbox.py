@@ -1,7 +1,7 @@
 """A durable FIFO in the gateway database: items wait on disk until their sender confirms them.
 
 Each queue delivers in `seq` order; a key enters a queue at most once in the gateway's life
-(`outbox_done` remembers delivered keys), which is what makes uplink and events idempotent.
+(`outbox_done` remembers settled keys), which is what makes the uplink idempotent.
 """
 
 from __future__ import annotations
@@ -73,6 +73,8 @@ class Outbox:
     ) -> None:
         """Remove `item` inside the caller's transaction and remember how it ended."""
         conn.execute("DELETE FROM outbox WHERE seq = ?", (item.seq,))
+        if item.queue == EVENTS and outcome == "delivered":
+            return  # event keys are fresh uuids: no tombstone needed, and events are many
         conn.execute(
             "INSERT OR REPLACE INTO outbox_done (queue, key, outcome, detail, done_at) "
             "VALUES (?, ?, ?, ?, ?)",

@@ -156,6 +156,7 @@ class ClinicService:
             config.cloud, self.outbox, self._cloud_result, self._cloud_rejected
         )
         self._work: queue.Queue[str | None] = queue.Queue()
+        self._stopping = threading.Event()
         self._worker = threading.Thread(target=self._work_loop, name="clinic-worker", daemon=True)
         self._judged_hooks: list[Callable[[ScanRecord], None]] = []
         self._servers: list[Any] = []
@@ -228,9 +229,14 @@ class ClinicService:
         for server in reversed(self._servers):
             server.stop()
         self._servers.clear()
+        # Finish the scan in hand only: the rest is on disk and resumes at the next start.
+        self._stopping.set()
         self._work.put(None)
         if self._worker.is_alive():
             self._worker.join(30)
+        close = getattr(self._pipeline, "close", None)
+        if callable(close):
+            close()
         self.uplink.stop()
         self.events.stop()
         self.db.close()
@@ -296,7 +302,7 @@ class ClinicService:
     def _work_loop(self) -> None:
         while True:
             scan_id = self._work.get()
-            if scan_id is None:
+            if scan_id is None or self._stopping.is_set():
                 return
             try:
                 self._judge(scan_id)
@@ -484,8 +490,9 @@ class ClinicService:
         return "online", depth, ""
 
     def health(self) -> dict[str, Any]:
+        degraded = not (self.events.connected and self.uplink.healthy)
         return {
-            "status": "ok",
+            "status": "degraded" if degraded else "ok",
             "site_id": self.config.site_id,
             "gateway_id": self.config.gateway_id,
             "broker_connected": self.events.connected,

@@ -127,9 +127,8 @@ def test_http_upload_returns_id_at_once_recorded_then_edge_and_cloud_verdicts(ga
         assert heatmap.headers["content-type"] == "image/png"
         assert heatmap.content.startswith(b"\x89PNG")
         assert client.get("/scans/nope").status_code == 404
-        health = client.get("/healthz").json()
-        assert health["status"] == "ok"
-        assert health["outbox"] == {CLOUD: 0, EVENTS: 0} or health["outbox"][CLOUD] == 0
+        wait_for(lambda: client.get("/healthz").json()["status"] == "ok", 10, "healthy")
+        assert client.get("/healthz").json()["outbox"][CLOUD] == 0
 
 
 def test_grpc_submit_returns_id_at_once_and_get_scan_reports_verdicts(gateway, cloud):
@@ -340,8 +339,9 @@ def test_cloud_outage_outbox_waits_then_drains_in_order_without_duplicates(gatew
             assert _scan(client, scan_id)["cloud"]["state"] == "graded"
 
 
-def test_gateway_restart_resumes_unjudged_scans_and_outbox_work(gateway, cloud):
+def test_gateway_restart_resumes_unjudged_scans_and_outbox_work(gateway, cloud, broker):
     cloud.stop()
+    broker.stop()  # events pile up on disk too
     first = gateway()
     with _http(first) as client:
         queued = [_post(client, sample_jpeg(50 + i)).json()["scan_id"] for i in range(2)]
@@ -352,15 +352,29 @@ def test_gateway_restart_resumes_unjudged_scans_and_outbox_work(gateway, cloud):
     recorded = unstarted.submit(sample_jpeg(60), source="http", content_type="image/jpeg").scan_id
     unstarted.db.close()
     cloud.start()
-    second = gateway()
-    with _http(second) as client:
-        wait_for(_judged(client, recorded), 10, "unjudged scan judged after restart")
-        wait_for(lambda: second.outbox.depth(CLOUD) == 0, 30, "outbox drained after restart")
-        for scan_id in [*queued, recorded]:
-            assert _scan(client, scan_id)["cloud"]["state"] == "graded"
+    broker.start()
+    verdict_topic = topics.clinic_verdict("clinic-test", "gw-test")
+    collector = Collector(MqttSettings(host=broker.host, port=broker.port), verdict_topic).start()
+    try:
+        second = gateway()
+        with _http(second) as client:
+            wait_for(_judged(client, recorded), 10, "unjudged scan judged after restart")
+            wait_for(lambda: second.outbox.depth(CLOUD) == 0, 30, "outbox drained after restart")
+            for scan_id in [*queued, recorded]:
+                assert _scan(client, scan_id)["cloud"]["state"] == "graded"
+        wait_for(lambda: second.outbox.depth(EVENTS) == 0, 30, "events drained after restart")
+        wait_for(lambda: len(collector.on(verdict_topic)) >= 6, 10, "edge + cloud events")
+        events = [decode(bytes(m.payload), ScanVerdictEvent) for m in collector.on(verdict_topic)]
+    finally:
+        collector.stop()
     pseudonyms = Pseudonymiser(SITE_KEY)
-    assert cloud.scan_ids() == [pseudonyms.scan(i) for i in [*queued, recorded]]
+    expected = [pseudonyms.scan(i) for i in [*queued, recorded]]
+    assert cloud.scan_ids() == expected
     assert set(cloud.calls.values()) == {1}
+    # Each verdict published once: the two edge events written before the restart come first.
+    assert [e.scan_id for e in events if e.source == "edge"] == expected
+    assert sorted(e.scan_id for e in events if e.source == "cloud") == sorted(expected)
+    assert len({e.message_id for e in events}) == len(events) == 6
 
 
 def test_no_raw_patient_or_scan_id_leaves_the_gateway(gateway, cloud, broker):
