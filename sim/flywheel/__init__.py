@@ -1,0 +1,1 @@
+"""Scenarios that feed the flywheel: shifted clinic populations, logged through real models."""
