@@ -40,6 +40,11 @@ def model_update(kind: str, gateway_id: str) -> str:
     return f"{ROOT}/models/{segment(kind)}/{segment(gateway_id)}"
 
 
+def model_update_ack(kind: str, gateway_id: str) -> str:
+    """A gateway's answer to a model update: applied or refused, and why."""
+    return f"{ROOT}/models/{segment(kind)}/{segment(gateway_id)}/ack"
+
+
 def alert(kind: str) -> str:
     return f"{ROOT}/alerts/{segment(kind)}"
 

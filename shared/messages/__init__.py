@@ -2,6 +2,7 @@
 
 from shared.messages.base import Message, decode
 from shared.messages.clinic import ScanVerdictEvent
+from shared.messages.flywheel import DriftAlert, DriftFinding, ModelUpdate, ModelUpdateAck
 from shared.messages.status import GatewayStatus
 from shared.messages.traffic import (
     ApproachCount,
@@ -13,9 +14,13 @@ from shared.messages.traffic import (
 
 __all__ = [
     "ApproachCount",
+    "DriftAlert",
+    "DriftFinding",
     "GatewayStatus",
     "Message",
     "ModeChange",
+    "ModelUpdate",
+    "ModelUpdateAck",
     "PhaseGreen",
     "ScanVerdictEvent",
     "SignalPlan",
