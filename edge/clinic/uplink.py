@@ -23,12 +23,10 @@ from shared.proto import edgeward_pb2_grpc as pb_grpc
 
 log = logging.getLogger(__name__)
 
-# The cloud understood the request and refuses it: retrying the same bytes cannot help.
-PERMANENT = {
-    grpc.StatusCode.INVALID_ARGUMENT,
-    grpc.StatusCode.FAILED_PRECONDITION,
-    grpc.StatusCode.OUT_OF_RANGE,
-}
+# The cloud understood the request and refuses it: retrying the same bytes cannot help. Every
+# other code is retried: FAILED_PRECONDITION too, since the cloud uses it for "model not
+# loaded yet", which passes.
+PERMANENT = {grpc.StatusCode.INVALID_ARGUMENT, grpc.StatusCode.OUT_OF_RANGE}
 MAX_MESSAGE = 256 * 1024 * 1024
 PATIENT_REF_HEADER = "edgeward-patient-ref"
 

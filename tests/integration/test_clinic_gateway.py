@@ -339,6 +339,19 @@ def test_cloud_outage_outbox_waits_then_drains_in_order_without_duplicates(gatew
             assert _scan(client, scan_id)["cloud"]["state"] == "graded"
 
 
+def test_scan_the_cloud_refuses_is_marked_and_does_not_block_the_queue(gateway, cloud):
+    cloud.refuse.add(Pseudonymiser(SITE_KEY).scan("refused-1"))
+    service = gateway()
+    with _http(service) as client:
+        _post(client, sample_jpeg(90), **{"X-Scan-Id": "refused-1"})
+        _post(client, sample_jpeg(91), **{"X-Scan-Id": "after-2"})
+        wait_for(lambda: _scan(client, "after-2")["cloud"]["state"] == "graded", 15, "next graded")
+        refused = _scan(client, "refused-1")["cloud"]
+    assert refused["state"] == "rejected"
+    assert "INVALID_ARGUMENT" in refused["detail"]
+    assert cloud.calls[Pseudonymiser(SITE_KEY).scan("refused-1")] == 1  # not retried
+
+
 def test_gateway_restart_resumes_unjudged_scans_and_outbox_work(gateway, cloud, broker):
     cloud.stop()
     broker.stop()  # events pile up on disk too

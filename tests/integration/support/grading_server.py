@@ -34,8 +34,8 @@ class _Grader(pb_grpc.CloudGraderServicer):
         with owner.lock:
             owner.calls[request.scan_id] += 1
             owner.received.append(Received(request, dict(context.invocation_metadata())))
-            if not request.scan_id or not request.image:
-                context.abort(grpc.StatusCode.INVALID_ARGUMENT, "scan_id and image are required")
+            if not request.scan_id or not request.image or request.scan_id in owner.refuse:
+                context.abort(grpc.StatusCode.INVALID_ARGUMENT, "this scan cannot be graded")
             if request.scan_id in owner.results:
                 return owner.results[request.scan_id]
             owner.graded[request.scan_id] += 1
@@ -69,6 +69,7 @@ class GradingServer:
         self.graded: Counter[str] = Counter()  # times a scan id was actually graded
         self.received: list[Received] = []
         self.results: dict[str, pb.GradeResult] = {}
+        self.refuse: set[str] = set()  # scan ids answered with INVALID_ARGUMENT
         self._server: grpc.Server | None = None
 
     def start(self) -> GradingServer:
