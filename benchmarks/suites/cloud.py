@@ -45,8 +45,8 @@ class Variant:
 @dataclass(frozen=True)
 class CloudPlan:
     registry: Path
-    concurrency: tuple[int, ...] = (1, 2, 4, 8, 16, 32)
-    requests_per_client: int = 12
+    concurrency: tuple[int, ...] = (1, 2, 4, 8, 16)
+    requests_per_level: int = 48  # split among the clients, at least 2 each
     scan_size: int = 1024
     variants: tuple[Variant, ...] = (
         Variant("batching+gradcam", 8, 0.01, True),
@@ -56,12 +56,15 @@ class CloudPlan:
     in_process_budget: Budget = field(default_factory=lambda: Budget(time_s=8.0))
     naive_peer: bool = True
 
+    def per_client(self, clients: int) -> int:
+        return max(2, -(-self.requests_per_level // clients))
+
     @classmethod
     def quick(cls, registry: Path) -> CloudPlan:
         return cls(
             registry,
             concurrency=(1, 4),
-            requests_per_client=2,
+            requests_per_level=8,
             scan_size=512,
             in_process_budget=Budget(
                 warmup_iters=2, warmup_s=0.2, min_iters=5, max_iters=50, time_s=0.8
@@ -197,7 +200,7 @@ def run_cloud(run: BenchRun, plan: CloudPlan) -> None:
                             url=url,
                             scans=scans,
                             clients=c,
-                            per_client=plan.requests_per_client,
+                            per_client=plan.per_client(c),
                             series=f"serve {v.name}",
                             variant=v,
                         )
@@ -384,7 +387,7 @@ def _naive(run: BenchRun, plan: CloudPlan, scans: list[bytes]) -> None:
                 url=url,
                 scans=scans,
                 clients=c,
-                per_client=plan.requests_per_client,
+                per_client=plan.per_client(c),
                 series="naive FastAPI+PyTorch",
                 variant=None,
             )
