@@ -30,6 +30,16 @@ def _threshold(text: str) -> float:
     return value
 
 
+def _positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{value} must be 1 or more")
+    return value
+
+
 def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--quick",
@@ -181,14 +191,16 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         help="only this backend: pytorch-eager, onnx-cpu, onnx-cpu-int8, onnx-cuda, "
         "onnx-tensorrt, tensorrt (repeatable; default every one available)",
     )
-    m.add_argument("--batch", type=int, action="append", help="batch size (repeatable)")
-    m.add_argument("--threads", type=int, default=0, help="CPU threads per runtime (default 2)")
+    m.add_argument("--batch", type=_positive, action="append", help="batch size (repeatable)")
+    m.add_argument(
+        "--threads", type=_positive, default=None, help="CPU threads per runtime (default 2)"
+    )
     m.set_defaults(handler=_models)
 
     q = cmds.add_parser("mqtt", help=SUITES["mqtt"], description=SUITES["mqtt"] + ".")
     _common(q)
-    q.add_argument("--gateways", type=int, action="append", help="gateway count (repeatable)")
-    q.add_argument("--messages", type=int, help="messages per gateway in the paced phase")
+    q.add_argument("--gateways", type=_positive, action="append", help="gateway count (repeatable)")
+    q.add_argument("--messages", type=_positive, help="messages per gateway in the paced phase")
     q.set_defaults(handler=_mqtt)
 
     e = cmds.add_parser("edge", help=SUITES["edge"], description=SUITES["edge"] + ".")
@@ -202,10 +214,10 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     c = cmds.add_parser("cloud", help=SUITES["cloud"], description=SUITES["cloud"] + ".")
     _common(c)
     _registry_option(c)
-    c.add_argument("--concurrency", type=int, action="append", help="clients (repeatable)")
+    c.add_argument("--concurrency", type=_positive, action="append", help="clients (repeatable)")
     c.set_defaults(handler=_cloud)
 
     t = cmds.add_parser("traffic", help=SUITES["traffic"], description=SUITES["traffic"] + ".")
     _common(t)
-    t.add_argument("--sizes", type=int, action="append", help="junction count (repeatable)")
+    t.add_argument("--sizes", type=_positive, action="append", help="junction count (repeatable)")
     t.set_defaults(handler=_traffic)
