@@ -9,6 +9,7 @@ do. A `reject` finding means retake; a `warn` finding only forbids a confident a
 
 from __future__ import annotations
 
+import functools
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from typing import ClassVar, Literal
@@ -16,6 +17,7 @@ from typing import ClassVar, Literal
 import cv2
 import numpy as np
 
+RANSAC_TRIALS = 200
 ANALYSIS_SIZE = 512  # every measure is taken at this size, so thresholds do not depend on input
 Severity = Literal["reject", "warn"]
 
@@ -29,7 +31,9 @@ class FovGeometry:
     cy: float = 0.0
     radius: float = 0.0
     fit_error: float = 1.0  # RMS distance of the rim from the circle, as a fraction of radius
+    on_circle: float = 0.0  # share of the rim (away from the frame border) on the circle
     fill: float = 0.0  # bright area / circle area inside the frame (holes, odd shapes < 1)
+    spill: float = 1.0  # share of the bright region outside the circle
     in_frame: float = 0.0  # fraction of the circle inside the frame (cut-off FOV < 1)
     offset: float = 1.0  # centre distance from the frame centre, as a fraction of radius
     size: float = 0.0  # radius / half the shorter frame side
@@ -44,6 +48,28 @@ class QualityView:
     crop: np.ndarray  # square crop around the FOV circle, ANALYSIS_SIZE x ANALYSIS_SIZE BGR
     mask: np.ndarray  # bool, FOV pixels in `crop`
     inner: np.ndarray  # bool, FOV pixels away from the rim (edge of the circle is not detail)
+    source: np.ndarray  # the decoded image at its own resolution (codec artefacts live there)
+    block_period: int | None  # JPEG block size in `source` pixels; None when not a JPEG grid
+
+    @functools.cached_property
+    def green(self) -> np.ndarray:
+        """Green channel as float32: vessels and lesions have their contrast there."""
+        return self.crop[:, :, 1].astype(np.float32)
+
+    @functools.cached_property
+    def detail(self) -> np.ndarray:
+        """Green minus its low-pass background (a wide blur done at 1/8 scale, for speed)."""
+        small = cv2.resize(self.green, (64, 64), interpolation=cv2.INTER_AREA)
+        background = cv2.resize(
+            cv2.GaussianBlur(small, (0, 0), 1),
+            self.green.shape[::-1],
+            interpolation=cv2.INTER_LINEAR,
+        )
+        return np.asarray(self.green - background)
+
+    @functools.cached_property
+    def luma(self) -> np.ndarray:
+        return cv2.cvtColor(self.crop, cv2.COLOR_BGR2GRAY).astype(np.float32)
 
 
 @dataclass(frozen=True)
@@ -54,73 +80,107 @@ class Finding:
     value: float
 
 
-def _fit_circle(xs: np.ndarray, ys: np.ndarray) -> tuple[float, float, float, float]:
-    """Least-squares (Kasa) circle through rim points: centre, radius, RMS error / radius."""
+def _fit_circle(xs: np.ndarray, ys: np.ndarray) -> tuple[float, float, float]:
+    """Least-squares (Kasa) circle through points: centre and radius."""
     a = np.column_stack([xs, ys, np.ones_like(xs)])
     b = xs**2 + ys**2
     (c0, c1, c2), *_ = np.linalg.lstsq(a, b, rcond=None)
     cx, cy = c0 / 2, c1 / 2
-    r = float(np.sqrt(max(c2 + cx**2 + cy**2, 1e-9)))
-    err = float(np.sqrt(np.mean((np.hypot(xs - cx, ys - cy) - r) ** 2)) / r)
-    return float(cx), float(cy), r, err
+    return float(cx), float(cy), float(np.sqrt(max(c2 + cx**2 + cy**2, 1e-9)))
+
+
+def _robust_circle(
+    xs: np.ndarray, ys: np.ndarray, rng: np.random.Generator
+) -> tuple[float, float, float, float, float]:
+    """RANSAC circle through rim points, so an eyelid edge does not bend the fit.
+
+    Returns centre, radius, the share of rim points on the circle and their RMS error / radius.
+    """
+    n = len(xs)
+    picks = rng.integers(0, n, size=(RANSAC_TRIALS, 3))
+    x1, x2, x3 = xs[picks[:, 0]], xs[picks[:, 1]], xs[picks[:, 2]]
+    y1, y2, y3 = ys[picks[:, 0]], ys[picks[:, 1]], ys[picks[:, 2]]
+    d = 2 * (x1 * (y2 - y3) + x2 * (y3 - y1) + x3 * (y1 - y2))
+    ok = np.abs(d) > 1e-6
+    d = np.where(ok, d, 1.0)
+    s1, s2, s3 = x1**2 + y1**2, x2**2 + y2**2, x3**2 + y3**2
+    ux = (s1 * (y2 - y3) + s2 * (y3 - y1) + s3 * (y1 - y2)) / d
+    uy = (s1 * (x3 - x2) + s2 * (x1 - x3) + s3 * (x2 - x1)) / d
+    r = np.hypot(x1 - ux, y1 - uy)
+    dist = np.abs(np.hypot(xs[None, :] - ux[:, None], ys[None, :] - uy[:, None]) - r[:, None])
+    inliers = (dist < np.maximum(2.0, 0.02 * r[:, None])) & ok[:, None]
+    best = int(np.argmax(inliers.sum(axis=1)))
+    keep = inliers[best]
+    if keep.sum() < 10:
+        return 0.0, 0.0, 0.0, 0.0, 1.0
+    cx, cy, radius = _fit_circle(xs[keep], ys[keep])
+    resid = np.hypot(xs - cx, ys - cy) - radius
+    on_circle = np.abs(resid) < max(2.0, 0.02 * radius)
+    err = float(np.sqrt(np.mean(resid[on_circle] ** 2)) / radius) if on_circle.any() else 1.0
+    return cx, cy, radius, float(on_circle.mean()), err
+
+
+def channel_max(image_bgr: np.ndarray) -> np.ndarray:
+    """Per-pixel max over B, G, R (cv2: several times faster than numpy's max over axis 2)."""
+    b, g, r = cv2.split(image_bgr)
+    return np.asarray(cv2.max(cv2.max(b, g), r))
 
 
 def find_fov(frame: np.ndarray) -> tuple[FovGeometry, np.ndarray]:
     """Fit a circle to the rim of the bright region; rim points on the frame border are ignored."""
-    brightness = frame.max(axis=2)
-    top = float(np.percentile(brightness, 99))
-    # Adaptive: an under-exposed FOV may sit below the usual threshold of 20 grey levels.
-    threshold = max(6.0, min(20.0, 0.3 * top))
-    mask = (brightness > threshold).astype(np.uint8)
-    mask = cv2.morphologyEx(mask, cv2.MORPH_OPEN, np.ones((5, 5), np.uint8))
+    brightness = cv2.GaussianBlur(channel_max(frame), (0, 0), 2.0)
+    low, top = (float(v) for v in np.percentile(brightness[::4, ::4], [5, 99]))
+    # Adaptive: just above the black mask's noise, so an under-exposed FOV is still found
+    # while a near-black eyelid in front of it is not part of it.
+    threshold = low + max(3.0, 0.1 * (top - low))
+    lit = (brightness > threshold).astype(np.uint8)
+    mask = np.asarray(cv2.morphologyEx(lit, cv2.MORPH_OPEN, np.ones((5, 5), np.uint8)))
     h, w = mask.shape
     count, labels, stats, _ = cv2.connectedComponentsWithStats(mask, connectivity=8)
     if count < 2:
-        return FovGeometry(False), np.zeros_like(mask, bool)
+        return FovGeometry(False), np.zeros((h, w), bool)
     largest = 1 + int(np.argmax(stats[1:, cv2.CC_STAT_AREA]))
-    region = labels == largest
-    if region.sum() < 0.05 * h * w:
-        return FovGeometry(False), region
-    # Fill holes (dark lesions, vessels at the rim) so the contour is the outer rim only.
-    contours, _ = cv2.findContours(
-        region.astype(np.uint8), cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_NONE
-    )
-    rim = max(contours, key=cv2.contourArea)[:, 0, :].astype(np.float64)
-    filled = np.zeros_like(mask)
-    cv2.drawContours(filled, [rim.astype(np.int32)], -1, 1, thickness=cv2.FILLED)
+    region = (labels == largest).astype(np.uint8)
+    if stats[largest, cv2.CC_STAT_AREA] < 0.05 * h * w:
+        return FovGeometry(False), region.astype(bool)
+    contours, _ = cv2.findContours(region, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_NONE)
+    outline = max(contours, key=cv2.contourArea)
+    filled = np.zeros_like(region)  # holes (dark lesions, vessels) filled: the outer rim counts
+    cv2.drawContours(filled, [outline], -1, 1, thickness=cv2.FILLED)
+    rim = outline[:, 0, :].astype(np.float64)
     away = (rim[:, 0] > 1) & (rim[:, 0] < w - 2) & (rim[:, 1] > 1) & (rim[:, 1] < h - 2)
-    if away.sum() < 20:  # the bright region fills the frame: no rim, so no circle
-        return FovGeometry(False, fill=float(region.mean())), region
-    cx, cy, r, err = _fit_circle(rim[away, 0], rim[away, 1])
-    yy, xx = np.mgrid[0:h, 0:w]
-    circle = (xx - cx) ** 2 + (yy - cy) ** 2 <= r * r
-    circle_area = np.pi * r * r
-    in_frame = float(circle.sum() / circle_area) if circle_area > 0 else 0.0
-    fill = float((region & circle).sum() / max(circle.sum(), 1))
-    spill = float((region & ~circle).sum() / max(region.sum(), 1))
+    rim = rim[away][:: max(1, int(away.sum()) // 400)]
+    if len(rim) < 20:  # the bright region fills the frame: no rim, so no circle
+        return FovGeometry(False, fill=float(region.mean())), region.astype(bool)
+    cx, cy, r, on_circle, err = _robust_circle(rim[:, 0], rim[:, 1], np.random.default_rng(0))
+    if r <= 0:
+        return FovGeometry(False), region.astype(bool)
+    circle = np.zeros_like(region)
+    cv2.circle(circle, (round(cx), round(cy)), round(r), 1, thickness=cv2.FILLED)
+    circle_px = int(circle.sum())
+    inside = filled & circle
     geometry = FovGeometry(
         found=True,
         cx=cx,
         cy=cy,
         radius=r,
-        fit_error=err + spill,
-        fill=fill,
-        in_frame=min(in_frame, 1.0),
+        fit_error=err,
+        on_circle=on_circle,
+        fill=float(inside.sum() / max(circle_px, 1)),
+        spill=float((filled & (1 - circle)).sum() / max(int(filled.sum()), 1)),
+        in_frame=min(1.0, float(circle_px / (np.pi * r * r))),
         offset=float(np.hypot(cx - w / 2, cy - h / 2) / r),
         size=float(r / (min(h, w) / 2)),
     )
-    return geometry, filled.astype(bool) & circle
+    return geometry, inside.astype(bool)
 
 
-def analysis_view(image_bgr: np.ndarray) -> QualityView:
+def analysis_view(image_bgr: np.ndarray, block_period: int | None = 8) -> QualityView:
     """Downscale once, find the FOV, crop a square around its circle."""
     h, w = image_bgr.shape[:2]
     scale = ANALYSIS_SIZE / max(h, w)
-    frame = cv2.resize(
-        image_bgr,
-        (max(1, round(w * scale)), max(1, round(h * scale))),
-        interpolation=cv2.INTER_AREA,
-    )
+    size = (max(1, round(w * scale)), max(1, round(h * scale)))
+    frame = cv2.resize(image_bgr, size, interpolation=cv2.INTER_AREA)
     fov, region = find_fov(frame)
     if fov.found:
         r = int(np.ceil(fov.radius))
@@ -132,13 +192,13 @@ def analysis_view(image_bgr: np.ndarray) -> QualityView:
         crop_mask = padded_mask[y0 + pad : y0 + pad + 2 * r, x0 + pad : x0 + pad + 2 * r]
     else:
         crop, crop_mask = frame, region.astype(np.uint8)
-    size = (ANALYSIS_SIZE, ANALYSIS_SIZE)
-    crop = cv2.resize(crop, size, interpolation=cv2.INTER_AREA)
-    mask = cv2.resize(crop_mask, size, interpolation=cv2.INTER_NEAREST).astype(bool)
+    side = (ANALYSIS_SIZE, ANALYSIS_SIZE)
+    crop = cv2.resize(crop, side, interpolation=cv2.INTER_AREA)
+    mask = cv2.resize(crop_mask, side, interpolation=cv2.INTER_NEAREST).astype(bool)
     inner = cv2.erode(mask.astype(np.uint8), np.ones((25, 25), np.uint8)).astype(bool)
     if inner.sum() < 100:
-        inner = mask if mask.sum() >= 100 else np.ones(size, bool)
-    return QualityView(frame, fov, crop, mask, inner)
+        inner = mask if mask.sum() >= 100 else np.ones(side, bool)
+    return QualityView(frame, fov, crop, mask, inner, image_bgr, block_period)
 
 
 # ---- the checks ----
@@ -174,149 +234,194 @@ class QualityCheck(ABC):
 
     def judge(self, value: float) -> Finding | None:
         """Compare a measured value with the bounds, reject bounds first."""
-        for severity, index in (("reject", 0), ("warn", 1)):
+        severities: tuple[Severity, Severity] = ("reject", "warn")
+        for index, severity in enumerate(severities):
             low, high = self.low[index], self.high[index]
             if low is not None and value < low:
-                return Finding(self.low_code, self.low_advice, severity, value)  # type: ignore[arg-type]
+                return Finding(self.low_code, self.low_advice, severity, value)
             if high is not None and value > high:
-                return Finding(self.high_code, self.high_advice, severity, value)  # type: ignore[arg-type]
+                return Finding(self.high_code, self.high_advice, severity, value)
         return None
 
 
-def _luma(view: QualityView) -> np.ndarray:
-    return cv2.cvtColor(view.crop, cv2.COLOR_BGR2GRAY).astype(np.float32)
+@register
+class FieldCoverageCheck(QualityCheck):
+    """Share of the fitted FOV circle that is lit; a lid, lashes or a dark side hide the rest."""
+
+    name = "fov_coverage"
+    low = (0.80, 0.97)
+    low_code = "occlusion"
+    low_advice = (
+        "part of the field of view is dark or blocked (eyelid, eyelashes, or the camera not "
+        "aligned with the pupil) — ask the patient to open wide, realign and retake"
+    )
+
+    def measure(self, view: QualityView) -> float:
+        return view.fov.fill
 
 
 @register
 class SharpnessCheck(QualityCheck):
-    """Variance of the Laplacian of the green channel (vessels live there), inside the FOV."""
+    """Gradients along the weakest direction, relative to the spread of brightness.
+
+    The smaller eigenvalue of the gradient structure tensor drops for defocus (all directions)
+    and for motion blur (the direction of motion), while vessels keep it high in sharp scans;
+    dividing by a percentile spread (not the mean) keeps a haze veil or exposure out of it.
+    """
 
     name = "sharpness"
-    low = (12.0, 25.0)
+    low = (21.0, 32.0)
     low_code = "blur"
-    low_advice = "out of focus — refocus and retake"
+    low_advice = "out of focus or blurred by movement — refocus, keep the eye still and retake"
 
     def measure(self, view: QualityView) -> float:
-        green = cv2.GaussianBlur(view.crop[:, :, 1], (3, 3), 0).astype(np.float32)
-        lap = cv2.Laplacian(green, cv2.CV_32F, ksize=3)
-        return float(lap[view.inner].var())
+        green = cv2.GaussianBlur(view.green, (0, 0), 1.0)
+        gx = cv2.Sobel(green, cv2.CV_32F, 1, 0, ksize=3)[view.inner]
+        gy = cv2.Sobel(green, cv2.CV_32F, 0, 1, ksize=3)[view.inner]
+        jxx, jyy, jxy = float((gx * gx).mean()), float((gy * gy).mean()), float((gx * gy).mean())
+        smallest = (jxx + jyy) / 2 - np.sqrt(((jxx - jyy) / 2) ** 2 + jxy**2)
+        lo, hi = np.percentile(green[view.inner][::7], [5, 75])
+        return float(100.0 * np.sqrt(max(smallest, 0.0)) / max(float(hi - lo), 2.0))
 
 
 @register
-class DarknessCheck(QualityCheck):
+class ExposureCheck(QualityCheck):
     """Mean brightness inside the FOV."""
 
-    name = "exposure_mean"
-    low = (25.0, 40.0)
-    high = (215.0, 190.0)
+    name = "exposure"
+    low = (19.0, 36.0)
+    high = (170.0, 140.0)
     low_code = "underexposed"
     low_advice = "too dark — increase the flash or exposure and retake"
     high_code = "overexposed"
     high_advice = "too bright — reduce the flash or exposure and retake"
 
     def measure(self, view: QualityView) -> float:
-        return float(_luma(view)[view.inner].mean())
+        return float(view.luma[view.inner].mean())
 
 
 @register
 class ClippingCheck(QualityCheck):
     """Fraction of FOV pixels burnt out at white (detail lost for good)."""
 
-    name = "exposure_clipped"
-    high = (0.25, 0.10)
+    name = "clipped"
+    high = (0.60, 0.05)
     high_code = "overexposed"
     high_advice = "parts of the image are burnt out white — reduce the flash and retake"
 
     def measure(self, view: QualityView) -> float:
-        return float((view.crop[view.inner].max(axis=1) >= 250).mean())
+        return float((channel_max(view.crop) >= 250)[view.inner].mean())
 
 
 @register
 class IlluminationCheck(QualityCheck):
-    """Ratio of the dimmest to the brightest region of the smoothed illumination field."""
+    """Darker half over brighter half of the FOV, for the worst of four ways to halve it."""
 
     name = "illumination"
-    low = (0.25, 0.40)
+    low = (0.45, 0.80)
     low_code = "uneven_illumination"
     low_advice = "unevenly lit — align the camera with the pupil (or dilate) and retake"
 
     def measure(self, view: QualityView) -> float:
-        small = cv2.resize(_luma(view), (64, 64), interpolation=cv2.INTER_AREA)
-        inner = cv2.resize(view.inner.astype(np.uint8), (64, 64), interpolation=cv2.INTER_NEAREST)
-        field = cv2.GaussianBlur(small, (0, 0), 4)[inner.astype(bool)]
-        if field.size == 0:
+        small = cv2.resize(view.luma, (32, 32), interpolation=cv2.INTER_AREA)
+        inside = cv2.resize(view.inner.astype(np.uint8), (32, 32), interpolation=cv2.INTER_NEAREST)
+        inside_b = inside.astype(bool)
+        if inside_b.sum() < 16:
             return 0.0
-        lo, hi = np.percentile(field, [5, 95])
-        return float(lo / max(hi, 1.0))
+        ratios = []
+        for half in _HALVES:
+            a, b = small[half & inside_b], small[~half & inside_b]
+            if a.size and b.size:
+                lo, hi = sorted((float(a.mean()), float(b.mean())))
+                ratios.append(lo / max(hi, 1.0))
+        return min(ratios, default=0.0)
+
+
+_YY, _XX = np.mgrid[0:32, 0:32]
+_HALVES = (_XX < 16, _YY < 16, _XX + _YY < 31, _XX - _YY < 0)
 
 
 @register
 class ContrastCheck(QualityCheck):
-    """Local (detail) contrast of the green channel relative to its brightness: haze lowers it."""
+    """Detail contrast of the green channel relative to its brightness: haze and flare lower it."""
 
     name = "contrast"
-    low = (0.025, 0.04)
+    low = (0.045, 0.10)
     low_code = "low_contrast"
     low_advice = "hazy, low contrast — clean the lens, check for flare or media opacity and retake"
 
     def measure(self, view: QualityView) -> float:
-        green = view.crop[:, :, 1].astype(np.float32)
-        background = cv2.GaussianBlur(green, (0, 0), 8)
-        detail = (green - background)[view.inner]
-        return float(detail.std() / max(float(green[view.inner].mean()), 1.0))
+        mean = max(float(view.green[view.inner].mean()), 1.0)
+        return float(view.detail[view.inner].std() / mean)
+
+
+@register
+class CompressionCheck(QualityCheck):
+    """JPEG blockiness: jumps across the codec's block grid relative to jumps inside blocks."""
+
+    name = "blockiness"
+    high = (8.0, 3.0)
+    high_code = "compression"
+    high_advice = (
+        "heavily compressed (blocky) — export the scan at the camera's full quality and resend"
+    )
+
+    def measure(self, view: QualityView) -> float:
+        period = view.block_period
+        if period is None or period < 2:
+            return 1.0
+        h, w = view.source.shape[:2]
+        green = view.source[h // 4 : 3 * h // 4 : 2, : w - w % period, 1].astype(np.float32)
+        steps = np.abs(np.diff(green, axis=1)).mean(axis=0)
+        on_grid = (np.arange(len(steps)) % period) == period - 1
+        return float(steps[on_grid].mean() / max(float(steps[~on_grid].mean()), 1e-3))
 
 
 class FieldOfViewCheck(QualityCheck):
     """The circular fundus field: present, round, inside the frame and centred."""
 
     name = "field_of_view"
-    # Bounds on the FovGeometry fields, as (reject, warn).
-    min_fill = (0.70, 0.85)
-    min_in_frame = (0.75, 0.90)
-    max_offset = (0.45, 0.25)
-    max_fit_error = (0.20, 0.10)
-    min_size = (0.35, 0.50)
+    min_in_frame = (0.70, 0.97)
+    max_offset = (0.75, 0.12)
+    min_size = 0.35
+    max_size = 1.6
+    min_on_circle = 0.25
 
     def measure(self, view: QualityView) -> float:
-        return view.fov.fill
+        return view.fov.in_frame
 
     def evaluate(self, view: QualityView) -> Finding | None:
         fov = view.fov
-        if not fov.found or fov.fit_error > self.max_fit_error[0] or fov.size < self.min_size[0]:
+        if (
+            not fov.found
+            or not self.min_size <= fov.size <= self.max_size
+            or (fov.on_circle < self.min_on_circle)
+        ):
             return Finding(
                 "fov_missing",
                 "no circular fundus field of view found — this does not look like a fundus "
                 "photograph; check the camera is on the eye and retake",
                 "reject",
-                fov.fit_error,
+                fov.size,
             )
-        for index, severity in ((0, "reject"), (1, "warn")):
+        severities: tuple[Severity, Severity] = ("reject", "warn")
+        for index, severity in enumerate(severities):
             if fov.in_frame < self.min_in_frame[index] or fov.offset > self.max_offset[index]:
                 return Finding(
                     "fov_off_centre",
                     "the field of view is cut off or off-centre — centre the pupil and retake",
-                    severity,  # type: ignore[arg-type]
+                    severity,
                     fov.offset,
                 )
-            if fov.fill < self.min_fill[index]:
-                return Finding(
-                    "occlusion",
-                    "part of the field of view is blocked (eyelid, eyelashes or shadow) — "
-                    "ask the patient to open wide and retake",
-                    severity,  # type: ignore[arg-type]
-                    fov.fill,
-                )
-        if fov.fit_error > self.max_fit_error[1] or fov.size < self.min_size[1]:
-            return Finding(
-                "fov_shape",
-                "the field of view is not a clear circle — check the camera alignment",
-                "warn",
-                fov.fit_error,
-            )
         return None
 
 
-register(FieldOfViewCheck)
+def _looks_like_blocked_fundus(view: QualityView) -> bool:
+    """A reddish lit region with a curved rim: a fundus whose circle is mostly hidden."""
+    if not 0.08 <= view.mask.mean() <= 0.85:
+        return False
+    b, g, r = (float(c) for c in cv2.mean(view.crop, view.mask.astype(np.uint8))[:3])
+    return r > 1.3 * g and r > 1.3 * b and view.fov.on_circle >= 0.04
 
 
 @dataclass
@@ -334,30 +439,33 @@ class QualityReport:
         return [f for f in self.findings if f.severity == "warn"]
 
 
-def assess(
-    image_bgr: np.ndarray, checks: dict[str, type[QualityCheck]] | None = None
-) -> QualityReport:
-    """Run every registered check on one decoded scan."""
-    view = analysis_view(image_bgr)
-    findings: list[Finding] = []
-    measures: dict[str, float] = {}
-    fov_check = FieldOfViewCheck()
-    fov_finding = fov_check.evaluate(view)
-    measures.update(
-        fov_fill=view.fov.fill, fov_in_frame=view.fov.in_frame, fov_offset=view.fov.offset
-    )
-    measures.update(fov_fit_error=view.fov.fit_error, fov_size=view.fov.size)
-    if fov_finding is not None:
-        findings.append(fov_finding)
-        if fov_finding.code == "fov_missing":
-            # Without a fundus field the other measures describe something else: skip them.
-            return QualityReport(findings, measures, view.fov)
-    for name, cls in (checks or CHECKS).items():
-        if cls is FieldOfViewCheck:
-            continue
+def assess(image_bgr: np.ndarray, block_period: int | None = 8) -> QualityReport:
+    """Run the field-of-view check, then (if there is a field) every registered check."""
+    view = analysis_view(image_bgr, block_period)
+    fov = view.fov
+    measures = {
+        "fov_size": fov.size,
+        "fov_in_frame": fov.in_frame,
+        "fov_offset": fov.offset,
+        "fov_on_circle": fov.on_circle,
+        "fov_fit_error": fov.fit_error,
+    }
+    first = FieldOfViewCheck().evaluate(view)
+    findings = [] if first is None else [first]
+    if first is not None and first.code == "fov_missing":
+        # Say what is most likely wrong rather than "not a fundus photograph" for every miss.
+        if float(np.percentile(channel_max(view.frame)[::4, ::4], 99)) < 40:
+            dark = ExposureCheck()
+            findings = [Finding(dark.low_code, dark.low_advice, "reject", 0.0)]
+        elif _looks_like_blocked_fundus(view):
+            cover = FieldCoverageCheck()
+            findings = [Finding(cover.low_code, cover.low_advice, "reject", fov.fill)]
+        # Without a fundus field the other measures describe something else: skip them.
+        return QualityReport(findings, measures, fov)
+    for name, cls in CHECKS.items():
         check = cls()
         measures[name] = check.measure(view)
         finding = check.judge(measures[name])
         if finding is not None and finding.code not in {f.code for f in findings}:
             findings.append(finding)
-    return QualityReport(findings, measures, view.fov)
+    return QualityReport(findings, measures, fov)
