@@ -96,40 +96,67 @@ def in_process_latency(core: Any, scans: list[bytes], repeats: int = 10) -> floa
     return _median_s(one, repeats)
 
 
-def naive_peer(
-    registry: Path, scans: list[bytes], clients: int, per_client: int
-) -> dict[str, float]:
-    import uvicorn
+class NaivePeer:
+    """FastAPI + uvicorn calling the PyTorch grader per request, in this process."""
 
-    from benchmarks.suites.cloud import naive_app
-    from cloud.grader import load_core
+    def __init__(self, registry: Path) -> None:
+        import uvicorn
 
-    core = load_core(registry, "", "fundus-grader")
-    port = free_port()
-    server = uvicorn.Server(
-        uvicorn.Config(naive_app(core), host="127.0.0.1", port=port, log_level="warning")
-    )
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    try:
-        while not server.started:
+        from benchmarks.suites.cloud import naive_app
+        from cloud.grader import load_core
+
+        self.core = load_core(registry, "", "fundus-grader")
+        port = free_port()
+        self.url = f"http://127.0.0.1:{port}/v1/grade"
+        self.server = uvicorn.Server(
+            uvicorn.Config(naive_app(self.core), host="127.0.0.1", port=port, log_level="warning")
+        )
+        self.thread = threading.Thread(target=self.server.run, daemon=True)
+        self.thread.start()
+        while not self.server.started:
             time.sleep(0.05)
-        return load(f"http://127.0.0.1:{port}/v1/grade", scans, clients, per_client)
-    finally:
-        server.should_exit = True
-        thread.join(timeout=30)
-        core.close()
+
+    def close(self) -> None:
+        self.server.should_exit = True
+        self.thread.join(timeout=30)
+        self.core.close()
 
 
-def serve_figures(
-    registry: Path, scans: list[bytes], clients: int, per_client: int, batch: int
+def _median_of(rounds: list[dict[str, Any]], *path: str) -> float:
+    values = []
+    for r in rounds:
+        v: Any = r
+        for key in path:
+            v = v[key]
+        values.append(float(v))
+    return statistics.median(values)
+
+
+def run(
+    registry: Path,
+    *,
+    clients: int = 16,
+    per_client: int = 4,
+    size: int = 512,
+    batch: int = 8,
+    rounds: int = 3,
 ) -> dict[str, Any]:
+    """Every figure is measured in each round, the paths taking turns, so a change in what else
+    runs on the host hits all of them alike; ratios are computed per round, then the median."""
     from ray import serve
 
     from cloud.app import APP_NAME
+    from cloud.grader import load_core
     from cloud.runtime import LocalCloud
     from shared.config import CloudConfig
 
+    logging.getLogger("httpx").setLevel(logging.WARNING)
+    scans = _scans(size)
+    images = [_decode(s) for s in scans]
+    core = load_core(registry, "", "fundus-grader")
+    naive = NaivePeer(registry)
+    per_round: list[dict[str, Any]] = []
+    load_avg = [os.getloadavg()[0]]
     with tempfile.TemporaryDirectory(prefix="edgeward-cs-", dir="/tmp") as tmp:
         config = CloudConfig(
             data_dir=Path(tmp) / "data",
@@ -137,59 +164,54 @@ def serve_figures(
             http_port=free_port(),
             grpc_port=free_port(),
         )
-        with LocalCloud(config, num_cpus=2, with_bridge=False, log_to_driver=False) as cloud:
-            url = f"{cloud.http_url}/v1/grade"
-            grader = serve.get_deployment_handle("Grader", app_name=APP_NAME)
-            out: dict[str, Any] = {"model": grader.model_version.remote().result()}
-            grader.configure.remote(1, 0.0, True).result()
-            out["single_client"] = load(url, scans, 1, per_client * 2)
-            out["batch1"] = load(url, scans, clients, per_client)
-            grader.configure.remote(batch, 0.01, True).result()
-            out[f"batch{batch}"] = load(url, scans, clients, per_client)
-    return out
-
-
-def run(
-    registry: Path, clients: int = 16, per_client: int = 6, size: int = 512, batch: int = 8
-) -> dict[str, Any]:
-    from cloud.grader import load_core
-
-    logging.getLogger("httpx").setLevel(logging.WARNING)
-    scans = _scans(size)
-    images = [_decode(s) for s in scans]
-    core = load_core(registry, "", "fundus-grader")
-    try:
-        cam = gradcam_cost(core, images[:batch])
-        in_proc = in_process_latency(core, scans)
-    finally:
-        core.close()
-    naive = naive_peer(registry, scans, clients, per_client)
-    served = serve_figures(registry, scans, clients, per_client, batch)
-    ours, unbatched = served[f"batch{batch}"], served["batch1"]
+        try:
+            with LocalCloud(config, num_cpus=2, with_bridge=False, log_to_driver=False) as cloud:
+                url = f"{cloud.http_url}/v1/grade"
+                grader = serve.get_deployment_handle("Grader", app_name=APP_NAME)
+                model = grader.model_version.remote().result()
+                for _ in range(rounds):
+                    r: dict[str, Any] = {"gradcam": gradcam_cost(core, images[:batch], repeats=3)}
+                    r["in_process_ms"] = in_process_latency(core, scans, repeats=5) * 1e3
+                    grader.configure.remote(1, 0.0, True).result()
+                    r["serve_single"] = load(url, scans, 1, 5)
+                    r["batch1"] = load(url, scans, clients, per_client)
+                    grader.configure.remote(batch, 0.01, True).result()
+                    r["batched"] = load(url, scans, clients, per_client)
+                    r["naive"] = load(naive.url, scans, clients, per_client)
+                    per_round.append(r)
+                    load_avg.append(os.getloadavg()[0])
+        finally:
+            naive.close()
+            core.close()
+    for r in per_round:
+        r["ratios"] = {
+            "gradcam_vs_forward": r["gradcam"]["ratio"],
+            "batching_throughput": r["batched"]["throughput_per_s"]
+            / r["batch1"]["throughput_per_s"],
+            "serve_vs_in_process_p50": r["serve_single"]["p50_ms"] / r["in_process_ms"],
+            "throughput_vs_naive": r["batched"]["throughput_per_s"]
+            / r["naive"]["throughput_per_s"],
+            "p99_vs_naive": r["batched"]["p99_ms"] / r["naive"]["p99_ms"],
+        }
     return {
-        "host": {"cpus": os.cpu_count(), "load_avg_1m": os.getloadavg()[0]},
-        "model": served["model"],
+        "host": {"cpus": os.cpu_count(), "load_avg_1m": load_avg},
+        "model": model,
         "scan": f"{size}px JPEG",
-        "gradcam_vs_forward": cam,
-        "batching_gain": {
-            "clients": clients,
-            "throughput_ratio": ours["throughput_per_s"] / unbatched["throughput_per_s"],
-            "batched": ours,
-            "batch1": unbatched,
+        "clients": clients,
+        "batch": batch,
+        "median_ratios": {
+            key: _median_of(per_round, "ratios", key) for key in per_round[0]["ratios"]
         },
-        "serve_overhead": {
-            "in_process_ms": in_proc * 1e3,
-            "serve_p50_ms": served["single_client"]["p50_ms"],
-            "ratio": served["single_client"]["p50_ms"] / (in_proc * 1e3),
-            "added_ms": served["single_client"]["p50_ms"] - in_proc * 1e3,
+        "median_figures": {
+            "serve_batched_throughput_per_s": _median_of(per_round, "batched", "throughput_per_s"),
+            "serve_batched_p99_ms": _median_of(per_round, "batched", "p99_ms"),
+            "serve_batch1_throughput_per_s": _median_of(per_round, "batch1", "throughput_per_s"),
+            "naive_throughput_per_s": _median_of(per_round, "naive", "throughput_per_s"),
+            "naive_p99_ms": _median_of(per_round, "naive", "p99_ms"),
+            "in_process_ms": _median_of(per_round, "in_process_ms"),
+            "serve_single_p50_ms": _median_of(per_round, "serve_single", "p50_ms"),
         },
-        "vs_naive_peer": {
-            "clients": clients,
-            "throughput_ratio": ours["throughput_per_s"] / naive["throughput_per_s"],
-            "p99_ratio": ours["p99_ms"] / naive["p99_ms"],
-            "ours": ours,
-            "naive": naive,
-        },
+        "rounds": per_round,
     }
 
 
@@ -197,15 +219,20 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--registry", type=Path, required=True, help="model registry directory")
     parser.add_argument("--clients", type=int, default=16, help="concurrent closed-loop clients")
-    parser.add_argument("--per-client", type=int, default=6, help="timed requests per client")
+    parser.add_argument("--per-client", type=int, default=4, help="timed requests per client")
+    parser.add_argument("--rounds", type=int, default=3, help="interleaved measurement rounds")
     parser.add_argument("--size", type=int, default=512, help="scan side in pixels")
     parser.add_argument("--batch", type=int, default=8, help="max_batch_size when batching")
     args = parser.parse_args()
-    print(
-        json.dumps(
-            run(args.registry, args.clients, args.per_client, args.size, args.batch), indent=2
-        )
+    figures = run(
+        args.registry,
+        clients=args.clients,
+        per_client=args.per_client,
+        size=args.size,
+        batch=args.batch,
+        rounds=args.rounds,
     )
+    print(json.dumps(figures, indent=2))
 
 
 if __name__ == "__main__":
