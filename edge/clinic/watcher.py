@@ -42,6 +42,7 @@ class FolderWatcher:
         self._seen: dict[Path, tuple[int, int]] = {}  # path -> (size, mtime_ns) at the last look
         self._waiting: dict[str, set[Path]] = {}  # scan id -> files waiting for its verdict
         self._lock = threading.Lock()
+        self._looking = threading.Lock()  # one look at a time: `_seen` is the state between looks
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="clinic-watch", daemon=True)
         for sub in ("", DONE, FAILED):
@@ -57,15 +58,18 @@ class FolderWatcher:
             self._thread.join(10)
 
     def _run(self) -> None:
-        while not self._stop.is_set():
+        while not self._stop.wait(self.poll_s):
             try:
                 self.look()
             except Exception:
                 log.exception("watching %s failed; looking again", self.folder)
-            self._stop.wait(self.poll_s)
 
     def look(self) -> None:
         """One look at the folder: take every file that held still since the previous look."""
+        with self._looking:
+            self._look()
+
+    def _look(self) -> None:
         now: dict[Path, tuple[int, int]] = {}
         with self._lock:
             busy = {p for paths in self._waiting.values() for p in paths}
