@@ -210,7 +210,9 @@ class ClinicPipeline:
         image = check_pixels(image, header)
         timer.lap("validate")
 
-        report = assess(image)
+        # A JPEG decoded at reduced scale has its 8-px codec blocks shrunk by the same factor.
+        reduction = max(1, header.width // max(image.shape[1], 1))
+        report = assess(image, block_period=8 // reduction if reduction <= 4 else None)
         tensor = preprocess(image, self.quality_net.manifest.preprocess)[None]
         quality = self.quality_net.predict(tensor)[0]
         timer.lap("quality")
