@@ -435,3 +435,30 @@ def test_metrics_expose_stage_latency_verdicts_and_outbox_depth(gateway):
         'edgeward_clinic_verdict_reasons_total{code="not_an_image",verdict="rejected"} 1.0' in text
     )
     assert 'edgeward_clinic_outbox_depth{outbox="cloud"}' in text
+
+
+def test_gateway_logs_in_with_the_password_from_the_environment(tmp_path, auth_broker, monkeypatch):
+    def start(password: str) -> ClinicService:
+        monkeypatch.setenv("EDGEWARD_MQTT_PASSWORD", password)
+        config = ClinicGatewayConfig(
+            site_id="clinic-auth",
+            gateway_id=f"gw-{password}",
+            data_dir=tmp_path / password,
+            http={"host": "127.0.0.1", "port": 0},
+            mqtt={"host": auth_broker.host, "port": auth_broker.port, "username": "edge"},
+        )
+        return ClinicService(config, StandInPipeline(), site_key=SITE_KEY).start()
+
+    good, bad = start("s3cret"), start("wrong")
+    try:
+        wait_for(lambda: good.events.connected, 10, "connected with the right password")
+        with _http(bad) as client:
+            response = _post(client, sample_jpeg(95))
+            assert response.status_code == 202  # the broker refusing us loses nothing
+            wait_for(_judged(client, response.json()["scan_id"]), 10, "judged")
+            health = client.get("/healthz").json()
+        assert not bad.events.connected
+        assert health["broker_connected"] is False and health["outbox"][EVENTS] == 1
+    finally:
+        good.stop()
+        bad.stop()
