@@ -61,7 +61,10 @@ class _ForwardClock:
 
 
 class GraderCore:
-    """A loaded grader with its one GradCAM object (it keeps per-call state: one call at a time)."""
+    """A loaded grader with its one GradCAM object (it keeps per-call state: one call at a time).
+
+    The CAM's hooks are registered for each explained call and released after it.
+    """
 
     def __init__(self, model: torch.nn.Module, manifest: Manifest, torch_threads: int = 2) -> None:
         import torch
@@ -72,8 +75,10 @@ class GraderCore:
         self.manifest = manifest
         self.spec = manifest.preprocess
         self.temperature = float(manifest.temperature)
-        target = self.model.cam_target_layer()  # type: ignore[operator]
-        self.cam = GradCAM(model=self.model, target_layers=[target])
+        self._target_layers = [self.model.cam_target_layer()]  # type: ignore[operator]
+        self.cam = GradCAM(model=self.model, target_layers=self._target_layers)
+        # Hooks live only while an explanation runs (see grade), so plain forwards pay nothing.
+        self.cam.activations_and_grads.release()
         self._clock = _ForwardClock(self.model)
         self._lock = threading.Lock()
 
@@ -95,6 +100,7 @@ class GraderCore:
         self, images_bgr: list[np.ndarray], explain: bool = True, keep_cam: bool = False
     ) -> list[Grading]:
         import torch
+        from pytorch_grad_cam.activations_and_gradients import ActivationsAndGradients
 
         t0 = time.perf_counter()
         views = [resize_for_model(im, self.spec) for im in images_bgr]
@@ -104,6 +110,9 @@ class GraderCore:
             t1 = time.perf_counter()
             try:
                 if explain:
+                    self.cam.activations_and_grads = ActivationsAndGradients(
+                        self.model, self._target_layers, None
+                    )
                     # targets=None: the library takes argmax of THIS forward pass's logits and
                     # builds one ClassifierOutputTarget per image, then backpropagates once; we
                     # read the logits from cam.outputs, so there is no second forward pass.
@@ -115,8 +124,9 @@ class GraderCore:
                         logits = self.model(batch)
                 infer_s = self._clock.seconds
             finally:
-                # Drop stored activations/gradients and the graph: nothing leaks between calls.
-                self.cam.activations_and_grads.clear()
+                # Remove the hooks, drop activations/gradients and the graph: nothing is left
+                # on the model or kept between calls.
+                self.cam.activations_and_grads.release()
                 self.cam.outputs = None
             total_s = time.perf_counter() - t1
         probs = torch.softmax(logits.float() / self.temperature, dim=1).numpy()

@@ -88,12 +88,17 @@ def test_view_geometry_matches_the_shared_preprocessing(core, grade4_scans):
     assert np.abs(mapped - expected).mean() < 6  # same crop; interpolation differs slightly
 
 
-def test_hooks_are_released_when_the_grader_closes(quick_registry):
+def test_cam_hooks_exist_only_while_an_explanation_runs(quick_registry, grade4_scans):
     c = load_core(quick_registry, "", "fundus-grader")
     target = c.model.cam_target_layer()  # type: ignore[operator]
-    assert target._forward_hooks and c.model._forward_hooks
+    seen: list[int] = []
+    probe = c.model.register_forward_hook(lambda *_: seen.append(len(target._forward_hooks)))
+    c.grade([grade4_scans[0].image_bgr], explain=True)
+    probe.remove()
+    assert seen == [2]  # activation + gradient hooks during the explained forward pass
+    assert not target._forward_hooks  # released right after
     c.close()
-    assert not target._forward_hooks and not c.model._forward_hooks
+    assert not c.model._forward_hooks and not c.model._forward_pre_hooks
 
 
 def test_corrupt_champion_is_refused_and_the_previous_champion_serves(quick_registry, tmp_path):
