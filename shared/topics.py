@@ -45,6 +45,11 @@ def model_update_ack(kind: str, gateway_id: str) -> str:
     return f"{ROOT}/models/{segment(kind)}/{segment(gateway_id)}/ack"
 
 
+def all_model_update_acks(kind: str) -> str:
+    """Subscription filter for every gateway's model update acks of one kind."""
+    return f"{ROOT}/models/{segment(kind)}/+/ack"
+
+
 def alert(kind: str) -> str:
     return f"{ROOT}/alerts/{segment(kind)}"
 
