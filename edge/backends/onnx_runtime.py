@@ -34,6 +34,9 @@ class OrtBackend(Backend):
         options.intra_op_num_threads = threads
         options.inter_op_num_threads = 1
         options.log_severity_level = 3
+        # Idle pool threads sleep instead of spinning: a gateway shares its cores with decoding
+        # and ingest, and a Jetson's power budget with the camera link.
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         path = model.path("onnx")
         try:
             self.session = ort.InferenceSession(

@@ -30,7 +30,7 @@ from edge.clinic.decode import (
     strip_metadata,
 )
 from edge.clinic.ood import OOD_REASON, OodReference, guard
-from edge.clinic.quality import QualityReport, assess
+from edge.clinic.quality import ANALYSIS_SIZE, QualityReport, assess
 from edge.clinic.triage import TriagePolicy
 from edge.clinic.validate import (
     ScanIdentity,
@@ -42,7 +42,7 @@ from edge.clinic.validate import (
 )
 from shared.config.clinic import ClinicGatewayConfig
 from shared.errors import ModelRefusedError
-from shared.preprocess import preprocess
+from shared.preprocess import PreprocessSpec, preprocess
 from shared.registry import Registry
 from shared.verdicts import Verdict
 
@@ -213,11 +213,11 @@ class ClinicPipeline:
         # A JPEG decoded at reduced scale has its 8-px codec blocks shrunk by the same factor.
         reduction = max(1, header.width // max(image.shape[1], 1))
         report = assess(image, block_period=8 // reduction if reduction <= 4 else None)
-        tensor = preprocess(image, self.quality_net.manifest.preprocess)[None]
+        tensor = self._model_input(image, report, self.quality_net.manifest.preprocess)
         quality = self.quality_net.predict(tensor)[0]
         timer.lap("quality")
         if self.triage_net.manifest.preprocess != self.quality_net.manifest.preprocess:
-            tensor = preprocess(image, self.triage_net.manifest.preprocess)[None]
+            tensor = self._model_input(image, report, self.triage_net.manifest.preprocess)
         triage = self.triage_net.predict(tensor)[0]
         timer.lap("triage")
         return self._decide(
@@ -230,6 +230,17 @@ class ClinicPipeline:
             timer=timer,
             ident=ident,
         )
+
+    @staticmethod
+    def _model_input(image: np.ndarray, report: QualityReport, spec: PreprocessSpec) -> np.ndarray:
+        """The model's input batch of one, made by the shared preprocessing.
+
+        From the quality gate's 512 px copy when the model input is much smaller: the same
+        crop and area resize, without scanning a multi-megapixel image again (and closer to
+        the few-hundred-pixel renders the nets were trained on).
+        """
+        source = report.frame if spec.size * 1.5 <= ANALYSIS_SIZE else image
+        return preprocess(source, spec)[None]
 
     def _decide(
         self,

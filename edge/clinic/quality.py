@@ -429,6 +429,7 @@ class QualityReport:
     findings: list[Finding]
     measures: dict[str, float]
     fov: FovGeometry
+    frame: np.ndarray  # the whole scan at ANALYSIS_SIZE: enough for models of <= 320 px input
 
     @property
     def rejects(self) -> list[Finding]:
@@ -461,11 +462,11 @@ def assess(image_bgr: np.ndarray, block_period: int | None = 8) -> QualityReport
             cover = FieldCoverageCheck()
             findings = [Finding(cover.low_code, cover.low_advice, "reject", fov.fill)]
         # Without a fundus field the other measures describe something else: skip them.
-        return QualityReport(findings, measures, fov)
+        return QualityReport(findings, measures, fov, view.frame)
     for name, cls in CHECKS.items():
         check = cls()
         measures[name] = check.measure(view)
         finding = check.judge(measures[name])
         if finding is not None and finding.code not in {f.code for f in findings}:
             findings.append(finding)
-    return QualityReport(findings, measures, fov)
+    return QualityReport(findings, measures, fov, view.frame)
