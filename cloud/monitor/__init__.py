@@ -1,0 +1,1 @@
+"""Model monitoring in the cloud: drift checks on the prediction log, metrics, alerts, reports."""
