@@ -20,7 +20,19 @@ from shared.monitoring.prediction_log import LoggedPrediction, feature_matrix
 
 
 def reference_sample(description: Mapping[str, Any]) -> np.ndarray:
-    """A sample with the reference's histogram (counts spread evenly inside each bin)."""
+    """A sample with the reference's distribution, `n` points long.
+
+    From the quantiles when they exist (the inverse CDF, piecewise linear between them: it
+    follows the dense part of a skewed feature, where equal-width histogram bins are too coarse),
+    else from the histogram with each bin's count spread evenly inside it.
+    """
+    n = int(description.get("n") or 0)
+    quantiles = description.get("quantiles") or {}
+    if n >= 2 and len(quantiles) >= 3:
+        levels = np.array([float(k) for k in quantiles])
+        values = np.array([float(v) for v in quantiles.values()])
+        order = np.argsort(levels)
+        return np.interp((np.arange(n) + 0.5) / n, levels[order], values[order])
     hist = description["histogram"]
     edges, counts = np.asarray(hist["edges"], float), np.asarray(hist["counts"], int)
     parts = [
