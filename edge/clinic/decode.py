@@ -210,7 +210,7 @@ def _reduced_flag(short_side: int, colour: bool) -> int:
 
 
 def _dicom_pixels(header: ImageHeader) -> np.ndarray:
-    from pydicom.pixels import apply_color_lut, convert_color_space
+    from pydicom.pixels import apply_color_lut
 
     ds = header.dataset
     try:
@@ -218,11 +218,9 @@ def _dicom_pixels(header: ImageHeader) -> np.ndarray:
         if int(header.notes.get("frames", "1")) > 1:
             pixels = pixels[0]
         photometric = str(ds.get("PhotometricInterpretation", "")).upper()
+        # pydicom 3 already returns RGB for YCbCr data (JPEG baseline's YBR_FULL_422).
         if photometric == "PALETTE COLOR":
             pixels = apply_color_lut(pixels, ds)
-        elif photometric.startswith("YBR") and pixels.ndim == 3:
-            # pydicom leaves YCbCr as stored for some syntaxes; models expect RGB.
-            pixels = convert_color_space(pixels, photometric, "RGB")
     except Exception as exc:  # pydicom/pillow raise many types for damaged pixel data
         raise invalid(
             "undecodable",

@@ -254,3 +254,17 @@ def test_metadata_is_stripped_from_png() -> None:
 def test_pydicom_reads_back_what_the_helper_writes() -> None:
     ds = pydicom.dcmread(io.BytesIO(dicom_bytes(fundus_like(260), modality="OP")))
     assert ds.Modality == "OP" and ds.Rows == 260
+
+
+@pytest.mark.parametrize("syntax", ["explicit", "jpeg-baseline"])
+def test_camera_dicom_decodes_to_the_same_colours(syntax: str) -> None:
+    from sim.fundus.dicom import to_dicom_bytes
+    from sim.fundus.generator import generate_sample
+
+    sample = generate_sample(3, 1, size=320, defect_rate=0.0)
+    data = to_dicom_bytes(sample, syntax=syntax)
+    header = read_header(data, "dicom")
+    check_dicom(header.dataset)
+    image = decode_pixels(data, header).astype(np.int16)
+    error = np.abs(image - sample.image_bgr.astype(np.int16)).mean(axis=(0, 1))
+    assert (error < 4.0).all(), error  # per channel: lossy JPEG, but never swapped colours
