@@ -188,7 +188,9 @@ def decode_pixels(data: bytes, header: ImageHeader) -> np.ndarray:
     flags = cv2.IMREAD_COLOR if header.channels >= 3 else cv2.IMREAD_GRAYSCALE
     if header.fmt == "jpeg":
         flags = _reduced_flag(min(header.width, header.height), header.channels >= 3)
-    image = cv2.imdecode(buf, flags)
+    # Stored orientation, not EXIF's: the metadata-free copy the cloud grades has no EXIF, and
+    # both tiers must see the same pixels.
+    image = cv2.imdecode(buf, flags | cv2.IMREAD_IGNORE_ORIENTATION)
     if image is None or image.size == 0:
         raise invalid(
             "undecodable",
