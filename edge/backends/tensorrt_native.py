@@ -1,7 +1,7 @@
 """Native TensorRT 10 engines run with pycuda: the fastest path on a Jetson.
 
-Each calling thread gets its own CUDA context, execution context, stream and page-locked host
-buffers (TensorRT execution contexts and pycuda contexts are not shareable across threads);
+Each calling thread gets its own CUDA context with its own engine copy, execution context,
+stream and page-locked host buffers (device memory and execution contexts do not cross threads);
 inputs and outputs move with async copies on that stream, and the batch size is set per call
 with `set_input_shape` inside the engine's optimisation profile.
 """
@@ -25,9 +25,14 @@ ENGINE_ARTIFACT = "trt_fp16"
 
 @dataclass
 class _ThreadState:
-    """Everything one thread needs to run the engine without touching another thread's state."""
+    """Everything one thread needs to run the engine without touching another thread's state.
+
+    Device memory belongs to the CUDA context it was allocated in, so each thread deserialises
+    its own copy of the engine inside its own context (edge models are a few MB).
+    """
 
     cuda_context: Any
+    engine: Any
     exec_context: Any
     stream: Any
     host: dict[str, np.ndarray]  # page-locked, sized for the profile's largest batch
@@ -60,27 +65,17 @@ class TensorrtBackend(Backend):
         self._states: list[_ThreadState] = []
         self._lock = threading.Lock()
         self._logger = trt.Logger(trt.Logger.WARNING)
-        engine_path = model.path(ENGINE_ARTIFACT)
-        # The engine is deserialised inside a context that stays alive as long as the backend.
-        self._owner_context = self._device.make_context()
-        try:
-            runtime = trt.Runtime(self._logger)
-            self.engine = runtime.deserialize_cuda_engine(engine_path.read_bytes())
-        finally:
-            self._owner_context.pop()
-        if self.engine is None:
-            raise BackendUnavailableError(
-                f"{self.kind}: {engine_path} does not deserialise with TensorRT "
-                f"{trt.__version__} (built for another version or GPU); rebuild it on this device"
-            )
-        names = [self.engine.get_tensor_name(i) for i in range(self.engine.num_io_tensors)]
-        is_input = {n: self.engine.get_tensor_mode(n) == trt.TensorIOMode.INPUT for n in names}
-        self._inputs = [n for n in names if is_input[n]]
-        self._outputs = [n for n in names if not is_input[n]]
+        self._engine_path = model.path(ENGINE_ARTIFACT)
+        self._plan = self._engine_path.read_bytes()  # checksum verified by the registry
+        # The constructing thread's state doubles as the probe of the engine's tensors.
+        state = self._state()
+        engine = state.engine
+        names = [engine.get_tensor_name(i) for i in range(engine.num_io_tensors)]
+        self._inputs = [n for n in names if engine.get_tensor_mode(n) == trt.TensorIOMode.INPUT]
+        self._outputs = [n for n in names if n not in self._inputs]
         self.input_name = self._inputs[0]
         # Profile 0's (min, opt, max) shapes; the max batch sizes the pinned buffers.
-        _, _, max_shape = self.engine.get_tensor_profile_shape(self.input_name, 0)
-        self.max_batch_size = int(max_shape[0])
+        self.max_batch_size = int(engine.get_tensor_profile_shape(self.input_name, 0)[2][0])
 
     @classmethod
     def unavailable_reason(cls) -> str | None:
@@ -105,23 +100,36 @@ class TensorrtBackend(Backend):
 
     def _new_state(self) -> _ThreadState:
         cuda, trt = self._cuda, self._trt
-        context = self._device.make_context()
+        context = self._device.make_context()  # pushed: current on this thread until pop()
         try:
-            exec_context = self.engine.create_execution_context()
+            engine = trt.Runtime(self._logger).deserialize_cuda_engine(self._plan)
+            if engine is None:
+                raise BackendUnavailableError(
+                    f"{self.kind}: {self._engine_path} does not deserialise with TensorRT "
+                    f"{trt.__version__} (built for another version or GPU); rebuild it here"
+                )
+            exec_context = engine.create_execution_context()
             stream = cuda.Stream()
             host: dict[str, np.ndarray] = {}
             device: dict[str, Any] = {}
-            max_input = tuple(self.engine.get_tensor_profile_shape(self.input_name, 0)[2])
-            exec_context.set_input_shape(self.input_name, max_input)
-            for name in self._inputs + self._outputs:
+            names = [engine.get_tensor_name(i) for i in range(engine.num_io_tensors)]
+            first_input = next(
+                n for n in names if engine.get_tensor_mode(n) == trt.TensorIOMode.INPUT
+            )
+            max_input = tuple(engine.get_tensor_profile_shape(first_input, 0)[2])
+            exec_context.set_input_shape(first_input, max_input)
+            for name in names:
                 shape = tuple(exec_context.get_tensor_shape(name))
-                dtype = trt.nptype(self.engine.get_tensor_dtype(name))
+                dtype = trt.nptype(engine.get_tensor_dtype(name))
                 host[name] = cuda.pagelocked_empty(trt.volume(shape), dtype)
                 device[name] = cuda.mem_alloc(host[name].nbytes)
                 exec_context.set_tensor_address(name, int(device[name]))
-        finally:
+        except BaseException:
             context.pop()
-        return _ThreadState(context, exec_context, stream, host, device)
+            context.detach()
+            raise
+        context.pop()
+        return _ThreadState(context, engine, exec_context, stream, host, device)
 
     def _infer(self, batch: np.ndarray) -> dict[str, np.ndarray]:
         if len(batch) > self.max_batch_size:
@@ -162,12 +170,7 @@ class TensorrtBackend(Backend):
                 for buf in state.device.values():
                     buf.free()
                 state.exec_context = None
+                state.engine = None
             finally:
                 state.cuda_context.pop()
                 state.cuda_context.detach()
-        self._owner_context.push()
-        try:
-            del self.engine
-        finally:
-            self._owner_context.pop()
-            self._owner_context.detach()
