@@ -129,6 +129,7 @@ def _results_table(results: list[dict[str, Any]]) -> str:
         rows.append(
             [
                 r["name"],
+                lat["min"],
                 lat["p50"],
                 lat["p95"],
                 lat["p99"],
@@ -144,6 +145,7 @@ def _results_table(results: list[dict[str, Any]]) -> str:
     return _table(
         [
             "measurement",
+            "min ms",
             "p50 ms",
             "p95 ms",
             "p99 ms",
