@@ -20,7 +20,7 @@ from edge.backends.api import Backend, BackendUnavailableError
 from edge.backends.gpu import nvidia_gpu_reason
 from shared.registry import VerifiedModel
 
-ENGINE_ARTIFACT = "trt_fp16"
+ENGINE_ARTIFACTS = ("trt_fp16", "trt_fp32")  # preferred first; built by `edgeward models trt`
 
 
 @dataclass
@@ -49,7 +49,8 @@ class TensorrtBackend(Backend):
         reason = self.unavailable_reason()
         if reason is not None:
             raise BackendUnavailableError(f"{self.kind}: {reason}")
-        if ENGINE_ARTIFACT not in model.manifest.artifacts:
+        engines = [k for k in ENGINE_ARTIFACTS if k in model.manifest.artifacts]
+        if not engines:
             raise BackendUnavailableError(
                 f"{self.kind}: model {model.manifest.model_id} has no TensorRT engine; build "
                 f"one on this device with `edgeward models trt {model.manifest.name} --fp16`"
@@ -65,7 +66,7 @@ class TensorrtBackend(Backend):
         self._states: list[_ThreadState] = []
         self._lock = threading.Lock()
         self._logger = trt.Logger(trt.Logger.WARNING)
-        self._engine_path = model.path(ENGINE_ARTIFACT)
+        self._engine_path = model.path(engines[0])
         self._plan = self._engine_path.read_bytes()  # checksum verified by the registry
         # The constructing thread's state doubles as the probe of the engine's tensors.
         state = self._state()
