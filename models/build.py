@@ -57,17 +57,20 @@ def plan(quick: bool, seed: int) -> BuildPlan:
     """The quick plan is for tests (same shapes and contract, tiny data, few epochs)."""
     if quick:
         data = DataRecipe(n_train=200, n_val=64, n_test=64, render_size=192, seed=seed)
-        epochs = {"fundus-quality": 5, "fundus-triage": 3, "fundus-grader": 2}
+        # enough steps for the edge nets to separate classes (reject AUC ~0.99, triage ~0.8)
+        epochs = {"fundus-quality": 15, "fundus-triage": 12, "fundus-grader": 4}
+        edge_lr = 5e-3
     else:
         data = DataRecipe(n_train=3000, n_val=800, n_test=1000, render_size=320, seed=seed)
         epochs = {"fundus-quality": 6, "fundus-triage": 8, "fundus-grader": 10}
+        edge_lr = 3e-3
     edge = {"widths": [16, 24, 32, 48, 64]}
     models = {
         "fundus-quality": ModelRecipe(
             "edge_net",
             {"num_classes": 3, **edge},
             128,
-            TrainConfig(epochs["fundus-quality"], seed=seed),
+            TrainConfig(epochs["fundus-quality"], lr=edge_lr, seed=seed),
             WEAK_COLOUR,
             quantize=True,
         ),
@@ -75,7 +78,7 @@ def plan(quick: bool, seed: int) -> BuildPlan:
             "edge_net",
             {"num_classes": 2, **edge},
             160,
-            TrainConfig(epochs["fundus-triage"], seed=seed),
+            TrainConfig(epochs["fundus-triage"], lr=edge_lr, seed=seed),
             Augment(),
             quantize=True,
         ),
