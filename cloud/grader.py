@@ -66,6 +66,7 @@ class Grader:
         self.registry_dir = Path(registry_dir)
         self.default_model = default_model
         self.explain = explain
+        self._pending = 0
         self.champion = load_core(self.registry_dir, "", default_model)
         self._grade_batch.set_max_batch_size(  # type: ignore[attr-defined]
             max_batch_size
@@ -99,9 +100,17 @@ class Grader:
         """A per-site model by registry id; verified like the champion, refused if it fails."""
         return await asyncio.to_thread(load_core, self.registry_dir, model_id, self.default_model)
 
+    def queue_depth(self) -> int:
+        """Scans accepted by this replica and not yet graded."""
+        return self._pending
+
     async def grade(self, job: GradeJob) -> Grading | GradeFailure:
         job.enqueued_at = time.perf_counter()
-        result: Grading | GradeFailure = await self._grade_batch(job)
+        self._pending += 1
+        try:
+            result: Grading | GradeFailure = await self._grade_batch(job)
+        finally:
+            self._pending -= 1
         return result
 
     @serve.batch(max_batch_size=8, batch_wait_timeout_s=0.01)
