@@ -16,6 +16,7 @@ import numpy as np
 
 from shared.errors import EdgewardError
 from sim.fundus.anatomy import (
+    Geometry,
     background,
     coords,
     draw_disc,
@@ -28,8 +29,8 @@ from sim.fundus.cameras import (
     CAMERAS,
     PIGMENTATIONS,
     PIGMENTS,
-    PROFILES,
     UNSEEN_CAMERAS,
+    CameraProfile,
     camera_profile,
 )
 from sim.fundus.defects import (
@@ -207,7 +208,7 @@ def generate_sample(  # noqa: PLR0917 (the documented signature)
     return FundusSample(image_bgr=out, labels=labels, lesion_mask=mask, index=index, seed=seed)
 
 
-def _tone(img: np.ndarray, cam: Any, shift: ShiftSpec | None) -> np.ndarray:
+def _tone(img: np.ndarray, cam: CameraProfile, shift: ShiftSpec | None) -> np.ndarray:
     """The camera's rendering of the sensor values: white balance, tone curve, saturation."""
     gains = np.array(cam.gains_bgr, np.float64)
     if shift is not None:
@@ -221,7 +222,7 @@ def _tone(img: np.ndarray, cam: Any, shift: ShiftSpec | None) -> np.ndarray:
     return out
 
 
-def _vignette(geo: Any, strength: float) -> np.ndarray:
+def _vignette(geo: Geometry, strength: float) -> np.ndarray:
     """Optical falloff toward the FOV edge; smooth, so computed at a quarter size and upscaled."""
     q = max(32, geo.size // 4)
     f = q / geo.size
@@ -231,7 +232,7 @@ def _vignette(geo: Any, strength: float) -> np.ndarray:
     return cv2.resize(small, (geo.size, geo.size), interpolation=cv2.INTER_LINEAR)
 
 
-def _fov_mask(geo: Any) -> np.ndarray:
+def _fov_mask(geo: Geometry) -> np.ndarray:
     """The circular aperture: 1 inside, 0 outside, a one-pixel soft edge."""
     m = np.zeros((geo.size, geo.size), np.uint8)
     c = (round(geo.centre[0] * 16), round(geo.centre[1] * 16))
@@ -247,6 +248,3 @@ def generate(
         raise EdgewardError(f"fundus generator: n {n} must be >= 0")
     for i in range(n):
         yield generate_sample(seed, i, size=size, defect_rate=defect_rate, **kw)
-
-
-assert set(PROFILES) >= set(CAMERAS)
