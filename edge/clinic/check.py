@@ -65,7 +65,7 @@ def run_check(args: argparse.Namespace) -> int:
             }
             if args.measures:
                 line["measures"] = outcome.measures
-            print(json.dumps(line), flush=True)
+            print(json.dumps(line, ensure_ascii=False), flush=True)
     finally:
         pipeline.close()
     sys.stdout.flush()

@@ -41,7 +41,7 @@ from edge.clinic.validate import (
     identity,
 )
 from shared.config.clinic import ClinicGatewayConfig
-from shared.errors import ModelRefusedError
+from shared.errors import EdgewardError, ModelRefusedError
 from shared.preprocess import PreprocessSpec, preprocess
 from shared.registry import Registry
 from shared.verdicts import Verdict
@@ -88,6 +88,22 @@ class _Timer:
         return {k: round(v, 3) for k, v in self.ms.items()}
 
 
+def _load(registry: Registry, name: str, backend: str, cache: Path) -> ServedModel:
+    """The serving version of `name`, or an error that says how to get one."""
+    try:
+        return ServedModel(registry, name, backend, cache)
+    except ModelRefusedError as exc:
+        raise ModelRefusedError(
+            f"clinic pipeline: {exc}; build the models with `edgeward models build --registry "
+            f"{registry.root}` or set registry_dir to a registry that has them"
+        ) from exc
+    except EdgewardError as exc:
+        raise EdgewardError(
+            f"clinic pipeline: {exc}; build the models with `edgeward models build --registry "
+            f"{registry.root}` or set registry_dir to a registry that has them"
+        ) from exc
+
+
 class ClinicPipeline:
     """Loads the quality and triage nets once; `process` judges one scan and never raises on it."""
 
@@ -101,8 +117,8 @@ class ClinicPipeline:
         registry = Registry(registry_dir or config.registry_dir)
         kind = backend or config.backend
         cache = Path(config.data_dir) / "trt-cache"
-        self.quality_net = ServedModel(registry, config.quality_model, kind, cache)
-        self.triage_net = ServedModel(registry, config.triage_model, kind, cache)
+        self.quality_net = _load(registry, config.quality_model, kind, cache)
+        self.triage_net = _load(registry, config.triage_model, kind, cache)
         qm = self.quality_net.manifest
         if REJECT_LABEL not in qm.labels or REJECT_LABEL not in qm.thresholds:
             raise ModelRefusedError(

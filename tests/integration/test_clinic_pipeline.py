@@ -345,3 +345,4 @@ def test_edge_check_without_models_says_how_to_build_them(tmp_path: Path) -> Non
     )
     assert run.returncode == 2
     assert "Traceback" not in run.stderr and "fundus-quality" in run.stderr
+    assert "edgeward models build" in run.stderr
