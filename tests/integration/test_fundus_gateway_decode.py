@@ -43,12 +43,6 @@ def test_omitted_tags_show_up_as_identity_flags_not_refusals(sample: FundusSampl
     assert pixels.shape == (256, 256, 3)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="edge/clinic/decode.py converts YBR_FULL_422 to RGB a second time: pydicom 3's "
-    "pixel_array already returns RGB for JPEG baseline (colours come out wrong); reported to "
-    "the edge/clinic owner — remove this marker with the fix",
-)
 def test_jpeg_baseline_dicom_decodes_close_to_the_scan(sample: FundusSample):
     pixels, _ = _decode(to_dicom_bytes(sample, syntax="jpeg-baseline"))
     assert np.abs(pixels.astype(int) - sample.image_bgr).mean() < 4.0
