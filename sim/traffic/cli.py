@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 from pathlib import Path
+from typing import Any
 
 from shared.config.loader import load_config
 from shared.config.traffic import SignalSafety
@@ -48,11 +49,20 @@ def _run(args: argparse.Namespace) -> int:
         raise EdgewardError(
             "edgeward sim traffic: --out DIR is required to run a scenario; add --out runs/NAME"
         )
-    options: dict[str, str] = {}
+    options: dict[str, Any] = {}
     if args.controller == "edgeward":  # only the plugin controller takes options
         options["counter"] = args.counter
         if args.registry:
             options["registry"] = args.registry
+        if args.broker:
+            options["broker"] = args.broker
+            options["mqtt_user"] = args.mqtt_user
+        if args.external_coordinator:
+            if not args.broker:
+                raise EdgewardError("--external-coordinator needs --broker HOST:PORT")
+            options["external_coordinator"] = True
+    if args.write_topology:
+        return _write_topology(args)
     safety = SignalSafety()
     if args.safety:
         safety = load_config(args.safety, SignalSafety)
@@ -70,6 +80,7 @@ def _run(args: argparse.Namespace) -> int:
             profile=args.profile,
             progress=not args.no_progress,
             camera_condition=args.camera_condition,
+            realtime=args.realtime,
         )
     )
     keys = ["mean_delay_s", "mean_waiting_s", "throughput", "stops", "safety_violations"]
@@ -77,6 +88,30 @@ def _run(args: argparse.Namespace) -> int:
     print(json.dumps({k: summary[k] for k in keys}))
     print(f"wrote {Path(args.out) / 'summary.json'} and {Path(args.out) / 'delay.png'}")
     return 0
+
+
+def _write_topology(args: argparse.Namespace) -> int:
+    """Save the network as the cloud coordinator's topology file (SUMO starts, nothing runs)."""
+    from sim.traffic.harness import RunConfig, run
+    from sim.traffic.topology_export import TopologyWriter, TopologyWritten
+
+    path = Path(args.write_topology)
+    cfg = RunConfig(
+        scenario=args.scenario,
+        controller="fixed",
+        minutes=args.minutes,
+        out_dir=Path(args.out),
+        seed=args.seed,
+        routes=[Path(r) for r in args.routes],
+        profile=args.profile,
+        progress=False,
+    )
+    try:
+        run(cfg, controller=TopologyWriter(path))
+    except TopologyWritten:
+        print(f"wrote {path}")
+        return 0
+    raise EdgewardError(f"could not write the topology to {path}")
 
 
 def _describe(args: argparse.Namespace) -> int:
@@ -164,6 +199,28 @@ def add_traffic_parser(cmds: argparse._SubParsersAction[argparse.ArgumentParser]
         choices=["model", "truth"],
         default="model",
         help="edgeward only: count with the ONNX model (default) or SUMO's truth (debugging)",
+    )
+    p.add_argument(
+        "--realtime",
+        action="store_true",
+        help="pace the simulation with the wall clock (gateways against a real cloud tier)",
+    )
+    p.add_argument(
+        "--broker",
+        metavar="HOST:PORT",
+        help="edgeward only: use this mosquitto instead of starting one "
+        "(password from $EDGEWARD_MQTT_PASSWORD)",
+    )
+    p.add_argument("--mqtt-user", default=None, help="edgeward only: broker user name")
+    p.add_argument(
+        "--external-coordinator",
+        action="store_true",
+        help="edgeward only: plans come from the cloud tier's coordinator, not an in-process one",
+    )
+    p.add_argument(
+        "--write-topology",
+        metavar="PATH",
+        help="write the network topology the cloud coordinator reads, then exit",
     )
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.add_argument(

@@ -50,6 +50,9 @@ class SimContext:
     end_s: float = 0.0
     camera_size: int = 96
     camera_condition: str = "day"
+    # Added to simulated time on the ports: a run paced in real time gives the gateways a wall
+    # clock, so plans stamped by a real cloud coordinator compare against the same clock.
+    clock_offset: float = 0.0
     mode_changes: list[ModeChangeRecord] = field(default_factory=list)
     _ports: dict[str, TraciSignalPort] = field(default_factory=dict)
     _camera: CameraRenderer | None = None
@@ -65,7 +68,7 @@ class SimContext:
             junction = next((j for j in self.junctions if j.junction_id == junction_id), None)
             if junction is None:
                 raise ControllerError(f"junction {junction_id!r} is not a traffic light here")
-            self._ports[junction_id] = TraciSignalPort(self.conn, junction)
+            self._ports[junction_id] = TraciSignalPort(self.conn, junction, self.clock_offset)
         return self._ports[junction_id]
 
     @property

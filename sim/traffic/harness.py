@@ -41,6 +41,9 @@ class RunConfig:
     step_s: float = 1.0
     controller_options: dict[str, Any] = field(default_factory=dict)
     camera_condition: str = "day"
+    # Pace the simulation 1:1 with the wall clock and give the ports wall time, so gateways can
+    # work against a real cloud coordinator (the demo); otherwise run as fast as SUMO goes.
+    realtime: bool = False
 
 
 def run(cfg: RunConfig, controller: Controller | None = None) -> dict[str, Any]:
@@ -86,8 +89,10 @@ def run(cfg: RunConfig, controller: Controller | None = None) -> dict[str, Any]:
             step_s=cfg.step_s,
             end_s=end,
             camera_condition=cfg.camera_condition,
+            clock_offset=time.time() - scenario.begin_s if cfg.realtime else 0.0,
         )
         ctrl.start(ctx)
+        wall_start_epoch = time.time()
         try:
             teleports = _loop(
                 conn,
@@ -97,6 +102,7 @@ def run(cfg: RunConfig, controller: Controller | None = None) -> dict[str, Any]:
                 begin=scenario.begin_s,
                 end=end,
                 progress=cfg.progress,
+                pace_from=wall_start_epoch if cfg.realtime else None,
             )
         finally:
             ctrl.stop()
@@ -130,6 +136,8 @@ def run(cfg: RunConfig, controller: Controller | None = None) -> dict[str, Any]:
         "sim_seconds": horizon,
         "wall_seconds": round(wall, 2),
         "sim_speed": round(horizon / wall, 1) if wall > 0 else None,
+        "realtime": cfg.realtime,
+        "wall_start_epoch": wall_start_epoch,
         "network": str(net_file),
         "safety": cfg.safety.model_dump(),
     }
@@ -246,7 +254,9 @@ def _loop(
     begin: float,
     end: float,
     progress: bool,
+    pace_from: float | None = None,
 ) -> int:
+    """Step SUMO to `end`; with `pace_from` (wall epoch of `begin`) never run ahead of the clock."""
     from tqdm import tqdm
 
     teleports = 0
@@ -254,6 +264,10 @@ def _loop(
     t = begin
     try:
         while t < end - 1e-9:
+            if pace_from is not None:
+                ahead = pace_from + (t - begin) - time.time()
+                if ahead > 0:
+                    time.sleep(ahead)
             conn.simulationStep()
             now = float(conn.simulation.getTime())
             bar.update(int(now - begin) - bar.n)

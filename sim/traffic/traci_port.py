@@ -21,8 +21,9 @@ class TraciSignalPort:
     `set_phase`.
     """
 
-    def __init__(self, conn: Any, junction: Junction) -> None:
+    def __init__(self, conn: Any, junction: Junction, clock_offset: float = 0.0) -> None:
         self.junction_id = junction.junction_id
+        self._clock_offset = clock_offset
         self._conn = conn
         self._junction = junction
         logic = self._static_logic()
@@ -77,7 +78,7 @@ class TraciSignalPort:
         self._controlled = True
 
     def time(self) -> float:
-        return float(self._conn.simulation.getTime())
+        return float(self._conn.simulation.getTime()) + self._clock_offset
 
     def has_pedestrian_crossing(self, phase: int) -> bool:
         state = self._phases[phase].state
