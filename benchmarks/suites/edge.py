@@ -58,8 +58,8 @@ def encode_scans(fmt: str, size: int, count: int) -> list[bytes]:
 
             out.append(to_dicom_bytes(sample))
             continue
-        ext = ".jpg" if fmt == "jpeg" else ".png"
-        ok, buf = cv2.imencode(ext, sample.image_bgr, [cv2.IMWRITE_JPEG_QUALITY, 92])
+        ext, opts = (".jpg", [cv2.IMWRITE_JPEG_QUALITY, 92]) if fmt == "jpeg" else (".png", [])
+        ok, buf = cv2.imencode(ext, sample.image_bgr, opts)
         if not ok:
             raise EdgewardError(f"bench edge: cv2 could not encode a {size}px {fmt} scan")
         out.append(buf.tobytes())
