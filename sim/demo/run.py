@@ -85,6 +85,7 @@ class Demo:
     def __init__(self, settings: DemoSettings) -> None:
         self.s = settings
         self.t0 = time.monotonic()
+        self.t0_epoch = time.time()
         self.say = Console(self.t0)
         self.out = settings.out.resolve()
         self.password = secrets.token_urlsafe(16)
@@ -172,7 +173,7 @@ class Demo:
             traffic_results = []
             if traffic_plan is not None:
                 traffic_results = demo_traffic.finish(
-                    traffic_plan, runs, self.outage, self.t0, self.say
+                    traffic_plan, runs, self.outage, self.t0_epoch, self.say
                 )
             review = self.review_cases()
         return self.report(scans, traffic_results, review)

@@ -121,10 +121,13 @@ def finish(
     plan: TrafficPlan,
     runs: dict[str, Process],
     outage: tuple[float, float] | None,
-    t0: float,
+    t0_epoch: float,
     say: Console,
 ) -> list[TrafficRun]:
-    """Wait for both runs; shade the cloud outage in simulated time (the run is paced 1:1)."""
+    """Wait for both runs; shade the cloud outage in simulated time (the run is paced 1:1).
+
+    `outage` is in seconds since the demo started, which was `t0_epoch` on the wall clock.
+    """
     results = []
     for name, proc in runs.items():
         code = proc.wait(timeout=plan.minutes * 60 + 600)
@@ -132,9 +135,9 @@ def finish(
             say(f"traffic {name} failed (exit {code}); log ends:\n{proc.tail()}")
             continue
         windows: list[tuple[float, float]] = []
-        started = json.loads((plan.out / name / "summary.json").read_text()).get("wall_start")
-        if outage and started is not None:
-            offset = float(started) - t0
+        summary = json.loads((plan.out / name / "summary.json").read_text())
+        if outage and summary.get("realtime"):
+            offset = float(summary["wall_start_epoch"]) - t0_epoch
             windows = [(max(0.0, outage[0] - offset), max(0.0, outage[1] - offset))]
         results.append(_load_run(name, plan.out / name, windows))
         s = results[-1].summary
