@@ -53,33 +53,39 @@ class Cloud:
     registry: Registry
     broker: MosquittoBroker
     champion: str  # the version that must serve (the newest champion is corrupt)
+    corrupt: str  # the newest champion, with tampered weights
     site_model: str  # a per-site model id
 
 
-def _registry_with_corrupt_champion_and_site_model(source: Path, root: Path) -> tuple[str, str]:
-    """v1 = good former champion, v2 = champion with tampered weights, v3 = a site's model."""
+def _registry_with_corrupt_champion_and_site_model(
+    source: Path, root: Path
+) -> tuple[str, str, str]:
+    """The good champion becomes a former one; a new champion has tampered weights; one more
+    version stands for a site's fine-tuned model. Returns the three model ids."""
     shutil.copytree(source, root)
     reg = Registry(root)
     good = reg.champion(GRADER)
     assert good is not None
-    base = int(good.version)
-    for offset in (1, 2):
-        version = str(base + offset)
+    made = []
+    for _ in range(2):
+        version = reg.next_version(GRADER)
         shutil.copytree(reg.version_dir(GRADER, good.version), root / GRADER / version)
         reg.save(good.model_copy(update={"version": version, "stage": "candidate", "history": []}))
-    corrupt, site = str(base + 1), str(base + 2)
+        made.append(version)
+    corrupt, site = made
     reg.set_stage(GRADER, corrupt, "champion", "test: to be corrupted")
     weights = root / GRADER / corrupt / good.artifacts["pytorch"].path
     state = torch.load(weights, weights_only=True)
     next(iter(state.values())).mul_(-1.0)
     torch.save(state, weights)
-    return f"{GRADER}:{good.version}", f"{GRADER}:{site}"
+    return f"{GRADER}:{good.version}", f"{GRADER}:{corrupt}", f"{GRADER}:{site}"
 
 
 @pytest.fixture(scope="module")
 def cloud(quick_registry: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cloud]:
     tmp = tmp_path_factory.mktemp("cloud")
-    champion, site = _registry_with_corrupt_champion_and_site_model(quick_registry, tmp / "reg")
+    ids = _registry_with_corrupt_champion_and_site_model(quick_registry, tmp / "reg")
+    champion, corrupt, site = ids
     with MosquittoBroker(workdir=tmp / "mqtt") as broker:
         config = CloudConfig(
             data_dir=tmp / "data",
@@ -102,6 +108,7 @@ def cloud(quick_registry: Path, tmp_path_factory: pytest.TempPathFactory) -> Ite
                     Registry(tmp / "reg"),
                     broker,
                     champion,
+                    corrupt,
                     site,
                 )
             channel.close()
@@ -256,10 +263,8 @@ def test_site_model_is_chosen_by_model_id(cloud: Cloud):
 def test_corrupt_champion_is_refused_and_the_previous_champion_serves(cloud: Cloud):
     ready = cloud.http.get("/readyz")
     assert ready.status_code == 200 and ready.json()["model_version"] == cloud.champion
-    corrupt = f"{GRADER}:{int(cloud.champion.split(':')[1]) + 1}"
-    refused = _post(
-        cloud, _scan_id("corrupt"), _png(generate_sample(506, 0, size=256)), x_model_id=corrupt
-    )
+    png = _png(generate_sample(506, 0, size=256))
+    refused = _post(cloud, _scan_id("corrupt"), png, x_model_id=cloud.corrupt)
     assert refused.status_code == 422
     assert "fails its checksum" in refused.json()["error"]
     unknown = _post(cloud, _scan_id("corrupt"), b"x", x_model_id="Bad Id!")

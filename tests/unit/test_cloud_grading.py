@@ -107,15 +107,16 @@ def test_corrupt_champion_is_refused_and_the_previous_champion_serves(quick_regi
     reg = Registry(root)
     v1 = reg.champion("fundus-grader")
     assert v1 is not None
-    shutil.copytree(reg.version_dir("fundus-grader", v1.version), root / "fundus-grader" / "2")
-    reg.save(v1.model_copy(update={"version": "2", "stage": "candidate", "history": []}))
-    reg.set_stage("fundus-grader", "2", "champion", "test")
-    weights = root / "fundus-grader" / "2" / v1.artifacts["pytorch"].path
+    new = reg.next_version("fundus-grader")
+    shutil.copytree(reg.version_dir("fundus-grader", v1.version), root / "fundus-grader" / new)
+    reg.save(v1.model_copy(update={"version": new, "stage": "candidate", "history": []}))
+    reg.set_stage("fundus-grader", new, "champion", "test")
+    weights = root / "fundus-grader" / new / v1.artifacts["pytorch"].path
     state = torch.load(weights, weights_only=True)
     next(iter(state.values())).add_(1.0)  # a silently corrupted weight file
     torch.save(state, weights)
     with pytest.raises(ModelRefusedError, match="fails its checksum"):
-        load_core(root, "fundus-grader:2", "fundus-grader")
+        load_core(root, f"fundus-grader:{new}", "fundus-grader")
     served = load_core(root, "", "fundus-grader")
     assert served.model_version == f"fundus-grader:{v1.version}"
     served.close()
