@@ -30,12 +30,44 @@ APPROACHING_WEIGHT = 0.7
 YELLOW_MAX_S = 6.0
 
 
+CYCLE_SCALE = 1.0
+SPARE_S = 1.0  # lets a phase programmed at its minimum still grow when its demand is high
+BASELINE_LOAD = 1.0  # vehicles per lane added to every phase's demand, so none is zeroed
+
+
+def split_greens(
+    need: np.ndarray,
+    fixed: np.ndarray,
+    junction: np.ndarray,
+    n_junctions: int,
+    safety: SignalSafety,
+) -> np.ndarray:
+    """Share each junction's programmed green time among its phases by demand.
+
+    The cycle keeps the program's total green (its designers sized it for the junction's
+    capacity); what moves is the split: the program's own proportions (which encode the
+    expected demand per phase, e.g. short left-turn phases), scaled by each phase's demand.
+    """
+    lo, hi = safety.min_green_s, safety.max_green_s
+    fixed = np.clip(fixed, lo, hi)
+    budget = np.zeros(n_junctions)
+    np.add.at(budget, junction, fixed - lo)
+    budget *= CYCLE_SCALE
+    # the share above the minimum follows the program's own time above the minimum
+    weight = (fixed - lo + SPARE_S) * (need + BASELINE_LOAD)
+    total = np.zeros(n_junctions)
+    np.add.at(total, junction, weight)
+    share = weight / np.maximum(total[junction], 1e-9)
+    return np.clip(lo + budget[junction] * share, lo, hi)
+
+
 @dataclass(frozen=True)
 class CoordinatorSettings:
     interval_s: float = 5.0
     plan_ttl_s: float = 15.0  # a plan is valid for three intervals: one lost plan is no outage
     stale_after_s: float = 12.0  # aggregates older than this say nothing about now
     downstream_weight: float = 0.5  # how much a downstream queue holds back the green feeding it
+    smoothing: float = 0.15  # weight of the newest interval in each approach's demand average
     sender: str = "coordinator"
 
 
@@ -71,6 +103,7 @@ class Coordinator:
         topo = self.topology
         feeds = topo.feeds()
         self.junction_ids = sorted(topo.junctions)
+        self._junction_pos_of = {jid: n for n, jid in enumerate(self.junction_ids)}
         self._approach_index: dict[tuple[str, str], int] = {}
         lanes: list[int] = []
         owner: list[int] = []
@@ -130,6 +163,12 @@ class Coordinator:
                             p_down.append(self._approach_index[target])
                             p_weight.append(1.0 / len(moving))
         self._rows = rows
+        self._row_junction = np.asarray(
+            [self._junction_pos_of[jid] for jid, _ in rows], dtype=np.int64
+        )
+        self._fixed = np.asarray(
+            [topo.junctions[jid].phases[p].duration_s for jid, p in rows], dtype=np.float64
+        )
         self._lost = lost
         self._e_row = np.asarray(e_row, dtype=np.int64)
         self._e_app = np.asarray(e_app, dtype=np.int64)
@@ -166,11 +205,16 @@ class Coordinator:
         self._latest[jid] = aggregate
         self._reported_at[self._junction_pos[jid]] = aggregate.interval_start + aggregate.interval_s
         first, last = self._junction_span[jid]
-        self._raw[first:last] = np.nan
+        seen = np.full(last - first, np.nan)
         for c in aggregate.approaches:
             k = self._approach_index.get((jid, c.approach_id))
             if k is not None and c.camera_healthy:
-                self._raw[k] = c.queue + APPROACHING_WEIGHT * c.approaching
+                seen[k - first] = c.queue + APPROACHING_WEIGHT * c.approaching
+        # A snapshot depends on which phase is showing (the green approach has just emptied),
+        # so demand is a moving average over about a cycle; a blind approach resets to unknown.
+        held = self._raw[first:last]
+        alpha = self.settings.smoothing
+        self._raw[first:last] = np.where(np.isnan(held), seen, held + alpha * (seen - held))
 
     # -- the plan -----------------------------------------------------------------------------
 
@@ -198,10 +242,8 @@ class Coordinator:
         )
         need = np.zeros(len(self._rows))
         np.maximum.at(need, self._e_row, value)
-        greens = np.clip(
-            self.safety.min_green_s + HEADWAY_S * need,
-            self.safety.min_green_s,
-            self.safety.max_green_s,
+        greens = split_greens(
+            need, self._fixed, self._row_junction, len(self.junction_ids), self.safety
         )
         drafts: dict[str, dict[int, float]] = {}
         fresh_ids = {jid for jn, jid in enumerate(self.junction_ids) if fresh[jn]}

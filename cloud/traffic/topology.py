@@ -20,6 +20,7 @@ class ApproachTopo:
     approach_id: str
     edge_id: str
     lanes: int = 1
+    upstream_edges: tuple[str, ...] = ()  # edges feeding a short approach edge (lane splits)
 
 
 @dataclass(frozen=True)
@@ -57,7 +58,8 @@ class NetworkTopology:
         out = {}
         for j in self.junctions.values():
             for a in j.approaches:
-                out[a.edge_id] = (j.junction_id, a.approach_id)
+                for edge in (a.edge_id, *a.upstream_edges):
+                    out[edge] = (j.junction_id, a.approach_id)
         return out
 
     def to_dict(self) -> dict[str, Any]:
@@ -81,7 +83,10 @@ class NetworkTopology:
             junctions = {
                 j["junction_id"]: JunctionTopo(
                     junction_id=j["junction_id"],
-                    approaches=tuple(ApproachTopo(**a) for a in j["approaches"]),
+                    approaches=tuple(
+                        ApproachTopo(**{**a, "upstream_edges": tuple(a.get("upstream_edges", ()))})
+                        for a in j["approaches"]
+                    ),
                     links=tuple(LinkTopo(**ln) for ln in j["links"]),
                     phases=tuple(PhaseTopo(**p) for p in j["phases"]),
                 )

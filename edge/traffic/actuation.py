@@ -9,6 +9,8 @@ from edge.traffic.signal_port import PhaseDef
 
 HEADWAY_S = 2.0  # saturation headway: one vehicle per lane clears the stop line every ~2 s
 APPROACHING_WEIGHT = 0.7  # most vehicles seen approaching arrive before the green ends
+SPARE_S = 1.0  # lets a phase programmed at its minimum still grow when its demand is high
+BASELINE_LOAD = 1.0  # vehicles per lane added to every phase's demand, so none is zeroed
 
 
 def lane_load(queue: float, approaching: float, lanes: int) -> float:
@@ -22,26 +24,41 @@ def actuated_greens(
     counts: Mapping[str, tuple[float, float]],
     min_green_s: float,
 ) -> dict[int, float]:
-    """Green seconds per green phase: the minimum plus the time to clear its critical lane.
+    """Green seconds per green phase: the program's total green, split by what is queued.
 
-    Approaches without a count (camera down) keep the phase at its programmed duration, since
-    nothing says their queue is short. The applier clamps the result to the safety limits.
+    Each phase gets the minimum plus a share of the rest in proportion to its programmed
+    green times its critical lane's load (the program encodes the expected demand ratios).
+    Approaches without a count (camera down) are assumed as loaded as the busiest one seen.
+    The applier clamps to the safety limits.
     """
     lanes = {a.approach_id: a.lanes for a in layout.approaches}
-    greens: dict[int, float] = {}
-    for i, phase in enumerate(program):
-        if phase.kind != "green":
-            continue
+    loads = {a: lane_load(q, n, lanes[a]) for a, (q, n) in counts.items() if a in lanes}
+    busiest = max(loads.values(), default=0.0)
+    greens = [i for i, p in enumerate(program) if p.kind == "green"]
+    weight: dict[int, float] = {}
+    for i in greens:
         need = 0.0
-        blind = False
-        for approach, share in layout.served(phase.state).items():
-            if share <= 0:
-                continue
-            if approach not in counts:
-                blind = True
-                continue
-            queue, approaching = counts[approach]
-            need = max(need, share * lane_load(queue, approaching, lanes[approach]))
-        seconds = min_green_s + HEADWAY_S * need
-        greens[i] = max(seconds, phase.duration_s) if blind else seconds
-    return greens
+        for approach, share in layout.served(program[i].state).items():
+            if share > 0:
+                need = max(need, share * loads.get(approach, busiest))
+        above = max(min_green_s, program[i].duration_s) - min_green_s
+        weight[i] = (above + SPARE_S) * (need + BASELINE_LOAD)
+    budget = sum(max(min_green_s, program[i].duration_s) - min_green_s for i in greens)
+    total = sum(weight.values()) or 1.0
+    return {i: min_green_s + budget * weight[i] / total for i in greens}
+
+
+def green_still_needed(
+    state: str, layout: JunctionLayout, counts: Mapping[str, tuple[float, float]]
+) -> float | None:
+    """Seconds the current green needs to clear what its cameras see; None if it cannot see."""
+    lanes = {a.approach_id: a.lanes for a in layout.approaches}
+    need = 0.0
+    for approach, share in layout.served(state).items():
+        if share <= 0:
+            continue
+        if approach not in counts:
+            return None
+        queue, approaching = counts[approach]
+        need = max(need, share * lane_load(queue, approaching, lanes[approach]))
+    return HEADWAY_S * need

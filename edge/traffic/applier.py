@@ -145,6 +145,21 @@ class SafeApplier:
             )
         return greens
 
+    def retarget_current(self, total_s: float) -> float:
+        """Extend or end early the current green (live actuation); returns its new length.
+
+        Clamped like any green, so it never ends before its minimum (it ends at the next step
+        if that has passed) nor runs past its maximum. Other phases are left alone.
+        """
+        if self.program[self._phase].kind != "green":
+            return self._duration
+        self._duration = self._clamp_green(self._phase, total_s)
+        return self._duration
+
+    @property
+    def phase_elapsed(self) -> float:
+        return self.port.time() - self._entered
+
     # -- the clock ----------------------------------------------------------------------------
 
     @property

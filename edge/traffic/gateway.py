@@ -11,7 +11,7 @@ import queue
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from edge.traffic.actuation import actuated_greens
+from edge.traffic.actuation import actuated_greens, green_still_needed
 from edge.traffic.applier import PlanRejectedError, SafeApplier
 from edge.traffic.camera_health import CameraHealth
 from edge.traffic.counter import Counter
@@ -75,6 +75,7 @@ class TrafficGateway:
         self._next_interval = port.time()
         self._interval_start = port.time() - config.control_interval_s
         self._on_mode_change = on_mode_change
+        self.live_actuation = False  # extend/end the running green from each interval's counts
         self.uplink_delay_s = 0.0  # the twin's fault injection: aggregates leave this much later
         self._delayed: list[tuple[float, TrafficAggregate]] = []
         self.sent_this_step = False  # an aggregate went to the link in the last step()
@@ -121,6 +122,8 @@ class TrafficGateway:
         self.stats.intervals += 1
         self.stats.modes[mode] = self.stats.modes.get(mode, 0) + 1
         self._apply(mode, now, counts)
+        if mode != "fixed" and self.live_actuation:
+            self._actuate_current(counts)
         aggregate = TrafficAggregate(
             sender=self.junction_id,
             junction_id=self.junction_id,
@@ -163,8 +166,8 @@ class TrafficGateway:
             plan = self.fallback.usable_plan(now)
             if plan is not None:
                 greens = self.applier.greens_from_plan(plan)  # validated on arrival
-                # offset 0 means the coordinator does not align this junction with others
-                alignment = (plan.cycle_s, plan.offset_s) if plan.offset_s > 0 else None
+                # keep the cycle on the plan's grid: junctions stay coordinated with each other
+                alignment = (plan.cycle_s, plan.offset_s)
                 self.applier.set_targets(greens, f"plan {plan.plan_id}", alignment)
                 return
         if mode in ("coordinated", "actuated"):
@@ -174,6 +177,15 @@ class TrafficGateway:
             self.applier.set_targets(greens, "actuated")
             return
         self.applier.set_targets(self.applier.fixed_greens, "fixed")
+
+    def _actuate_current(self, counts: dict[str, tuple[float, float]]) -> None:
+        """Extend the running green while its queue lasts; end it once what it serves is clear."""
+        phase = self.applier.program[self.applier.phase]
+        if phase.kind != "green":
+            return
+        need = green_still_needed(phase.state, self.layout, counts)
+        if need is not None:
+            self.applier.retarget_current(self.applier.phase_elapsed + need)
 
     def take_plans(self, now: float) -> None:
         """Handle plans that arrived; a fresh plan in coordinated mode takes effect at once."""

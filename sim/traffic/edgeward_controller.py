@@ -83,7 +83,20 @@ def topology_of(conn: Any, ctx: SimContext) -> NetworkTopology:
         junctions[j.junction_id] = JunctionTopo(
             j.junction_id,
             tuple(
-                ApproachTopo(a.approach_id, a.edge_id, la.lanes)
+                ApproachTopo(
+                    a.approach_id,
+                    a.edge_id,
+                    la.lanes,
+                    tuple(
+                        sorted(
+                            {
+                                ln.lane_id.rsplit("_", 1)[0]
+                                for ln in a.lanes
+                                if ln.lane_id.rsplit("_", 1)[0] != a.edge_id
+                            }
+                        )
+                    ),
+                )
                 for a, la in zip(j.approaches, layout.approaches, strict=True)
             ),
             tuple(links),

@@ -74,9 +74,10 @@ plan_events = st.lists(
     gaps=st.lists(st.floats(0.05, 1.0), min_size=1, max_size=8),
     crossings=st.frozensets(st.integers(0, 30), max_size=6),
     start=st.integers(0, 30),
+    retargets=st.lists(st.floats(0, 400), max_size=6),
 )
 def test_applier_never_emits_an_unsafe_sequence(  # noqa: PLR0917 (hypothesis arguments)
-    program, safety, events, gaps, crossings, start
+    program, safety, events, gaps, crossings, start, retargets
 ) -> None:
     port = MemoryPort(program, crossings=crossings, start_phase=start % len(program))
     applier = SafeApplier(port, safety)
@@ -96,6 +97,8 @@ def test_applier_never_emits_an_unsafe_sequence(  # noqa: PLR0917 (hypothesis ar
             for i, seconds in applied.items():
                 assert abs(seconds - previous[i]) <= safety.max_plan_change_s + 1e-6
             previous = applied
+        if retargets and step % 7 == 0:
+            applier.retarget_current(retargets[step % len(retargets)])
         applier.step()
         port.now += gaps[step % len(gaps)]
         step += 1
