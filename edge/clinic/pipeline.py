@@ -251,12 +251,20 @@ class ClinicPipeline:
     def _model_input(image: np.ndarray, report: QualityReport, spec: PreprocessSpec) -> np.ndarray:
         """The model's input batch of one, made by the shared preprocessing.
 
-        From the quality gate's 512 px copy when the model input is much smaller: the same
-        crop and area resize, without scanning a multi-megapixel image again (and closer to
-        the few-hundred-pixel renders the nets were trained on).
+        From a copy of the gate's 512 px frame at twice the model's input size when that is
+        smaller than the scan: the same crop and area resize without scanning megapixels again,
+        and close to the few-hundred-pixel renders the nets were trained on.
         """
-        source = report.frame if spec.size * 1.5 <= ANALYSIS_SIZE else image
-        return preprocess(source, spec)[None]
+        frame = report.frame
+        side = 2 * spec.size
+        if side > ANALYSIS_SIZE:
+            return preprocess(image, spec)[None]
+        h, w = frame.shape[:2]
+        scale = side / max(h, w)
+        if scale < 1.0:
+            size = (max(1, round(w * scale)), max(1, round(h * scale)))
+            frame = cv2.resize(frame, size, interpolation=cv2.INTER_AREA)
+        return preprocess(frame, spec)[None]
 
     def _decide(
         self,
