@@ -31,6 +31,7 @@ log = logging.getLogger(__name__)
 
 HEARTBEAT_EVERY = 6  # intervals between retained status refreshes
 RECOVER_INTERVALS = 2  # hysteresis before climbing back to a better mode
+SMOOTHING = 0.15  # weight of the newest interval in the demand average
 
 
 @dataclass
@@ -75,6 +76,9 @@ class TrafficGateway:
         self._next_interval = port.time()
         self._interval_start = port.time() - config.control_interval_s
         self._on_mode_change = on_mode_change
+        self._demand: dict[str, tuple[float, float]] = {}
+        program_cycle = sum(p.duration_s for p in self.applier.program)
+        self._grid: tuple[float, float] | None = (program_cycle, 0.0)
         self.live_actuation = False  # extend/end the running green from each interval's counts
         self.uplink_delay_s = 0.0  # the twin's fault injection: aggregates leave this much later
         self._delayed: list[tuple[float, TrafficAggregate]] = []
@@ -117,6 +121,7 @@ class TrafficGateway:
         """One control interval: look, count, report, decide the mode, set the timings."""
         cameras, counts = self._observe()
         self.last_counts = counts
+        self._smooth(counts)
         connected = self.link.connected if self.link is not None else False
         mode = self.fallback.update(now, connected, cameras)
         self.stats.intervals += 1
@@ -168,15 +173,33 @@ class TrafficGateway:
                 greens = self.applier.greens_from_plan(plan)  # validated on arrival
                 # keep the cycle on the plan's grid: junctions stay coordinated with each other
                 alignment = (plan.cycle_s, plan.offset_s)
+                self._grid = alignment
                 self.applier.set_targets(greens, f"plan {plan.plan_id}", alignment)
                 return
         if mode in ("coordinated", "actuated"):
             greens = actuated_greens(
-                self.applier.program, self.layout, counts, self.config.safety.min_green_s
+                self.applier.program, self.layout, self._demand, self.config.safety.min_green_s
             )
-            self.applier.set_targets(greens, "actuated")
+            # stay on the last plan's cycle grid, so neighbours keep their coordination
+            self.applier.set_targets(greens, "actuated", self._grid)
             return
         self.applier.set_targets(self.applier.fixed_greens, "fixed")
+
+    def _smooth(self, counts: dict[str, tuple[float, float]]) -> None:
+        """Demand as a moving average: one snapshot mostly shows which phase is green."""
+        alpha = SMOOTHING
+        fresh = {}
+        for a, (q, n) in counts.items():
+            old = self._demand.get(a)
+            fresh[a] = (
+                (q, n)
+                if old is None
+                else (
+                    old[0] + alpha * (q - old[0]),
+                    old[1] + alpha * (n - old[1]),
+                )
+            )
+        self._demand = fresh  # approaches without a count drop out (camera unhealthy)
 
     def _actuate_current(self, counts: dict[str, tuple[float, float]]) -> None:
         """Extend the running green while its queue lasts; end it once what it serves is clear."""
