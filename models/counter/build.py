@@ -26,7 +26,7 @@ SPEC = PreprocessSpec(size=INPUT_SIZE, crop_to_fov=False, mean=(0.0, 0.0, 0.0), 
 def build_counter(registry: Registry, quick: bool, seed: int) -> Manifest:
     """Build, register and promote a new champion `traffic-counter`."""
     started = time.monotonic()
-    n_train, n_test, epochs = (1600, 300, 4) if quick else (12000, 2000, 14)
+    n_train, n_test, epochs = (2000, 300, 5) if quick else (12000, 2000, 14)
     train_data = render_dataset(n_train, seed=seed * 1000 + 1)
     test_data = render_dataset(n_test, seed=seed * 1000 + 2)
     model = train(train_data, epochs=epochs, seed=seed)

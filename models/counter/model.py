@@ -35,6 +35,8 @@ class CounterNet(nn.Module):
             _block(4 * w, 4 * w, 1),
         )
         self.density = nn.Conv2d(4 * w, 2, 1)
+        # Start near an empty road: softplus(0) on every cell would begin at ~40 vehicles.
+        nn.init.constant_(self.density.bias, -6.0)
         self.softplus = nn.Softplus()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

@@ -157,6 +157,7 @@ class EdgewardController:
         self.gateways: dict[str, TrafficGateway] = {}
         self.frames: dict[str, TwinFrames] = {}
         self.count_errors: dict[str, list[tuple[float, float]]] = {}
+        self.count_truth: dict[str, list[tuple[float, float]]] = {}
         self._plan_times: dict[str, float] = {}
         self._killed: set[str] = set()
         self._restart_pending: dict[str, int] = {}
@@ -285,6 +286,7 @@ class EdgewardController:
         for approach, (q, a) in gw.last_counts.items():
             tq, ta = frames.truth.get(approach, (q, a))
             self.count_errors.setdefault(f"{jid}/{approach}", []).append((q - tq, a - ta))
+            self.count_truth.setdefault(f"{jid}/{approach}", []).append((tq, ta))
 
     # -- faults -------------------------------------------------------------------------------
 
@@ -366,6 +368,9 @@ class EdgewardController:
                 "n": len(v),
                 "queue_mae": round(sum(abs(e[0]) for e in v) / len(v), 3),
                 "approaching_mae": round(sum(abs(e[1]) for e in v) / len(v), 3),
+                # what a counter that always said zero would score
+                "queue_mean_truth": round(sum(t[0] for t in self.count_truth[k]) / len(v), 3),
+                "approaching_mean_truth": round(sum(t[1] for t in self.count_truth[k]) / len(v), 3),
             }
             for k, v in sorted(self.count_errors.items())
             if v
