@@ -36,6 +36,7 @@ class CounterNet(nn.Module):
         )
         self.density = nn.Conv2d(4 * w, 2, 1)
         # Start near an empty road: softplus(0) on every cell would begin at ~40 vehicles.
+        assert self.density.bias is not None
         nn.init.constant_(self.density.bias, -6.0)
         self.softplus = nn.Softplus()
 
