@@ -189,11 +189,13 @@ def run_cloud(run: BenchRun, plan: CloudPlan) -> None:
             }
             total = len(plan.variants) * len(plan.concurrency)
             with tqdm(total=total, desc="cloud load", unit="level") as bar:
-                for v in plan.variants:
-                    grader.configure.remote(
-                        v.max_batch_size, v.batch_wait_timeout_s, v.explain
-                    ).result()
-                    for c in plan.concurrency:
+                # Variants take turns at each level, so a slow spell on a shared host hits them
+                # all alike instead of spoiling one whole curve.
+                for c in plan.concurrency:
+                    for v in plan.variants:
+                        grader.configure.remote(
+                            v.max_batch_size, v.batch_wait_timeout_s, v.explain
+                        ).result()
                         bar.set_postfix_str(f"{v.name} c={c}")
                         _level(
                             run,
