@@ -161,6 +161,7 @@ class GradingService:
             needs_review=decision.needs_review,
             review_reason=decision.review_reason,
             request_id=request_id,
+            timings_s=graded.timings_s,
         )
         stored, created = self.store.put_if_absent(result, inp.site_id)
         if created and decision.needs_review:

@@ -107,7 +107,14 @@ class Region(_message.Message):
     def __init__(self, x: _Optional[int] = ..., y: _Optional[int] = ..., width: _Optional[int] = ..., height: _Optional[int] = ..., score: _Optional[float] = ...) -> None: ...
 
 class GradeResult(_message.Message):
-    __slots__ = ("scan_id", "grade_probabilities", "referable_probability", "confidence", "model_version", "verdict", "heatmap_png", "regions", "needs_review", "review_reason", "request_id")
+    __slots__ = ("scan_id", "grade_probabilities", "referable_probability", "confidence", "model_version", "verdict", "heatmap_png", "regions", "needs_review", "review_reason", "request_id", "timings_s")
+    class TimingsSEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: float
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[float] = ...) -> None: ...
     SCAN_ID_FIELD_NUMBER: _ClassVar[int]
     GRADE_PROBABILITIES_FIELD_NUMBER: _ClassVar[int]
     REFERABLE_PROBABILITY_FIELD_NUMBER: _ClassVar[int]
@@ -119,6 +126,7 @@ class GradeResult(_message.Message):
     NEEDS_REVIEW_FIELD_NUMBER: _ClassVar[int]
     REVIEW_REASON_FIELD_NUMBER: _ClassVar[int]
     REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
+    TIMINGS_S_FIELD_NUMBER: _ClassVar[int]
     scan_id: str
     grade_probabilities: _containers.RepeatedScalarFieldContainer[float]
     referable_probability: float
@@ -130,7 +138,8 @@ class GradeResult(_message.Message):
     needs_review: bool
     review_reason: str
     request_id: str
-    def __init__(self, scan_id: _Optional[str] = ..., grade_probabilities: _Optional[_Iterable[float]] = ..., referable_probability: _Optional[float] = ..., confidence: _Optional[float] = ..., model_version: _Optional[str] = ..., verdict: _Optional[str] = ..., heatmap_png: _Optional[bytes] = ..., regions: _Optional[_Iterable[_Union[Region, _Mapping]]] = ..., needs_review: _Optional[bool] = ..., review_reason: _Optional[str] = ..., request_id: _Optional[str] = ...) -> None: ...
+    timings_s: _containers.ScalarMap[str, float]
+    def __init__(self, scan_id: _Optional[str] = ..., grade_probabilities: _Optional[_Iterable[float]] = ..., referable_probability: _Optional[float] = ..., confidence: _Optional[float] = ..., model_version: _Optional[str] = ..., verdict: _Optional[str] = ..., heatmap_png: _Optional[bytes] = ..., regions: _Optional[_Iterable[_Union[Region, _Mapping]]] = ..., needs_review: _Optional[bool] = ..., review_reason: _Optional[str] = ..., request_id: _Optional[str] = ..., timings_s: _Optional[_Mapping[str, float]] = ...) -> None: ...
 
 class ResultQuery(_message.Message):
     __slots__ = ("scan_id",)
