@@ -66,6 +66,7 @@ def grader_deployment(config: CloudConfig) -> Any:
         g.max_batch_size,
         g.batch_wait_timeout_s,
         g.explain,
+        canary=None if g.canary is None else g.canary.model_dump(),
     )
 
 

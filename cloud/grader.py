@@ -13,9 +13,11 @@ from pathlib import Path
 import numpy as np
 from ray import serve
 
+from cloud.flywheel.canary_serving import CanaryServing
 from cloud.grading import GraderCore, Grading
 from cloud.metrics import batch_size_histogram, observe_stages
 from cloud.model_loading import load_grader, resolve
+from shared.config.flywheel import CanaryGates
 from shared.errors import EdgewardError
 
 log = logging.getLogger("ray.serve")
@@ -62,12 +64,25 @@ class Grader:
         max_batch_size: int = 8,
         batch_wait_timeout_s: float = 0.01,
         explain: bool = True,
+        *,
+        canary: dict[str, object] | None = None,
     ) -> None:
         self.registry_dir = Path(registry_dir)
         self.default_model = default_model
         self.explain = explain
         self._pending = 0
         self.champion = load_core(self.registry_dir, "", default_model)
+        # A challenger in canary (or shadow) takes a share of champion traffic; see cloud/flywheel.
+        self.canary = (
+            None
+            if canary is None
+            else CanaryServing(
+                self.registry_dir,
+                default_model,
+                CanaryGates.model_validate(canary),
+                on_promote=self._promoted,
+            )
+        )
         self._grade_batch.set_max_batch_size(  # type: ignore[attr-defined]
             max_batch_size
         )
@@ -104,11 +119,23 @@ class Grader:
         """Scans accepted by this replica and not yet graded."""
         return self._pending
 
+    def _promoted(self, model_id: str) -> None:
+        self.champion = load_core(self.registry_dir, "", self.default_model)
+        log.warning("canary %s promoted: now serving %s", model_id, self.champion.model_version)
+
+    def canary_label(self, scan_id: str, label: str) -> None:
+        """A reviewer's label for a scan, for the canary's accuracy gate."""
+        if self.canary is not None:
+            self.canary.label(scan_id, label)
+
     async def grade(self, job: GradeJob) -> Grading | GradeFailure:
         job.enqueued_at = time.perf_counter()
         self._pending += 1
         try:
-            result: Grading | GradeFailure = await self._grade_batch(job)
+            if self.canary is not None and self.canary.active and not job.model_id:
+                result: Grading | GradeFailure = await self.canary.grade(job, self._grade_batch)
+            else:
+                result = await self._grade_batch(job)
         finally:
             self._pending -= 1
         return result

@@ -8,6 +8,7 @@ from typing import Literal
 from pydantic import Field, model_validator
 
 from shared.config.base import MqttSettings, StrictModel
+from shared.config.flywheel import CanaryGates
 
 
 class GraderSettings(StrictModel):
@@ -19,6 +20,9 @@ class GraderSettings(StrictModel):
         0.01, ge=0, le=5, description="@serve.batch wait for a fuller batch"
     )
     explain: bool = Field(True, description="compute a Grad-CAM heatmap with every grade")
+    canary: CanaryGates | None = Field(
+        None, description="canary the registry's challenger against the champion (null = off)"
+    )
 
     @model_validator(mode="after")
     def _replicas(self) -> GraderSettings:

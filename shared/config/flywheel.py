@@ -27,6 +27,9 @@ class CanaryGates(StrictModel):
         default_factory=list, description="edge gateways that receive the challenger"
     )
     shadow: bool = Field(False, description="run and log the challenger but answer with champion")
+    prediction_log: str = Field(
+        "", description="SQLite prediction log both arms are written to ('' = none)"
+    )
     min_requests: int = Field(50, ge=1, le=100_000, description="canary scans before promotion")
     min_labels: int = Field(
         20, ge=0, le=100_000, description="reviewer-confirmed canary scans before promotion"
