@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 from cloud.flywheel.delivery import ModelDelivery, make_update
+from cloud.flywheel.edge_rollout import rollback_edge, start_edge_canary
 from edge.clinic.model_update import ModelSlot, ModelUpdater
 from shared import topics
 from shared.broker import MosquittoBroker
@@ -82,3 +83,18 @@ def test_verified_update_swaps_the_serving_model(
     assert champ.history[-1].reason == "canary on gw-1"
     assert gateway.manifest(TRIAGE, "1").stage == "archived"
     assert len(slot.predict(_batch(slot))) == 2
+
+
+def test_edge_canary_goes_to_its_gateway_and_rolls_back_to_the_champion(
+    setup: tuple[Registry, Registry, ModelSlot, ModelDelivery, ModelUpdater],
+) -> None:
+    cloud, gateway, slot, delivery, _ = setup
+    started = start_edge_canary(delivery, cloud, TRIAGE, ["gw-1"])
+    assert started.applied == ["gw-1"] and started.model_id == f"{TRIAGE}:2"
+    wait_for(lambda: slot.model_id == f"{TRIAGE}:2", what="canary model serving")
+    back = rollback_edge(delivery, cloud, TRIAGE, ["gw-1"], reason="disagreement 30%")
+    assert back.applied == ["gw-1"] and back.model_id == f"{TRIAGE}:1"
+    wait_for(lambda: slot.model_id == f"{TRIAGE}:1", what="champion serving again")
+    assert gateway.manifest(TRIAGE, "2").stage == "archived"
+    champ = gateway.champion(TRIAGE)
+    assert champ is not None and champ.history[-1].reason == "rollback: disagreement 30%"
