@@ -105,6 +105,13 @@ def topology_of(conn: Any, ctx: SimContext) -> NetworkTopology:
     return NetworkTopology(junctions, lengths, speeds)
 
 
+def _host_port(text: str) -> tuple[str, int]:
+    host, _, port = text.rpartition(":")
+    if not host or not port.isdigit():
+        raise EdgewardError(f"broker {text!r}: expected HOST:PORT, e.g. 127.0.0.1:1883")
+    return host, int(port)
+
+
 class TwinFrames:
     """Frames of one junction's cameras from the twin's renderer."""
 
@@ -146,6 +153,10 @@ class EdgewardController:
         backend: str = "onnx-cpu",
         interval_s: float = 5.0,
         plan_wait_s: float = 2.0,
+        *,
+        broker: str | None = None,
+        mqtt_user: str | None = None,
+        external_coordinator: bool = False,
     ) -> None:
         if counter not in ("model", "truth"):
             raise EdgewardError(f"edgeward controller: counter {counter!r} must be model or truth")
@@ -154,6 +165,11 @@ class EdgewardController:
         self.backend = backend
         self.interval_s = interval_s
         self.plan_wait_s = plan_wait_s
+        # With an external broker and coordinator (the demo), plans come from the cloud tier:
+        # nothing is started here and nothing waits in lock-step (the run is paced in real time).
+        self.external_broker = _host_port(broker) if broker else None
+        self.mqtt_user = mqtt_user
+        self.external_coordinator = external_coordinator
         self.gateways: dict[str, TrafficGateway] = {}
         self.frames: dict[str, TwinFrames] = {}
         self.count_errors: dict[str, list[tuple[float, float]]] = {}
@@ -174,8 +190,13 @@ class EdgewardController:
         work = ctx.out_dir / "edgeward"
         work.mkdir(parents=True, exist_ok=True)
         self.work = work
-        self.broker = MosquittoBroker(workdir=Path(self._tmp.name) / "mqtt").start()
-        self.mqtt = MqttSettings(host=self.broker.host, port=self.broker.port, keepalive_s=5)
+        self.broker: MosquittoBroker | None = None
+        if self.external_broker is None:
+            self.broker = MosquittoBroker(workdir=Path(self._tmp.name) / "mqtt").start()
+            self.mqtt = MqttSettings(host=self.broker.host, port=self.broker.port, keepalive_s=5)
+        else:
+            host, port = self.external_broker
+            self.mqtt = MqttSettings(host=host, port=port, username=self.mqtt_user, keepalive_s=5)
         self.topology = topology_of(ctx.conn, ctx)
         self.topology.save(work / "topology.json")
         if self.counter_kind == "model":
@@ -192,10 +213,13 @@ class EdgewardController:
                 gw.link.stop()
         if self._runner is not None:
             self._runner.stop()
-        self.broker.close()
+        if self.broker is not None:
+            self.broker.close()
         self._tmp.cleanup()
 
     def _start_runner(self) -> None:
+        if self.external_coordinator:
+            return
         coordinator = Coordinator(
             self.topology,
             safety=self.ctx.safety,
@@ -246,7 +270,7 @@ class EdgewardController:
             if runner_ok and all(link.connected for link in links):
                 return
             time.sleep(0.02)
-        raise EdgewardError(f"gateways did not reach the broker on port {self.broker.port}")
+        raise EdgewardError(f"gateways did not reach the broker on port {self.mqtt.port}")
 
     def _mode_changed(self, change: ModeChange) -> None:
         self.ctx.record_mode_change(
@@ -262,7 +286,8 @@ class EdgewardController:
         sent = [j for j, gw in self.gateways.items() if gw.sent_this_step]
         for j in sent:
             self._score_counts(j)
-        if sent and self._runner is not None and self.broker.running:
+        own_broker_up = self.broker is not None and self.broker.running
+        if sent and self._runner is not None and own_broker_up:
             self._wait_for_plans(sim_time, sent)
             for j in sent:
                 self.gateways[j].take_plans(sim_time)
@@ -293,14 +318,18 @@ class EdgewardController:
     def _faults(self, t: float) -> None:
         active = self.ctx.faults.active(t)
         kinds = {f.kind for f in active}
+        if self.external_coordinator or self.broker is None:
+            kinds -= {"cloud_down", "broker_down"}  # the demo stops the real ones itself
         if "cloud_down" in kinds and self._runner is not None:
             log.info("t=%.0f: cloud down", t)
             self._runner.stop()
             self._runner = None
-        elif "cloud_down" not in kinds and self._runner is None:
+        elif "cloud_down" not in kinds and self._runner is None and not self.external_coordinator:
             log.info("t=%.0f: cloud back", t)
             self._start_runner()
-        if "broker_down" in kinds and self.broker.running:
+        if self.broker is None:
+            pass
+        elif "broker_down" in kinds and self.broker.running:
             log.info("t=%.0f: broker down", t)
             self.broker.stop()
         elif "broker_down" not in kinds and not self.broker.running:
