@@ -81,7 +81,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         "--traffic-minutes", type=_positive(float), default=8.0, help="simulated minutes (8)"
     )
     p.add_argument(
-        "--outage-at", type=float, default=120.0, help="seconds into the run the cloud stops (120)"
+        "--outage-at", type=float, default=60.0, help="seconds into the run the cloud stops (60)"
     )
     p.add_argument(
         "--outage-for", type=_positive(float), default=90.0, help="seconds the cloud stays down"

@@ -74,13 +74,15 @@ def chart_stage_latency(scans: list[ScanRecord], cloud: dict[str, list[float]], 
     fig, axes = plt.subplots(1, 2, figsize=(10, 3.6))
     kept = [(k, v) for k, v in zip(stages, edge, strict=True) if v]
     if kept:
-        axes[0].boxplot([v for _, v in kept], labels=[k for k, _ in kept], showfliers=False)
+        axes[0].boxplot([v for _, v in kept], tick_labels=[k for k, _ in kept], showfliers=False)
     axes[0].set_ylabel("ms")
     axes[0].set_title("Edge latency per stage")
-    cloud_kept = [(k, [x * 1000 for x in v]) for k, v in cloud.items() if v]
+    order = ["queue", "preprocess", "infer", "explain"]
+    names = [k for k in order if cloud.get(k)] + [k for k in cloud if k not in order and cloud[k]]
+    cloud_kept = [(k, [x * 1000 for x in cloud[k]]) for k in names]
     if cloud_kept:
         axes[1].boxplot(
-            [v for _, v in cloud_kept], labels=[k for k, _ in cloud_kept], showfliers=False
+            [v for _, v in cloud_kept], tick_labels=[k for k, _ in cloud_kept], showfliers=False
         )
     axes[1].set_ylabel("ms")
     axes[1].set_title("Cloud latency per stage")

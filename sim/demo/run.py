@@ -14,6 +14,7 @@ import os
 import secrets
 import shutil
 import subprocess
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -44,7 +45,7 @@ class DemoSettings:
     scan_interval_s: float = 8.0
     grid: str = "4x4"
     traffic_minutes: float = 8.0
-    outage_at_s: float = 120.0
+    outage_at_s: float = 60.0
     outage_s: float = 90.0
     seed: int = 1
     quick_models: bool = False
@@ -200,24 +201,13 @@ class Demo:
         feeders = [Feeder(c, self.s.scan_interval_s, self.t0, self.say) for c in clinics]
         for f in feeders:
             f.start()
-        outage_start = start + self.s.outage_at_s
-        outage_end = outage_start + self.s.outage_s
-        cloud_down = False
+        outage = threading.Thread(
+            target=self.outage_cycle, args=(sup, cloud_cfg, start), name="outage", daemon=True
+        )
+        outage.start()
         drain_deadline: float | None = None
         while True:
             now = time.monotonic()
-            if not cloud_down and self.outage is None and now >= outage_start:
-                self.say("OUTAGE: stopping the cloud tier")
-                sup.stop("cloud")
-                cloud_down = True
-                self.outage = (self.now(), self.now())
-            if cloud_down and now >= outage_end:
-                self.say("OUTAGE over: starting the cloud tier again")
-                assert self.outage is not None
-                self.outage = (self.outage[0], self.now())
-                self.start_cloud(sup, cloud_cfg)
-                cloud_down = False
-                self.say("cloud: back; gateways drain their outboxes")
             for c in clinics:
                 for r in list(c.records):
                     if refresh(c, r):
@@ -226,7 +216,7 @@ class Demo:
                 if depth is not None:
                     self.backlog.append((self.now(), c.name, depth))
             feeding = any(f.is_alive() for f in feeders)
-            if not feeding and not cloud_down and self.outage is not None:
+            if not feeding and not outage.is_alive():
                 pending = [
                     r
                     for c in clinics
@@ -243,6 +233,26 @@ class Demo:
         for f in feeders:
             f.join(timeout=5)
         return [r for c in clinics for r in c.records]
+
+    def outage_cycle(self, sup: Supervisor, cloud_cfg: Path, start: float) -> None:
+        """Stop the cloud tier partway through and bring it back; the loop keeps watching."""
+        time.sleep(max(0.0, start + self.s.outage_at_s - time.monotonic()))
+        self.say("OUTAGE: stopping the cloud tier")
+        began = self.now()
+        sup.stop("cloud")
+        self.say("cloud tier stopped: gateways keep giving local verdicts and queue uploads")
+        time.sleep(max(0.0, began + self.s.outage_s - self.now()))
+        self.say("OUTAGE over: starting the cloud tier again")
+        try:
+            self.start_cloud(sup, cloud_cfg)
+        except EdgewardError as exc:
+            self.outage = (began, self.now())
+            self.notes.append(f"the cloud tier did not come back: {exc}")
+            self.say(f"cloud did not come back: {exc}")
+            return
+        # The cloud is back when it answers again, not when the restart was asked for.
+        self.outage = (began, self.now())
+        self.say("cloud: back; gateways drain their outboxes")
 
     def review_cases(self) -> list[dict[str, Any]]:
         try:
