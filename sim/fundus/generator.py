@@ -60,7 +60,7 @@ __all__ = [
 ]
 
 # Bump whenever the same arguments would give different pixels or labels.
-GENERATOR_VERSION = "1.2.0"
+GENERATOR_VERSION = "1.3.0"
 # Like a screening population, with enough referable scans (grade >= 2) to train on.
 GRADE_WEIGHTS: tuple[float, ...] = (0.45, 0.15, 0.20, 0.12, 0.08)
 _WORK_MAX = 640  # images larger than this are drawn at half size, then upscaled

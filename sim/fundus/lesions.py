@@ -49,8 +49,8 @@ def plan_lesions(rng: np.random.Generator, grade: int) -> LesionPlan:
     if grade == 2:
         return LesionPlan(
             microaneurysms=int(rng.integers(6, 20)),
-            haemorrhages=int(rng.integers(7, 16)),
-            exudate_clusters=int(rng.integers(1, 4)) if rng.random() < 0.6 else 0,
+            haemorrhages=int(rng.integers(8, 18)),
+            exudate_clusters=int(rng.integers(1, 4)) if rng.random() < 0.7 else 0,
             cotton_wool=int(rng.integers(1, 3)) if rng.random() < 0.35 else 0,
         )
     severe = LesionPlan(
@@ -117,12 +117,12 @@ def draw_lesions(
         # Severe NPDR spreads haemorrhages over all four quadrants (the 4-2-1 rule).
         x, y = _spot(rng, geo, 0.85, quadrant=i % 4 if plan.haemorrhages >= 20 else None)
         kind = rng.random()
-        if kind < 0.45:  # dot
+        if kind < 0.35:  # dot
             rad = fov_r * rng.uniform(0.009, 0.016)
             cv2.circle(
                 red, _p(x, y), int(rad * 16), int(rng.integers(200, 256)), -1, cv2.LINE_AA, shift=4
             )
-        elif kind < 0.85:  # blot: a few overlapping ellipses
+        elif kind < 0.9:  # blot: a few overlapping ellipses
             for _ in range(int(rng.integers(2, 5))):
                 ax = (
                     int(fov_r * rng.uniform(0.012, 0.03) * 16),
