@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import subprocess
 from pathlib import Path
 
 import cv2
@@ -24,6 +25,7 @@ from tests.waiting import wait_for
 TRIAGE = "fundus-triage"
 N = 120
 COLOUR = {"red_green_ratio", "blue_green_ratio"}
+REPO = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(scope="module")
@@ -96,3 +98,24 @@ def test_drift_report_renders_charts_for_the_shift(
         assert chart.name in page
         image = cv2.imread(str(chart))
         assert image is not None and image.shape[0] > 100
+
+
+def test_monitor_report_command_prints_the_verdict_and_writes_the_page(
+    quick_registry: Path, logs: dict[str, Path], tmp_path: Path
+) -> None:
+    cmd = [str(REPO / ".venv/bin/edgeward"), "monitor", "report", "--log", str(logs["same"]),
+           "--registry", str(quick_registry), "--model", TRIAGE,
+           "--out", str(tmp_path / "r")]  # fmt: skip
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=120, check=False)
+    assert done.returncode == 0, done.stderr
+    assert "fundus-triage: no drift over the last 120" in done.stdout
+    assert (tmp_path / "r" / "index.html").exists()
+
+
+def test_monitor_report_on_a_missing_log_says_what_to_give(tmp_path: Path) -> None:
+    cmd = [str(REPO / ".venv/bin/edgeward"), "monitor", "report", "--log", str(tmp_path / "x.db"),
+           "--model", TRIAGE, "--out", str(tmp_path / "r")]  # fmt: skip
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=120, check=False)
+    assert done.returncode == 2
+    assert f"prediction log {tmp_path / 'x.db'} does not exist" in done.stderr
+    assert "Traceback" not in done.stderr
