@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import fcntl
+import os
 import shutil
 import subprocess
 from collections.abc import Iterator
@@ -75,18 +77,26 @@ def quick_registry() -> Path:
     """
     key = _sources_hash("models", "sim/fundus", "shared/preprocess.py", "shared/registry")
     path = REPO / ".cache" / f"quick-registry-{key}"
-    if not (path / ".complete").exists():
-        shutil.rmtree(path, ignore_errors=True)
-        subprocess.run(
-            [
-                str(REPO / ".venv/bin/edgeward"),
-                "models",
-                "build",
-                "--quick",
-                "--registry",
-                str(path),
-            ],
-            check=True,
-        )
-        (path / ".complete").write_text("ok\n")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    # Several pytest processes may want it at once: one builds (into a temp dir, then an atomic
+    # rename), the others wait on the lock and reuse it.
+    with (REPO / ".cache" / "quick-registry.lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not (path / ".complete").exists():
+            building = path.with_name(f"{path.name}.building-{os.getpid()}")
+            shutil.rmtree(building, ignore_errors=True)
+            subprocess.run(
+                [
+                    str(REPO / ".venv/bin/edgeward"),
+                    "models",
+                    "build",
+                    "--quick",
+                    "--registry",
+                    str(building),
+                ],
+                check=True,
+            )
+            (building / ".complete").write_text("ok\n")
+            shutil.rmtree(path, ignore_errors=True)
+            building.rename(path)
     return path
