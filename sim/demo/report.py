@@ -231,6 +231,8 @@ def render(data: DemoData, out: Path) -> Path:
             {
                 "checks": [c.__dict__ for c in data.checks],
                 "scans": len(data.scans),
+                "outage": list(data.outage) if data.outage else None,
+                "backlog_peak": max((d for _, _, d in data.backlog), default=0),
                 "traffic": {r.controller: r.summary for r in data.traffic},
                 "review_cases": len(data.review_cases),
             },

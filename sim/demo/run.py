@@ -177,7 +177,8 @@ class Demo:
                     traffic_plan, runs, self.outage, self.t0_epoch, self.say
                 )
             review = self.review_cases()
-        return self.report(scans, traffic_results, review)
+        failures = traffic_plan.failures if traffic_plan is not None else []
+        return self.report(scans, traffic_results, review, failures)
 
     def start_clinics(self, sup: Supervisor, broker: MosquittoBroker) -> list[ClinicHandle]:
         clinics = []
@@ -268,6 +269,7 @@ class Demo:
         scans: list[ScanRecord],
         traffic: list[Any],
         review: list[dict[str, Any]],
+        traffic_failures: list[str],
     ) -> Path:
         gradable = [s for s in scans if s.gradable]
         checks = check_scans(scans, len(gradable), sum(s.cloud is not None for s in gradable))
@@ -278,6 +280,14 @@ class Demo:
                     f"zero signal safety violations ({run.controller})",
                     violations == 0,
                     f"{violations} violations",
+                )
+            )
+        if self.s.traffic:
+            checks.append(
+                Check(
+                    "every traffic run completed",
+                    not traffic_failures,
+                    "; ".join(traffic_failures) or f"{len(traffic)} runs completed",
                 )
             )
         cloud_stages: dict[str, list[float]] = {}

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import subprocess
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -29,6 +29,8 @@ class TrafficPlan:
     seed: int
     out: Path
     cloud_data: Path
+    registry: Path
+    failures: list[str] = field(default_factory=list)
 
 
 def prepare(settings: DemoSettings, out: Path, cloud_cfg: Path, say: Console) -> TrafficPlan:
@@ -42,6 +44,7 @@ def prepare(settings: DemoSettings, out: Path, cloud_cfg: Path, say: Console) ->
         seed=settings.seed,
         out=out / "traffic",
         cloud_data=cloud_data,
+        registry=settings.registry.resolve(),
     )
     cloud_data.mkdir(parents=True, exist_ok=True)
     cmd = edgeward_cmd(
@@ -90,6 +93,8 @@ def start(
                 "--mqtt-user",
                 "traffic",
                 "--external-coordinator",
+                "--registry",
+                str(plan.registry),
                 "--out",
                 str(plan.out / "edgeward"),
             ),
@@ -133,6 +138,7 @@ def finish(
         code = proc.wait(timeout=plan.minutes * 60 + 600)
         if code != 0:
             say(f"traffic {name} failed (exit {code}); log ends:\n{proc.tail()}")
+            plan.failures.append(f"{name}: exit {code}: {proc.tail(300).strip()}")
             continue
         windows: list[tuple[float, float]] = []
         summary = json.loads((plan.out / name / "summary.json").read_text())
