@@ -13,6 +13,7 @@ import logging
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import cv2
 import numpy as np
@@ -42,7 +43,8 @@ from edge.clinic.validate import (
 )
 from shared.config.clinic import ClinicGatewayConfig
 from shared.errors import EdgewardError, ModelRefusedError
-from shared.preprocess import PreprocessSpec, preprocess
+from shared.monitoring.summary import feature_summary
+from shared.preprocess import PreprocessSpec, resize_for_model, to_tensor
 from shared.registry import Registry
 from shared.verdicts import Verdict
 
@@ -71,6 +73,9 @@ class ScanOutcome:
     upload_bytes: bytes | None = None  # metadata-free image for the cloud (never DICOM)
     upload_content_type: str | None = None
     measures: dict[str, float] = field(default_factory=dict)  # quality + OOD scores, for audits
+    # Per model role ("quality", "triage"): what the prediction log keeps (confidence, score,
+    # call, feature summary). Only the models whose answer shaped the verdict are listed.
+    monitoring: dict[str, dict[str, Any]] = field(default_factory=dict)
 
 
 class _Timer:
@@ -229,12 +234,12 @@ class ClinicPipeline:
         # A JPEG decoded at reduced scale has its 8-px codec blocks shrunk by the same factor.
         reduction = max(1, header.width // max(image.shape[1], 1))
         report = assess(image, block_period=8 // reduction if reduction <= 4 else None)
-        tensor = self._model_input(image, report, self.quality_net.manifest.preprocess)
-        quality = self.quality_net.predict(tensor)[0]
+        q_spec, t_spec = self.quality_net.manifest.preprocess, self.triage_net.manifest.preprocess
+        q_view = self._model_view(image, report, q_spec)
+        quality = self.quality_net.predict(to_tensor(q_view, q_spec)[None])[0]
         timer.lap("quality")
-        if self.triage_net.manifest.preprocess != self.quality_net.manifest.preprocess:
-            tensor = self._model_input(image, report, self.triage_net.manifest.preprocess)
-        triage = self.triage_net.predict(tensor)[0]
+        t_view = q_view if t_spec == q_spec else self._model_view(image, report, t_spec)
+        triage = self.triage_net.predict(to_tensor(t_view, t_spec)[None])[0]
         timer.lap("triage")
         return self._decide(
             data,
@@ -245,11 +250,12 @@ class ClinicPipeline:
             triage=triage,
             timer=timer,
             ident=ident,
+            views=(q_view, t_view),
         )
 
     @staticmethod
-    def _model_input(image: np.ndarray, report: QualityReport, spec: PreprocessSpec) -> np.ndarray:
-        """The model's input batch of one, made by the shared preprocessing.
+    def _model_view(image: np.ndarray, report: QualityReport, spec: PreprocessSpec) -> np.ndarray:
+        """The model's view (cropped, resized uint8 BGR), made by the shared preprocessing.
 
         From a copy of the gate's 512 px frame at twice the model's input size when that is
         smaller than the scan: the same crop and area resize without scanning megapixels again,
@@ -258,13 +264,13 @@ class ClinicPipeline:
         frame = report.frame
         side = 2 * spec.size
         if side > ANALYSIS_SIZE:
-            return preprocess(image, spec)[None]
+            return resize_for_model(image, spec)
         h, w = frame.shape[:2]
         scale = side / max(h, w)
         if scale < 1.0:
             size = (max(1, round(w * scale)), max(1, round(h * scale)))
             frame = cv2.resize(frame, size, interpolation=cv2.INTER_AREA)
-        return preprocess(frame, spec)[None]
+        return resize_for_model(frame, spec)
 
     def _decide(
         self,
@@ -277,6 +283,7 @@ class ClinicPipeline:
         triage: Prediction,
         timer: _Timer,
         ident: ScanIdentity,
+        views: tuple[np.ndarray, np.ndarray],
     ) -> ScanOutcome:
         qm = self.quality_net.manifest
         p_reject = quality.prob(REJECT_LABEL, qm.labels)
@@ -286,6 +293,23 @@ class ClinicPipeline:
         codes: list[str] = []
 
         def outcome(verdict: Verdict, confidence: float, **extra: object) -> ScanOutcome:
+            # Image statistics on each model's view, as the reference kept at training time.
+            monitoring = {
+                "quality": {
+                    "confidence": float(quality.probabilities.max()),
+                    "score": p_reject,
+                    "prediction": int(not p_reject < self.reject_threshold),
+                    "features": feature_summary(views[0], quality.features, measures),
+                }
+            }
+            if verdict is not Verdict.RETAKE:  # triage only shapes verdicts past the gate
+                p_ref = self.policy.decide(triage).referable_probability
+                monitoring["triage"] = {
+                    "confidence": float(triage.probabilities.max()),
+                    "score": p_ref,
+                    "prediction": int(p_ref >= self.policy.refer),
+                    "features": feature_summary(views[1], triage.features, measures),
+                }
             return ScanOutcome(
                 verdict=verdict,
                 reasons=reasons,
@@ -297,6 +321,7 @@ class ClinicPipeline:
                 laterality=ident.laterality,
                 patient_id=ident.patient_id,
                 measures={k: round(float(v), 5) for k, v in measures.items()},
+                monitoring=monitoring,
                 **extra,  # type: ignore[arg-type]
             )
 

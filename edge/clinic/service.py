@@ -29,9 +29,11 @@ from edge.clinic.outbox import CLOUD, EVENTS, Outbox, OutboxItem
 from edge.clinic.pseudonym import Pseudonymiser
 from edge.clinic.store import JUDGED, Receipt, ScanRecord, ScanStore
 from edge.clinic.uplink import CloudUplink
+from shared.config.base import secret_from_env
 from shared.config.clinic import ClinicGatewayConfig
 from shared.errors import EdgewardError
 from shared.messages import ScanVerdictEvent
+from shared.monitoring.prediction_log import PredictionLog
 from shared.proto import edgeward_pb2 as pb
 from shared.verdicts import Verdict
 
@@ -41,6 +43,9 @@ SCAN_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,63}$")
 MAX_METADATA = 32
 MAX_ATTEMPTS = 3  # a scan that failed to be judged this often (e.g. crashed us) goes to a person
 VERDICTS = {v.value for v in Verdict}
+PREDICTION_LOG = "predictions.sqlite"  # in data_dir; `edgeward monitor report --log` reads it
+RULES_MODEL = "gateway-rules"  # verdicts no model judged (unreadable files, gateway errors)
+FAILURE_CODES = ("gateway_error", "internal_error")
 
 
 class SubmissionError(EdgewardError):
@@ -135,10 +140,13 @@ class ClinicService:
         site_key: bytes | None = None,
     ) -> None:
         self.config = config
-        self.pseudonyms = (
-            Pseudonymiser(site_key) if site_key else Pseudonymiser.from_env(config.site_key_env)
+        key = site_key or secret_from_env(
+            config.site_key_env, "pseudonymising patient ids before upload"
         )
+        self.pseudonyms = Pseudonymiser(key)
         self.db = Database(Path(config.data_dir) / "gateway.db")
+        # Every edge verdict, for drift checks on the gateway itself (keyed like the pseudonyms).
+        self.predictions = PredictionLog(Path(config.data_dir) / PREDICTION_LOG, key)
         self.store = ScanStore(self.db)
         self.outbox = Outbox(self.db)
         self.metrics = GatewayMetrics()
@@ -240,6 +248,7 @@ class ClinicService:
         self.uplink.stop()
         self.events.stop()
         self.db.close()
+        self.predictions.close()
         self.started = False
 
     def __enter__(self) -> ClinicService:
@@ -315,6 +324,7 @@ class ClinicService:
         if record is None or record.state == JUDGED:
             return
         upload: tuple[bytes, str] | None = None
+        monitoring: dict[str, dict[str, Any]] = {}
         if attempt > MAX_ATTEMPTS:
             result = _failed_outcome(
                 f"the gateway failed to judge this scan {attempt - 1} times; a person must look "
@@ -332,6 +342,7 @@ class ClinicService:
                     metadata={**record.metadata, "scan_id": record.scan_id},
                 )
                 result = outcome_dict(outcome)
+                monitoring = dict(getattr(outcome, "monitoring", {}) or {})
                 if result["verdict"] not in VERDICTS:
                     raise ValueError(f"pipeline returned unknown verdict {result['verdict']!r}")
                 body = getattr(outcome, "upload_bytes", None)
@@ -344,7 +355,9 @@ class ClinicService:
                     "must look at it",
                     "gateway_error",
                 )
+                monitoring = {}
         self._record_verdict(record, result, upload)
+        self._log_prediction(record, result, monitoring)
 
     def _record_verdict(
         self, record: ScanRecord, result: dict[str, Any], upload: tuple[bytes, str] | None
@@ -407,6 +420,45 @@ class ClinicService:
         for hook in self._judged_hooks:
             if judged is not None:
                 hook(judged)
+
+    def _log_prediction(
+        self, record: ScanRecord, result: dict[str, Any], monitoring: dict[str, dict[str, Any]]
+    ) -> None:
+        """One prediction-log row per model that shaped the verdict (a rules row if none did).
+
+        Logged after the verdict commits and never allowed to fail it: the log is for audits.
+        """
+        versions: dict[str, str] = result["model_versions"]
+        names = {"quality": self.config.quality_model, "triage": self.config.triage_model}
+        attributes = {
+            "site": self.config.site_id,
+            "laterality": result["laterality"] or record.metadata.get("laterality", ""),
+            "camera": record.metadata.get("camera", ""),
+            "source": record.source,
+        }
+        rows = [
+            (names.get(role, role), versions.get(role, "unknown"), row)
+            for role, row in monitoring.items()
+        ] or [(RULES_MODEL, "rules", {"confidence": result["confidence"], "features": {}})]
+        try:
+            for model, version, row in rows:
+                self.predictions.record(
+                    record.cloud_id,
+                    tier="edge",
+                    model=model,
+                    model_version=version,
+                    confidence=min(max(float(row["confidence"]), 0.0), 1.0),
+                    score=row.get("score"),
+                    prediction=row.get("prediction"),
+                    verdict=result["verdict"],
+                    site=self.config.site_id,
+                    latency_ms=result["timings_ms"].get("total"),
+                    error=", ".join(c for c in result["codes"] if c in FAILURE_CODES),
+                    attributes=attributes,
+                    features=row.get("features", {}),
+                )
+        except Exception:
+            log.exception("scan %s: could not write the prediction log", record.scan_id)
 
     def _redact(self, text: str, record: ScanRecord, patient: str | None) -> str:
         """Reasons may name the scan or file; what leaves names neither, nor the patient."""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
+import subprocess
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -15,11 +16,12 @@ import pytest
 from edge.clinic.outbox import CLOUD, EVENTS
 from edge.clinic.pipeline import ClinicPipeline
 from edge.clinic.pseudonym import Pseudonymiser
-from edge.clinic.service import ClinicService
+from edge.clinic.service import RULES_MODEL, ClinicService
 from shared import topics
 from shared.broker import MosquittoBroker
 from shared.config import ClinicGatewayConfig, MqttSettings
 from shared.messages import GatewayStatus, ScanVerdictEvent, decode
+from shared.monitoring.prediction_log import PredictionLog, pseudonymise
 from shared.proto import edgeward_pb2 as pb
 from shared.proto import edgeward_pb2_grpc as pb_grpc
 from tests.integration.support.grading_server import GradingServer
@@ -30,6 +32,7 @@ from tests.waiting import wait_for
 pytestmark = pytest.mark.mqtt
 
 SITE_KEY = b"test-site-secret"
+REPO = Path(__file__).resolve().parents[2]
 Gateway = Callable[..., ClinicService]
 
 
@@ -462,3 +465,53 @@ def test_gateway_logs_in_with_the_password_from_the_environment(tmp_path, auth_b
     finally:
         good.stop()
         bad.stop()
+
+
+def test_every_edge_verdict_is_logged_pseudonymised_and_the_monitor_reports_on_it(
+    gateway, quick_registry, tmp_path
+):
+    service = gateway(real=True)
+    with _http(service) as client:
+        scans = [_post(client, fundus_jpeg(20 + i)).json()["scan_id"] for i in range(6)]
+        garbage = _post(client, b"not an image").json()["scan_id"]
+        for scan_id in [*scans, garbage]:
+            wait_for(_judged(client, scan_id), 20, f"verdict for {scan_id}")
+        statuses = {s: _scan(client, s) for s in [*scans, garbage]}
+    service.stop()
+    log_path = Path(service.config.data_dir) / "predictions.sqlite"
+    plog = PredictionLog(log_path, SITE_KEY)
+    try:
+        quality = plog.rows("fundus-quality")
+        triage = plog.rows("fundus-triage")
+        rules = plog.rows(RULES_MODEL)
+    finally:
+        plog.close()
+    # One quality row per readable scan, triage rows only past the gate, a rules row for garbage.
+    assert len(quality) == len(scans)
+    past_gate = [s for s in scans if statuses[s]["verdict"] != "retake"]
+    assert len(triage) == len(past_gate)
+    assert [(r.verdict, r.model_version) for r in rules] == [("rejected", "rules")]
+    cloud_ids = {s: Pseudonymiser(SITE_KEY).scan(s) for s in statuses}
+    logged = {r.pid for r in quality + rules}
+    assert logged == {pseudonymise(cloud_ids[s], SITE_KEY) for s in statuses}
+    assert not logged & (set(statuses) | set(cloud_ids.values()))  # no raw id stored
+    by_pid = {r.pid: r for r in quality}
+    for scan_id in scans:
+        row = by_pid[pseudonymise(cloud_ids[scan_id], SITE_KEY)]
+        status = statuses[scan_id]
+        assert row.verdict == status["verdict"]
+        assert row.model_version == status["model_versions"]["quality"]
+        assert row.tier == "edge" and row.attributes["site"] == "clinic-test"
+        assert 0.0 <= row.confidence <= 1.0 and row.score is not None
+        assert {"brightness", "red_green_ratio", "sketch_0", "quality.quality_net_p_reject"} <= set(
+            row.features
+        )
+        assert row.features["quality.quality_net_p_reject"] == pytest.approx(row.score, abs=1e-4)
+    # The "runnable on the edge from its own log" promise: the monitor reads the gateway's log.
+    cmd = [str(REPO / ".venv/bin/edgeward"), "monitor", "report", "--log", str(log_path),
+           "--registry", str(quick_registry), "--model", "fundus-quality", "--window", "6",
+           "--out", str(tmp_path / "report")]  # fmt: skip
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=120, check=False)
+    assert done.returncode == 0, done.stderr
+    assert "fundus-quality: " in done.stdout and "over the last 6" in done.stdout
+    assert (tmp_path / "report" / "index.html").exists()
