@@ -49,6 +49,21 @@ def test_specificity_threshold_keeps_at_least_the_target(
     assert (s < t).mean() >= target - 1e-9
 
 
+def test_perfect_separation_gets_full_sensitivity_not_just_the_target() -> None:
+    scores = np.array([0.01, 0.02, 0.05, 0.6, 0.97, 0.98, 0.99, 0.995, 0.999, 0.9999])
+    positive = np.array([0, 0, 0, 1, 1, 1, 1, 1, 1, 1], dtype=bool)
+    t = threshold_for_sensitivity(scores, positive, 0.8)
+    assert (scores[positive] >= t).all() and (scores[~positive] < t).all()
+
+
+def test_sensitivity_threshold_keeps_the_best_specificity_for_overlapping_scores() -> None:
+    scores = np.array([0.1, 0.3, 0.5, 0.7, 0.2, 0.4, 0.6, 0.8, 0.9])
+    positive = np.array([0, 0, 0, 0, 1, 1, 1, 1, 1], dtype=bool)
+    t = threshold_for_sensitivity(scores, positive, 0.6)
+    assert (scores[positive] >= t).mean() >= 0.6
+    assert (scores[~positive] < t).mean() == 0.75  # the most any 60%-sensitive threshold keeps
+
+
 def test_temperature_scaling_recovers_the_temperature_that_made_the_labels() -> None:
     rng = np.random.default_rng(0)
     true_logits = rng.normal(0, 2.0, size=(4000, 3))
