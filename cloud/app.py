@@ -67,6 +67,7 @@ def grader_deployment(config: CloudConfig) -> Any:
         g.batch_wait_timeout_s,
         g.explain,
         canary=None if g.canary is None else g.canary.model_dump(),
+        prediction_log=str(config.data_dir / g.prediction_log) if g.prediction_log else "",
     )
 
 

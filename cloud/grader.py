@@ -14,6 +14,7 @@ import numpy as np
 from ray import serve
 
 from cloud.flywheel.canary_serving import CanaryServing
+from cloud.flywheel.grade_log import open_grade_log, record_grade, referable_label
 from cloud.grading import GraderCore, Grading
 from cloud.metrics import batch_size_histogram, observe_stages
 from cloud.model_loading import load_grader, resolve
@@ -66,6 +67,7 @@ class Grader:
         explain: bool = True,
         *,
         canary: dict[str, object] | None = None,
+        prediction_log: str = "",
     ) -> None:
         self.registry_dir = Path(registry_dir)
         self.default_model = default_model
@@ -83,6 +85,10 @@ class Grader:
                 on_promote=self._promoted,
             )
         )
+        # Every grade is logged; canary-path grades by the canary, to this log if it has none.
+        self.plog = open_grade_log(prediction_log) if prediction_log else None
+        if self.canary is not None and self.canary.plog is None:
+            self.canary.plog = self.plog
         self._grade_batch.set_max_batch_size(  # type: ignore[attr-defined]
             max_batch_size
         )
@@ -123,10 +129,15 @@ class Grader:
         self.champion = load_core(self.registry_dir, "", self.default_model)
         log.warning("canary %s promoted: now serving %s", model_id, self.champion.model_version)
 
-    def canary_label(self, scan_id: str, label: str) -> None:
-        """A reviewer's label for a scan, for the canary's accuracy gate."""
+    async def canary_label(self, scan_id: str, label: str) -> None:
+        """A reviewer's label for a scan: joined into the prediction log, fed to the canary gate."""
+        referable = referable_label(label)
+        if self.plog is not None and referable is not None:
+            await asyncio.to_thread(self.plog.add_label, scan_id, referable)
         if self.canary is not None:
             self.canary.label(scan_id, label)
+            if self.canary.active:  # the label may complete the gate: decide now, not next scan
+                await self.canary._settle()
 
     async def grade(self, job: GradeJob) -> Grading | GradeFailure:
         job.enqueued_at = time.perf_counter()
@@ -136,9 +147,26 @@ class Grader:
                 result: Grading | GradeFailure = await self.canary.grade(job, self._grade_batch)
             else:
                 result = await self._grade_batch(job)
+                if self.plog is not None:
+                    await asyncio.to_thread(self._log_grade, job, result)
         finally:
             self._pending -= 1
         return result
+
+    def _log_grade(self, job: GradeJob, result: Grading | GradeFailure) -> None:
+        try:  # the log is for audits: it never costs a scan its answer
+            record_grade(
+                self.plog,  # type: ignore[arg-type]
+                job.scan_id,
+                job.image,
+                result,
+                model_version=job.model_id or self.champion.model_version,
+                # per-site models share the champion's preprocessing in this registry
+                spec=self.champion.spec,
+                latency_ms=(time.perf_counter() - job.enqueued_at) * 1000.0,
+            )
+        except Exception:
+            log.exception("scan %s: could not write the prediction log", job.scan_id)
 
     @serve.batch(max_batch_size=8, batch_wait_timeout_s=0.01)
     async def _grade_batch(self, jobs: list[GradeJob]) -> list[Grading | GradeFailure]:

@@ -23,6 +23,12 @@ class GraderSettings(StrictModel):
     canary: CanaryGates | None = Field(
         None, description="canary the registry's challenger against the champion (null = off)"
     )
+    prediction_log: str = Field(
+        "predictions.sqlite",
+        max_length=4096,
+        description="SQLite log of every grade, relative to data_dir ('' = off; needs "
+        "EDGEWARD_SITE_KEY to pseudonymise scan ids)",
+    )
 
     @model_validator(mode="after")
     def _replicas(self) -> GraderSettings:
