@@ -182,6 +182,16 @@ class Ingress:
         except EdgewardError as exc:
             return _http_error(exc)
         log.info("review case %s (scan %s) decided: %s", case_id, case.scan_id, case.label)
+        try:  # into the prediction log and the canary's accuracy gate; the decision is kept
+            await self.grader.canary_label.remote(case.scan_id, case.label)
+        except Exception as exc:
+            log.warning(
+                "review case %s: label not passed to the grader (%s: %s); it stays in the "
+                "review store and GET /v1/labels",
+                case_id,
+                type(exc).__name__,
+                exc,
+            )
         return JSONResponse(case_json(case, with_images=False))
 
     @app.get("/v1/labels")

@@ -31,6 +31,7 @@ from shared.broker import MosquittoBroker, free_port
 from shared.config import CloudConfig, MqttSettings
 from shared.config.cloud import GraderSettings
 from shared.messages import GatewayStatus, ScanVerdictEvent
+from shared.monitoring.prediction_log import PredictionLog, pseudonymise
 from shared.mqtt import connect, make_client
 from shared.proto import edgeward_pb2 as pb
 from shared.proto import edgeward_pb2_grpc as pb_grpc
@@ -41,6 +42,7 @@ from sim.fundus.generator import FundusSample, generate_sample
 
 pytestmark = [pytest.mark.ray, pytest.mark.mqtt, pytest.mark.slow]
 GRADER = "fundus-grader"
+SITE_KEY = b"cloud-serve-test-key"  # the grader logs every grade, keyed with it
 DEADLINE_S = 120.0
 
 
@@ -86,6 +88,8 @@ def cloud(quick_registry: Path, tmp_path_factory: pytest.TempPathFactory) -> Ite
     tmp = tmp_path_factory.mktemp("cloud")
     ids = _registry_with_corrupt_champion_and_site_model(quick_registry, tmp / "reg")
     champion, corrupt, site = ids
+    env = pytest.MonkeyPatch()  # Ray's workers inherit it from this process
+    env.setenv("EDGEWARD_SITE_KEY", SITE_KEY.decode())
     with MosquittoBroker(workdir=tmp / "mqtt") as broker:
         config = CloudConfig(
             data_dir=tmp / "data",
@@ -112,6 +116,7 @@ def cloud(quick_registry: Path, tmp_path_factory: pytest.TempPathFactory) -> Ite
                     site,
                 )
             channel.close()
+    env.undo()
 
 
 def _png(sample: FundusSample) -> bytes:
@@ -305,6 +310,15 @@ def test_review_queue_round_trip(cloud: Cloud):
     assert scan_id not in [c["scan_id"] for c in cloud.http.get("/v1/review").json()["cases"]]
     labels = cloud.http.get("/v1/labels").json()["labels"]
     assert any(lab["scan_id"] == scan_id and lab["label"] == "grade3" for lab in labels)
+    # The decision is joined into the grader's prediction log as a referable label.
+    plog = PredictionLog(cloud.local.config.data_dir / "predictions.sqlite", SITE_KEY)
+    try:
+        labelled = {r.pid: r.label for r in plog.rows(GRADER, labelled_only=True)}
+        logged = {r.pid for r in plog.rows(GRADER)}
+    finally:
+        plog.close()
+    assert pseudonymise(scan_id, SITE_KEY) in logged and scan_id not in logged
+    assert labelled.get(pseudonymise(scan_id, SITE_KEY)) == 1
     assert cloud.http.get("/v1/review/no-such-case").status_code == 404
 
 
