@@ -62,3 +62,22 @@ def green_still_needed(
         queue, approaching = counts[approach]
         need = max(need, share * lane_load(queue, approaching, lanes[approach]))
     return HEADWAY_S * need
+
+
+def local_pressures(
+    program: list[PhaseDef], layout: JunctionLayout, counts: Mapping[str, tuple[float, float]]
+) -> dict[int, float]:
+    """Max-pressure priorities from this junction's own latest counts (no downstream view).
+
+    Per green phase: the sum over the approaches it serves of share x vehicles per lane.
+    Approaches without a count (camera down) are assumed as loaded as the busiest one seen.
+    """
+    lanes = {a.approach_id: a.lanes for a in layout.approaches}
+    loads = {a: lane_load(q, n, lanes[a]) for a, (q, n) in counts.items() if a in lanes}
+    busiest = max(loads.values(), default=0.0)
+    out = {}
+    for i, p in enumerate(program):
+        if p.kind == "green":
+            served = layout.served(p.state).items()
+            out[i] = sum(share * loads.get(a, busiest) for a, share in served if share > 0)
+    return out

@@ -1,15 +1,18 @@
 """The safe applier: the only code that switches a junction's signals, always within SignalSafety.
 
 Whatever asks for timings (a cloud plan, the local actuated logic, the fixed schedule) only sets
-per-phase green targets. The applier walks the junction's own program in order (green -> its
-yellow -> its red clearance -> next green), so a yellow is never skipped, and clamps every phase
-duration to the safety limits at the moment it enters the phase.
+per-phase green targets, or per-phase priorities (pressures). With targets the applier walks the
+junction's own program in order (green -> its yellow -> its red clearance -> next green). With
+priorities it is acyclic: after the minimum green it ends the green once another phase clearly
+outranks it and goes to that phase through clearance phases of the program chosen so that no
+link ever skips its yellow or its red clearance (`clearance_paths`). Every phase duration is
+clamped to the safety limits at the moment the phase begins.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 from edge.traffic.signal_port import PhaseDef, SignalPort
@@ -21,6 +24,15 @@ log = logging.getLogger(__name__)
 
 YELLOW_MAX_S = 6.0  # the issue's yellow change interval is 3-6 s; SignalSafety bounds the minimum
 _EPS = 1e-6
+SWITCH_MARGIN = 1.0  # priority (vehicles per lane) another phase needs above the serving one
+# An acyclic green lasts at least its planned green times this: every switch costs a whole
+# clearance, and in the twin's rush hour longer greens won (greens of ~40 s on the 4x4 grid).
+SLOT_SCALE = 1.4
+MAX_WAIT_S = 120.0  # an acyclic junction serves any green that has waited this long
+AGE_PER_S = 1.0 / 30.0  # priority a waiting phase gains per second unserved: nobody starves
+_STOP = "rs"
+_GREEN = "Gg"
+_YELLOW = "yY"
 
 
 class PlanRejectedError(EdgewardError):
@@ -53,6 +65,84 @@ def validate_program(junction_id: str, program: list[PhaseDef]) -> None:
         raise ProgramError(
             f"junction {junction_id}: phase states have different lengths {sorted(lengths)}"
         )
+
+
+def _jump_is_safe(a: str, b: str, into_green: bool) -> bool:
+    """May the controller go from state `a` straight to `b` (not the program's next phase)?
+
+    Only out of a clearance phase: into a green only from an all-red phase (red clearance
+    already served); into another clearance phase only if every green link turns yellow or
+    stays green, every yellow link turns red (its yellow ran in full) and no red link wakes up.
+    """
+    if into_green:
+        return all(x in _STOP for x in a)
+    for x, y in zip(a, b, strict=True):
+        if x in _GREEN and y not in _GREEN + _YELLOW:
+            return False
+        if x in _YELLOW and y not in _STOP:
+            return False
+        if x in _STOP and y not in _STOP:
+            return False
+    return True
+
+
+def clearance_paths(
+    program: list[PhaseDef], duration: Callable[[int], float]
+) -> dict[tuple[int, int], list[int]]:
+    """(from green, to green) -> the fastest safe chain of clearance phases between them.
+
+    A green always leaves by the program's next phase; inside the clearance the chain follows
+    the program or jumps where `_jump_is_safe` allows. Greens no chain reaches are left out.
+    """
+    n = len(program)
+    greens = [i for i, p in enumerate(program) if p.kind == "green"]
+    out: dict[tuple[int, int], list[int]] = {}
+    for g in greens:
+        first = (g + 1) % n
+        if program[first].kind == "green":
+            if first != g:
+                out[(g, first)] = []
+            continue
+        best: dict[int, tuple[float, list[int]]] = {first: (duration(first), [first])}
+        frontier = [first]
+        while frontier:
+            frontier.sort(key=lambda i: best[i][0])
+            s = frontier.pop(0)
+            cost, path = best[s]
+            for t in range(n):
+                if t == g:
+                    continue
+                natural = t == (s + 1) % n
+                into_green = program[t].kind == "green"
+                if not natural and not _jump_is_safe(
+                    program[s].state, program[t].state, into_green
+                ):
+                    continue
+                if into_green:
+                    if (g, t) not in out or cost < sum(duration(i) for i in out[(g, t)]) - _EPS:
+                        out[(g, t)] = path
+                    continue
+                c = cost + duration(t)
+                if t not in best or c < best[t][0] - _EPS:
+                    best[t] = (c, [*path, t])
+                    frontier.append(t)
+    return out
+
+
+def follow_on_greens(program: list[PhaseDef]) -> dict[int, int]:
+    """Greens that only continue movements of the green before them (a protected turn after the
+    through green that let it go permissive): follow-on green -> that parent green."""
+    greens = [i for i, p in enumerate(program) if p.kind == "green"]
+    out: dict[int, int] = {}
+    if len(greens) < 3:
+        return out
+    for n, j in enumerate(greens):
+        parent = greens[n - 1]
+        moving = {i for i, c in enumerate(program[j].state) if c in _GREEN}
+        before = {i for i, c in enumerate(program[parent].state) if c in _GREEN}
+        if moving and moving <= before and parent not in out:
+            out[j] = parent
+    return out
 
 
 def min_green(safety: SignalSafety, has_crossing: bool) -> float:
@@ -98,6 +188,33 @@ class SafeApplier:
         self._entered = now
         self._duration = self._duration_for(self._phase, now)
         self.switches: list[Switch] = [Switch(now, self._phase)]
+        self._priorities: dict[int, float] | None = None
+        self._paths = clearance_paths(self.program, lambda i: self._duration_for(i, now))
+        self._route: list[int] = []  # phases still to show on the way to a chosen green
+        self._served_at = dict.fromkeys(self.green_phases, now)
+        self._follow_on = follow_on_greens(self.program)
+        self._turn_after = {
+            parent: j for j, parent in self._follow_on.items() if (parent, j) in self._paths
+        }
+        self._follow_on = {j: p for j, p in self._follow_on.items() if self._turn_after.get(p) == j}
+        # Links that go protected-green and also stop: their continuous green run may span
+        # several phases, so acyclic greens end early enough to keep it within max green.
+        width = len(self.program[0].state)
+        self._held = [
+            k
+            for k in range(width)
+            if any(p.state[k] == "G" for p in self.program)
+            and any(p.state[k] != "G" for p in self.program)
+        ]
+        self._protected_since: dict[int, float] = {}
+        self._mark(now)
+        self._lookahead = max(
+            (
+                sum(self._duration_for(i, now) for i in path) + self._floor(k)
+                for (_, k), path in self._paths.items()
+            ),
+            default=0.0,
+        )
 
     # -- what callers may change --------------------------------------------------------------
 
@@ -128,6 +245,23 @@ class SafeApplier:
         self._alignment = alignment
         self.source = source
         return dict(self._targets)
+
+    def set_priorities(self, priorities: Mapping[int, float] | None, source: str) -> None:
+        """Drive acyclically by these per-phase priorities (None: back to the program's order)."""
+        if priorities is not None:
+            unknown = sorted(set(priorities) - set(self.green_phases))
+            if unknown:
+                raise PlanRejectedError(
+                    f"junction {self.port.junction_id}: phases {unknown} are not green phases "
+                    f"of its program (green phases: {self.green_phases})"
+                )
+            priorities = {int(k): float(v) for k, v in priorities.items()}
+        self._priorities = priorities
+        self.source = source
+
+    @property
+    def acyclic(self) -> bool:
+        return self._priorities is not None
 
     def greens_from_plan(self, plan: SignalPlan) -> dict[int, float]:
         """The plan's greens as a phase->seconds map, or PlanRejectedError if it is not ours."""
@@ -187,15 +321,89 @@ class SafeApplier:
             self._entered = now
             self._duration = self._duration_for(self._phase, now)
             self.switches.append(Switch(now, self._phase))
+            self._route = []
+            self._protected_since.clear()
+            self._mark(now)
             return
-        if now - self._entered + _EPS < self._duration:
+        elapsed = now - self._entered
+        if self.program[self._phase].kind == "green":
+            self._served_at[self._phase] = now
+            if self._priorities is not None and not self._route:
+                current = self._phase
+                # a link's green run may carry on into the next green: end in time for it
+                run = max((now - t for t in self._protected_since.values()), default=0.0)
+                due = run + self._lookahead + _EPS >= self.safety.max_green_s
+                due = due and elapsed + _EPS >= self._floor(current)
+                if current in self._follow_on:
+                    # a protected turn after its parent green: its planned time, then choose
+                    if elapsed + _EPS < self._duration and not due:
+                        return
+                    target = self._choose(now, elapsed, forced=True)
+                else:
+                    if elapsed + _EPS < self._slot(current) and not due:
+                        return
+                    target = self._choose(now, elapsed, forced=due)
+                    turn = self._turn_after.get(current)
+                    if target is not None and turn is not None:
+                        target = turn  # its follow-on turn phase runs before anything else
+                if target is not None:
+                    self._route = [*self._paths[(current, target)], target]
+                elif elapsed + _EPS < self._ceiling(current) and not due:
+                    return
+            elif elapsed + _EPS < self._duration:
+                return
+        elif elapsed + _EPS < self._duration:
             return
-        nxt = (self._phase + 1) % len(self.program)
+        nxt = self._route.pop(0) if self._route else (self._phase + 1) % len(self.program)
         self.port.set_phase(nxt)
         self._phase = nxt
         self._entered = now
         self._duration = self._duration_for(nxt, now)
         self.switches.append(Switch(now, nxt))
+        self._mark(now)
+
+    def _mark(self, now: float) -> None:
+        """Track when each held link's current protected green began."""
+        state = self.program[self._phase].state
+        for k in self._held:
+            if state[k] == "G":
+                self._protected_since.setdefault(k, now)
+            else:
+                self._protected_since.pop(k, None)
+
+    def _choose(self, now: float, elapsed: float, forced: bool = False) -> int | None:
+        """The green to go to next, or None to keep serving the current one."""
+        assert self._priorities is not None
+        current = self._phase
+        options = [
+            k for k in self.green_phases if (current, k) in self._paths and k not in self._follow_on
+        ]
+        if not options:
+            return None
+
+        def score(k: int) -> float:
+            waited = now - self._served_at[k]
+            return self._priorities.get(k, 0.0) + AGE_PER_S * waited  # type: ignore[union-attr]
+
+        best = max(options, key=score)
+        starving = [k for k in options if k != current and now - self._served_at[k] >= MAX_WAIT_S]
+        if starving:  # whatever the pressures say, nobody waits longer than this
+            return max(starving, key=lambda k: now - self._served_at[k])
+        if forced or elapsed + _EPS >= self._ceiling(current):
+            return best
+        if score(best) > self._priorities.get(current, 0.0) + SWITCH_MARGIN:
+            return best
+        return None
+
+    def _floor(self, i: int) -> float:
+        return min_green(self.safety, self._crossing[i])
+
+    def _slot(self, i: int) -> float:
+        """Shortest acyclic green: its planned green scaled, within the safety limits."""
+        return self._clamp_green(i, SLOT_SCALE * self._targets[i])
+
+    def _ceiling(self, i: int) -> float:
+        return max_green(self.safety, self._crossing[i])
 
     # -- durations ----------------------------------------------------------------------------
 

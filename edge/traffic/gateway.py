@@ -11,7 +11,7 @@ import queue
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from edge.traffic.actuation import actuated_greens, green_still_needed
+from edge.traffic.actuation import actuated_greens, green_still_needed, local_pressures
 from edge.traffic.applier import PlanRejectedError, SafeApplier
 from edge.traffic.camera_health import CameraHealth
 from edge.traffic.counter import Counter
@@ -79,6 +79,7 @@ class TrafficGateway:
         self._demand: dict[str, tuple[float, float]] = {}
         program_cycle = sum(p.duration_s for p in self.applier.program)
         self._grid: tuple[float, float] | None = (program_cycle, 0.0)
+        self.local_max_pressure = False  # actuated mode: acyclic on the junction's own counts
         self.live_actuation = False  # extend/end the running green from each interval's counts
         self.uplink_delay_s = 0.0  # the twin's fault injection: aggregates leave this much later
         self._delayed: list[tuple[float, TrafficAggregate]] = []
@@ -175,6 +176,14 @@ class TrafficGateway:
                 alignment = (plan.cycle_s, plan.offset_s)
                 self._grid = alignment
                 self.applier.set_targets(greens, f"plan {plan.plan_id}", alignment)
+                pressures = {g.phase_index: g.pressure for g in plan.greens}
+                if all(v is not None for v in pressures.values()):
+                    # max-pressure plan: the applier picks the next phase by these priorities
+                    self.applier.set_priorities(
+                        {k: float(v or 0.0) for k, v in pressures.items()}, f"plan {plan.plan_id}"
+                    )
+                else:
+                    self.applier.set_priorities(None, f"plan {plan.plan_id}")
                 return
         if mode in ("coordinated", "actuated"):
             greens = actuated_greens(
@@ -182,7 +191,11 @@ class TrafficGateway:
             )
             # stay on the last plan's cycle grid, so neighbours keep their coordination
             self.applier.set_targets(greens, "actuated", self._grid)
+            if self.local_max_pressure:
+                local = local_pressures(self.applier.program, self.layout, counts)
+                self.applier.set_priorities(local, "actuated")
             return
+        self.applier.set_priorities(None, "fixed")
         self.applier.set_targets(self.applier.fixed_greens, "fixed")
 
     def _smooth(self, counts: dict[str, tuple[float, float]]) -> None:

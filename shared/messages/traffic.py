@@ -33,6 +33,9 @@ class TrafficAggregate(Message):
 class PhaseGreen(Part):
     phase_index: int = Field(..., ge=0)
     green_s: float = Field(..., gt=0)
+    pressure: float | None = Field(
+        None, description="max-pressure priority (vehicles per lane); set: the gateway runs acyclic"
+    )
 
 
 class SignalPlan(Message):

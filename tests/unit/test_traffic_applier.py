@@ -6,7 +6,12 @@ import itertools
 
 import pytest
 
-from edge.traffic.applier import PlanRejectedError, SafeApplier
+from edge.traffic.applier import (
+    PlanRejectedError,
+    SafeApplier,
+    clearance_paths,
+    follow_on_greens,
+)
 from edge.traffic.sequence_check import check_sequence
 from edge.traffic.signal_port import PhaseDef
 from shared.config.traffic import SignalSafety
@@ -106,3 +111,109 @@ def test_checker_flags_a_skipped_yellow() -> None:
     )
     assert any("program order" in p for p in problems)
     assert any("without yellow" in p for p in problems)
+
+
+def grid_program() -> list[PhaseDef]:
+    """netconvert's 4-arm junction with left-turn lanes (the twin's 4x4 grid)."""
+    states = [
+        ("GGGggrrrrrGGGggrrrrr", 29),
+        ("yyyggrrrrryyyggrrrrr", 4),
+        ("rrrGGrrrrrrrrGGrrrrr", 6),
+        ("rrryyrrrrrrrryyrrrrr", 4),
+        ("rrrrrrrrrrrrrrrrrrrr", 2),
+        ("rrrrrGGGggrrrrrGGGgg", 29),
+        ("rrrrryyyggrrrrryyygg", 4),
+        ("rrrrrrrrGGrrrrrrrrGG", 6),
+        ("rrrrrrrryyrrrrrrrryy", 4),
+        ("rrrrrrrrrrrrrrrrrrrr", 2),
+    ]
+    return [PhaseDef.from_state(s, d) for s, d in states]
+
+
+def three_way_program() -> list[PhaseDef]:
+    """Three conflicting greens, each with its yellow and all-red."""
+    out = []
+    for k in range(3):
+        green = "".join("G" if i == k else "r" for i in range(3))
+        out += [
+            PhaseDef.from_state(green, 20),
+            PhaseDef.from_state(green.replace("G", "y"), 4),
+            PhaseDef.from_state("rrr", 2),
+        ]
+    return out
+
+
+def test_clearance_paths_keep_every_yellow_and_the_all_red() -> None:
+    program = grid_program()
+    paths = clearance_paths(program, lambda i: program[i].duration_s)
+    # through -> other through skips the protected left: the lefts still get their yellow (3)
+    assert paths[(0, 5)] == [1, 3, 4]
+    assert paths[(2, 7)] == [3, 4]
+    assert paths[(7, 2)][0] == 8 and set(program[paths[(7, 2)][-1]].state) == {"r"}
+    assert follow_on_greens(program) == {2: 0, 7: 5}
+
+
+def test_acyclic_applier_goes_to_the_highest_priority_phase_through_its_clearance() -> None:
+    program = three_way_program()
+    port = MemoryPort(program)
+    applier = SafeApplier(port, SignalSafety())
+    applier.set_priorities({0: 1.0, 3: 0.0, 6: 9.0}, "test")
+    _run(applier, port, 60)
+    phases = [s.phase for s in applier.switches]
+    assert phases[:4] == [0, 1, 2, 6]  # phase 3 skipped, yellow and all-red kept
+    switches = [(s.time, s.phase) for s in applier.switches]
+    safety = SignalSafety()
+    ok = check_sequence(
+        program,
+        switches,
+        port.now,
+        safety=safety,
+        has_crossing=lambda _: False,
+        tolerance_s=1,
+        allow_skips=True,
+    )
+    assert ok == []
+
+
+def test_checker_flags_a_jump_into_green_straight_from_yellow() -> None:
+    problems = check_sequence(
+        three_way_program(),
+        [(0, 0), (30, 1), (34, 6), (60, 7)],
+        70,
+        safety=SignalSafety(),
+        has_crossing=lambda _: False,
+        tolerance_s=1,
+        allow_skips=True,
+    )
+    assert any("without an all-red clearance" in p for p in problems)
+
+
+def test_protected_left_runs_after_its_through_green_when_acyclic() -> None:
+    program = grid_program()
+    port = MemoryPort(program)
+    applier = SafeApplier(port, SignalSafety())
+    applier.set_priorities({0: 0.0, 2: 0.0, 5: 5.0, 7: 0.0}, "test")
+    _run(applier, port, 120)
+    phases = [s.phase for s in applier.switches]
+    assert phases[:6] == [0, 1, 2, 3, 4, 5]
+
+
+def test_acyclic_greens_on_the_grid_keep_every_link_within_max_green() -> None:
+    program = grid_program()
+    port = MemoryPort(program)
+    applier = SafeApplier(port, SignalSafety())
+    applier.set_priorities({0: 50.0, 2: 0.0, 5: 0.0, 7: 0.0}, "test")  # phase 0 wants it all
+    _run(applier, port, 600)
+    served = {s.phase for s in applier.switches}
+    assert {0, 2, 5, 7} <= served  # the others still get their turn (they age)
+    problems = check_sequence(
+        program,
+        [(s.time, s.phase) for s in applier.switches],
+        port.now,
+        safety=SignalSafety(),
+        has_crossing=lambda _: False,
+        tolerance_s=1,
+        allow_skips=True,
+        link_max_green=True,
+    )
+    assert problems == []

@@ -112,3 +112,57 @@ def test_applier_never_emits_an_unsafe_sequence(  # noqa: PLR0917 (hypothesis ar
     )
     assert problems == []
     assert len(applier.switches) > 1  # the junction really cycled
+
+
+priority_events = st.lists(
+    st.tuples(
+        st.floats(0, 200),  # seconds until these priorities arrive
+        st.dictionaries(st.integers(0, 30), st.floats(-50, 50), max_size=8),
+        st.dictionaries(st.integers(0, 30), st.floats(0.01, 1000), max_size=8),  # targets
+    ),
+    max_size=12,
+)
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    program=programs(),
+    safety=safeties,
+    events=priority_events,
+    gaps=st.lists(st.floats(0.05, 1.0), min_size=1, max_size=8),
+    crossings=st.frozensets(st.integers(0, 30), max_size=6),
+    start=st.integers(0, 30),
+)
+def test_acyclic_applier_skips_phases_without_skipping_a_yellow_or_clearance(  # noqa: PLR0917
+    program, safety, events, gaps, crossings, start
+) -> None:
+    port = MemoryPort(program, crossings=crossings, start_phase=start % len(program))
+    applier = SafeApplier(port, safety)
+    applier.set_priorities({}, "test")  # acyclic from the start (no data: age decides)
+    arrivals = []
+    t = 0.0
+    for delay, priorities, greens in events:
+        t += delay
+        arrivals.append((t, priorities, greens))
+    end = max(t, 300.0) + 400.0
+    step = 0
+    while port.now < end:
+        while arrivals and arrivals[0][0] <= port.now:
+            _, priorities, greens = arrivals.pop(0)
+            mine = set(applier.green_phases)
+            applier.set_targets({i: g for i, g in greens.items() if i in mine}, "test")
+            applier.set_priorities({i: v for i, v in priorities.items() if i in mine}, "test")
+        applier.step()
+        port.now += gaps[step % len(gaps)]
+        step += 1
+    problems = check_sequence(
+        program,
+        [(s.time, s.phase) for s in applier.switches],
+        port.now,
+        safety=safety,
+        has_crossing=port.has_pedestrian_crossing,
+        tolerance_s=max(gaps),
+        allow_skips=True,
+    )
+    assert problems == []
+    assert len(applier.switches) > 1

@@ -128,3 +128,25 @@ def test_topology_round_trips_through_json(tmp_path) -> None:
     again = NetworkTopology.load(tmp_path / "t.json")
     assert again.junctions == topo.junctions
     assert again.feeds()["AB"] == ("B", "west")
+
+
+def _pressures(plans: list[SignalPlan], jid: str) -> dict[int, float | None]:
+    plan = next(p for p in plans if p.junction_id == jid)
+    return {g.phase_index: g.pressure for g in plan.greens}
+
+
+def test_plan_pressure_is_upstream_queue_minus_the_downstream_it_feeds() -> None:
+    c = Coordinator(_line(), settings=CoordinatorSettings(max_pressure=True))
+    c.add(_agg("A", 100, {**QUIET, "west": 8, "north": 4}))
+    c.add(_agg("B", 100, QUIET))
+    free = _pressures(c.plans(100), "A")
+    assert free[0] is not None and free[2] is not None and free[0] > free[2]
+    c.add(_agg("B", 100, {**QUIET, "west": 8}))  # A's eastbound exit is queued at B
+    jammed = _pressures(c.plans(100), "A")
+    assert jammed[0] is not None and jammed[2] is not None and jammed[0] < jammed[2]
+
+
+def test_cyclic_plans_carry_no_pressures() -> None:
+    c = Coordinator(_line(), settings=CoordinatorSettings(max_pressure=False))
+    c.add(_agg("A", 100, {**QUIET, "west": 8}))
+    assert set(_pressures(c.plans(100), "A").values()) == {None}
