@@ -1,34 +1,20 @@
 """Reference statistics for drift monitoring: image statistics and model confidence on validation.
 
 Image statistics are computed on the model's view (`shared.preprocess.resize_for_model`
-output, uint8 BGR), so a monitor can compute the same numbers on live scans with no torch.
+output, uint8 BGR) by `shared.monitoring.summary.image_statistics`, the same function monitors
+run on live scans with no torch.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-import cv2
 import numpy as np
+
+from shared.monitoring.summary import image_statistics
 
 QUANTILES = (0.0, 0.01, 0.05, 0.1, 0.25, 0.5, 0.75, 0.9, 0.95, 0.99, 1.0)
 BINS = 20
-
-
-def image_statistics(resized_bgr: np.ndarray) -> dict[str, float]:
-    """Per-image brightness, contrast, sharpness and colour balance of the model's view."""
-    grey = cv2.cvtColor(resized_bgr, cv2.COLOR_BGR2GRAY)
-    inside = grey > 20
-    pixels = resized_bgr[inside] if inside.any() else resized_bgr.reshape(-1, 3)
-    b, g, r = (pixels[:, i].astype(np.float64).mean() for i in range(3))
-    return {
-        "brightness": float(grey[inside].mean()) if inside.any() else float(grey.mean()),
-        "contrast": float(grey[inside].std()) if inside.any() else float(grey.std()),
-        "sharpness": float(cv2.Laplacian(grey, cv2.CV_64F).var()),
-        "red_green_ratio": float(r / max(g, 1e-6)),
-        "blue_green_ratio": float(b / max(g, 1e-6)),
-        "fov_fraction": float(inside.mean()),
-    }
 
 
 def describe(values: np.ndarray) -> dict[str, Any]:

@@ -1,8 +1,8 @@
 """The input-feature summary logged with every prediction: image statistics and an embedding sketch.
 
-`image_statistics` must match `models.reference.image_statistics` number for number (a unit test
-checks it): drift is judged against the reference the model factory kept, so live scans have to
-be measured the same way, on the model's view (`shared.preprocess.resize_for_model` output).
+`image_statistics` is also what the model factory (`models.reference`) measures its reference
+with: drift is judged against that reference, so live scans are measured by the same function,
+on the model's view (`shared.preprocess.resize_for_model` output).
 """
 
 from __future__ import annotations
