@@ -77,7 +77,7 @@ def plan(quick: bool, seed: int) -> BuildPlan:
         "fundus-triage": ModelRecipe(
             "edge_net",
             {"num_classes": 2, **edge},
-            160,
+            192,
             TrainConfig(epochs["fundus-triage"], lr=edge_lr, seed=seed),
             Augment(),
             quantize=True,
