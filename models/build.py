@@ -266,7 +266,9 @@ def build_all(
     built: list[Manifest] = []
     fundus = [n for n in wanted if n in the_plan.models]
     if fundus:
-        specs = [PreprocessSpec(size=the_plan.models[n].size) for n in fundus]
+        # Models that share an input size share its rendered views.
+        sizes = sorted({the_plan.models[n].size for n in fundus})
+        specs = [PreprocessSpec(size=size) for size in sizes]
         data = load_dataset(the_plan.data, specs, cache_dir)
         with tempfile.TemporaryDirectory(prefix="edgeward-build-") as tmp:
             for n in fundus:
