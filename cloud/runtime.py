@@ -53,15 +53,7 @@ class LocalCloud:
         if ray.is_initialized():
             raise EdgewardError("Ray is already running in this process; stop it first")
         started = time.monotonic()
-        ray.init(
-            address="local",  # never attach to another engineer's or another test's Ray
-            num_cpus=self.num_cpus or os.cpu_count() or 1,
-            include_dashboard=False,
-            namespace=self.namespace,
-            _temp_dir=str(self.ray_dir),
-            logging_level=logging.WARNING,
-            log_to_driver=self.log_to_driver,
-        )
+        self._init_ray()
         try:
             serve.start(
                 http_options=http_options(self.config, self.host),
@@ -82,6 +74,47 @@ class LocalCloud:
             self.grpc_target,
         )
         return self
+
+    def _init_ray(self, attempts: int = 3) -> None:
+        """Start a private Ray node; retry when its raylet misses Ray's fixed 30 s registration.
+
+        On a loaded host the raylet occasionally fails to register with the GCS in time (Ray gives
+        up after a hard-coded 30 s); a fresh node in a fresh session dir then starts normally.
+        """
+        import ray
+
+        for attempt in range(1, attempts + 1):
+            try:
+                ray.init(
+                    address="local",  # never attach to another engineer's or another test's Ray
+                    num_cpus=self.num_cpus or os.cpu_count() or 1,
+                    include_dashboard=False,
+                    namespace=self.namespace,
+                    _temp_dir=str(self.ray_dir),
+                    logging_level=logging.WARNING,
+                    log_to_driver=self.log_to_driver,
+                )
+                return
+            except Exception as exc:
+                diagnosis = _ray_startup_logs(Path(str(self.ray_dir)))
+                ray.shutdown()
+                if attempt == attempts:
+                    raise EdgewardError(
+                        f"Ray did not start after {attempts} attempts ({exc}). Check free memory"
+                        " and /dev/shm, and that nothing else loads the CPUs."
+                        f" Ray's logs:\n{diagnosis}"
+                    ) from exc
+                log.warning(
+                    "Ray node start failed (%s), retrying (%d/%d); Ray's logs:\n%s",
+                    exc,
+                    attempt,
+                    attempts,
+                    diagnosis,
+                )
+                if self._own_dir:
+                    shutil.rmtree(str(self.ray_dir), ignore_errors=True)
+                    self.ray_dir = Path(tempfile.mkdtemp(prefix="edgeward-ray-", dir="/tmp"))
+                time.sleep(2.0 * attempt)
 
     def stop(self) -> None:
         import ray
@@ -105,3 +138,18 @@ class LocalCloud:
         tb: TracebackType | None,
     ) -> None:
         self.stop()
+
+
+def _ray_startup_logs(ray_dir: Path, lines: int = 15) -> str:
+    """The tails of the raylet and GCS logs of the newest session under `ray_dir`."""
+    logs = ray_dir / "session_latest" / "logs"
+    parts = []
+    for name in ("raylet.err", "raylet.out", "gcs_server.err", "gcs_server.out"):
+        path = logs / name
+        try:
+            tail = path.read_text(errors="replace").splitlines()[-lines:]
+        except OSError:
+            continue
+        if tail:
+            parts.append(f"--- {path}\n" + "\n".join(tail))
+    return "\n".join(parts) or f"(no raylet/GCS logs under {logs})"

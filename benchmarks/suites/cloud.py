@@ -155,6 +155,7 @@ def run_cloud(run: BenchRun, plan: CloudPlan) -> None:
         from ray import serve
 
         from cloud.app import APP_NAME
+        from cloud.runtime import LocalCloud
         from shared.config import CloudConfig
     except ImportError as exc:
         run.skip("cloud tier", f"the Serve application cannot be imported ({exc})")
@@ -167,20 +168,26 @@ def run_cloud(run: BenchRun, plan: CloudPlan) -> None:
     _in_process(run, plan, scans)
     if plan.naive_peer:
         _naive(run, plan, scans)
-    # Unix socket paths must stay short: Ray's temp dir lives directly under /tmp.
-    with tempfile.TemporaryDirectory(prefix="edgeward-bench-cloud-", dir="/tmp") as tmp:
+    with tempfile.TemporaryDirectory(prefix="edgeward-bench-cloud-") as tmp:
         config = CloudConfig(
             data_dir=Path(tmp) / "data",
             registry_dir=plan.registry.resolve(),
             http_port=free_port(),
             grpc_port=free_port(),
         )
+        cloud = LocalCloud(
+            config,
+            num_cpus=2,
+            with_bridge=False,
+            namespace=f"edgeward-bench-{uuid.uuid4().hex[:8]}",
+            log_to_driver=False,  # replica logs stay in the Ray session dir, not over the bar
+        )
         try:
-            url = _start_serve(config, Path(tmp) / "ray")
+            cloud.start()
         except Exception as exc:
-            _stop_serve()
             run.skip("cloud tier", f"could not start Ray Serve with the grader: {exc}")
             return
+        url = f"{cloud.http_url}/v1/grade"
         try:
             grader = serve.get_deployment_handle("Grader", app_name=APP_NAME)
             run.sections["cloud"] = {
@@ -210,41 +217,8 @@ def run_cloud(run: BenchRun, plan: CloudPlan) -> None:
                         )
                         bar.update()
         finally:
-            _stop_serve()
+            cloud.stop()
     _headline(run, plan)
-
-
-def _start_serve(config: Any, ray_dir: Path) -> str:
-    """A private Ray (own namespace and temp dir) serving the cloud app; the grade URL."""
-    import ray
-    from ray import serve
-
-    from cloud.app import APP_NAME, build_app, grpc_options, http_options
-
-    if ray.is_initialized():
-        raise EdgewardError("Ray is already running in this process; bench cloud starts its own")
-    ray.init(
-        num_cpus=2,
-        include_dashboard=False,
-        namespace=f"edgeward-bench-{uuid.uuid4().hex[:8]}",
-        _temp_dir=str(ray_dir),
-        logging_level=logging.WARNING,
-        log_to_driver=False,  # replica logs stay in the Ray session dir, not over the progress bar
-    )
-    serve.start(http_options=http_options(config), grpc_options=grpc_options(config))
-    serve.run(build_app(config, with_bridge=False), name=APP_NAME, route_prefix="/")
-    return f"http://127.0.0.1:{config.http_port}/v1/grade"
-
-
-def _stop_serve() -> None:
-    import ray
-    from ray import serve
-
-    if ray.is_initialized():
-        try:
-            serve.shutdown()
-        finally:
-            ray.shutdown()
 
 
 def _level(
