@@ -13,6 +13,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from benchmarks.results import BenchRun, default_out_dir, load_results
+from shared.cli_args import positive_int
 
 SUITES: dict[str, str] = {
     "models": "every registered model on every backend here, across batch sizes, vs peak FLOP/s",
@@ -27,16 +28,6 @@ def _threshold(text: str) -> float:
     value = float(text.rstrip("%")) / (100 if text.endswith("%") else 1)
     if not 0 < value < 10:
         raise argparse.ArgumentTypeError(f"threshold {text!r} must be a fraction like 0.1 or 10%")
-    return value
-
-
-def _positive(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"{value} must be 1 or more")
     return value
 
 
@@ -191,16 +182,18 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         help="only this backend: pytorch-eager, onnx-cpu, onnx-cpu-int8, onnx-cuda, "
         "onnx-tensorrt, tensorrt (repeatable; default every one available)",
     )
-    m.add_argument("--batch", type=_positive, action="append", help="batch size (repeatable)")
+    m.add_argument("--batch", type=positive_int, action="append", help="batch size (repeatable)")
     m.add_argument(
-        "--threads", type=_positive, default=None, help="CPU threads per runtime (default 2)"
+        "--threads", type=positive_int, default=None, help="CPU threads per runtime (default 2)"
     )
     m.set_defaults(handler=_models)
 
     q = cmds.add_parser("mqtt", help=SUITES["mqtt"], description=SUITES["mqtt"] + ".")
     _common(q)
-    q.add_argument("--gateways", type=_positive, action="append", help="gateway count (repeatable)")
-    q.add_argument("--messages", type=_positive, help="messages per gateway in the paced phase")
+    q.add_argument(
+        "--gateways", type=positive_int, action="append", help="gateway count (repeatable)"
+    )
+    q.add_argument("--messages", type=positive_int, help="messages per gateway in the paced phase")
     q.set_defaults(handler=_mqtt)
 
     e = cmds.add_parser("edge", help=SUITES["edge"], description=SUITES["edge"] + ".")
@@ -214,10 +207,12 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     c = cmds.add_parser("cloud", help=SUITES["cloud"], description=SUITES["cloud"] + ".")
     _common(c)
     _registry_option(c)
-    c.add_argument("--concurrency", type=_positive, action="append", help="clients (repeatable)")
+    c.add_argument("--concurrency", type=positive_int, action="append", help="clients (repeatable)")
     c.set_defaults(handler=_cloud)
 
     t = cmds.add_parser("traffic", help=SUITES["traffic"], description=SUITES["traffic"] + ".")
     _common(t)
-    t.add_argument("--sizes", type=_positive, action="append", help="junction count (repeatable)")
+    t.add_argument(
+        "--sizes", type=positive_int, action="append", help="junction count (repeatable)"
+    )
     t.set_defaults(handler=_traffic)

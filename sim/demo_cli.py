@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import argparse
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+
+from shared.cli_args import positive_float, positive_int
 
 DESCRIPTION = """\
 Run both cases end to end on this machine, with a failure thrown in:
@@ -52,16 +52,6 @@ def _run(args: argparse.Namespace) -> int:
     return 0 if all(c["ok"] for c in checks) else 1
 
 
-def _positive(kind: Callable[[str], float]) -> Callable[[str], Any]:
-    def parse(text: str) -> Any:
-        value = kind(text)
-        if value <= 0:
-            raise argparse.ArgumentTypeError(f"must be > 0, got {text}")
-        return value
-
-    return parse
-
-
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser(
         "demo",
@@ -71,20 +61,20 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     )
     p.add_argument("--out", type=Path, default=Path("out/demo"), help="output folder")
     p.add_argument("--registry", type=Path, default=Path("registry"), help="model registry")
-    p.add_argument("--clinics", type=_positive(int), default=3, help="clinic gateways (3)")
-    p.add_argument("--scans", type=_positive(int), default=20, help="scans per clinic (20)")
+    p.add_argument("--clinics", type=positive_int, default=3, help="clinic gateways (3)")
+    p.add_argument("--scans", type=positive_int, default=20, help="scans per clinic (20)")
     p.add_argument(
-        "--scan-interval", type=_positive(float), default=8.0, help="seconds between scans (8)"
+        "--scan-interval", type=positive_float, default=8.0, help="seconds between scans (8)"
     )
     p.add_argument("--grid", default="4x4", help="traffic grid size RxC (4x4)")
     p.add_argument(
-        "--traffic-minutes", type=_positive(float), default=8.0, help="simulated minutes (8)"
+        "--traffic-minutes", type=positive_float, default=8.0, help="simulated minutes (8)"
     )
     p.add_argument(
         "--outage-at", type=float, default=60.0, help="seconds into the run the cloud stops (60)"
     )
     p.add_argument(
-        "--outage-for", type=_positive(float), default=90.0, help="seconds the cloud stays down"
+        "--outage-for", type=positive_float, default=90.0, help="seconds the cloud stays down"
     )
     p.add_argument("--seed", type=int, default=1, help="seed of scans and traffic")
     p.add_argument("--quick-models", action="store_true", help="build tiny models if none exist")

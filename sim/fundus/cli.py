@@ -4,25 +4,11 @@ from __future__ import annotations
 
 import argparse
 import time
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
+from shared.cli_args import number
 from shared.errors import EdgewardError
 from sim.fundus.dataset import FORMATS
-
-
-def _bounded(kind: type, lo: float, hi: float, what: str) -> Callable[[str], Any]:
-    def parse(text: str) -> Any:
-        try:
-            value = kind(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"{what} must be a number, got {text!r}") from None
-        if not lo <= value <= hi:
-            raise argparse.ArgumentTypeError(f"{what} must be within {lo}-{hi}, got {text}")
-        return value
-
-    return parse
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -71,7 +57,7 @@ def add_fundus_parser(cmds: argparse._SubParsersAction[argparse.ArgumentParser])
     )
     p.add_argument(
         "--n",
-        type=_bounded(int, 1, 10_000_000, "--n"),
+        type=number(int, low=1, high=10_000_000),
         required=True,
         help="number of scans to write",
     )
@@ -83,7 +69,7 @@ def add_fundus_parser(cmds: argparse._SubParsersAction[argparse.ArgumentParser])
     )
     p.add_argument(
         "--seed",
-        type=_bounded(int, 0, 2**63 - 1, "--seed"),
+        type=number(int, low=0, high=2**63 - 1),
         default=0,
         help="random seed; the same seed gives the same data (default 0)",
     )
@@ -92,14 +78,14 @@ def add_fundus_parser(cmds: argparse._SubParsersAction[argparse.ArgumentParser])
     )
     p.add_argument(
         "--defect-rate",
-        type=_bounded(float, 0.0, 1.0, "--defect-rate"),
+        type=number(float, low=0.0, high=1.0),
         default=0.2,
         metavar="R",
         help="fraction of scans with >= 1 acquisition defect (default 0.2)",
     )
     p.add_argument(
         "--size",
-        type=_bounded(int, 64, 4096, "--size"),
+        type=number(int, low=64, high=4096),
         default=1024,
         metavar="PX",
         help="image side in pixels (default 1024)",
@@ -124,7 +110,7 @@ def add_fundus_parser(cmds: argparse._SubParsersAction[argparse.ArgumentParser])
     )
     p.add_argument(
         "--workers",
-        type=_bounded(int, 1, 64, "--workers"),
+        type=number(int, low=1, high=64),
         default=1,
         help="processes making scans in parallel; same files either way (default 1)",
     )

@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+from shared.cli_args import positive_float
 from shared.config.loader import load_config
 from shared.config.traffic import SignalSafety
 from shared.errors import EdgewardError
@@ -28,16 +29,6 @@ examples:
   edgeward sim traffic --scenario grid:4x4:rush --controller fixed --minutes 30 --out runs/fixed
   edgeward sim traffic --scenario sim/traffic/networks/irregular.sumocfg --describe
 """
-
-
-def _positive(text: str) -> float:
-    try:
-        v = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
-    if v <= 0:
-        raise argparse.ArgumentTypeError(f"{text!r} must be positive")
-    return v
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -153,7 +144,9 @@ def add_traffic_parser(cmds: argparse._SubParsersAction[argparse.ArgumentParser]
         help="fixed = the network's static programs; actuated / delay_based = SUMO's own "
         "logics (programs rebuilt by netconvert); edgeward = gateways + coordinator",
     )
-    p.add_argument("--minutes", type=_positive, default=10.0, help="simulated minutes (default 10)")
+    p.add_argument(
+        "--minutes", type=positive_float, default=10.0, help="simulated minutes (default 10)"
+    )
     p.add_argument(
         "--fault",
         action="append",

@@ -148,4 +148,4 @@ def test_cli_rejects_out_of_range_numbers(capsys: pytest.CaptureFixture[str]):
     with pytest.raises(SystemExit) as exc:
         main(["sim", "fundus", "--n", "2", "--out", "x", "--defect-rate", "1.5"])
     assert exc.value.code == 2
-    assert "--defect-rate must be within 0.0-1.0, got 1.5" in capsys.readouterr().err
+    assert "argument --defect-rate: must be within 0.0-1.0, got 1.5" in capsys.readouterr().err
