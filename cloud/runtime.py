@@ -27,13 +27,10 @@ class LocalCloud:
     with_bridge: bool = True
     host: str = "127.0.0.1"
     namespace: str = "edgeward"
-    ray_dir: Path | None = None
     log_to_driver: bool = True  # replica logs on this process's stderr (off for benchmarks)
 
     def __post_init__(self) -> None:
-        self._own_dir = self.ray_dir is None
-        # Unix socket paths must stay short, so not under the project directory.
-        self.ray_dir = self.ray_dir or Path(tempfile.mkdtemp(prefix="edgeward-ray-", dir="/tmp"))
+        self.ray_dir: Path | None = None
         self.handle: Any = None
 
     @property
@@ -53,7 +50,11 @@ class LocalCloud:
         if ray.is_initialized():
             raise EdgewardError("Ray is already running in this process; stop it first")
         started = time.monotonic()
-        self._init_ray()
+        self.ray_dir = start_private_ray(
+            num_cpus=self.num_cpus or os.cpu_count() or 1,
+            namespace=self.namespace,
+            log_to_driver=self.log_to_driver,
+        )
         try:
             serve.start(
                 http_options=http_options(self.config, self.host),
@@ -75,47 +76,6 @@ class LocalCloud:
         )
         return self
 
-    def _init_ray(self, attempts: int = 3) -> None:
-        """Start a private Ray node; retry when its raylet misses Ray's fixed 30 s registration.
-
-        On a loaded host the raylet occasionally fails to register with the GCS in time (Ray gives
-        up after a hard-coded 30 s); a fresh node in a fresh session dir then starts normally.
-        """
-        import ray
-
-        for attempt in range(1, attempts + 1):
-            try:
-                ray.init(
-                    address="local",  # never attach to another engineer's or another test's Ray
-                    num_cpus=self.num_cpus or os.cpu_count() or 1,
-                    include_dashboard=False,
-                    namespace=self.namespace,
-                    _temp_dir=str(self.ray_dir),
-                    logging_level=logging.WARNING,
-                    log_to_driver=self.log_to_driver,
-                )
-                return
-            except Exception as exc:
-                diagnosis = _ray_startup_logs(Path(str(self.ray_dir)))
-                ray.shutdown()
-                if attempt == attempts:
-                    raise EdgewardError(
-                        f"Ray did not start after {attempts} attempts ({exc}). Check free memory"
-                        " and /dev/shm, and that nothing else loads the CPUs."
-                        f" Ray's logs:\n{diagnosis}"
-                    ) from exc
-                log.warning(
-                    "Ray node start failed (%s), retrying (%d/%d); Ray's logs:\n%s",
-                    exc,
-                    attempt,
-                    attempts,
-                    diagnosis,
-                )
-                if self._own_dir:
-                    shutil.rmtree(str(self.ray_dir), ignore_errors=True)
-                    self.ray_dir = Path(tempfile.mkdtemp(prefix="edgeward-ray-", dir="/tmp"))
-                time.sleep(2.0 * attempt)
-
     def stop(self) -> None:
         import ray
         from ray import serve
@@ -125,8 +85,9 @@ class LocalCloud:
                 serve.shutdown()
             finally:
                 ray.shutdown()
-        if self._own_dir and self.ray_dir is not None:
+        if self.ray_dir is not None:
             shutil.rmtree(self.ray_dir, ignore_errors=True)
+            self.ray_dir = None
 
     def __enter__(self) -> LocalCloud:
         return self.start()
@@ -138,6 +99,52 @@ class LocalCloud:
         tb: TracebackType | None,
     ) -> None:
         self.stop()
+
+
+def start_private_ray(
+    *, num_cpus: int, namespace: str, log_to_driver: bool = True, attempts: int = 3
+) -> Path:
+    """Start a private Ray node in a fresh temp dir, returned for the caller to remove after use.
+
+    `address="local"` never attaches to another engineer's or another test's Ray. On a loaded host
+    the raylet occasionally fails to register with the GCS within Ray's hard-coded 30 s; a fresh
+    node in a fresh session dir then starts normally, so that failure is retried.
+    """
+    import ray
+
+    for attempt in range(1, attempts + 1):
+        # Unix socket paths must stay short, so not under the project directory.
+        ray_dir = Path(tempfile.mkdtemp(prefix="edgeward-ray-", dir="/tmp"))
+        try:
+            ray.init(
+                address="local",
+                num_cpus=num_cpus,
+                include_dashboard=False,
+                namespace=namespace,
+                _temp_dir=str(ray_dir),
+                logging_level=logging.WARNING,
+                log_to_driver=log_to_driver,
+            )
+            return ray_dir
+        except Exception as exc:
+            diagnosis = _ray_startup_logs(ray_dir)
+            ray.shutdown()
+            shutil.rmtree(ray_dir, ignore_errors=True)
+            if attempt == attempts:
+                raise EdgewardError(
+                    f"Ray did not start after {attempts} attempts ({exc}). Check free memory"
+                    " and /dev/shm, and that nothing else loads the CPUs."
+                    f" Ray's logs:\n{diagnosis}"
+                ) from exc
+            log.warning(
+                "Ray node start failed (%s), retrying (%d/%d); Ray's logs:\n%s",
+                exc,
+                attempt,
+                attempts,
+                diagnosis,
+            )
+            time.sleep(2.0 * attempt)
+    raise AssertionError("unreachable")
 
 
 def _ray_startup_logs(ray_dir: Path, lines: int = 15) -> str:

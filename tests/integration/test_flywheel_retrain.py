@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import shutil
-import tempfile
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from cloud.flywheel.retrain import ReviewedCase, run_retraining
+from cloud.runtime import start_private_ray
 from sim.flywheel.scenarios import samples
 from tests.flywheel_support import registry_copy
 
@@ -22,12 +23,12 @@ REPO = Path(__file__).resolve().parents[2]
 def local_ray() -> Iterator[None]:
     import ray
 
-    tmp = tempfile.mkdtemp(prefix="rayfw", dir="/tmp")  # short: Ray's socket paths are limited
-    ray.init(address="local", num_cpus=1, include_dashboard=False, namespace=f"flywheel-{tmp}",
-             _temp_dir=tmp, log_to_driver=False)  # fmt: skip
+    ray_dir = start_private_ray(
+        num_cpus=1, namespace=f"flywheel-{uuid.uuid4().hex[:8]}", log_to_driver=False
+    )
     yield
     ray.shutdown()
-    shutil.rmtree(tmp, ignore_errors=True)
+    shutil.rmtree(ray_dir, ignore_errors=True)
 
 
 def test_retraining_registers_a_challenger_compared_on_the_same_held_out_set(
