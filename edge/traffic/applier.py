@@ -182,14 +182,29 @@ class SafeApplier:
         self.source = "fixed"
         now = port.time()
         self._phase = port.current_phase() % n
+        self._priorities: dict[int, float] | None = None
+        self._paths = clearance_paths(self.program, lambda i: self._duration_for(i, now))
+        # Links that are green (G or g) in some phases and not in others: a link's continuous
+        # green may span several phases (green -> green, or green through another movement's
+        # yellow), so each green is cut short where needed to end that run within max green.
+        width = len(self.program[0].state)
+        self._held = [
+            k
+            for k in range(width)
+            if any(p.state[k] in _GREEN for p in self.program)
+            and any(p.state[k] not in _GREEN for p in self.program)
+        ]
+        self._green_since: dict[int, float] = {}
+        self._tail = self._program_order_tails()
+        self._exit = self._worst_exits()
         # Take control now: hold the current phase (so the controller stops advancing on its
         # own) and count it from now, so its minimum holds in full.
         port.set_phase(self._phase)
         self._entered = now
-        self._duration = self._duration_for(self._phase, now)
+        self._mark(now)
+        self._cap = self._link_cap(self._phase, now)
+        self._duration = self._begin(self._phase, now)
         self.switches: list[Switch] = [Switch(now, self._phase)]
-        self._priorities: dict[int, float] | None = None
-        self._paths = clearance_paths(self.program, lambda i: self._duration_for(i, now))
         self._route: list[int] = []  # phases still to show on the way to a chosen green
         self._served_at = dict.fromkeys(self.green_phases, now)
         self._follow_on = follow_on_greens(self.program)
@@ -197,24 +212,6 @@ class SafeApplier:
             parent: j for j, parent in self._follow_on.items() if (parent, j) in self._paths
         }
         self._follow_on = {j: p for j, p in self._follow_on.items() if self._turn_after.get(p) == j}
-        # Links that go protected-green and also stop: their continuous green run may span
-        # several phases, so acyclic greens end early enough to keep it within max green.
-        width = len(self.program[0].state)
-        self._held = [
-            k
-            for k in range(width)
-            if any(p.state[k] == "G" for p in self.program)
-            and any(p.state[k] != "G" for p in self.program)
-        ]
-        self._protected_since: dict[int, float] = {}
-        self._mark(now)
-        self._lookahead = max(
-            (
-                sum(self._duration_for(i, now) for i in path) + self._floor(k)
-                for (_, k), path in self._paths.items()
-            ),
-            default=0.0,
-        )
 
     # -- what callers may change --------------------------------------------------------------
 
@@ -287,7 +284,8 @@ class SafeApplier:
         """
         if self.program[self._phase].kind != "green":
             return self._duration
-        self._duration = self._clamp_green(self._phase, total_s)
+        wanted = min(self._clamp_green(self._phase, total_s), self._cap)
+        self._duration = max(self._floor(self._phase), wanted)
         return self._duration
 
     @property
@@ -319,20 +317,23 @@ class SafeApplier:
             )
             self._phase = actual % len(self.program)
             self._entered = now
-            self._duration = self._duration_for(self._phase, now)
-            self.switches.append(Switch(now, self._phase))
             self._route = []
-            self._protected_since.clear()
+            self._green_since.clear()
             self._mark(now)
+            self._duration = self._begin(self._phase, now)
+            self.switches.append(Switch(now, self._phase))
             return
         elapsed = now - self._entered
         if self.program[self._phase].kind == "green":
             self._served_at[self._phase] = now
             if self._priorities is not None and not self._route:
                 current = self._phase
-                # a link's green run may carry on into the next green: end in time for it
-                run = max((now - t for t in self._protected_since.values()), default=0.0)
-                due = run + self._lookahead + _EPS >= self.safety.max_green_s
+                # a link's green run may carry on past this green: end in time for all of it
+                due = any(
+                    now - since + self._exit[(current, k)] + _EPS >= self.safety.max_green_s
+                    for k, since in self._green_since.items()
+                    if (current, k) in self._exit
+                )
                 due = due and elapsed + _EPS >= self._floor(current)
                 if current in self._follow_on:
                     # a protected turn after its parent green: its planned time, then choose
@@ -358,18 +359,102 @@ class SafeApplier:
         self.port.set_phase(nxt)
         self._phase = nxt
         self._entered = now
-        self._duration = self._duration_for(nxt, now)
-        self.switches.append(Switch(now, nxt))
         self._mark(now)
+        self._duration = self._begin(nxt, now)
+        self.switches.append(Switch(now, nxt))
 
     def _mark(self, now: float) -> None:
-        """Track when each held link's current protected green began."""
+        """Track when each held link's current green run (G or g) began."""
         state = self.program[self._phase].state
         for k in self._held:
-            if state[k] == "G":
-                self._protected_since.setdefault(k, now)
+            if state[k] in _GREEN:
+                self._green_since.setdefault(k, now)
             else:
-                self._protected_since.pop(k, None)
+                self._green_since.pop(k, None)
+
+    # -- per-link maximum green -----------------------------------------------------------------
+
+    def _shortest(self, i: int) -> float:
+        """The least time phase i can take once begun."""
+        if self.program[i].kind == "green":
+            return self._floor(i)
+        return self._duration_for(i, 0.0)
+
+    def _program_order_tails(self) -> dict[tuple[int, int], float]:
+        """(green, link) -> least time the link stays green after that green, in program order."""
+        n = len(self.program)
+        out: dict[tuple[int, int], float] = {}
+        for i in self.green_phases:
+            for k in self._held:
+                if self.program[i].state[k] not in _GREEN:
+                    continue
+                tail, j = 0.0, (i + 1) % n
+                while self.program[j].state[k] in _GREEN and j != i:
+                    tail += self._shortest(j)
+                    j = (j + 1) % n
+                out[(i, k)] = tail
+        return out
+
+    def _worst_exits(self) -> dict[tuple[int, int], float]:
+        """(green, link) -> longest the link can stay green after that green when acyclic.
+
+        Over every way out (the clearance paths, and the program's own order), with each later
+        green where the link is still green at its minimum. A way that could keep the link
+        green forever counts as max green: that green then ends at its minimum.
+        """
+        n = len(self.program)
+        routes: dict[int, list[tuple[list[int], int]]] = {g: [] for g in self.green_phases}
+        for (g, t), path in self._paths.items():
+            routes[g].append((path, t))
+        for g in self.green_phases:
+            path, j = [], (g + 1) % n
+            while self.program[j].kind != "green":
+                path.append(j)
+                j = (j + 1) % n
+            routes[g].append((path, j))
+        memo: dict[tuple[int, int], float] = {}
+
+        def worst(g: int, k: int, seen: frozenset[int]) -> float:
+            if g in seen:
+                return self.safety.max_green_s
+            if (g, k) in memo:
+                return memo[(g, k)]
+            longest = 0.0
+            for path, t in routes[g]:
+                run, through = 0.0, True
+                for i in path:
+                    if self.program[i].state[k] not in _GREEN:
+                        through = False
+                        break
+                    run += self._shortest(i)
+                if through and self.program[t].state[k] in _GREEN:
+                    run += self._floor(t) + worst(t, k, seen | {g})
+                longest = max(longest, run)
+            memo[(g, k)] = longest
+            return longest
+
+        return {
+            (g, k): worst(g, k, frozenset())
+            for g in self.green_phases
+            for k in self._held
+            if self.program[g].state[k] in _GREEN
+        }
+
+    def _link_cap(self, i: int, now: float) -> float:
+        """Longest phase i may run so every held link green in it ends its run in max green."""
+        cap = float("inf")
+        for k, since in self._green_since.items():
+            if (i, k) in self._tail:
+                cap = min(cap, self.safety.max_green_s - (now - since) - self._tail[(i, k)])
+        return cap
+
+    def _begin(self, i: int, now: float) -> float:
+        """Duration of phase i beginning now: a green within its limits and its links' runs."""
+        seconds = self._duration_for(i, now)
+        if self.program[i].kind != "green":
+            return seconds
+        self._cap = self._link_cap(i, now)
+        return max(self._floor(i), min(seconds, self._cap))
 
     def _choose(self, now: float, elapsed: float, forced: bool = False) -> int | None:
         """The green to go to next, or None to keep serving the current one."""

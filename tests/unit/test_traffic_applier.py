@@ -12,7 +12,7 @@ from edge.traffic.applier import (
     clearance_paths,
     follow_on_greens,
 )
-from edge.traffic.sequence_check import check_sequence
+from edge.traffic.sequence_check import check_links, check_sequence
 from edge.traffic.signal_port import PhaseDef
 from shared.config.traffic import SignalSafety
 from shared.messages.traffic import PhaseGreen, SignalPlan
@@ -217,3 +217,57 @@ def test_acyclic_greens_on_the_grid_keep_every_link_within_max_green() -> None:
         link_max_green=True,
     )
     assert problems == []
+
+
+def _link_problems(program: list[PhaseDef], applier: SafeApplier, port: MemoryPort) -> list[str]:
+    return check_links(
+        program,
+        [(s.time, s.phase) for s in applier.switches],
+        port.now,
+        safety=applier.safety,
+        has_crossing=port.has_pedestrian_crossing,
+        tolerance_s=1,
+    )
+
+
+def test_long_through_green_is_cut_so_the_left_turn_run_after_it_stays_within_max_green() -> None:
+    # The lefts are 'g' in the through green (0), stay 'g' in its yellow (1), then 'G' (2):
+    # one continuous green of phase 0 + 4 s + phase 2.
+    program = grid_program()
+    port = MemoryPort(program)
+    applier = SafeApplier(port, SignalSafety(max_plan_change_s=120))
+    assert applier.set_targets({0: 90.0}, "cloud")[0] == 90.0
+    _run(applier, port, 400)
+    times = {}
+    for a, b in itertools.pairwise(applier.switches):
+        times[a.phase] = b.time - a.time  # the last complete one: after the plan
+    assert times[0] == 90 - 4 - 7  # max green less the yellow and the protected left's minimum
+    assert _link_problems(program, applier, port) == []
+
+
+def test_fixed_grid_program_that_complies_runs_unchanged() -> None:
+    program = grid_program()
+    port = MemoryPort(program)
+    applier = SafeApplier(port, SignalSafety(min_green_s=5))
+    _run(applier, port, 300)
+    lengths = [b.time - a.time for a, b in itertools.pairwise(applier.switches)]
+    assert lengths[:10] == [p.duration_s for p in program]
+    assert _link_problems(program, applier, port) == []
+
+
+def test_checker_flags_a_link_green_across_two_phases_past_max_green() -> None:
+    program = [
+        PhaseDef.from_state("Gr", 50),
+        PhaseDef.from_state("GG", 50),
+        PhaseDef.from_state("yy", 4),
+        PhaseDef.from_state("rr", 2),
+    ]
+    problems = check_links(
+        program,
+        [(0, 0), (50, 1), (100, 2), (104, 3)],
+        110,
+        safety=SignalSafety(max_green_s=90),
+        has_crossing=lambda _: False,
+        tolerance_s=1,
+    )
+    assert problems == ["link 0 green from t=0.0s to 100.0s (100.0s): green longer than 90.0s"]

@@ -6,7 +6,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from edge.traffic.applier import SafeApplier
-from edge.traffic.sequence_check import check_sequence
+from edge.traffic.sequence_check import check_links, check_sequence
 from edge.traffic.signal_port import PhaseDef
 from shared.config.traffic import SignalSafety
 from tests.unit.traffic_fakes import MemoryPort
@@ -33,16 +33,53 @@ def programs(draw: st.DrawFn) -> list[PhaseDef]:
         loses = [a in "Gg" and b not in "Gg" for a, b in zip(state, nxt, strict=True)]
         if not any(loses) and draw(st.booleans()):
             continue  # green -> green where nobody loses green needs no yellow
-        all_red = draw(st.booleans())
-        yellow = "".join(
-            "y" if (a in "Gg" and (lost or all_red)) else ("G" if a in "Gg" else "r")
-            for a, lost in zip(state, loses, strict=True)
-        )
-        if "y" not in yellow:
-            yellow = "y" + yellow[1:]
-        program.append(PhaseDef.from_state(yellow, draw(st.floats(0.5, 12))))
-        if all_red:
-            program.append(PhaseDef.from_state("r" * links, draw(st.floats(0.1, 8))))
+        _add_clearance(draw, program, state, loses)
+    return program
+
+
+def _add_clearance(draw: st.DrawFn, program: list[PhaseDef], state: str, loses: list[bool]) -> None:
+    """Yellow for the links that lose green (all of them before an all-red), maybe all-red."""
+    # with nobody losing green, a yellow only makes sense before an all-red
+    all_red = draw(st.booleans()) or not any(loses)
+    yellow = "".join(
+        "y" if (a in "Gg" and (lost or all_red)) else ("G" if a in "Gg" else "r")
+        for a, lost in zip(state, loses, strict=True)
+    )
+    program.append(PhaseDef.from_state(yellow, draw(st.floats(0.5, 12))))
+    if all_red:
+        program.append(PhaseDef.from_state("r" * len(state), draw(st.floats(0.1, 8))))
+
+
+@st.composite
+def chained_programs(draw: st.DrawFn) -> list[PhaseDef]:
+    """Programs built of green->green chains: a link keeps its green (G or g) into the next
+    green of its chain, as netconvert's protected turns after a through green do."""
+    links = draw(st.integers(2, 10))
+    chains: list[list[str]] = []
+    for _ in range(draw(st.integers(1, 4))):
+        state = "".join(draw(st.lists(st.sampled_from("Ggr"), min_size=links, max_size=links)))
+        if not any(c in "Gg" for c in state):
+            state = "G" + state[1:]
+        chain = [state]
+        for _ in range(draw(st.integers(0, 2))):
+            # the next green of the chain: every green link stays green, some red ones join
+            state = "".join(
+                draw(st.sampled_from("Gg")) if c in "Gg" or draw(st.booleans()) else "r"
+                for c in state
+            )
+            chain.append(state)
+        chains.append(chain)
+    program: list[PhaseDef] = []
+    for n, chain in enumerate(chains):
+        for state in chain:
+            program.append(
+                PhaseDef.from_state(
+                    state, draw(st.floats(1, 150)), draw(st.floats(1, 10)), draw(st.floats(10, 150))
+                )
+            )
+        last, nxt = chain[-1], chains[(n + 1) % len(chains)][0]
+        loses = [a in "Gg" and b not in "Gg" for a, b in zip(last, nxt, strict=True)]
+        _add_clearance(draw, program, last, loses)
     return program
 
 
@@ -66,9 +103,27 @@ plan_events = st.lists(
 )
 
 
+def _link_problems(
+    program: list[PhaseDef],
+    applier: SafeApplier,
+    port: MemoryPort,
+    safety: SignalSafety,
+    tolerance: float,
+) -> list[str]:
+    """What each link showed (G/g runs across phases, yellows), judged from the states."""
+    return check_links(
+        program,
+        [(s.time, s.phase) for s in applier.switches],
+        port.now,
+        safety=safety,
+        has_crossing=port.has_pedestrian_crossing,
+        tolerance_s=tolerance,
+    )
+
+
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(
-    program=programs(),
+    program=st.one_of(programs(), chained_programs()),
     safety=safeties,
     events=plan_events,
     gaps=st.lists(st.floats(0.05, 1.0), min_size=1, max_size=8),
@@ -111,6 +166,7 @@ def test_applier_never_emits_an_unsafe_sequence(  # noqa: PLR0917 (hypothesis ar
         tolerance_s=max(gaps),
     )
     assert problems == []
+    assert _link_problems(program, applier, port, safety, max(gaps)) == []
     assert len(applier.switches) > 1  # the junction really cycled
 
 
@@ -126,7 +182,7 @@ priority_events = st.lists(
 
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(
-    program=programs(),
+    program=st.one_of(programs(), chained_programs()),
     safety=safeties,
     events=priority_events,
     gaps=st.lists(st.floats(0.05, 1.0), min_size=1, max_size=8),
@@ -165,4 +221,5 @@ def test_acyclic_applier_skips_phases_without_skipping_a_yellow_or_clearance(  #
         allow_skips=True,
     )
     assert problems == []
+    assert _link_problems(program, applier, port, safety, max(gaps)) == []
     assert len(applier.switches) > 1
