@@ -7,7 +7,7 @@ permissive ('g') and then protected ('G') has one continuous green, not two shor
 - green_to_red: a vehicle link goes from green (G/g) to red without yellow
 - short_yellow: a yellow shorter than `safety.yellow_s`
 - short_green: a green that ends before `safety.min_green_s`
-- long_green: a protected green ('G') longer than `safety.max_green_s`
+- long_green: a link's continuous green (G or g, across phases) longer than `safety.max_green_s`
 - conflicting_greens: two foe links protected ('G') at once
 - no_red_clearance: a link turns green less than `safety.all_red_s` after a foe's yellow ended
 - short_walk: a pedestrian crossing green shorter than `safety.pedestrian_min_s`
@@ -75,7 +75,6 @@ def check_sequence(
     letter = [""] * n
     since = [changes[0][0]] * n
     green_since = [-1.0] * n  # start of the continuous green run (G or g)
-    prot_since = [-1.0] * n  # start of the continuous protected run (G)
     yellow_end = [-1e18] * n
     cycles = [False] * n  # the link has been non-green at some point
     last_t = changes[0][0]
@@ -123,13 +122,11 @@ def check_sequence(
                                 f"ended; at least {safety.all_red_s} s required",
                             )
                         )
-            if new == "G" and old != "G":
-                prot_since[i] = t
             if new not in GREEN:
-                green_since[i] = -1.0
                 cycles[i] = True
-            if new != "G" and old == "G" and cycles[i]:
-                out.extend(_long_green(jid, i, prot_since[i], t, safety))
+                if old in GREEN:
+                    out.extend(_long_green(jid, i, green_since[i], t, safety))
+                green_since[i] = -1.0
             letter[i] = new
             since[i] = t
         for i in range(n):
@@ -149,8 +146,8 @@ def check_sequence(
                     )
     end = last_t if end_time is None else end_time
     for i in range(n):
-        if letter[i] == "G" and cycles[i]:
-            out.extend(_long_green(jid, i, prot_since[i], end, safety))
+        if letter[i] in GREEN and cycles[i]:
+            out.extend(_long_green(jid, i, green_since[i], end, safety))
     out.sort(key=lambda v: (v.time, v.link, v.kind))
     return out
 
@@ -211,7 +208,7 @@ def _long_green(
             end,
             "long_green",
             i,
-            f"link {i} protected green lasted {end - start:.1f} s; at most "
+            f"link {i} green (G or g) lasted {end - start:.1f} s; at most "
             f"{safety.max_green_s} s allowed",
         )
     ]

@@ -70,6 +70,12 @@ def test_long_protected_green_is_caught_even_at_the_end() -> None:
     assert _kinds(seq, end=100.0) == ["long_green"]
 
 
+def test_permissive_then_protected_green_past_max_green_is_one_long_green() -> None:
+    # 39 s permissive then 30 s protected: each under 60 s, together one 69 s green.
+    seq = [(0.0, "rrr"), (1.0, "grr"), (40.0, "Grr"), (70.0, "yrr"), (74.0, "rrr")]
+    assert _kinds(seq) == ["long_green"]
+
+
 def test_link_green_for_the_whole_run_is_not_held_to_max_green() -> None:
     seq = [(0.0, "Grr"), (10.0, "Gyr")]
     assert "long_green" not in _kinds(seq, end=1000.0)
