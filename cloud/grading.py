@@ -74,7 +74,8 @@ class GraderCore:
         self.model = model.eval()
         self.manifest = manifest
         self.spec = manifest.preprocess
-        self.temperature = float(manifest.temperature)
+        # refuse a calibration this code cannot apply at load, not at the first scan
+        manifest.probabilities(np.zeros((1, len(manifest.labels))))
         self._target_layers = [self.model.cam_target_layer()]  # type: ignore[operator]
         self.cam = GradCAM(model=self.model, target_layers=self._target_layers)
         # Hooks live only while an explanation runs (see grade), so plain forwards pay nothing.
@@ -129,7 +130,7 @@ class GraderCore:
                 self.cam.activations_and_grads.release()
                 self.cam.outputs = None
             total_s = time.perf_counter() - t1
-        probs = torch.softmax(logits.float() / self.temperature, dim=1).numpy()
+        probs = self.manifest.probabilities(logits.float().numpy())
         explain_s = max(0.0, total_s - infer_s) if explain else 0.0
         t2 = time.perf_counter()
         results = []

@@ -14,6 +14,8 @@ from typing import Any
 import torch
 from torch import nn
 
+from models.counter.model import CounterNet
+
 MAX_FEATURES = 64  # the ONNX contract: features [N, D] with D <= 64
 
 
@@ -130,6 +132,20 @@ def build_architecture(name: str, kwargs: dict[str, Any]) -> FeatureNet:
         raise ValueError(f"unknown architecture {name!r}; known: {sorted(ARCHITECTURES)}")
     fixed = {k: tuple(v) if isinstance(v, list) else v for k, v in kwargs.items()}
     return ARCHITECTURES[name](**fixed)
+
+
+# Registered architectures that are not fundus feature nets (no features output, no CAM).
+OTHER_ARCHITECTURES: dict[str, Callable[..., nn.Module]] = {"counter_net": CounterNet}
+
+
+def build_module(name: str, kwargs: dict[str, Any]) -> nn.Module:
+    """Any registered architecture by the name a manifest records, the traffic counter too."""
+    if name in OTHER_ARCHITECTURES:
+        return OTHER_ARCHITECTURES[name](**kwargs)
+    if name not in ARCHITECTURES:
+        known = sorted([*ARCHITECTURES, *OTHER_ARCHITECTURES])
+        raise ValueError(f"unknown architecture {name!r}; known: {known}")
+    return build_architecture(name, kwargs)
 
 
 class WithFeatures(nn.Module):

@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 import torch
+from torch import nn
 
-from models.architectures import FeatureNet, build_architecture
+from models.architectures import FeatureNet, build_module
 from shared.errors import ModelRefusedError
 from shared.registry import VerifiedModel
 
 
-def load_torch_model(verified: VerifiedModel) -> FeatureNet:
-    """The model in eval mode; `forward` gives logits, `cam_target_layer()` the Grad-CAM layer."""
+def load_torch_module(verified: VerifiedModel) -> nn.Module:
+    """Any registered model (fundus nets, the traffic counter) in eval mode."""
     manifest = verified.manifest
     arch = manifest.extra.get("architecture")
     if not isinstance(arch, dict) or "name" not in arch:
@@ -19,7 +20,7 @@ def load_torch_model(verified: VerifiedModel) -> FeatureNet:
             "weights cannot be rebuilt; re-register it with `edgeward models build`"
         )
     try:
-        model = build_architecture(arch["name"], dict(arch.get("kwargs", {})))
+        model = build_module(arch["name"], dict(arch.get("kwargs", {})))
     except (ValueError, TypeError) as exc:
         raise ModelRefusedError(f"model {manifest.model_id}: {exc}") from None
     path = verified.path("pytorch")
@@ -31,3 +32,14 @@ def load_torch_model(verified: VerifiedModel) -> FeatureNet:
             f"model {manifest.model_id}: {path} does not fit architecture {arch['name']}: {exc}"
         ) from None
     return model.eval()
+
+
+def load_torch_model(verified: VerifiedModel) -> FeatureNet:
+    """A fundus model in eval mode; `forward` gives logits, `cam_target_layer()` the CAM layer."""
+    model = load_torch_module(verified)
+    if not isinstance(model, FeatureNet):
+        raise ModelRefusedError(
+            f"model {verified.manifest.model_id} is a {type(model).__name__}, not a fundus "
+            "feature net (no features output or Grad-CAM layer)"
+        )
+    return model

@@ -53,10 +53,10 @@ def _torch_runner(model: VerifiedModel, threads: int) -> tuple[Runner, Callable[
     import onnx
     import torch
 
-    from models.loading import load_torch_model
+    from models.loading import load_torch_module
 
     torch.set_num_threads(threads)
-    net = load_torch_model(model)
+    net = load_torch_module(model)
     names = [
         o.name for o in onnx.load(str(model.path("onnx")), load_external_data=False).graph.output
     ]

@@ -108,11 +108,11 @@ def retrain_candidate(
     import torch
 
     from models.architectures import WithFeatures
-    from models.calibrate import fit_temperature
+    from models.calibrate import apply_calibration, fit_calibration
     from models.data import DataRecipe, load_dataset, tensors
     from models.export import export_onnx
     from models.loading import load_torch_model
-    from models.metrics import softmax, subgroup_metrics
+    from models.metrics import subgroup_metrics
     from models.ood import fit_reference
     from models.reference import build_reference
     from models.register import register_model
@@ -151,16 +151,20 @@ def retrain_candidate(
     )  # fmt: skip
     logits_va, feats_va = predict(model, va.images, spec)
     y_va = task.targets(va)
-    temperature = fit_temperature(logits_va, y_va)
-    probs_va = softmax(logits_va, temperature)
+    temperature, calibration = fit_calibration(logits_va, y_va)
+
+    def calibrated(logits: np.ndarray) -> np.ndarray:
+        return apply_calibration(logits, temperature, calibration)
+
+    probs_va = calibrated(logits_va)
     thresholds, operating_point = task.choose(probs_va, y_va)
 
-    def evaluate(net: Any, t: float, th: dict[str, float], split: Any) -> dict[str, float]:
+    def evaluate(net: Any, to_probs: Any, th: dict[str, float], split: Any) -> dict[str, float]:
         logits, _ = predict(net, split.images, spec)
-        return task.evaluate(softmax(logits, t), task.targets(split), th)
+        return task.evaluate(to_probs(logits), task.targets(split), th)
 
     logits_te, _ = predict(model, te.images, spec)
-    probs_te, y_te = softmax(logits_te, temperature), task.targets(te)
+    probs_te, y_te = calibrated(logits_te), task.targets(te)
     metrics = task.evaluate(probs_te, y_te, thresholds)
     champion_model = load_torch_model(champion)
     comparison: dict[str, Any] = {
@@ -168,15 +172,15 @@ def retrain_candidate(
         "held_out": {
             "n": len(te),
             "candidate": metrics,
-            "champion": evaluate(champion_model, cm.temperature, cm.thresholds, te),
+            "champion": evaluate(champion_model, cm.probabilities, cm.thresholds, te),
         },
     }
     if held:
         hs = _reviewed_split(held, spec)
         comparison["reviewed_holdout"] = {
             "n": len(held),
-            "candidate": evaluate(model, temperature, thresholds, hs),
-            "champion": evaluate(champion_model, cm.temperature, cm.thresholds, hs),
+            "candidate": evaluate(model, calibrated, thresholds, hs),
+            "champion": evaluate(champion_model, cm.probabilities, cm.thresholds, hs),
         }
     per_group, gaps = subgroup_metrics(
         te.groups(), lambda idx: task.evaluate(probs_te[idx], y_te[idx], thresholds)
@@ -184,7 +188,7 @@ def retrain_candidate(
     _, feats_tr = predict(model, tr.images, spec)
     ref_images = va.images if not learn else np.concatenate([va.images, tr.images[-len(learn) :]])
     ref_logits, _ = predict(model, ref_images, spec)
-    ref_probs = softmax(ref_logits, temperature)
+    ref_probs = calibrated(ref_logits)
     ids = sorted(c.scan_id for c in reviewed)
     snapshot = {
         **snap,
@@ -202,7 +206,8 @@ def retrain_candidate(
             registry, name, task.name, {"onnx": onnx_path, "pytorch": pt_path},
             {
                 "preprocess": spec, "input_shape": cm.input_shape, "labels": list(task.labels),
-                "temperature": temperature, "thresholds": thresholds,
+                "temperature": temperature, "calibration": calibration,
+                "thresholds": thresholds,
                 "operating_point": operating_point, "metrics": metrics,
                 "subgroup_metrics": per_group, "subgroup_gap": gaps, "data_snapshot": snapshot,
                 "parity": parity,

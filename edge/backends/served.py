@@ -18,7 +18,7 @@ class Prediction:
     """One image's outputs: raw logits, temperature-scaled probabilities, pooled features."""
 
     logits: np.ndarray  # (C,)
-    probabilities: np.ndarray  # (C,) softmax(logits / temperature)
+    probabilities: np.ndarray  # (C,) calibrated as the manifest says (manifest.probabilities)
     features: np.ndarray | None  # (D,) penultimate features, for out-of-distribution scores
 
     def prob(self, label: str, labels: list[str]) -> float:
@@ -55,7 +55,7 @@ class ServedModel:
         """Predictions for a float32 batch made by `shared.preprocess` with this model's spec."""
         out = self.backend.run(batch)
         logits = np.asarray(out["logits"], dtype=np.float64)
-        probs = softmax(logits, self.manifest.temperature)
+        probs = self.manifest.probabilities(logits)
         features = out.get("features")
         return [
             Prediction(

@@ -69,7 +69,12 @@ def build_counter(registry: Registry, quick: bool, seed: int) -> Manifest:
                     "seed": seed,
                 },
                 "parity": parity,
-                "extra": {"epochs": epochs, "build_s": round(time.monotonic() - started, 1)},
+                "extra": {
+                    # what `edgeward bench models` rebuilds as its PyTorch-eager reference
+                    "architecture": {"name": "counter_net", "kwargs": {"width": model.width}},
+                    "epochs": epochs,
+                    "build_s": round(time.monotonic() - started, 1),
+                },
             },
         )
     promoted = registry.set_stage(

@@ -25,7 +25,7 @@ class CounterNet(nn.Module):
 
     def __init__(self, width: int = 16) -> None:
         super().__init__()
-        w = width
+        self.width = w = width
         self.features = nn.Sequential(
             _block(3, w, 2),
             _block(w, w, 1),

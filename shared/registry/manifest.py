@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
+import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
 from shared.preprocess import PreprocessSpec
+from shared.registry.calibration import calibrated_probabilities
 
 Stage = Literal["candidate", "challenger", "champion", "archived"]
 STAGES: tuple[Stage, ...] = ("candidate", "challenger", "champion", "archived")
@@ -49,6 +51,11 @@ class Manifest(BaseModel):
     input_shape: list[int | str] = Field(..., description="e.g. ['batch', 3, 224, 224]")
     labels: list[str] = Field(default_factory=list)
     temperature: float = Field(1.0, gt=0, description="calibration temperature for the logits")
+    calibration: dict[str, Any] = Field(
+        default_factory=dict,
+        description="how logits become probabilities (shared.registry.calibration); "
+        "empty: softmax(logits / temperature)",
+    )
     thresholds: dict[str, float] = Field(default_factory=dict)
     operating_point: dict[str, Any] = Field(
         default_factory=dict, description="what the thresholds were chosen for, and what it gave"
@@ -73,6 +80,10 @@ class Manifest(BaseModel):
     @property
     def model_id(self) -> str:
         return f"{self.name}:{self.version}"
+
+    def probabilities(self, logits: np.ndarray) -> np.ndarray:
+        """Calibrated probabilities of raw logits [..., C], as the factory fitted them."""
+        return calibrated_probabilities(logits, self.temperature, self.calibration, self.model_id)
 
     def missing_for_promotion(self) -> list[str]:
         """Fields a champion must have; empty means the manifest is complete."""

@@ -22,6 +22,7 @@ from pydantic import ValidationError
 
 from shared.errors import EdgewardError, ModelRefusedError
 from shared.preprocess import verify_spec_hash
+from shared.registry.calibration import calibration_problems
 from shared.registry.manifest import Artifact, Manifest, Stage, StageChange
 
 log = logging.getLogger(__name__)
@@ -131,6 +132,7 @@ class Registry:
                     f"{kind} artifact {path} fails its checksum "
                     f"(sha256 {actual[:12]}…, manifest says {art.sha256[:12]}…)"
                 )
+        found += calibration_problems(manifest.calibration, len(manifest.labels), manifest.model_id)
         try:
             verify_spec_hash(manifest.preprocess, manifest.preprocess_hash, manifest.model_id)
         except ModelRefusedError as exc:

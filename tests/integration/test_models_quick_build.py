@@ -13,7 +13,7 @@ import onnxruntime as ort
 import pytest
 import torch
 
-from models.loading import load_torch_model
+from models.loading import load_torch_model, load_torch_module
 from models.register import register_model
 from shared.cli import main
 from shared.errors import EdgewardError, ModelRefusedError
@@ -68,10 +68,13 @@ def test_quick_build_gives_a_verified_champion_with_the_onnx_contract(
     logits, features = sess.run(None, {"input": batch})
     assert logits.shape == (3, len(labels))
     assert features.shape[0] == 3 and features.shape[1] <= 64
-    z = logits / m.temperature
-    probs = np.exp(z - z.max(1, keepdims=True))
-    probs /= probs.sum(1, keepdims=True)
+    assert m.calibration["kind"] in ("temperature", "vector_scaling")
+    assert set(m.calibration["cv_ece"]) == {"temperature", "vector_scaling"}
+    probs = m.probabilities(logits)
     assert np.isfinite(probs).all() and np.allclose(probs.sum(1), 1.0)
+    stages = m.extra["build_profile"]
+    assert {"train", "calibrate_evaluate", "export_parity"} <= set(stages)
+    assert stages["train"]["cpu_s"] > 0
 
     ood = m.extra["ood"]
     dim = features.shape[1]
@@ -94,6 +97,21 @@ def test_edge_nets_carry_an_int8_variant_with_its_accuracy_change(quick_registry
         x = np.stack([preprocess(im, verified.manifest.preprocess) for im in _scans()])
         logits, _ = sess.run(None, {"input": x})
         assert logits.shape[0] == 3 and np.isfinite(logits).all()
+
+
+def test_traffic_counter_reloads_in_pytorch_for_the_eager_benchmark(quick_registry: Path) -> None:
+    torch.set_num_threads(2)
+    verified = Registry(quick_registry).load("traffic-counter")
+    assert verified.manifest.extra["architecture"]["name"] == "counter_net"
+    net = load_torch_module(verified)
+    size = verified.manifest.preprocess.size
+    x = np.random.default_rng(0).random((2, 3, size, size), np.float32)
+    with torch.no_grad():
+        torch_counts = net(torch.from_numpy(x)).numpy()
+    sess = ort.InferenceSession(str(verified.path("onnx")), providers=["CPUExecutionProvider"])
+    assert np.abs(torch_counts - sess.run(None, {"input": x})[0]).max() <= 1e-4
+    with pytest.raises(ModelRefusedError, match="CounterNet, not a fundus feature net"):
+        load_torch_model(verified)
 
 
 def test_torch_grader_reloads_and_matches_its_onnx_export(quick_registry: Path) -> None:

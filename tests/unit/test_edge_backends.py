@@ -101,13 +101,17 @@ def test_large_batches_are_split_without_changing_the_outputs(triage: VerifiedMo
         np.testing.assert_allclose(split[name], whole[name], rtol=1e-5, atol=1e-5)
 
 
-def test_served_model_gives_temperature_scaled_probabilities(quick_registry: Path) -> None:
+def test_served_model_gives_calibrated_probabilities(quick_registry: Path) -> None:
     served = ServedModel(Registry(quick_registry), "fundus-triage", "onnx-cpu")
     preds = served.predict(batch_for(served.backend.model, 2))
     assert len(preds) == 2
+    m = served.manifest
     for p in preds:
         assert p.probabilities.sum() == pytest.approx(1.0)
-        z = p.logits / served.manifest.temperature
+        if m.calibration.get("kind") == "vector_scaling":
+            z = p.logits * np.array(m.calibration["scale"]) + np.array(m.calibration["bias"])
+        else:
+            z = p.logits / m.temperature
         expected = np.exp(z - z.max()) / np.exp(z - z.max()).sum()
         np.testing.assert_allclose(p.probabilities, expected, rtol=1e-9)
     assert served.model_id == served.manifest.model_id
