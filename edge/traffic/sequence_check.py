@@ -28,7 +28,6 @@ def check_sequence(
     has_crossing: Callable[[int], bool],
     tolerance_s: float,
     allow_skips: bool = False,
-    link_max_green: bool = False,
 ) -> list[str]:
     """Violations in a sequence of (time, phase) switches; empty means safe.
 
@@ -71,34 +70,7 @@ def check_sequence(
                 problems.append(f"{where}: yellow longer than {YELLOW_MAX_S:.1f}s")
         elif check_lower and length + _EPS < safety.all_red_s:
             problems.append(f"{where}: red clearance shorter than {safety.all_red_s:.1f}s")
-    if link_max_green:
-        problems.extend(_long_runs(program, switches, end_time, safety, tolerance_s))
     return problems
-
-
-def _long_runs(
-    program: Sequence[PhaseDef],
-    switches: Sequence[tuple[float, int]],
-    end_time: float,
-    safety: SignalSafety,
-    tolerance_s: float,
-) -> list[str]:
-    """Protected greens of one link across several phases stay within the maximum green."""
-    out = []
-    width = len(program[0].state)
-    for k in range(width):
-        if all(p.state[k] == "G" for p in program):
-            continue  # never stops (a free turn): not held to a maximum
-        since: float | None = None
-        for t, p in [*switches, (end_time, -1)]:
-            on = p >= 0 and program[p].state[k] == "G"
-            if since is not None and not on:
-                if t - since > safety.max_green_s + tolerance_s + _EPS:
-                    out.append(f"link {k} protected green from t={since:.1f}s to {t:.1f}s")
-                since = None
-            elif since is None and on:
-                since = t
-    return out
 
 
 def _skip_problems(where: str, phase: PhaseDef, nxt: PhaseDef, index: int) -> list[str]:

@@ -214,9 +214,9 @@ def test_acyclic_greens_on_the_grid_keep_every_link_within_max_green() -> None:
         has_crossing=lambda _: False,
         tolerance_s=1,
         allow_skips=True,
-        link_max_green=True,
     )
     assert problems == []
+    assert _link_problems(program, applier, port) == []
 
 
 def _link_problems(program: list[PhaseDef], applier: SafeApplier, port: MemoryPort) -> list[str]:
