@@ -212,6 +212,10 @@ class SafeApplier:
             parent: j for j, parent in self._follow_on.items() if (parent, j) in self._paths
         }
         self._follow_on = {j: p for j, p in self._follow_on.items() if self._turn_after.get(p) == j}
+        # Acyclic: a through green that ran at least this long is followed by its protected turn
+        # (0: always); a shorter one found its turns gaps in light opposing flow. Not safety.
+        self.turn_after_s = 0.0
+        self.slot_scale = SLOT_SCALE  # callers that plan short acyclic greens set 1.0
 
     # -- what callers may change --------------------------------------------------------------
 
@@ -345,7 +349,7 @@ class SafeApplier:
                         return
                     target = self._choose(now, elapsed, forced=due)
                     turn = self._turn_after.get(current)
-                    if target is not None and turn is not None:
+                    if target is not None and turn is not None and elapsed >= self.turn_after_s:
                         target = turn  # its follow-on turn phase runs before anything else
                 if target is not None:
                     self._route = [*self._paths[(current, target)], target]
@@ -485,7 +489,7 @@ class SafeApplier:
 
     def _slot(self, i: int) -> float:
         """Shortest acyclic green: its planned green scaled, within the safety limits."""
-        return self._clamp_green(i, SLOT_SCALE * self._targets[i])
+        return self._clamp_green(i, self.slot_scale * self._targets[i])
 
     def _ceiling(self, i: int) -> float:
         return max_green(self.safety, self._crossing[i])

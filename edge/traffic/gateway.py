@@ -31,6 +31,9 @@ log = logging.getLogger(__name__)
 
 HEARTBEAT_EVERY = 6  # intervals between retained status refreshes
 RECOVER_INTERVALS = 2  # hysteresis before climbing back to a better mode
+# Acyclic control: a through green that ran this long gets its protected turn phase after it;
+# a shorter one had light opposing flow, so its permissive turns found gaps (twin: 30 s won).
+TURN_AFTER_S = 30.0
 SMOOTHING = 0.15  # weight of the newest interval in the demand average
 
 
@@ -63,6 +66,9 @@ class TrafficGateway:
         self.counter = counter
         self.link = link
         self.applier = SafeApplier(port, config.safety)
+        # acyclic greens last at least their planned green (the minimum), not a multiple of it
+        self.applier.slot_scale = 1.0
+        self.applier.turn_after_s = TURN_AFTER_S
         self.fallback = FallbackMachine(
             self.junction_id,
             recover_s=RECOVER_INTERVALS * config.control_interval_s,
@@ -79,7 +85,7 @@ class TrafficGateway:
         self._demand: dict[str, tuple[float, float]] = {}
         program_cycle = sum(p.duration_s for p in self.applier.program)
         self._grid: tuple[float, float] | None = (program_cycle, 0.0)
-        self.local_max_pressure = False  # actuated mode: acyclic on the junction's own counts
+        self.local_max_pressure = True  # actuated mode: acyclic on the junction's own counts
         self.live_actuation = False  # extend/end the running green from each interval's counts
         self.uplink_delay_s = 0.0  # the twin's fault injection: aggregates leave this much later
         self._delayed: list[tuple[float, TrafficAggregate]] = []
@@ -186,14 +192,21 @@ class TrafficGateway:
                     self.applier.set_priorities(None, f"plan {plan.plan_id}")
                 return
         if mode in ("coordinated", "actuated"):
+            if self.local_max_pressure:
+                # acyclic on the junction's own counts: the cloud's plan without the downstream
+                floor = self.config.safety.min_green_s
+                self.applier.set_targets(
+                    dict.fromkeys(self.applier.green_phases, floor), "actuated"
+                )
+                local = local_pressures(self.applier.program, self.layout, counts)
+                self.applier.set_priorities(local, "actuated")
+                return
             greens = actuated_greens(
                 self.applier.program, self.layout, self._demand, self.config.safety.min_green_s
             )
             # stay on the last plan's cycle grid, so neighbours keep their coordination
             self.applier.set_targets(greens, "actuated", self._grid)
-            if self.local_max_pressure:
-                local = local_pressures(self.applier.program, self.layout, counts)
-                self.applier.set_priorities(local, "actuated")
+            self.applier.set_priorities(None, "actuated")
             return
         self.applier.set_priorities(None, "fixed")
         self.applier.set_targets(self.applier.fixed_greens, "fixed")

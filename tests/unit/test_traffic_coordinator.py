@@ -73,7 +73,8 @@ def _greens(plans: list[SignalPlan], jid: str) -> dict[int, float]:
 
 
 def test_longer_queue_gets_longer_green_and_plans_expire() -> None:
-    c = Coordinator(_line(), SignalSafety(), CoordinatorSettings(plan_ttl_s=15))
+    cyclic = CoordinatorSettings(plan_ttl_s=15, max_pressure=False)
+    c = Coordinator(_line(), SignalSafety(), cyclic)
     c.add(_agg("A", 100, {**QUIET, "west": 8, "north": 1}))
     plans = c.plans(100)
     greens = _greens(plans, "A")
@@ -89,7 +90,7 @@ def test_only_junctions_with_fresh_counts_get_plans() -> None:
 
 
 def test_congested_downstream_holds_back_the_green_feeding_it() -> None:
-    c = Coordinator(_line())
+    c = Coordinator(_line(), settings=CoordinatorSettings(max_pressure=False))
     c.add(_agg("A", 100, {**QUIET, "west": 8, "north": 6}))
     c.add(_agg("B", 100, QUIET))
     free = _greens(c.plans(100), "A")[0]
@@ -99,7 +100,7 @@ def test_congested_downstream_holds_back_the_green_feeding_it() -> None:
 
 
 def test_blind_approach_is_not_starved() -> None:
-    c = Coordinator(_line())
+    c = Coordinator(_line(), settings=CoordinatorSettings(max_pressure=False))
     c.add(_agg("A", 100, {**QUIET, "west": 6, "north": 0}, healthy=False))
     greens = _greens(c.plans(100), "A")
     assert greens[2] == greens[0]  # north is unknown: assumed as busy as the busiest
@@ -141,7 +142,7 @@ def test_plan_pressure_is_upstream_queue_minus_the_downstream_it_feeds() -> None
     c.add(_agg("B", 100, QUIET))
     free = _pressures(c.plans(100), "A")
     assert free[0] is not None and free[2] is not None and free[0] > free[2]
-    c.add(_agg("B", 100, {**QUIET, "west": 8}))  # A's eastbound exit is queued at B
+    c.add(_agg("B", 100, {**QUIET, "west": 16}))  # A's eastbound exit is queued at B
     jammed = _pressures(c.plans(100), "A")
     assert jammed[0] is not None and jammed[2] is not None and jammed[0] < jammed[2]
 
@@ -150,3 +151,20 @@ def test_cyclic_plans_carry_no_pressures() -> None:
     c = Coordinator(_line(), settings=CoordinatorSettings(max_pressure=False))
     c.add(_agg("A", 100, {**QUIET, "west": 8}))
     assert set(_pressures(c.plans(100), "A").values()) == {None}
+
+
+def test_max_pressure_is_the_default_and_plans_only_the_minimum_green() -> None:
+    c = Coordinator(_line())
+    c.add(_agg("A", 100, {**QUIET, "west": 8, "north": 1}))
+    plan = next(p for p in c.plans(100) if p.junction_id == "A")
+    assert {g.green_s for g in plan.greens} == {SignalSafety().min_green_s}
+    pressures = {g.phase_index: g.pressure for g in plan.greens}
+    assert pressures[0] is not None and pressures[2] is not None
+    assert pressures[0] > pressures[2]
+
+
+def test_blind_approach_gets_the_busiest_pressure() -> None:
+    c = Coordinator(_line())
+    c.add(_agg("A", 100, {**QUIET, "west": 6, "north": 0}, healthy=False))
+    pressures = _pressures(c.plans(100), "A")
+    assert pressures[2] == pressures[0]  # north is unknown: assumed as busy as the busiest
