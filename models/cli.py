@@ -127,8 +127,10 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         "build",
         help="generate data, train, calibrate, evaluate, export and register models",
         description=(
-            "Render synthetic fundus scans (cached under --cache-dir), train each model, fit a "
-            "calibration temperature and thresholds on the validation split, evaluate on the "
+            "Render synthetic fundus scans (cached under --cache-dir), train each model (one "
+            "process per core), fit a calibration (temperature or per-class vector scaling, "
+            "whichever has the lower cross-validated ECE) and thresholds on the validation "
+            "split, evaluate on the "
             "held-out split (overall and per camera, pigmentation, laterality), export to ONNX "
             "(parity-checked against PyTorch on 64 images), quantise the edge nets to int8, "
             "register and promote to champion. Full build: about 10-15 min on 2 cores."
