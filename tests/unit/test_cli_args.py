@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import argparse
+from collections.abc import Callable
 
 import pytest
 
 from shared.cli_args import number, positive_float, positive_int
 
 
-def _parse(kind, text: str):  # type: ignore[no-untyped-def]
+def _parse(kind: Callable[[str], object], text: str) -> object:
     p = argparse.ArgumentParser(exit_on_error=False)
     p.add_argument("--x", type=kind)
     return p.parse_args(["--x", text]).x
@@ -33,7 +34,7 @@ def test_positive_numbers_parse_to_their_kind() -> None:
     ],
 )
 def test_out_of_range_or_malformed_numbers_are_refused_with_the_rule(
-    kind: object, text: str, message: str
+    kind: Callable[[str], object], text: str, message: str
 ) -> None:
     with pytest.raises(argparse.ArgumentError, match=message):
         _parse(kind, text)
