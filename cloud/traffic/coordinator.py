@@ -26,7 +26,9 @@ from shared.messages.traffic import PhaseGreen, SignalPlan, TrafficAggregate
 log = logging.getLogger(__name__)
 
 HEADWAY_S = 2.0  # one vehicle per lane clears the stop line every ~2 s
-APPROACHING_WEIGHT = 0.7
+# A vehicle seen approaching (within the camera's 60 m) reaches the stop line within one 5 s
+# interval; the counter also undercounts approaching by ~25-35 % at 2-4 vehicles (vs SUMO).
+APPROACHING_WEIGHT = 1.0
 YELLOW_MAX_S = 6.0
 
 

@@ -216,6 +216,7 @@ class SafeApplier:
         # (0: always); a shorter one found its turns gaps in light opposing flow. Not safety.
         self.turn_after_s = 0.0
         self.slot_scale = SLOT_SCALE  # callers that plan short acyclic greens set 1.0
+        self.age_per_s = AGE_PER_S  # acyclic: priority a waiting green gains per second
 
     # -- what callers may change --------------------------------------------------------------
 
@@ -472,7 +473,7 @@ class SafeApplier:
 
         def score(k: int) -> float:
             waited = now - self._served_at[k]
-            return self._priorities.get(k, 0.0) + AGE_PER_S * waited  # type: ignore[union-attr]
+            return self._priorities.get(k, 0.0) + self.age_per_s * waited  # type: ignore[union-attr]
 
         best = max(options, key=score)
         starving = [k for k in options if k != current and now - self._served_at[k] >= MAX_WAIT_S]

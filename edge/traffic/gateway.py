@@ -34,6 +34,9 @@ RECOVER_INTERVALS = 2  # hysteresis before climbing back to a better mode
 # Acyclic control: a through green that ran this long gets its protected turn phase after it;
 # a shorter one had light opposing flow, so its permissive turns found gaps (twin: 30 s won).
 TURN_AFTER_S = 30.0
+# Acyclic: priority a waiting green gains per second. Every switch costs ~10 s of clearance, so
+# waiting greens age slowly (twin, 30 min seed 1: 1/15 -> 100 s, 1/30 -> 82, 1/60 -> 79, 0 -> 91).
+AGE_PER_S = 1.0 / 60.0
 SMOOTHING = 0.15  # weight of the newest interval in the demand average
 
 
@@ -69,6 +72,7 @@ class TrafficGateway:
         # acyclic greens last at least their planned green (the minimum), not a multiple of it
         self.applier.slot_scale = 1.0
         self.applier.turn_after_s = TURN_AFTER_S
+        self.applier.age_per_s = AGE_PER_S
         self.fallback = FallbackMachine(
             self.junction_id,
             recover_s=RECOVER_INTERVALS * config.control_interval_s,
