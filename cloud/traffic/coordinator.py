@@ -77,6 +77,10 @@ class CoordinatorSettings:
     # The downstream camera sees only the last 60 m of the next link: its queue is a weak,
     # late spillback signal, so it counts half (one for one lost 2-3 s in the twin).
     pressure_down_weight: float = 0.5
+    # A green whose served approaches hold less than this (vehicles per lane, summed) loses
+    # gap_out_penalty of pressure: the applier's switch margin is 1, so any demand elsewhere wins.
+    gap_out_load: float = 0.3
+    gap_out_penalty: float = 1.0
     sender: str = "coordinator"
 
 
@@ -297,7 +301,11 @@ class Coordinator:
         value = self._e_share * (up[self._e_app] - self.settings.pressure_down_weight * down)
         out = np.zeros(len(self._rows))
         np.add.at(out, self._e_row, value)
-        return out
+        served = np.zeros(len(self._rows))
+        np.add.at(served, self._e_row, self._e_share * up[self._e_app])
+        # gap-out: a green with (nearly) nobody to serve yields to any phase with demand
+        gap = self.settings.gap_out_penalty
+        return np.where(served < self.settings.gap_out_load, out - gap, out)
 
     def plans(self, now: float) -> list[SignalPlan]:
         """Signed-off plans with an expiry, one per junction with fresh counts."""

@@ -168,3 +168,12 @@ def test_blind_approach_gets_the_busiest_pressure() -> None:
     c.add(_agg("A", 100, {**QUIET, "west": 6, "north": 0}, healthy=False))
     pressures = _pressures(c.plans(100), "A")
     assert pressures[2] == pressures[0]  # north is unknown: assumed as busy as the busiest
+
+
+def test_green_with_nobody_to_serve_yields_to_any_demand() -> None:
+    c = Coordinator(_line())
+    c.add(_agg("A", 100, {**QUIET, "north": 1}))  # west/east empty, one car north
+    pressures = _pressures(c.plans(100), "A")
+    assert pressures[0] is not None and pressures[2] is not None
+    # phase 0 serves nobody: below zero by the gap-out penalty, so one car outranks it
+    assert pressures[0] < 0 < pressures[2]
