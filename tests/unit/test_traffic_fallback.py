@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from edge.traffic.actuation import GAP_OUT_PENALTY, local_pressures
 from edge.traffic.fallback import CameraState, FallbackMachine
+from edge.traffic.layout import ApproachLayout, JunctionLayout
+from edge.traffic.signal_port import PhaseDef
 from shared.messages.traffic import ModeChange, PhaseGreen, SignalPlan
 
 OK = [CameraState("north", True), CameraState("south", True)]
@@ -104,3 +107,18 @@ def test_flapping_link_does_not_flap_the_mode_back_up() -> None:
         fb.update(t, t % 4 == 1, OK)
     assert fb.mode == "actuated"
     assert [c.to_mode for c in published] == ["coordinated", "actuated"]
+
+
+def test_local_fallback_green_with_nobody_to_serve_yields_to_one_waiting_car() -> None:
+    layout = JunctionLayout("J1", (ApproachLayout("north", (0,)), ApproachLayout("east", (1,))))
+    program = [
+        PhaseDef.from_state("Gr", 30),
+        PhaseDef.from_state("yr", 4),
+        PhaseDef.from_state("rG", 30),
+        PhaseDef.from_state("ry", 4),
+    ]
+    busy = local_pressures(program, layout, {"north": (4.0, 1.0), "east": (1.0, 0.0)})
+    assert busy[0] > busy[2] > 0  # both have demand: plain pressures
+    empty = local_pressures(program, layout, {"north": (0.0, 0.0), "east": (1.0, 0.0)})
+    # north's green serves nobody: it drops by the applier's switch margin, east's car outranks it
+    assert empty[0] == -GAP_OUT_PENALTY and empty[2] > 0
