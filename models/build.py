@@ -26,6 +26,7 @@ from models.data import DataRecipe, Split, load_dataset, snapshot, tensors
 from models.export import export_onnx
 from models.metrics import ece_noise_floor, softmax, subgroup_metrics
 from models.ood import fit_reference, separation_check
+from models.progress import init_worker
 from models.quantize import quantize_int8, run_onnx
 from models.reference import build_reference
 from models.register import register_model
@@ -313,7 +314,10 @@ def build_all(
         # both cores busy (the full build's wall time is then about CPU time / cores).
         threads = max(1, (os.cpu_count() or 1) // workers)
         ctx = get_context("spawn")
-        with ProcessPoolExecutor(workers, mp_context=ctx) as pool:
+        line = ctx.Value("i", 0)
+        with ProcessPoolExecutor(
+            workers, mp_context=ctx, initializer=init_worker, initargs=(ctx.RLock(), line)
+        ) as pool:
             futures = [pool.submit(_build_job, n, *args, threads=threads) for n in jobs]
             for future in as_completed(futures):
                 built += future.result()

@@ -9,10 +9,10 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 from torch import nn
-from tqdm import tqdm
 
 from models.architectures import FeatureNet
 from models.data import tensors
+from models.progress import bar as progress_bar
 from shared.preprocess import PreprocessSpec
 
 
@@ -103,7 +103,7 @@ def train(
     probs = None if sample_weights is None else sample_weights / sample_weights.sum()
     y_all = torch.as_tensor(labels)
     model.train()
-    bar = tqdm(total=config.epochs * steps_per_epoch, desc=desc, unit="batch")
+    bar = progress_bar(total=config.epochs * steps_per_epoch, desc=desc, unit="batch")
     for epoch in range(config.epochs):
         order = rng.choice(len(images), size=steps_per_epoch * config.batch, p=probs)
         running = 0.0

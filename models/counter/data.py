@@ -11,8 +11,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from tqdm import tqdm
 
+from models.progress import bar as progress_bar
 from sim.traffic.camera import CONDITIONS, CameraRenderer, VehicleState, in_view, truth_of
 from sim.traffic.network import CAMERA_RANGE_M, Approach, Junction, LaneView, SignalLayout
 
@@ -86,7 +86,7 @@ def render_dataset(n: int, seed: int, size: int = SIZE, progress: bool = True) -
     per_scene = 8  # frames per random approach (traffic redrawn each time)
     renderer: CameraRenderer | None = None
     approach: Approach | None = None
-    for i in tqdm(range(n), desc="rendering counter frames", disable=not progress):
+    for i in progress_bar(range(n), desc="rendering counter frames", disable=not progress):
         if i % per_scene == 0:
             approach = _approach(rng, i)
             junction = Junction("J", (approach,), SignalLayout("J", len(approach.link_indices)))

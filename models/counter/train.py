@@ -5,11 +5,11 @@ from __future__ import annotations
 import numpy as np
 import torch
 from torch import nn
-from tqdm import tqdm
 
 from edge.traffic.counter import counter_input
 from models.counter.data import CounterData
 from models.counter.model import INPUT_SIZE, CounterNet
+from models.progress import bar as progress_bar
 
 
 def to_tensor(images: np.ndarray, size: int = INPUT_SIZE) -> torch.Tensor:
@@ -22,7 +22,6 @@ def train(
 ) -> CounterNet:
     torch.manual_seed(seed)
     model = CounterNet()
-    torch.set_num_threads(2)
     x, y = to_tensor(data.images), torch.from_numpy(data.counts)
     opt = torch.optim.AdamW(model.parameters(), lr=3e-3, weight_decay=1e-4)
     steps = epochs * ((len(x) + batch - 1) // batch)
@@ -30,7 +29,7 @@ def train(
     loss_fn = nn.SmoothL1Loss()
     gen = torch.Generator().manual_seed(seed)
     model.train()
-    with tqdm(total=steps, desc="training counter", disable=not progress) as bar:
+    with progress_bar(total=steps, desc="training counter", disable=not progress) as bar:
         for _ in range(epochs):
             order = torch.randperm(len(x), generator=gen)
             for i in range(0, len(x), batch):
