@@ -198,6 +198,8 @@ def render(data: DemoData, out: Path) -> Path:
             + "</tr>"
         )
     parts.append("</table>")
+    if not data.review_cases:
+        parts.append(f"<p>{html.escape(_empty_queue_reason(data.scans))}</p>")
 
     parts += [
         "<h2>Latency</h2>",
@@ -240,3 +242,22 @@ def render(data: DemoData, out: Path) -> Path:
         )
     )
     return path
+
+
+def _empty_queue_reason(scans: list[ScanRecord]) -> str:
+    """Why no case reached a person, from the verdicts themselves (or what contradicts that)."""
+    graded = [s for s in scans if s.cloud]
+    uncertain = sum(1 for s in graded if s.cloud and s.cloud.get("verdict") == "review")
+    opposite = {("refer", "no_immediate_concern"), ("no_immediate_concern", "refer")}
+    disputed = sum(
+        1 for s in graded if s.cloud and (s.edge_verdict, s.cloud.get("verdict")) in opposite
+    )
+    if uncertain or disputed:
+        return (
+            f"The queue is empty although {uncertain} cloud grades were uncertain and "
+            f"{disputed} contradicted the edge: check the cloud's review logging."
+        )
+    return (
+        f"No case needed a person: none of the {len(graded)} cloud grades fell in the uncertain "
+        "band, and none contradicted the edge verdict."
+    )
