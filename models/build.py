@@ -20,7 +20,7 @@ import numpy as np
 import torch
 
 from models.architectures import WithFeatures, build_architecture
-from models.calibrate import apply_calibration, fit_calibration
+from models.calibrate import fit_calibration
 from models.complexity import count_flops, count_params
 from models.data import DataRecipe, Split, load_dataset, snapshot, tensors
 from models.export import export_onnx
@@ -35,6 +35,7 @@ from models.train import WEAK_COLOUR, Augment, TrainConfig, predict, train
 from shared.errors import EdgewardError
 from shared.preprocess import PreprocessSpec, preprocess
 from shared.registry import Manifest, Registry
+from shared.registry.calibration import calibrated_probabilities
 
 log = logging.getLogger(__name__)
 COUNTER = "traffic-counter"
@@ -168,11 +169,11 @@ def build_model(
     clock.lap("train")
     logits_va, feats_va = predict(model, va.images, spec)
     temperature, calibration = fit_calibration(logits_va, y_va)
-    probs_va = apply_calibration(logits_va, temperature, calibration)
+    probs_va = calibrated_probabilities(logits_va, temperature, calibration)
     thresholds, operating_point = task.choose(probs_va, y_va)
 
     logits_te, feats_te = predict(model, te.images, spec)
-    probs_te = apply_calibration(logits_te, temperature, calibration)
+    probs_te = calibrated_probabilities(logits_te, temperature, calibration)
     metrics = task.evaluate(probs_te, y_te, thresholds)
     metrics["uncalibrated_ece"] = task.evaluate(softmax(logits_te), y_te, thresholds)["ece"]
     # what a perfectly calibrated model would score on this many held-out images
@@ -231,7 +232,7 @@ def build_model(
         calib = tensors(tr.images[:64], spec)
         quantize_int8(onnx_path, int8_path, calib)
         int8_out = run_onnx(int8_path, tensors(te.images, spec))
-        int8_probs = apply_calibration(int8_out["logits"], temperature, calibration)
+        int8_probs = calibrated_probabilities(int8_out["logits"], temperature, calibration)
         int8_metrics = task.evaluate(int8_probs, y_te, thresholds)
         delta = {k: int8_metrics[k] - metrics[k] for k in metrics if k in int8_metrics}
         files["onnx_int8"] = (int8_path, {"quantisation": "static QDQ int8, per-channel"})

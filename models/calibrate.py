@@ -82,7 +82,7 @@ def fit_calibration(
             continue
         oof["temperature"][held] = softmax(logits[held], fit_temperature(logits[fit], labels[fit]))
         record = fit_vector_scaling(logits[fit], labels[fit])
-        oof["vector_scaling"][held] = apply_calibration(logits[held], 1.0, record)
+        oof["vector_scaling"][held] = calibrated_probabilities(logits[held], 1.0, record)
     cv = {k: ece(p, labels) for k, p in oof.items()}
     chosen = min(cv, key=lambda k: cv[k])
     checked = {"cv_ece": cv, "cv_folds": folds}
@@ -90,10 +90,3 @@ def fit_calibration(
         return 1.0, {**fit_vector_scaling(logits, labels), **checked}
     t = fit_temperature(logits, labels)
     return t, {"kind": "temperature", "fitted_on": "validation split, NLL", **checked}
-
-
-def apply_calibration(
-    logits: np.ndarray, temperature: float, calibration: dict[str, Any]
-) -> np.ndarray:
-    """Probabilities exactly as serving computes them from the manifest's fields."""
-    return calibrated_probabilities(logits, temperature, calibration)

@@ -108,7 +108,7 @@ def retrain_candidate(
     import torch
 
     from models.architectures import WithFeatures
-    from models.calibrate import apply_calibration, fit_calibration
+    from models.calibrate import fit_calibration
     from models.data import DataRecipe, load_dataset, tensors
     from models.export import export_onnx
     from models.loading import load_torch_model
@@ -118,6 +118,7 @@ def retrain_candidate(
     from models.register import register_model
     from models.tasks import TASKS
     from models.train import Augment, TrainConfig, predict, train
+    from shared.registry.calibration import calibrated_probabilities
 
     torch.set_num_threads(2)
     registry = Registry(registry_dir)
@@ -154,7 +155,7 @@ def retrain_candidate(
     temperature, calibration = fit_calibration(logits_va, y_va)
 
     def calibrated(logits: np.ndarray) -> np.ndarray:
-        return apply_calibration(logits, temperature, calibration)
+        return calibrated_probabilities(logits, temperature, calibration)
 
     probs_va = calibrated(logits_va)
     thresholds, operating_point = task.choose(probs_va, y_va)

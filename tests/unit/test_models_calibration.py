@@ -11,7 +11,7 @@ import torch
 from cloud.grading import GraderCore
 from edge.backends import ServedModel
 from models.architectures import WithFeatures, build_architecture
-from models.calibrate import apply_calibration, fit_calibration, fit_temperature
+from models.calibrate import fit_calibration, fit_temperature
 from models.export import export_onnx
 from models.metrics import ece, ece_noise_floor, softmax
 from models.register import register_model
@@ -44,7 +44,7 @@ def test_calibrated_ece_is_lower_than_raw_and_than_one_temperature_on_held_out_d
     temperature, record = fit_calibration(logits[val], labels[val])
     assert record["kind"] == "vector_scaling"  # per-class miscalibration: one T cannot fix it
     assert record["cv_ece"]["vector_scaling"] < record["cv_ece"]["temperature"]
-    calibrated = apply_calibration(logits[test], temperature, record)
+    calibrated = calibrated_probabilities(logits[test], temperature, record)
     raw = ece(softmax(logits[test]), labels[test])
     one_t = ece(softmax(logits[test], fit_temperature(logits[val], labels[val])), labels[test])
     assert ece(calibrated, labels[test]) < min(raw, one_t)
