@@ -32,6 +32,19 @@ MAX_WAIT_S = 120.0  # an acyclic junction serves any green that has waited this 
 AGE_PER_S = 1.0 / 30.0  # priority a waiting phase gains per second unserved: nobody starves
 _STOP = "rs"
 _GREEN = "Gg"
+
+
+@dataclass(frozen=True)
+class AcyclicPolicy:
+    """How acyclic control chooses and sizes greens: policy, not safety (every path is safe)."""
+
+    slot_scale: float = SLOT_SCALE  # shortest acyclic green = planned green x this
+    # a through green that ran at least this long is followed by its protected turn (0: always);
+    # a shorter one found its turns gaps in light opposing flow
+    turn_after_s: float = 0.0
+    age_per_s: float = AGE_PER_S  # priority a waiting green gains per second unserved
+
+
 _YELLOW = "yY"
 
 
@@ -166,9 +179,12 @@ def red_duration(safety: SignalSafety, programmed_s: float) -> float:
 class SafeApplier:
     """Drives one SignalPort. Call `step()` every simulation step (or every second live)."""
 
-    def __init__(self, port: SignalPort, safety: SignalSafety) -> None:
+    def __init__(
+        self, port: SignalPort, safety: SignalSafety, policy: AcyclicPolicy | None = None
+    ) -> None:
         self.port = port
         self.safety = safety
+        self.policy = policy or AcyclicPolicy()
         self.program = port.phases()
         validate_program(port.junction_id, self.program)
         n = len(self.program)
@@ -202,7 +218,7 @@ class SafeApplier:
         port.set_phase(self._phase)
         self._entered = now
         self._mark(now)
-        self._cap = self._link_cap(self._phase, now)
+        self._cap = float("inf")  # set by _begin: the longest the current green may run
         self._duration = self._begin(self._phase, now)
         self.switches: list[Switch] = [Switch(now, self._phase)]
         self._route: list[int] = []  # phases still to show on the way to a chosen green
@@ -212,11 +228,6 @@ class SafeApplier:
             parent: j for j, parent in self._follow_on.items() if (parent, j) in self._paths
         }
         self._follow_on = {j: p for j, p in self._follow_on.items() if self._turn_after.get(p) == j}
-        # Acyclic: a through green that ran at least this long is followed by its protected turn
-        # (0: always); a shorter one found its turns gaps in light opposing flow. Not safety.
-        self.turn_after_s = 0.0
-        self.slot_scale = SLOT_SCALE  # callers that plan short acyclic greens set 1.0
-        self.age_per_s = AGE_PER_S  # acyclic: priority a waiting green gains per second
 
     # -- what callers may change --------------------------------------------------------------
 
@@ -350,7 +361,8 @@ class SafeApplier:
                         return
                     target = self._choose(now, elapsed, forced=due)
                     turn = self._turn_after.get(current)
-                    if target is not None and turn is not None and elapsed >= self.turn_after_s:
+                    long_enough = elapsed >= self.policy.turn_after_s
+                    if target is not None and turn is not None and long_enough:
                         target = turn  # its follow-on turn phase runs before anything else
                 if target is not None:
                     self._route = [*self._paths[(current, target)], target]
@@ -473,7 +485,7 @@ class SafeApplier:
 
         def score(k: int) -> float:
             waited = now - self._served_at[k]
-            return self._priorities.get(k, 0.0) + self.age_per_s * waited  # type: ignore[union-attr]
+            return self._priorities.get(k, 0.0) + self.policy.age_per_s * waited  # type: ignore[union-attr]
 
         best = max(options, key=score)
         starving = [k for k in options if k != current and now - self._served_at[k] >= MAX_WAIT_S]
@@ -490,7 +502,7 @@ class SafeApplier:
 
     def _slot(self, i: int) -> float:
         """Shortest acyclic green: its planned green scaled, within the safety limits."""
-        return self._clamp_green(i, self.slot_scale * self._targets[i])
+        return self._clamp_green(i, self.policy.slot_scale * self._targets[i])
 
     def _ceiling(self, i: int) -> float:
         return max_green(self.safety, self._crossing[i])

@@ -13,7 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from edge.traffic.actuation import actuated_greens, green_still_needed, local_pressures
-from edge.traffic.applier import PlanRejectedError, SafeApplier
+from edge.traffic.applier import AcyclicPolicy, PlanRejectedError, SafeApplier
 from edge.traffic.camera_health import CameraHealth
 from edge.traffic.counter import Counter
 from edge.traffic.fallback import CameraState, FallbackMachine
@@ -41,6 +41,8 @@ TURN_AFTER_S = math.inf
 # waiting greens age slowly (twin, 30 min seed 1: 1/15 -> 100 s, 1/30 -> 82, 1/60 -> 79, 0 -> 91).
 AGE_PER_S = 1.0 / 60.0
 SMOOTHING = 0.15  # weight of the newest interval in the demand average
+# Acyclic greens last at least their planned green (the minimum), not a multiple of it.
+POLICY = AcyclicPolicy(slot_scale=1.0, turn_after_s=TURN_AFTER_S, age_per_s=AGE_PER_S)
 
 
 @dataclass
@@ -71,11 +73,7 @@ class TrafficGateway:
         self.frames = frames
         self.counter = counter
         self.link = link
-        self.applier = SafeApplier(port, config.safety)
-        # acyclic greens last at least their planned green (the minimum), not a multiple of it
-        self.applier.slot_scale = 1.0
-        self.applier.turn_after_s = TURN_AFTER_S
-        self.applier.age_per_s = AGE_PER_S
+        self.applier = SafeApplier(port, config.safety, POLICY)
         self.fallback = FallbackMachine(
             self.junction_id,
             recover_s=RECOVER_INTERVALS * config.control_interval_s,
