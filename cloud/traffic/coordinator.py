@@ -22,13 +22,10 @@ from shared.config.traffic import SignalSafety
 from shared.errors import SchemaError
 from shared.messages.base import decode
 from shared.messages.traffic import PhaseGreen, SignalPlan, TrafficAggregate
+from shared.traffic_demand import APPROACHING_WEIGHT, GAP_OUT_LOAD, GAP_OUT_PENALTY
 
 log = logging.getLogger(__name__)
 
-HEADWAY_S = 2.0  # one vehicle per lane clears the stop line every ~2 s
-# A vehicle seen approaching (within the camera's 60 m) reaches the stop line within one 5 s
-# interval; the counter also undercounts approaching by ~25-35 % at 2-4 vehicles (vs SUMO).
-APPROACHING_WEIGHT = 1.0
 YELLOW_MAX_S = 6.0
 
 
@@ -77,10 +74,8 @@ class CoordinatorSettings:
     # The downstream camera sees only the last 60 m of the next link: its queue is a weak,
     # late spillback signal, so it counts half (one for one lost 2-3 s in the twin).
     pressure_down_weight: float = 0.5
-    # A green whose served approaches hold less than this (vehicles per lane, summed) loses
-    # gap_out_penalty of pressure: the applier's switch margin is 1, so any demand elsewhere wins.
-    gap_out_load: float = 0.3
-    gap_out_penalty: float = 1.0
+    gap_out_load: float = GAP_OUT_LOAD  # see shared.traffic_demand
+    gap_out_penalty: float = GAP_OUT_PENALTY
     sender: str = "coordinator"
 
 

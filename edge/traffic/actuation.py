@@ -6,15 +6,8 @@ from collections.abc import Mapping
 
 from edge.traffic.layout import JunctionLayout
 from edge.traffic.signal_port import PhaseDef
+from shared.traffic_demand import APPROACHING_WEIGHT, GAP_OUT_LOAD, GAP_OUT_PENALTY, HEADWAY_S
 
-HEADWAY_S = 2.0  # saturation headway: one vehicle per lane clears the stop line every ~2 s
-# A vehicle seen approaching (within the camera's 60 m) reaches the stop line within one 5 s
-# interval; the counter also undercounts approaching by ~25-35 % at 2-4 vehicles (vs SUMO).
-APPROACHING_WEIGHT = 1.0
-# Max-pressure gap-out, as the coordinator's: a green serving less than this (vehicles per
-# lane, summed) loses the applier's switch margin, so any demand elsewhere wins.
-GAP_OUT_LOAD = 0.3
-GAP_OUT_PENALTY = 1.0
 SPARE_S = 1.0  # lets a phase programmed at its minimum still grow when its demand is high
 BASELINE_LOAD = 1.0  # vehicles per lane added to every phase's demand, so none is zeroed
 
