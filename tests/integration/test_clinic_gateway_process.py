@@ -119,11 +119,12 @@ def test_gateway_process_serves_survives_a_crash_and_stops_cleanly(
             bad = client.post("/scans", content=b"%PDF-1.4 not a scan")
             assert (good.status_code, bad.status_code) == (202, 202)
             good_id, bad_id = good.json()["scan_id"], bad.json()["scan_id"]
-            wait_for(
-                lambda: client.get(f"/scans/{good_id}").json()["verdict"] != "pending",
-                30,
-                "good scan judged",
-            )
+
+            def judged() -> bool:  # the worker judges them in turn: the bad one after the good
+                verdicts = [client.get(f"/scans/{i}").json()["verdict"] for i in (good_id, bad_id)]
+                return "pending" not in verdicts
+
+            wait_for(judged, 30, "both scans judged")
             verdict = client.get(f"/scans/{good_id}").json()["verdict"]
             assert client.get(f"/scans/{bad_id}").json()["verdict"] == "rejected"
             assert (
