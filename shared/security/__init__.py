@@ -1,0 +1,1 @@
+"""Identity and integrity: the PKI, and signatures on model manifests."""
