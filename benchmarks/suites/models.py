@@ -16,7 +16,15 @@ import numpy as np
 from tqdm import tqdm
 
 from benchmarks.flops import count_flops
-from benchmarks.peak import ort_peak, torch_peak
+from benchmarks.peak import (
+    QUICK_SHAPES,
+    SGEMM_SHAPES,
+    Shape,
+    ort_peak,
+    pinned_cpus,
+    share_of_peak,
+    torch_peak,
+)
 from benchmarks.results import BenchRun
 from benchmarks.runner import Budget, measure
 from shared.errors import EdgewardError
@@ -34,7 +42,8 @@ class ModelsPlan:
     registry: Path
     batch_sizes: tuple[int, ...] = (1, 8, 32)
     budget: Budget = field(default_factory=Budget)
-    peak_sizes: tuple[int, ...] = (512, 1024, 2048)
+    peak_shapes: tuple[Shape, ...] = SGEMM_SHAPES
+    peak_repeats: int = 7
     threads: int = 2
     only: tuple[str, ...] = ()
     backends: tuple[str, ...] = ()  # empty: every available one
@@ -42,7 +51,14 @@ class ModelsPlan:
     @classmethod
     def quick(cls, registry: Path, **kw: Any) -> ModelsPlan:
         quick_budget = Budget(warmup_iters=2, warmup_s=0.2, min_iters=5, max_iters=200, time_s=0.4)
-        return cls(registry, batch_sizes=(1, 4), budget=quick_budget, peak_sizes=(256, 512), **kw)
+        return cls(
+            registry,
+            batch_sizes=(1, 4),
+            budget=quick_budget,
+            peak_shapes=QUICK_SHAPES,
+            peak_repeats=4,
+            **kw,
+        )
 
 
 Runner = Callable[[np.ndarray], dict[str, np.ndarray]]
@@ -124,19 +140,19 @@ def _peaks(
     with tqdm(total=int(with_eager) + len(kinds), desc="peak FLOP/s", unit="class") as bar:
         if with_eager:
             try:
-                peaks[EAGER] = torch_peak(plan.peak_sizes, plan.budget, plan.threads)
+                peaks[EAGER] = torch_peak(plan.peak_shapes, plan.peak_repeats, plan.threads)
             except ImportError as exc:
                 run.skip("torch peak", str(exc))
             bar.update()
         for kind in kinds:
             if kind == "onnx-cpu":
                 peaks[kind] = ort_peak(
-                    plan.peak_sizes, plan.budget, plan.threads, ["CPUExecutionProvider"]
+                    plan.peak_shapes, plan.peak_repeats, plan.threads, ["CPUExecutionProvider"]
                 )
             elif kind in GPU_KINDS:
                 # cuBLAS through the CUDA EP: the GPU's practical dense float32 ceiling.
                 gpu = peaks.get("gpu") or ort_peak(
-                    plan.peak_sizes, plan.budget, plan.threads, ["CUDAExecutionProvider"]
+                    plan.peak_shapes, plan.peak_repeats, plan.threads, ["CUDAExecutionProvider"]
                 )
                 peaks["gpu"] = peaks[kind] = gpu
             bar.update()
@@ -162,8 +178,26 @@ def run_models(run: BenchRun, plan: ModelsPlan) -> None:
     for name in missing:
         run.skip(f"model {name}", f"not in registry {plan.registry}")
     kinds = _backend_kinds(run, plan.backends)
+    # The peak and every model run on the same CPUs with the same thread count, so a share of
+    # peak compares like with like.
+    with pinned_cpus(plan.threads) as cpus:
+        _measure_all(run, plan=plan, registry=registry, names=names, kinds=kinds, cpus=cpus)
+    _headline(run)
+
+
+def _measure_all(
+    run: BenchRun,
+    *,
+    plan: ModelsPlan,
+    registry: Registry,
+    names: list[str],
+    kinds: list[str],
+    cpus: list[int],
+) -> None:
     with_eager = not plan.backends or EAGER in plan.backends
     peaks = _peaks(run, plan, kinds, with_eager)
+    for peak in peaks.values():
+        peak["cpus"] = cpus
     run.sections["peak_flops"] = peaks
 
     models: dict[str, VerifiedModel] = {}
@@ -185,7 +219,6 @@ def run_models(run: BenchRun, plan: ModelsPlan) -> None:
             _bench_one(
                 run, plan, model=models[name], kind=kind, peaks=peaks, reference=reference, bar=bar
             )
-    _headline(run)
 
 
 def _bench_one(
@@ -231,14 +264,15 @@ def _bench_one(
                 _bound(runner, batch), plan.budget, items_per_call=batch_size, unit="images/s"
             )
             p50_s = record["latency_ms"]["p50"] / 1e3
+            achieved = flops["flops"] * batch_size / p50_s
             metrics: dict[str, Any] = {
                 "flops_per_image": flops["flops"],
                 "gflops": flops["flops"] * batch_size / 1e9,
-                "achieved_gflops_per_s": flops["flops"] * batch_size / p50_s / 1e9,
+                "achieved_gflops_per_s": achieved / 1e9,
                 "providers": providers,
             }
             if peak:
-                metrics["fraction_of_peak"] = flops["flops"] * batch_size / p50_s / peak
+                metrics.update(share_of_peak(achieved, peak))
             ref = reference.get((name, batch_size))
             if kind == EAGER:
                 reference[(name, batch_size)] = {"outputs": outputs, "p50": p50_s}
@@ -278,4 +312,10 @@ def _headline(run: BenchRun) -> None:
         best = max(shares, key=lambda r: r["metrics"]["fraction_of_peak"])
         run.headline["best share of peak"] = (
             f"{100 * best['metrics']['fraction_of_peak']:.1f}% ({best['name']})"
+        )
+    unreliable = [r["name"] for r in run.results if "peak_unreliable" in r["metrics"]]
+    if unreliable:
+        run.headline["peak unreliable"] = (
+            f"{len(unreliable)} run(s) beat the measured peak, no share given: "
+            + ", ".join(unreliable[:3])
         )

@@ -78,7 +78,9 @@ def test_bench_models_quick_measures_every_model_on_eager_and_onnx_cpu(
             eager = by[(name, "pytorch-eager", batch)]
             ort = by[(name, "onnx-cpu", batch)]
             assert eager["metrics"]["flops_per_image"] == ort["metrics"]["flops_per_image"] > 0
-            assert 0 < ort["metrics"]["fraction_of_peak"] < 1.5  # measured peak is not a bound
+            # a share above 100 % is never printed: the peak is flagged unreliable instead
+            share = ort["metrics"].get("fraction_of_peak")
+            assert (0 < share <= 1.0) if share is not None else ort["metrics"]["peak_unreliable"]
             assert ort["metrics"]["speedup_vs_pytorch"] > 0
             # the same model on both runtimes: outputs agree (the export parity tolerance)
             assert ort["metrics"]["max_abs_diff_vs_pytorch"] < 1e-3
