@@ -19,7 +19,7 @@ from shared.registry import Manifest, Registry
 
 NAME = "traffic-counter"
 OUTPUT = "counts"
-# What `edge.traffic.counter.counter_input` does: resize, RGB, 0..1, no crop, no shift.
+# What `shared.counter_input.counter_input` does: resize, RGB, 0..1, no crop, no shift.
 SPEC = PreprocessSpec(size=INPUT_SIZE, crop_to_fov=False, mean=(0.0, 0.0, 0.0), std=(1.0, 1.0, 1.0))
 
 

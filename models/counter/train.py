@@ -6,10 +6,10 @@ import numpy as np
 import torch
 from torch import nn
 
-from edge.traffic.counter import counter_input
 from models.counter.data import CounterData
 from models.counter.model import INPUT_SIZE, CounterNet
 from models.progress import bar as progress_bar
+from shared.counter_input import counter_input
 
 
 def to_tensor(images: np.ndarray, size: int = INPUT_SIZE) -> torch.Tensor:
