@@ -22,7 +22,7 @@ from cloud.store import SqliteStore
 from shared import topics
 from shared.config import CloudConfig
 from shared.errors import SchemaError
-from shared.messages import GatewayStatus, ScanVerdictEvent, decode
+from shared.messages import GatewayStatus, ScanVerdictEvent, TrafficAggregate, decode
 from shared.mqtt import QOS, connect, make_client
 from shared.verdicts import Verdict
 
@@ -66,12 +66,19 @@ class BridgeCore:
         self.forward = forward
         self._tick = tick
         self._seen = _Seen()
-        self.counts: dict[str, int] = {"status": 0, "verdict": 0, "aggregate": 0, "rejected": 0}
+        # `spoofed`: the payload names another gateway, site or junction than the topic it came on.
+        self.counts: dict[str, int] = {
+            "status": 0,
+            "verdict": 0,
+            "aggregate": 0,
+            "rejected": 0,
+            "spoofed": 0,
+        }
 
     def handle(self, topic: str, payload: bytes) -> None:
         try:
             if topic.startswith(f"{topics.ROOT}/status/"):
-                self._status(payload)
+                self._status(topic, payload)
             elif topic.startswith(f"{topics.ROOT}/clinic/") and topic.endswith("/verdict"):
                 self._verdict(topic, payload)
             elif topic.startswith(f"{topics.ROOT}/traffic/") and topic.endswith("/aggregate"):
@@ -80,16 +87,33 @@ class BridgeCore:
             self.counts["rejected"] += 1
             log.warning("bridge: dropped a malformed message on %s: %s", topic, exc)
 
-    def _status(self, payload: bytes) -> None:
+    def _refuse(self, topic: str, field: str, claimed: str, authenticated: str | None) -> None:
+        """The broker's ACL vouches for the ids in the topic, never for those in the payload."""
+        self.counts["spoofed"] += 1
+        log.warning(
+            "bridge: refused a message on %s: payload %s %r disagrees with the topic's %r",
+            topic,
+            field,
+            claimed,
+            authenticated,
+        )
+
+    def _status(self, topic: str, payload: bytes) -> None:
         if not payload:  # a cleared retained status
             return
         status = decode(payload, GatewayStatus)
+        ids = topics.parse_gateway_status(topic)
+        if ids is None or ids != (status.kind, status.gateway_id):
+            claimed = f"{status.kind}/{status.gateway_id}"
+            self._refuse(topic, "kind/gateway_id", claimed, "/".join(ids) if ids else None)
+            return
         if not self._seen.add(status.message_id):
             return
         self.counts["status"] += 1
+        kind, gateway_id = ids
         self.store.upsert(
-            status.gateway_id,
-            kind=status.kind,
+            gateway_id,
+            kind=kind,
             state=status.state,
             detail=status.detail,
             outbox_depth=status.outbox_depth,
@@ -99,6 +123,10 @@ class BridgeCore:
 
     def _verdict(self, topic: str, payload: bytes) -> None:
         event = decode(payload, ScanVerdictEvent)
+        ids = topics.parse_clinic_verdict(topic)
+        if ids is None or ids[0] != event.site_id:
+            self._refuse(topic, "site_id", event.site_id, ids[0] if ids else None)
+            return
         if event.source != "edge" or not self._seen.add(event.message_id):
             return  # our own echo, or a redelivery
         self.counts["verdict"] += 1
@@ -124,6 +152,11 @@ class BridgeCore:
             self.publish(topic, reply.encode(), False)
 
     def _aggregate(self, topic: str, payload: bytes) -> None:
+        aggregate = decode(payload, TrafficAggregate)
+        junction = topics.parse_traffic_aggregate(topic)
+        if junction != aggregate.junction_id:
+            self._refuse(topic, "junction_id", aggregate.junction_id, junction)
+            return
         self.counts["aggregate"] += 1
         if self.forward is None:
             return

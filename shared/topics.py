@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from urllib.parse import quote
+from urllib.parse import quote, unquote
 
 ROOT = "edgeward/v1"
 
@@ -59,3 +59,36 @@ ALL_CLINIC_VERDICTS = f"{ROOT}/clinic/+/+/verdict"
 ALL_STATUS = f"{ROOT}/status/#"
 ALL_TRAFFIC_AGGREGATES = f"{ROOT}/traffic/+/aggregate"
 ALL_TRAFFIC_MODES = f"{ROOT}/traffic/+/mode"
+
+
+def _levels(topic: str, prefix: str, n: int, suffix: str | None) -> list[str] | None:
+    """The `n` id levels of `ROOT/prefix/<ids...>[/suffix]`, unquoted; None if another shape."""
+    parts = topic.split("/")
+    head = [*ROOT.split("/"), *prefix.split("/")]
+    tail = [suffix] if suffix else []
+    if len(parts) != len(head) + n + len(tail) or parts[: len(head)] != head:
+        return None
+    if tail and parts[-1] != suffix:
+        return None
+    ids = parts[len(head) : len(head) + n]
+    return [unquote(i) for i in ids] if all(ids) else None
+
+
+# The broker's ACL lets a client write only under its own id, so the ids in a topic it wrote are
+# authenticated; the ids inside the payload are whatever the sender typed. These give the former.
+def parse_gateway_status(topic: str) -> tuple[str, str] | None:
+    """(kind, gateway_id) of a status topic, or None."""
+    ids = _levels(topic, "status", 2, None)
+    return (ids[0], ids[1]) if ids else None
+
+
+def parse_clinic_verdict(topic: str) -> tuple[str, str] | None:
+    """(site_id, gateway_id) of a verdict topic, or None."""
+    ids = _levels(topic, "clinic", 2, "verdict")
+    return (ids[0], ids[1]) if ids else None
+
+
+def parse_traffic_aggregate(topic: str) -> str | None:
+    """The junction id of an aggregate topic, or None."""
+    ids = _levels(topic, "traffic", 1, "aggregate")
+    return ids[0] if ids else None

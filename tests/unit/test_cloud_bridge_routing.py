@@ -5,7 +5,7 @@ from __future__ import annotations
 from cloud.bridge import BridgeCore
 from cloud.store import SqliteStore
 from shared import topics
-from shared.messages import GatewayStatus, ScanVerdictEvent
+from shared.messages import GatewayStatus, ScanVerdictEvent, TrafficAggregate
 from shared.proto import edgeward_pb2 as pb
 from shared.verdicts import Verdict
 
@@ -48,6 +48,17 @@ def test_edge_verdict_is_recorded_and_answered_once_the_cloud_graded_it(tmp_path
     assert len(published) == 1
 
 
+def _aggregate(junction_id: str) -> TrafficAggregate:
+    return TrafficAggregate(
+        sender=junction_id,
+        junction_id=junction_id,
+        interval_start=0.0,
+        interval_s=5.0,
+        approaches=[],
+        mode="coordinated",
+    )
+
+
 def test_aggregates_go_to_the_coordinator_and_its_plans_are_published(tmp_path):
     seen: list[str] = []
 
@@ -56,7 +67,7 @@ def test_aggregates_go_to_the_coordinator_and_its_plans_are_published(tmp_path):
         return [("plan-topic", b"plan", True)]
 
     core, _, published = _core(tmp_path, forward=forward, tick=lambda now: [("t2", b"x", True)])
-    core.handle(topics.traffic_aggregate("J1"), b"{}")
+    core.handle(topics.traffic_aggregate("J1"), _aggregate("J1").encode())
     core.tick(0.0)
     assert seen == [topics.traffic_aggregate("J1")]
     assert published == [("plan-topic", b"plan", True), ("t2", b"x", True)]
@@ -66,3 +77,32 @@ def test_malformed_message_is_dropped_and_counted(tmp_path):
     core, store, _ = _core(tmp_path)
     core.handle(topics.gateway_status("clinic", "gw-1"), b"{not json")
     assert core.counts["rejected"] == 1 and store.nodes() == []
+
+
+def test_payload_ids_that_disagree_with_the_topic_are_refused_and_counted(tmp_path):
+    """The broker ACL authenticates the topic; a payload naming another sender is a spoof."""
+    forwarded: list[str] = []
+    core, store, published = _core(tmp_path, forward=lambda t, p: forwarded.append(t) or [])
+    # gw-evil, allowed to write only its own status topic, claims to be gw-1 going offline.
+    spoof = GatewayStatus(sender="gw-1", gateway_id="gw-1", kind="clinic", state="offline")
+    core.handle(topics.gateway_status("clinic", "gw-evil"), spoof.encode())
+    # The right gateway id but the wrong kind is refused as well.
+    core.handle(topics.gateway_status("traffic", "gw-1"), spoof.encode())
+    # A verdict on site-b's topic claiming to be site-a's.
+    verdict = ScanVerdictEvent(
+        sender="gw-1", scan_id="s9", site_id="site-a", verdict=Verdict.REFER, confidence=0.7
+    )
+    core.handle(topics.clinic_verdict("site-b", "gw-1"), verdict.encode())
+    # J2's counts sent on J1's topic.
+    core.handle(topics.traffic_aggregate("J1"), _aggregate("J2").encode())
+    assert core.counts["spoofed"] == 4
+    assert store.nodes() == [] and store.edge_verdict("s9") is None
+    assert forwarded == [] and published == []
+    # The honest versions of the same messages go through.
+    core.handle(topics.gateway_status("clinic", "gw-1"), spoof.encode())
+    core.handle(topics.clinic_verdict("site-a", "gw-1"), verdict.encode())
+    core.handle(topics.traffic_aggregate("J2"), _aggregate("J2").encode())
+    assert [n["node_id"] for n in store.nodes()] == ["gw-1"]
+    assert store.edge_verdict("s9") == ("refer", 0.7)
+    assert forwarded == [topics.traffic_aggregate("J2")]
+    assert core.counts["spoofed"] == 4
