@@ -82,7 +82,12 @@ def test_malformed_message_is_dropped_and_counted(tmp_path):
 def test_payload_ids_that_disagree_with_the_topic_are_refused_and_counted(tmp_path):
     """The broker ACL authenticates the topic; a payload naming another sender is a spoof."""
     forwarded: list[str] = []
-    core, store, published = _core(tmp_path, forward=lambda t, p: forwarded.append(t) or [])
+
+    def forward(topic: str, payload: bytes) -> list[tuple[str, bytes, bool]]:
+        forwarded.append(topic)
+        return []
+
+    core, store, published = _core(tmp_path, forward=forward)
     # gw-evil, allowed to write only its own status topic, claims to be gw-1 going offline.
     spoof = GatewayStatus(sender="gw-1", gateway_id="gw-1", kind="clinic", state="offline")
     core.handle(topics.gateway_status("clinic", "gw-evil"), spoof.encode())
