@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import html
+import re
 from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
-from benchmarks.results import slug
-
 _MAX_PER_CHART = 14
+
+
+def slug(text: str) -> str:
+    """A file-name-safe form of a chart label."""
+    return re.sub(r"[^A-Za-z0-9._-]+", "_", text).strip("_") or "x"
 
 
 def _plt() -> Any:

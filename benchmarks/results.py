@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import json
-import re
 import time
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
 from benchmarks.host import busy_warning, host_facts, load_average
+from benchmarks.report import write_report
 
 SCHEMA_VERSION = 1
 
@@ -17,10 +17,6 @@ SCHEMA_VERSION = 1
 def default_out_dir(suite: str) -> Path:
     stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
     return Path("out") / "bench" / f"{stamp}-{suite}"
-
-
-def slug(text: str) -> str:
-    return re.sub(r"[^A-Za-z0-9._-]+", "_", text).strip("_") or "x"
 
 
 class BenchRun:
@@ -100,8 +96,6 @@ class BenchRun:
 
     def finish(self) -> Path:
         """Write results.json, the charts and report.html; return the JSON path."""
-        from benchmarks.report import write_report
-
         self.out_dir.mkdir(parents=True, exist_ok=True)
         data = self.to_json()
         path = self.out_dir / "results.json"
