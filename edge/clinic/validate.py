@@ -7,17 +7,17 @@ from typing import Any
 
 import numpy as np
 
-from edge.clinic.decode import ImageHeader, invalid
+from edge.clinic.decode import ImageHeader, as_invalid, invalid
 from shared.config.clinic import ClinicLimits
+from shared.scan_decode import (
+    DecodeLimits,
+    ScanDecodeError,
+    check_limits,
+    check_modality,
+    check_transfer_syntax,
+)
 from shared.verdicts import Verdict
 
-OPHTHALMIC_PHOTOGRAPHY = "OP"
-_UNCOMPRESSED = {
-    "1.2.840.10008.1.2": "Implicit VR Little Endian",
-    "1.2.840.10008.1.2.1": "Explicit VR Little Endian",
-    "1.2.840.10008.1.2.1.99": "Deflated Explicit VR Little Endian",
-    "1.2.840.10008.1.2.2": "Explicit VR Big Endian",
-}
 _LATERALITY = {"L": "L", "LEFT": "L", "OS": "L", "R": "R", "RIGHT": "R", "OD": "R"}
 
 
@@ -44,17 +44,10 @@ def check_upload(data: bytes, limits: ClinicLimits) -> None:
 def check_header(header: ImageHeader, limits: ClinicLimits) -> None:
     """Size, channel and completeness checks that need no decoded pixels."""
     w, h = header.width, header.height
-    if w <= 0 or h <= 0:
-        raise invalid("no_pixels", f"the {header.fmt.upper()} header says the image is {w}x{h}")
-    frames = int(header.notes.get("frames", "1"))
-    if w * h * frames > limits.max_pixels:
-        raise invalid(
-            "too_many_pixels",
-            f"the header says {w}x{h} px{f' x {frames} frames' if frames > 1 else ''} "
-            f"({w * h * frames / 1e6:.0f} megapixels), over the {limits.max_pixels / 1e6:.0f} MP "
-            "limit (limits.max_pixels); refused before decoding as a possible decompression "
-            "bomb — send the camera's normal export",
-        )
+    try:  # the same pixel and memory limits the decoder itself enforces (shared rule)
+        check_limits(header, DecodeLimits(max_pixels=limits.max_pixels))
+    except ScanDecodeError as exc:
+        raise as_invalid(exc) from exc
     if header.channels in (1, 2):
         raise invalid(
             "channels",
@@ -85,31 +78,11 @@ def check_header(header: ImageHeader, limits: ClinicLimits) -> None:
 
 def check_dicom(ds: Any) -> None:
     """Modality and transfer syntax: is this an ophthalmic photograph we can decode here?"""
-    modality = str(ds.get("Modality", "") or "").strip().upper()
-    if modality and modality != OPHTHALMIC_PHOTOGRAPHY:
-        raise invalid(
-            "modality",
-            f"DICOM Modality is {modality!r}, expected 'OP' (ophthalmic photography); "
-            "send a fundus image",
-            Verdict.RETAKE,
-        )
-    syntax = str(ds.file_meta.get("TransferSyntaxUID", "1.2.840.10008.1.2") or "")
-    if syntax in _UNCOMPRESSED:
-        return
-    from pydicom.pixels import get_decoder
-    from pydicom.uid import UID
-
-    name = UID(syntax).name if UID(syntax).is_valid else "unknown"
     try:
-        available = get_decoder(syntax).is_available
-    except (NotImplementedError, ValueError):
-        available = False
-    if not available:
-        raise invalid(
-            "transfer_syntax",
-            f"DICOM transfer syntax {name} ({syntax}) cannot be decoded on this gateway; "
-            "export the scan uncompressed (Explicit VR Little Endian) or as JPEG Baseline",
-        )
+        check_modality(ds)
+        check_transfer_syntax(ds)
+    except ScanDecodeError as exc:
+        raise as_invalid(exc) from exc
 
 
 def identity(header: ImageHeader, metadata: dict[str, str]) -> ScanIdentity:
@@ -135,7 +108,7 @@ def identity(header: ImageHeader, metadata: dict[str, str]) -> ScanIdentity:
         found.patient_id = patient.strip()
     else:
         found.flags.append("missing_patient_id")
-    if int(header.notes.get("frames", "1")) > 1:
+    if header.frames > 1:
         found.flags.append("multiframe_first_used")
     return found
 

@@ -1,8 +1,10 @@
 """DICOM files per the Ophthalmic Photography 8 Bit Image IOD.
 
-Two transfer syntaxes: uncompressed explicit VR little endian (RGB) and JPEG baseline, encoded
-with Pillow as 4:2:2 subsampled YCbCr, hence Photometric Interpretation YBR_FULL_422 as PS3.5
-8.2.1 requires. Tags can be left out on purpose, as real devices do, to test the gateway's checks.
+Transfer syntaxes: uncompressed explicit VR little endian (RGB); JPEG baseline, encoded with
+Pillow as 4:2:2 subsampled YCbCr, hence Photometric Interpretation YBR_FULL_422 as PS3.5 8.2.1
+requires; lossless JPEG 2000 (Pillow/OpenJPEG, no colour transform, so RGB); RLE lossless
+(pydicom's own encoder); and deflated explicit VR (the whole dataset zlib-compressed), as
+cameras send them. Tags can be left out on purpose, as real devices do, to test the checks.
 """
 
 from __future__ import annotations
@@ -19,14 +21,28 @@ from pydicom import dcmwrite
 from pydicom.datadict import tag_for_keyword
 from pydicom.dataset import Dataset, FileDataset, FileMetaDataset
 from pydicom.encaps import encapsulate
-from pydicom.uid import UID, ExplicitVRLittleEndian, JPEGBaseline8Bit, generate_uid
+from pydicom.uid import (
+    UID,
+    DeflatedExplicitVRLittleEndian,
+    ExplicitVRLittleEndian,
+    JPEG2000Lossless,
+    JPEGBaseline8Bit,
+    RLELossless,
+    generate_uid,
+)
 
 from shared.errors import EdgewardError
 from sim.fundus.cameras import camera_profile
 from sim.fundus.generator import GENERATOR_VERSION, FundusSample
 
 OP_8BIT_SOP_CLASS = "1.2.840.10008.5.1.4.1.1.77.1.5.1"  # PS3.4 B.5
-SYNTAXES = {"explicit": ExplicitVRLittleEndian, "jpeg-baseline": JPEGBaseline8Bit}
+SYNTAXES = {
+    "explicit": ExplicitVRLittleEndian,
+    "jpeg-baseline": JPEGBaseline8Bit,
+    "jpeg2000": JPEG2000Lossless,
+    "rle": RLELossless,
+    "deflate": DeflatedExplicitVRLittleEndian,
+}
 _NEVER_OMIT = {"PixelData"}  # a file without pixels is not a scan at all
 _EPOCH = datetime(2026, 1, 5, 8, 0, 0)
 
@@ -129,10 +145,30 @@ def build_dataset(
     ds.BitsStored = 8
     ds.HighBit = 7
     ds.PixelRepresentation = 0
-    if syntax == "explicit":
-        ds.PhotometricInterpretation = "RGB"
-        ds.LossyImageCompression = "00"
+    _set_pixels(ds, rgb, syntax)
+    for kw, value in tags.items():
+        setattr(ds, kw, value)
+    for kw in omit:
+        if kw in ds:
+            delattr(ds, kw)
+        elif kw in ds.file_meta:
+            delattr(ds.file_meta, kw)
+    return ds
+
+
+def _set_pixels(ds: FileDataset, rgb: np.ndarray, syntax: str) -> None:
+    ds.PhotometricInterpretation = "RGB"
+    ds.LossyImageCompression = "00"
+    if syntax in ("explicit", "deflate"):  # deflate compresses the whole file when written
         ds.PixelData = rgb.tobytes()
+    elif syntax == "rle":
+        ds.compress(RLELossless, rgb, encoding_plugin="pydicom")
+    elif syntax == "jpeg2000":
+        buf = io.BytesIO()
+        # A raw codestream (no JP2 boxes) and no colour transform: lossless RGB as PS3.5 A.4.4.
+        Image.fromarray(rgb, "RGB").save(buf, format="JPEG2000", no_jp2=True, mct=0)
+        ds.PixelData = encapsulate([buf.getvalue()])
+        ds["PixelData"].VR = "OB"
     else:
         buf = io.BytesIO()
         # subsampling=1 is 4:2:2; Pillow writes YCbCr JFIF, i.e. DICOM YBR_FULL_422.
@@ -144,14 +180,6 @@ def build_dataset(
         ds.LossyImageCompressionMethod = "ISO_10918_1"
         ds.PixelData = encapsulate([jpeg])
         ds["PixelData"].VR = "OB"
-    for kw, value in tags.items():
-        setattr(ds, kw, value)
-    for kw in omit:
-        if kw in ds:
-            delattr(ds, kw)
-        elif kw in ds.file_meta:
-            delattr(ds.file_meta, kw)
-    return ds
 
 
 def write_dicom(

@@ -46,7 +46,7 @@ def test_dicom_of_another_modality_is_refused_with_the_modality_named(sample):
         (b"", "image/png", "body is empty"),
         (b"not an image", "image/png", "not a readable image/png"),
         (b"\x89PNG", "text/plain", "content type 'text/plain' is not supported"),
-        (b"DICM but not really", "application/dicom", "not a valid DICOM"),
+        (b"DICM but not really", "application/dicom", "not a readable DICOM"),
     ],
 )
 def test_bad_upload_names_the_scan_and_the_fix(body, ctype, message):

@@ -105,5 +105,15 @@ def test_misspelt_or_vital_tags_are_refused(sample: FundusSample):
         to_dicom_bytes(sample, omit=["ImageLaterallity"])
     with pytest.raises(EdgewardError, match="PixelData cannot be left out"):
         to_dicom_bytes(sample, omit=["PixelData"])
-    with pytest.raises(EdgewardError, match="syntax 'jpeg2000'"):
-        to_dicom_bytes(sample, syntax="jpeg2000")
+    with pytest.raises(EdgewardError, match="syntax 'jpeg-ls'"):
+        to_dicom_bytes(sample, syntax="jpeg-ls")
+
+
+@pytest.mark.parametrize("syntax", ["jpeg2000", "rle", "deflate"])
+def test_lossless_compressed_files_read_back_with_exact_pixels(sample: FundusSample, syntax: str):
+    from sim.fundus.dicom import SYNTAXES
+
+    ds = _read(to_dicom_bytes(sample, syntax=syntax))
+    assert ds.file_meta.TransferSyntaxUID == SYNTAXES[syntax]
+    _check_op_tags(ds, sample)
+    assert np.array_equal(ds.pixel_array, sample.image_bgr[..., ::-1])

@@ -1,0 +1,233 @@
+"""DICOM scans -> 8-bit BGR pixels, with every size limit checked before memory is spent.
+
+Read by shared.scan_decode, the one decoder both the clinic gateway and the cloud use. Deflated
+files are inflated twice: once counting bytes without keeping them (constant memory), then for
+real only when the count fits the budget, so a 0.4 MB deflate bomb never costs a gigabyte.
+"""
+
+from __future__ import annotations
+
+import io
+import zlib
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from shared.errors import EdgewardError
+
+DEFLATED = "1.2.840.10008.1.2.1.99"
+UNCOMPRESSED = {
+    "1.2.840.10008.1.2": "Implicit VR Little Endian",
+    "1.2.840.10008.1.2.1": "Explicit VR Little Endian",
+    DEFLATED: "Deflated Explicit VR Little Endian",
+    "1.2.840.10008.1.2.2": "Explicit VR Big Endian",
+}
+OPHTHALMIC_PHOTOGRAPHY = "OP"
+_INFLATE_CHUNK = 1 << 20
+
+
+class ScanDecodeError(EdgewardError):
+    """A scan cannot be decoded; `code` is the machine reason, the message says what to do."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+@dataclass(frozen=True)
+class DecodeLimits:
+    """What one scan may cost before anything is inflated or decoded."""
+
+    max_pixels: int = 60_000_000  # rows x cols x frames, as the header states it
+    max_decoded_bytes: int = 256 * 1024 * 1024  # rows x cols x samples x frames x bytes/sample
+    max_inflated_bytes: int = 160 * 1024 * 1024  # a deflated DICOM once inflated
+
+
+DEFAULT_LIMITS = DecodeLimits()
+
+
+def read_dataset(data: bytes, limits: DecodeLimits) -> Any:
+    """The pydicom FileDataset; deflated bodies inflated only within limits.max_inflated_bytes."""
+    import pydicom
+    from pydicom.dataset import FileDataset, FileMetaDataset
+    from pydicom.filereader import read_dataset as read_elements
+
+    start = 132 if len(data) >= 132 and data[128:132] == b"DICM" else 0
+    try:
+        fp = io.BytesIO(data)
+        fp.seek(start)
+        meta = read_elements(fp, False, True, stop_when=lambda tag, vr, length: tag.group != 2)
+        body_at = fp.tell()
+        syntax = str(meta.get("TransferSyntaxUID", "") or "").strip("\0 ")
+        if syntax != DEFLATED:
+            return pydicom.dcmread(io.BytesIO(data), force=True)
+        inflated = _inflate(data[body_at:], limits)
+        ds = read_elements(io.BytesIO(inflated), False, True)
+        return FileDataset(
+            "", ds, preamble=data[:128] if start else None, file_meta=FileMetaDataset(meta)
+        )
+    except ScanDecodeError:
+        raise
+    except Exception as exc:  # pydicom raises many types for damaged files; one meaning here
+        raise ScanDecodeError(
+            "undecodable",
+            f"not a readable DICOM file ({type(exc).__name__}: {exc}); "
+            "export the scan again from the camera",
+        ) from exc
+
+
+def _inflate(body: bytes, limits: DecodeLimits) -> bytes:
+    budget = limits.max_inflated_bytes
+    counter = zlib.decompressobj(-zlib.MAX_WBITS)
+    size, pending = 0, body
+    while pending:
+        size += len(counter.decompress(pending, _INFLATE_CHUNK))
+        if size > budget:
+            raise ScanDecodeError(
+                "inflated_too_large",
+                f"the deflated DICOM inflates to more than {budget / 2**20:.0f} MiB (the "
+                f"max_inflated_bytes limit; {len(body) / 2**20:.2f} MiB compressed): refused "
+                "as a possible decompression bomb before keeping any of it — export the scan "
+                "uncompressed or as JPEG",
+            )
+        pending = counter.unconsumed_tail
+        if counter.eof:
+            break
+    return zlib.decompress(body, -zlib.MAX_WBITS, bufsize=max(size, 1))
+
+
+def check_modality(ds: Any) -> str:
+    """The Modality, upper-cased ('' when missing); ScanDecodeError unless ophthalmic."""
+    modality = str(ds.get("Modality", "") or "").strip().upper()
+    if modality and modality != OPHTHALMIC_PHOTOGRAPHY:
+        raise ScanDecodeError(
+            "modality",
+            f"DICOM Modality is {modality!r}, expected 'OP' (ophthalmic photography); "
+            "send a fundus image",
+        )
+    return modality
+
+
+def transfer_syntax(ds: Any) -> str:
+    meta = getattr(ds, "file_meta", None)
+    syntax = meta.get("TransferSyntaxUID", "") if meta is not None else ""
+    return str(syntax or "1.2.840.10008.1.2").strip("\0 ")
+
+
+def check_transfer_syntax(ds: Any) -> None:
+    """ScanDecodeError unless this host has a decoder for the file's transfer syntax."""
+    syntax = transfer_syntax(ds)
+    if syntax in UNCOMPRESSED:
+        return
+    from pydicom.pixels import get_decoder
+    from pydicom.uid import UID
+
+    uid = UID(syntax)
+    name = uid.name if uid.is_valid else "unknown"
+    try:
+        available = get_decoder(uid).is_available
+    except (NotImplementedError, ValueError):
+        available = False
+    if not available:
+        raise ScanDecodeError(
+            "transfer_syntax",
+            f"DICOM transfer syntax {name} ({syntax}) cannot be decoded here; export the scan "
+            "uncompressed (Explicit VR Little Endian), as JPEG Baseline, JPEG 2000 or RLE",
+        )
+
+
+def dimensions(ds: Any) -> tuple[int, int, int, int, int]:
+    """(rows, cols, samples per pixel, bits allocated, frames) from the header alone."""
+    try:
+        rows, cols = int(ds.Rows), int(ds.Columns)
+        samples = int(ds.get("SamplesPerPixel", 1) or 1)
+        bits = int(ds.get("BitsAllocated", 8) or 8)
+        frames = int(ds.get("NumberOfFrames", 1) or 1)
+    except (AttributeError, ValueError, TypeError, OverflowError) as exc:
+        raise ScanDecodeError(
+            "undecodable",
+            "not a readable DICOM file: the image size tags (Rows, Columns) are missing or "
+            f"malformed ({exc}); "
+            "export the scan again from the camera",
+        ) from exc
+    if "PixelData" not in ds:
+        raise ScanDecodeError("no_pixels", "the DICOM file has no image (no Pixel Data element)")
+    return rows, cols, samples, bits, frames
+
+
+def check_fragment_size(ds: Any, rows: int, cols: int) -> None:
+    """The first compressed frame must be the size the header states: a small header over a
+    huge embedded JPEG/JPEG 2000 would otherwise pass every check and explode in the codec."""
+    if transfer_syntax(ds) in UNCOMPRESSED or transfer_syntax(ds) == "1.2.840.10008.1.2.5":
+        return  # raw or RLE: the decoder writes exactly rows x cols, nothing to lie about
+    from PIL import Image
+    from pydicom.encaps import generate_frames
+
+    try:
+        frames = int(ds.get("NumberOfFrames", 1) or 1)
+        first = next(generate_frames(ds.PixelData, number_of_frames=frames))
+        with Image.open(io.BytesIO(first)) as im:
+            width, height = im.size
+    except Image.DecompressionBombError as exc:
+        raise ScanDecodeError(
+            "too_many_pixels",
+            f"the DICOM's embedded image is larger than the decoder allows ({exc}); refused "
+            "as a possible decompression bomb — send the camera's normal export",
+        ) from exc
+    except Exception:
+        return  # not something Pillow reads (e.g. JPEG lossless): the codec itself decides
+    if (width, height) != (cols, rows):
+        raise ScanDecodeError(
+            "size_mismatch",
+            f"the DICOM header says {cols}x{rows} px but its embedded image is "
+            f"{width}x{height} px; refused before decoding — export the scan again",
+        )
+
+
+def pixels(ds: Any) -> np.ndarray:
+    """The first frame as uint8, RGB (HxWx3) or grey (HxW), MONOCHROME1 turned positive."""
+    from pydicom.pixels import apply_color_lut, pixel_array
+
+    photometric = str(ds.get("PhotometricInterpretation", "")).strip().upper()
+    try:
+        frames = int(ds.get("NumberOfFrames", 1) or 1)
+        array = np.asarray(pixel_array(ds, index=0 if frames > 1 else None))
+        bits = int(ds.get("BitsStored", 0) or 0) or array.dtype.itemsize * 8
+        signed = int(ds.get("PixelRepresentation", 0) or 0) == 1
+        if photometric == "PALETTE COLOR":
+            array = apply_color_lut(array, ds)
+            # The palette's entries have their own depth (LUT descriptor), not BitsStored.
+            bits, signed = int(ds.RedPaletteColorLookupTableDescriptor[2]), False
+    except Exception as exc:  # codecs raise many types for damaged pixel data
+        raise ScanDecodeError(
+            "undecodable",
+            f"the DICOM pixel data cannot be decoded ({type(exc).__name__}: {exc}); "
+            "export the scan again from the camera",
+        ) from exc
+    array = to_uint8(array, bits, signed)
+    if photometric == "MONOCHROME1":  # 0 is white in MONOCHROME1
+        array = 255 - array
+    return array
+
+
+def to_uint8(array: np.ndarray, bits: int, signed: bool = False) -> np.ndarray:
+    """Scale the stored range (not the image's min-max) to 0..255, rounding to nearest.
+
+    A fixed scale keeps brightness comparable between scans; a min-max stretch would not.
+    """
+    if array.dtype == np.uint8 and bits == 8 and not signed:
+        return array
+    if array.dtype.kind not in "iu":
+        raise ScanDecodeError(
+            "sample_type",
+            f"pixel samples are {array.dtype}, expected integers; "
+            "send an 8- or 16-bit integer image",
+        )
+    bits = min(max(bits, 1), 32)
+    top = (1 << bits) - 1
+    values = array.astype(np.int64)
+    if signed:
+        values = values + (1 << (bits - 1))
+    values = np.clip(values, 0, top)
+    return ((values * 255 + top // 2) // top).astype(np.uint8)
