@@ -16,7 +16,6 @@ import shutil
 import subprocess
 import threading
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -27,38 +26,15 @@ from shared.errors import EdgewardError
 from shared.registry import Registry
 from sim.demo import traffic as demo_traffic
 from sim.demo.clinics import ClinicHandle, Feeder, backlog, describe, refresh
+from sim.demo.console import Console, waiting
 from sim.demo.facts import Check, ScanRecord, check_scans
 from sim.demo.feeder import scan_stream
 from sim.demo.report import DemoData, render
+from sim.demo.settings import DemoSettings
 from sim.demo.supervisor import Process, Supervisor, edgeward_cmd, http_json, wait_http
 
 log = logging.getLogger(__name__)
 MODELS = ("fundus-quality", "fundus-triage", "fundus-grader", "traffic-counter")
-
-
-@dataclass
-class DemoSettings:
-    out: Path = Path("out/demo")
-    registry: Path = Path("registry")
-    clinics: int = 3
-    scans_per_clinic: int = 20
-    scan_interval_s: float = 8.0
-    grid: str = "4x4"
-    traffic_minutes: float = 8.0
-    outage_at_s: float = 60.0
-    outage_s: float = 90.0
-    seed: int = 1
-    quick_models: bool = False
-    traffic: bool = True
-    drain_timeout_s: float = 240.0
-
-
-class Console:
-    def __init__(self, t0: float) -> None:
-        self.t0 = t0
-
-    def __call__(self, text: str) -> None:
-        print(f"[{time.monotonic() - self.t0:6.1f}s] {text}", flush=True)
 
 
 def ensure_models(settings: DemoSettings, say: Console) -> None:
@@ -74,6 +50,12 @@ def ensure_models(settings: DemoSettings, say: Console) -> None:
         cmd.append("--quick")
     if subprocess.run(cmd, check=False).returncode != 0:
         raise EdgewardError("model build failed; see its output above")
+
+
+def _clinic_status(clinics: list[ClinicHandle]) -> str:
+    records = [r for c in clinics for r in c.records]
+    pending = sum(r.edge_verdict is None or (r.gradable and r.cloud is None) for r in records)
+    return f"clinics: {len(records)} scans sent, {pending} still awaiting a verdict"
 
 
 def _write_yaml(path: Path, data: dict[str, Any]) -> Path:
@@ -143,17 +125,20 @@ class Demo:
 
     def start_cloud(self, sup: Supervisor, config: Path) -> None:
         proc = sup.start("cloud", edgeward_cmd("cloud", "up", "--config", str(config)))
-        wait_http(f"http://127.0.0.1:{self.cloud_http}/readyz", proc, 300, "cloud tier")
+        with self.say.during(waiting("cloud: still starting Ray Serve", time.monotonic())):
+            wait_http(f"http://127.0.0.1:{self.cloud_http}/readyz", proc, 300, "cloud tier")
 
     # ---- the run ----
     def run(self) -> Path:
         if self.out.exists():
             shutil.rmtree(self.out)
         self.out.mkdir(parents=True)
+        # The build draws its own progress bars; a heartbeat line would break them.
         ensure_models(self.s, self.say)
         users = {"cloud": self.password, "traffic": self.password}
         users |= {f"gw-clinic-{i + 1}": self.password for i in range(self.s.clinics)}
         with (
+            self.say.heartbeat(),
             MosquittoBroker(users=users, workdir=self.out / "mosquitto") as broker,
             Supervisor(self.out / "logs", self.env) as sup,
         ):
@@ -190,7 +175,8 @@ class Demo:
             url = f"http://127.0.0.1:{port}"
             self.say(f"{name}: generating {self.s.scans_per_clinic} scans")
             scans = scan_stream(i, self.s.scans_per_clinic, self.s.seed)
-            wait_http(f"{url}/healthz", proc, 120, name)
+            with self.say.during(waiting(f"{name}: gateway still starting", time.monotonic())):
+                wait_http(f"{url}/healthz", proc, 120, name)
             clinics.append(ClinicHandle(name, url, scans))
             self.say(f"{name}: gateway up at {url}")
         return clinics
@@ -206,6 +192,16 @@ class Demo:
             target=self.outage_cycle, args=(sup, cloud_cfg, start), name="outage", daemon=True
         )
         outage.start()
+        with self.say.during(lambda: _clinic_status(clinics)):
+            self._watch(clinics, feeders, outage)
+        for f in feeders:
+            f.join(timeout=5)
+        return [r for c in clinics for r in c.records]
+
+    def _watch(
+        self, clinics: list[ClinicHandle], feeders: list[Feeder], outage: threading.Thread
+    ) -> None:
+        """Print verdicts as they come until every scan is judged (or the drain times out)."""
         drain_deadline: float | None = None
         while True:
             now = time.monotonic()
@@ -231,9 +227,6 @@ class Demo:
                     self.notes.append(f"{len(pending)} scans still pending when the demo ended")
                     break
             time.sleep(1.0)
-        for f in feeders:
-            f.join(timeout=5)
-        return [r for c in clinics for r in c.records]
 
     def outage_cycle(self, sup: Supervisor, cloud_cfg: Path, start: float) -> None:
         """Stop the cloud tier partway through and bring it back; the loop keeps watching."""

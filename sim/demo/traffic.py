@@ -9,17 +9,17 @@ from __future__ import annotations
 
 import json
 import subprocess
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from shared.broker import MosquittoBroker
 from shared.errors import EdgewardError
+from sim.demo.console import Console, waiting
 from sim.demo.report import TrafficRun
+from sim.demo.settings import DemoSettings
 from sim.demo.supervisor import Process, Supervisor, edgeward_cmd
-
-if TYPE_CHECKING:
-    from sim.demo.run import Console, DemoSettings
 
 
 @dataclass
@@ -31,6 +31,7 @@ class TrafficPlan:
     cloud_data: Path
     registry: Path
     failures: list[str] = field(default_factory=list)
+    started_at: float = 0.0  # time.monotonic() when the runs started
 
 
 def prepare(settings: DemoSettings, out: Path, cloud_cfg: Path, say: Console) -> TrafficPlan:
@@ -59,7 +60,8 @@ def prepare(settings: DemoSettings, out: Path, cloud_cfg: Path, say: Console) ->
         "--write-topology",
         str(cloud_data / "traffic-topology.json"),
     )
-    done = subprocess.run(cmd, capture_output=True, text=True, check=False)
+    with say.during(waiting("traffic: still writing the topology", time.monotonic())):
+        done = subprocess.run(cmd, capture_output=True, text=True, check=False)
     if done.returncode != 0:
         raise EdgewardError(f"could not write the traffic topology: {done.stderr[-800:]}")
     say(f"traffic: {plan.scenario}, topology written for the cloud coordinator")
@@ -78,6 +80,7 @@ def start(
         str(plan.seed),
         "--no-progress",
     ]
+    plan.started_at = time.monotonic()
     runs = {
         "edgeward": sup.start(
             "traffic-edgeward",
@@ -110,6 +113,16 @@ def start(
     return runs
 
 
+def progress(plan: TrafficPlan, runs: dict[str, Process]) -> str:
+    """How far the traffic runs are: the edgeward run is paced 1:1, so wall time is sim time."""
+    elapsed = time.monotonic() - plan.started_at
+    states = ", ".join(f"{n} {'running' if p.alive else 'done'}" for n, p in runs.items())
+    return (
+        f"traffic: {elapsed / 60:.1f} of ~{plan.minutes:g} simulated minutes elapsed "
+        f"(paced in real time; {states})"
+    )
+
+
 def _load_run(controller: str, directory: Path, windows: list[tuple[float, float]]) -> TrafficRun:
     summary: dict[str, Any] = json.loads((directory / "summary.json").read_text())
     series = json.loads((directory / "delay_series.json").read_text())
@@ -135,7 +148,8 @@ def finish(
     """
     results = []
     for name, proc in runs.items():
-        code = proc.wait(timeout=plan.minutes * 60 + 600)
+        with say.during(lambda: progress(plan, runs)):
+            code = proc.wait(timeout=plan.minutes * 60 + 600)
         if code != 0:
             say(f"traffic {name} failed (exit {code}); log ends:\n{proc.tail()}")
             plan.failures.append(f"{name}: exit {code}: {proc.tail(300).strip()}")
