@@ -86,8 +86,8 @@ def _inflate(body: bytes, limits: DecodeLimits) -> bytes:
         if size > budget:
             raise ScanDecodeError(
                 "inflated_too_large",
-                f"the deflated DICOM inflates to more than {budget / 2**20:.0f} MiB (the "
-                f"max_inflated_bytes limit; {len(body) / 2**20:.2f} MiB compressed): refused "
+                f"the deflated DICOM inflates to more than {human_bytes(budget)} (the "
+                f"max_inflated_bytes limit; {human_bytes(len(body))} compressed): refused "
                 "as a possible decompression bomb before keeping any of it — export the scan "
                 "uncompressed or as JPEG",
             )
@@ -95,6 +95,10 @@ def _inflate(body: bytes, limits: DecodeLimits) -> bytes:
         if counter.eof:
             break
     return zlib.decompress(body, -zlib.MAX_WBITS, bufsize=max(size, 1))
+
+
+def human_bytes(n: int) -> str:
+    return f"{n / 2**20:.1f} MiB" if n >= 2**20 else f"{n} bytes"
 
 
 def check_modality(ds: Any) -> str:
