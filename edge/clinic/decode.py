@@ -7,6 +7,7 @@ module turns its errors into Problems the pipeline reports, and strips what may 
 
 from __future__ import annotations
 
+import re
 import struct
 from dataclasses import dataclass
 
@@ -92,45 +93,74 @@ def decode_pixels(
 
 # ---- what may leave the gateway ----
 
-_PNG_KEEP = {b"IHDR", b"PLTE", b"IDAT", b"IEND", b"tRNS", b"gAMA", b"cHRM", b"sRGB", b"iCCP"}
-_PNG_KEEP |= {b"sBIT", b"pHYs"}
+# Chunks that shape the pixels; everything else (tEXt, zTXt, iTXt, eXIf, tIME, iCCP with its
+# free-text profile name, private chunks) and anything after IEND stays at the clinic.
+_PNG_KEEP = {b"IHDR", b"PLTE", b"IDAT", b"IEND", b"tRNS", b"gAMA", b"cHRM", b"sRGB", b"sBIT"}
+# JPEG segments a decoder needs: SOFn, DHT, DAC, DQT, DRI, DNL. No APPn, COM or JPGn survives.
+_JPEG_KEEP = {*range(0xC0, 0xD0), 0xDB, 0xDD, 0xDC} - {0xC8}  # C8: reserved, free content
+_JPEG_STANDALONE = {0x01, *range(0xD0, 0xD8)}
+# Inside entropy-coded data FF is followed by 00 (stuffing) or D0-D7 (restart); else a marker.
+_SCAN_END = re.compile(rb"\xff[^\x00\xd0-\xd7]")
 
 
 def strip_metadata(data: bytes, fmt: str) -> bytes | None:
-    """The same JPEG/PNG without text, EXIF or comments (names, dates, device serials).
+    """The same JPEG/PNG with nothing but what decodes the first image: no EXIF, XMP, ICC,
+    comments, trailers or embedded second images (names, dates, device serials, thumbnails).
 
     None for formats that must be re-encoded from pixels instead (DICOM, TIFF).
+    InvalidScanError if the structure cannot be followed: nothing unchecked is passed on.
     """
-    if fmt == "jpeg":
-        return _strip_jpeg(data)
-    if fmt == "png":
-        return _strip_png(data)
+    try:
+        if fmt == "jpeg":
+            return _strip_jpeg(data)
+        if fmt == "png":
+            return _strip_png(data)
+    except (struct.error, IndexError, ValueError) as exc:
+        raise invalid(
+            "strip_failed",
+            f"the {fmt.upper()} structure cannot be followed to remove its metadata ({exc}); "
+            "nothing was sent to the cloud — send the file again from the camera",
+        ) from exc
     return None
 
 
 def _strip_jpeg(data: bytes) -> bytes:
-    out = bytearray(data[:2])
+    """Rebuild the first image from its decoding segments, up to its EOI and no further."""
+    if data[:2] != b"\xff\xd8":
+        raise ValueError("no start-of-image marker")
+    out = bytearray(b"\xff\xd8")
     pos = 2
     while pos < len(data) - 1:
+        if data[pos] != 0xFF:
+            raise ValueError(f"expected a marker at byte {pos}")
         marker = data[pos + 1]
-        if marker == 0xFF:
+        if marker == 0xFF:  # fill byte
             pos += 1
             continue
-        if marker in (0x01, *range(0xD0, 0xD8)):
-            out += data[pos : pos + 2]
+        if marker == 0xD9:
+            break  # end of the first image: trailers and appended images stay behind
+        if marker in _JPEG_STANDALONE:
             pos += 2
             continue
-        if marker == 0xDA:
-            out += data[pos:]
-            return bytes(out)
         (length,) = struct.unpack(">H", data[pos + 2 : pos + 4])
-        segment = data[pos : pos + 2 + length]
-        # Keep JFIF (APP0), the ICC profile (APP2) and Adobe colour transform (APP14);
-        # drop EXIF/XMP (APP1), maker notes, other APPn and comments.
-        icc = marker == 0xE2 and segment[4:15] == b"ICC_PROFILE"
-        if not (0xE0 < marker <= 0xEF or marker == 0xFE) or icc or marker == 0xEE:
-            out += segment
-        pos += 2 + length
+        end = pos + 2 + length
+        if length < 2 or end > len(data):
+            raise ValueError(f"segment FF{marker:02X} at byte {pos} runs past the file")
+        if marker in _JPEG_KEEP:
+            out += data[pos:end]
+        elif marker == 0xEE and data[pos + 4 : pos + 9] == b"Adobe" and length >= 14:
+            # The colour transform flag changes how the pixels decode; keep only that byte in
+            # a fresh segment, not the original's version and flag fields.
+            transform = data[pos + 15 : pos + 16]
+            out += b"\xff\xee\x00\x0eAdobe\x00\x64\x00\x00\x00\x00" + transform
+        elif marker == 0xDA:  # start of scan: copy it and its entropy-coded data
+            found = _SCAN_END.search(data, end)
+            scan_end = found.start() if found else len(data)
+            out += data[pos:scan_end]
+            pos = scan_end
+            continue
+        pos = end
+    out += b"\xff\xd9"
     return bytes(out)
 
 
