@@ -12,7 +12,14 @@ import time
 from pathlib import Path
 from types import TracebackType
 
+from shared.config.base import MqttSettings
 from shared.errors import EdgewardError
+from shared.security.pki import init_ca, issue_device, issue_server
+
+# The production config and ACL; `MosquittoBroker(production=...)` runs exactly these.
+DEPLOY_DIR = Path(__file__).resolve().parents[1] / "deploy" / "mosquitto"
+CLINIC_SITES_MARKER = "# --- clinic sites ---"
+CLOUD_IDENTITY = "edgeward-cloud"
 
 
 def free_port() -> int:
@@ -32,11 +39,67 @@ def find_mosquitto() -> str:
     return found
 
 
+class ProductionBroker:
+    """What `deploy/mosquitto/` needs filled in for a local run: certificates and clinic sites.
+
+    `pki_dir` holds `ca.crt` and `broker.crt`/`broker.key` valid for 127.0.0.1 (`make_pki`
+    makes them); `clinic_sites` maps each clinic gateway id to its site for the ACL.
+    """
+
+    def __init__(self, pki_dir: Path, clinic_sites: dict[str, str] | None = None) -> None:
+        self.pki_dir = pki_dir
+        self.clinic_sites = clinic_sites or {}
+
+    @staticmethod
+    def make_pki(pki_dir: Path, identities: list[str]) -> Path:
+        """A CA, a broker certificate for 127.0.0.1, and a client certificate per identity."""
+        init_ca(pki_dir, "edgeward test CA")
+        issue_server(pki_dir, "broker", dns=["localhost"], ips=["127.0.0.1"])
+        for identity in identities:
+            issue_device(pki_dir, identity)
+        return pki_dir
+
+    def render_acl(self) -> str:
+        text = (DEPLOY_DIR / "edgeward.acl").read_text()
+        head, found, _ = text.partition(CLINIC_SITES_MARKER)
+        if not found:
+            raise EdgewardError(
+                f"{DEPLOY_DIR / 'edgeward.acl'} lacks the line {CLINIC_SITES_MARKER!r}; "
+                "restore it above the per-clinic blocks"
+            )
+        blocks = [
+            f"user {gw}\ntopic readwrite edgeward/v1/clinic/{site}/{gw}/verdict\n"
+            for gw, site in sorted(self.clinic_sites.items())
+        ]
+        return head + found + "\n" + "\n".join(blocks)
+
+    def render_conf(self, port: int, host: str, workdir: Path, persistence: bool) -> list[str]:
+        """deploy/mosquitto/mosquitto.conf with only the port, address and paths rewritten."""
+        acl = workdir / "edgeward.acl"
+        acl.write_text(self.render_acl())
+        local = {
+            "listener": f"{port} {host}",
+            "cafile": str(self.pki_dir / "ca.crt"),
+            "certfile": str(self.pki_dir / "broker.crt"),
+            "keyfile": str(self.pki_dir / "broker.key"),
+            "acl_file": str(acl),
+            "persistence": "true" if persistence else "false",
+            "persistence_location": f"{workdir}/",
+            "autosave_interval": "1",
+        }
+        lines = []
+        for line in (DEPLOY_DIR / "mosquitto.conf").read_text().splitlines():
+            key = line.split(" ", 1)[0]
+            lines.append(f"{key} {local[key]}" if key in local else line)
+        return lines
+
+
 class MosquittoBroker:
     """A mosquitto process bound to 127.0.0.1; stop() and start() again keep the same port.
 
     With `users`, anonymous access is off and each user/password pair may connect; with
-    `persistence`, queued QoS 1 messages for persistent sessions survive a restart.
+    `persistence`, queued QoS 1 messages for persistent sessions survive a restart. With
+    `production`, it runs deploy/mosquitto/ (TLS, client certificates, the ACL) instead.
     """
 
     def __init__(
@@ -45,11 +108,13 @@ class MosquittoBroker:
         users: dict[str, str] | None = None,
         persistence: bool = True,
         workdir: Path | None = None,
+        production: ProductionBroker | None = None,
     ) -> None:
         self.port = port or free_port()
         self.host = "127.0.0.1"
         self.users = users or {}
         self.persistence = persistence
+        self.production = production
         self._tmp = None if workdir else tempfile.TemporaryDirectory(prefix="edgeward-mqtt-")
         self.workdir = Path(workdir or self._tmp.name)  # type: ignore[union-attr]
         self.workdir.mkdir(parents=True, exist_ok=True)
@@ -57,6 +122,15 @@ class MosquittoBroker:
         self._proc: subprocess.Popen[bytes] | None = None
 
     def _write_config(self) -> Path:
+        if self.production is not None:
+            lines = self.production.render_conf(
+                self.port, self.host, self.workdir, self.persistence
+            )
+            if os.geteuid() == 0:
+                lines.append("user root")
+            conf = self.workdir / "mosquitto.conf"
+            conf.write_text("\n".join(lines) + "\n")
+            return conf
         lines = [
             f"listener {self.port} {self.host}",
             f"allow_anonymous {'false' if self.users else 'true'}",
@@ -86,6 +160,20 @@ class MosquittoBroker:
         conf = self.workdir / "mosquitto.conf"
         conf.write_text("\n".join(lines) + "\n")
         return conf
+
+    def client_settings(self, identity: str) -> MqttSettings:
+        """How a client with this identity connects: its certificate in production mode."""
+        if self.production is None:
+            return MqttSettings(host=self.host, port=self.port)
+        pki = self.production.pki_dir
+        return MqttSettings(
+            host=self.host,
+            port=self.port,
+            tls=True,
+            ca_file=pki / "ca.crt",
+            cert_file=pki / f"{identity}.crt",
+            key_file=pki / f"{identity}.key",
+        )
 
     def start(self, timeout: float = 10.0) -> MosquittoBroker:
         if self.running:

@@ -8,6 +8,7 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
 from shared.config.base import MqttSettings
+from shared.errors import ConfigError
 from shared.messages.base import Message
 
 QOS = 1  # at-least-once everywhere that matters; receivers dedupe on message_id
@@ -28,7 +29,15 @@ def make_client(
     if settings.username is not None:
         client.username_pw_set(settings.username, password)
     if settings.tls:
-        client.tls_set()
+        if (settings.cert_file is None) != (settings.key_file is None):
+            raise ConfigError(
+                "mqtt.cert_file and mqtt.key_file go together: give both for mutual TLS, or neither"
+            )
+        client.tls_set(
+            ca_certs=str(settings.ca_file) if settings.ca_file else None,
+            certfile=str(settings.cert_file) if settings.cert_file else None,
+            keyfile=str(settings.key_file) if settings.key_file else None,
+        )
     if will is not None:
         topic, message = will
         client.will_set(topic, message.encode(), qos=QOS, retain=True)

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from shared.broker import MosquittoBroker
+from shared.broker import CLOUD_IDENTITY, MosquittoBroker, ProductionBroker
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -55,6 +55,20 @@ def auth_broker(tmp_path: Path) -> Iterator[MosquittoBroker]:
         yield b
 
 
+# Identities of the production broker fixture: clinic gateway id -> its site; junctions.
+CLINIC_SITES = {"clinic-a-gw1": "clinic-a", "clinic-b-gw1": "clinic-b"}
+JUNCTIONS = ["J1", "J2"]
+
+
+@pytest.fixture
+def production_broker(tmp_path: Path) -> Iterator[MosquittoBroker]:
+    """deploy/mosquitto/ run for real: TLS, a client certificate per gateway, the ACL."""
+    pki = ProductionBroker.make_pki(tmp_path / "pki", [CLOUD_IDENTITY, *JUNCTIONS, *CLINIC_SITES])
+    production = ProductionBroker(pki, clinic_sites=CLINIC_SITES)
+    with MosquittoBroker(workdir=tmp_path / "mqtt", production=production) as b:
+        yield b
+
+
 def _sources_hash(*roots: str) -> str:
     import hashlib
 
@@ -75,7 +89,17 @@ def quick_registry() -> Path:
     Cached under .cache/ keyed by the code that makes it, so a re-run skips the ~2 min build.
     Tests must not modify it: copy it (`shutil.copytree`) to tamper or promote.
     """
-    key = _sources_hash("models", "sim/fundus", "shared/preprocess.py", "shared/registry")
+    key = _sources_hash(
+        "models",
+        "sim/datasets",
+        "sim/fundus",
+        "sim/traffic/camera.py",
+        "sim/traffic/network.py",
+        "sim/traffic/faults.py",
+        "shared/preprocess.py",
+        "shared/counter_input.py",
+        "shared/registry",
+    )
     path = REPO / ".cache" / f"quick-registry-{key}"
     path.parent.mkdir(parents=True, exist_ok=True)
     # Several pytest processes may want it at once: one builds (into a temp dir, then an atomic

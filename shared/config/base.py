@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -28,6 +29,13 @@ class MqttSettings(StrictModel):
     )
     keepalive_s: int = Field(30, ge=5, le=600, description="MQTT keepalive interval")
     tls: bool = Field(False, description="connect with TLS (port 8883 on most brokers)")
+    ca_file: Path | None = Field(
+        None, description="CA certificate that signed the broker's (TLS); None: the system CAs"
+    )
+    cert_file: Path | None = Field(
+        None, description="this client's certificate for mutual TLS; its CN is its identity"
+    )
+    key_file: Path | None = Field(None, description="the private key of cert_file")
 
     def password(self) -> str | None:
         """The password from the environment; an error if a user is set but no password."""
