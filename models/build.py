@@ -1,10 +1,8 @@
-"""`edgeward models build`: render data, train, calibrate, choose thresholds, evaluate, export,
-quantise and register each fundus model, then promote it to champion."""
+"""`edgeward models build`: read the rendered data, train, calibrate, choose thresholds, evaluate,
+export, quantise and register each fundus model, then promote it to champion."""
 
 from __future__ import annotations
 
-import importlib
-import importlib.util
 import logging
 import os
 import tempfile
@@ -22,7 +20,11 @@ import torch
 from models.architectures import WithFeatures, build_architecture
 from models.calibrate import fit_calibration
 from models.complexity import count_flops, count_params
-from models.data import DataRecipe, Split, load_dataset, snapshot, tensors
+from models.counter.data import counter_plan
+from models.counter.data import request as counter_request
+from models.data import DataRecipe, Split, fundus_dataset, nonfundus, splits, tensors
+from models.data import request as fundus_request
+from models.datasets import DatasetRequest
 from models.export import export_onnx
 from models.metrics import ece_noise_floor, softmax, subgroup_metrics
 from models.ood import fit_reference, separation_check
@@ -117,17 +119,9 @@ class StageClock:
         self._wall, self._cpu = wall, cpu
 
 
-def _nonfundus(
-    spec: PreprocessSpec, render_size: int, seeds: Sequence[int]
-) -> dict[str, np.ndarray]:
+def _nonfundus(spec: PreprocessSpec, raw: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     """Preprocessed non-fundus inputs by kind, for the OOD separation check."""
-    from sim.fundus.nonfundus import nonfundus_images
-
-    by_kind: dict[str, list[np.ndarray]] = {}
-    for s in seeds:
-        for kind, image in nonfundus_images(s, render_size).items():
-            by_kind.setdefault(kind, []).append(preprocess(image, spec))
-    return {k: np.stack(v) for k, v in by_kind.items()}
+    return {k: np.stack([preprocess(im, spec) for im in images]) for k, images in raw.items()}
 
 
 def build_model(
@@ -135,7 +129,8 @@ def build_model(
     recipe: ModelRecipe,
     *,
     splits: dict[str, Split],
-    data: DataRecipe,
+    snapshot: dict[str, Any],
+    ood_images: dict[str, np.ndarray],
     registry: Registry,
     workdir: Path,
 ) -> Manifest:
@@ -188,13 +183,9 @@ def build_model(
     # OOD reference from training-distribution data (no augmentation)
     _, feats_tr = predict(model, tr.images, spec)
     ood = fit_reference(feats_tr, feats_va, logits_va)
-    try:
-        kinds = _nonfundus(spec, data.render_size, seeds=range(data.seed, data.seed + 4))
-    except ImportError as exc:
-        ood["check"] = {"skipped": f"sim.fundus.nonfundus unavailable: {exc}"}
-    else:
-        outputs = {k: predict_raw(model, x) for k, x in kinds.items()}
-        ood["check"] = separation_check(ood, outputs, logits_te, feats_te)
+    kinds = _nonfundus(spec, ood_images)
+    outputs = {k: predict_raw(model, x) for k, x in kinds.items()}
+    ood["check"] = separation_check(ood, outputs, logits_te, feats_te)
 
     reference = build_reference(va.images, probs_va.max(1), task.scores(probs_va))
     clock.lap("ood_reference")
@@ -257,7 +248,7 @@ def build_model(
             "metrics": metrics,
             "subgroup_metrics": per_group,
             "subgroup_gap": gaps,
-            "data_snapshot": snapshot(data),
+            "data_snapshot": snapshot,
             "parity": parity,
             "extra": extra,
         },
@@ -299,9 +290,10 @@ def build_all(
         wanted = [n for n in wanted if n not in have]
     fundus = [n for n in wanted if n in the_plan.models]
     if fundus:
-        # Models that share an input size share its rendered views; render them all up front.
+        # Models that share an input size share its rendered views; render them all up front
+        # (in parallel). The counter's frames are rendered inside its job, beside the training.
         sizes = sorted({the_plan.models[n].size for n in fundus})
-        load_dataset(the_plan.data, [PreprocessSpec(size=s) for s in sizes], cache_dir)
+        fundus_dataset(the_plan.data, [PreprocessSpec(size=s) for s in sizes], cache_dir)
     # Longest first, so the last job to start is a short one.
     jobs = sorted(wanted, key=lambda n: -JOB_COST.get(n, 0))
     workers = max(1, min(len(jobs), os.cpu_count() or 1))
@@ -342,16 +334,18 @@ def _build_job(
     torch.set_num_threads(threads)
     registry = Registry(root)
     if name == COUNTER:
-        return _build_counter(registry, quick, seed)
+        return _build_counter(registry, quick, seed, cache_dir)
     the_plan = plan(quick, seed)
     recipe = the_plan.models[name]
-    data = load_dataset(the_plan.data, [PreprocessSpec(size=recipe.size)], cache_dir)
+    spec = PreprocessSpec(size=recipe.size)
+    dataset = fundus_dataset(the_plan.data, [spec], cache_dir)
     with tempfile.TemporaryDirectory(prefix="edgeward-build-") as tmp:
         manifest = build_model(
             name,
             recipe,
-            splits=data[recipe.size],
-            data=the_plan.data,
+            splits=splits(dataset, the_plan.data, spec),
+            snapshot=dataset.snapshot,
+            ood_images=nonfundus(dataset),
             registry=registry,
             workdir=Path(tmp),
         )
@@ -359,17 +353,22 @@ def _build_job(
     return [manifest]
 
 
-def _build_counter(registry: Registry, quick: bool, seed: int) -> list[Manifest]:
-    """The traffic counter is built by its own package when it exists (models/counter/)."""
-    if (
-        importlib.util.find_spec("models.counter") is None
-        or importlib.util.find_spec("models.counter.build") is None
-    ):
-        print(f"{COUNTER}: skipped (models/counter/build.py is not in this checkout)")
-        return []
-    counter_build = importlib.import_module("models.counter.build")
-    result = counter_build.build_counter(registry, quick=quick, seed=seed)
-    return [result] if isinstance(result, Manifest) else []
+def _build_counter(registry: Registry, quick: bool, seed: int, cache_dir: Path) -> list[Manifest]:
+    from models.counter.build import build_counter
+
+    return [build_counter(registry, quick=quick, seed=seed, cache_dir=cache_dir)]
+
+
+def dataset_requests(quick: bool, seed: int) -> list[DatasetRequest]:
+    """Every dataset a build of this plan reads (`edgeward sim datasets` renders them)."""
+    the_plan = plan(quick, seed)
+    sizes = sorted({m.size for m in the_plan.models.values()})
+    counter = counter_plan(quick, seed)
+    return [
+        fundus_request(the_plan.data, [PreprocessSpec(size=s) for s in sizes]),
+        counter_request(counter.train),
+        counter_request(counter.test),
+    ]
 
 
 KEY_METRICS = {

@@ -1,32 +1,29 @@
-"""Training data from the fundus digital twin, rendered once and cached as the models' view.
+"""The fundus training data as the models see it, read from a rendered dataset on disk.
 
-The cache holds `shared.preprocess.resize_for_model` output (uint8) per input size; training
-and evaluation finish it with `shared.preprocess.to_tensor`, so every model input is exactly
-`shared.preprocess.preprocess(image, spec)` — the function the gateway and the cloud call.
+`sim/datasets/fundus.py` renders it (through the `edgeward.datasets` entry point, or with
+`edgeward sim datasets`): `shared.preprocess.resize_for_model` output (uint8) per input size,
+the labels, and non-fundus images for the OOD check. Training and evaluation finish each view
+with `shared.preprocess.to_tensor`, so every model input is exactly
+`shared.preprocess.preprocess(image, spec)`, the function the gateway and the cloud call.
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
-import os
-import tempfile
-from collections.abc import Iterator, Sequence
-from concurrent.futures import ProcessPoolExecutor
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
-from multiprocessing import get_context
 from pathlib import Path
-from typing import Any
 
 import numpy as np
-from tqdm import tqdm
 
-from shared.preprocess import PreprocessSpec, resize_for_model, to_tensor
-from shared.registry import write_json_atomic
+from models.datasets import Dataset, DatasetRequest, ensure, view_name
+from shared.preprocess import PreprocessSpec, to_tensor
 
+KIND = "fundus"
 QUALITY_CLASSES = ("good", "usable", "reject")
 SPLITS = ("train", "val", "test")
-CACHE_FORMAT = "1"  # bump when the cache layout or the split rule changes
+LABELS = ("grade", "referable", "quality", "camera", "pigmentation", "laterality", "defects")
+NONFUNDUS_PREFIX = "nonfundus-"  # raw images of one kind, for the OOD check
+NONFUNDUS_SEEDS = 4  # seeds recipe.seed .. +3
 
 
 @dataclass(frozen=True)
@@ -44,20 +41,6 @@ class DataRecipe:
         starts = {"train": 0, "val": self.n_train, "test": self.n_train + self.n_val}
         sizes = {"train": self.n_train, "val": self.n_val, "test": self.n_test}
         return range(starts[split], starts[split] + sizes[split])
-
-
-def generator_version() -> str:
-    from sim.fundus.generator import GENERATOR_VERSION
-
-    return str(GENERATOR_VERSION)
-
-
-def snapshot(recipe: DataRecipe) -> dict[str, Any]:
-    """The data snapshot record: generator version, parameters, seed, and their hash as id."""
-    params = asdict(recipe)
-    record = {"generator": "sim.fundus", "generator_version": generator_version(), **params}
-    canonical = json.dumps({**record, "cache_format": CACHE_FORMAT}, sort_keys=True)
-    return {"id": hashlib.sha256(canonical.encode()).hexdigest()[:16], **record}
 
 
 @dataclass
@@ -102,34 +85,52 @@ def tensors(images: np.ndarray, spec: PreprocessSpec) -> np.ndarray:
     return np.stack([to_tensor(im, spec) for im in images])
 
 
-def _render(args: tuple[int, int, int, float, tuple[PreprocessSpec, ...]]) -> dict[str, Any]:
-    seed, index, render_size, defect_rate, specs = args
-    from sim.fundus.generator import generate_sample
-
-    sample = generate_sample(seed, index, size=render_size, defect_rate=defect_rate)
-    lab = sample.labels
-    views = {spec.size: resize_for_model(sample.image_bgr, spec) for spec in specs}
-    return {
-        "views": views,
-        "grade": int(lab.grade),
-        "referable": bool(lab.referable),
-        "quality": QUALITY_CLASSES.index(lab.quality),
-        "camera": str(lab.camera),
-        "pigmentation": str(lab.pigmentation),
-        "laterality": str(lab.laterality),
-        "defects": json.dumps(dict(lab.defects), sort_keys=True),
-    }
+def request(recipe: DataRecipe, specs: Sequence[PreprocessSpec]) -> DatasetRequest:
+    """What the renderer must draw for `recipe` at these model input sizes."""
+    by_size = {spec.size: spec for spec in specs}
+    if len(by_size) != len(specs):
+        raise ValueError("a fundus dataset needs one preprocessing spec per input size")
+    return DatasetRequest(KIND, asdict(recipe), tuple(by_size[s] for s in sorted(by_size)))
 
 
-def _pool_map(jobs: Sequence[Any], workers: int, desc: str) -> Iterator[dict[str, Any]]:
-    if workers <= 1:
-        for job in tqdm(jobs, desc=desc, unit="img"):
-            yield _render(job)
-        return
-    with ProcessPoolExecutor(workers, mp_context=get_context("spawn")) as pool:
-        yield from tqdm(
-            pool.map(_render, jobs, chunksize=16), total=len(jobs), desc=desc, unit="img"
+def fundus_dataset(
+    recipe: DataRecipe,
+    specs: Sequence[PreprocessSpec],
+    cache_dir: Path,
+    workers: int | None = None,
+) -> Dataset:
+    """The rendered dataset of `recipe` with these views (rendered on first use)."""
+    return ensure(request(recipe, specs), cache_dir, workers=workers)
+
+
+def splits(dataset: Dataset, recipe: DataRecipe, spec: PreprocessSpec) -> dict[str, Split]:
+    """{split: Split} of one input size."""
+    images = dataset.array(view_name(spec))
+    labels = {key: dataset.array(key) for key in LABELS}
+    out = {}
+    for split in SPLITS:
+        r = recipe.split_range(split)
+        sl = slice(r.start, r.stop)
+        out[split] = Split(
+            images[sl],
+            labels["grade"][sl].astype(np.int64),
+            labels["referable"][sl].astype(bool),
+            labels["quality"][sl].astype(np.int64),
+            labels["camera"][sl],
+            labels["pigmentation"][sl],
+            labels["laterality"][sl],
+            labels["defects"][sl].tolist(),
         )
+    return out
+
+
+def nonfundus(dataset: Dataset) -> dict[str, np.ndarray]:
+    """Raw non-fundus images (uint8 BGR, N x H x W x 3) by kind, for the OOD separation check."""
+    return {
+        name.removeprefix(NONFUNDUS_PREFIX): dataset.array(name)
+        for name in dataset.names()
+        if name.startswith(NONFUNDUS_PREFIX)
+    }
 
 
 def load_dataset(
@@ -138,63 +139,6 @@ def load_dataset(
     cache_dir: Path,
     workers: int | None = None,
 ) -> dict[int, dict[str, Split]]:
-    """{input size: {split: Split}}, rendered in parallel on first use and cached as .npz."""
-    by_size = {spec.size: spec for spec in specs}
-    if len(by_size) != len(specs):
-        raise ValueError("load_dataset needs one preprocessing spec per input size")
-    sizes = tuple(sorted(by_size))
-    snap = snapshot(recipe)
-    base = cache_dir / f"fundus-{snap['id']}"
-    paths = {s: base / f"view-{s}-{by_size[s].content_hash()}.npz" for s in sizes}
-    missing = tuple(s for s, p in paths.items() if not p.exists())
-    if missing:
-        base.mkdir(parents=True, exist_ok=True)
-        total = recipe.n_train + recipe.n_val + recipe.n_test
-        wanted = tuple(by_size[s] for s in missing)
-        jobs = [
-            (recipe.seed, i, recipe.render_size, recipe.defect_rate, wanted) for i in range(total)
-        ]
-        workers = workers or min(2, os.cpu_count() or 1)
-        rows = list(_pool_map(jobs, workers, f"render {total} fundus scans"))
-        for s in missing:
-            # unique temp name: parallel builds may render the same snapshot at once
-            fd, tmp_name = tempfile.mkstemp(dir=base, prefix=f".{paths[s].stem}.", suffix=".npz")
-            os.close(fd)
-            tmp = Path(tmp_name)
-            arrays: dict[str, np.ndarray] = {
-                "images": np.stack([r["views"][s] for r in rows]),
-                **{
-                    key: np.array([r[key] for r in rows])
-                    for key in (
-                        "grade",
-                        "referable",
-                        "quality",
-                        "camera",
-                        "pigmentation",
-                        "laterality",
-                        "defects",
-                    )
-                },
-            }
-            np.savez(tmp, **arrays)  # type: ignore[arg-type]
-            os.replace(tmp, paths[s])
-        write_json_atomic(base / "snapshot.json", snap)
-    out: dict[int, dict[str, Split]] = {}
-    for s in sizes:
-        with np.load(paths[s]) as z:
-            arrays = {k: z[k] for k in z.files}
-        out[s] = {}
-        for split in SPLITS:
-            r = recipe.split_range(split)
-            sl = slice(r.start, r.stop)
-            out[s][split] = Split(
-                arrays["images"][sl],
-                arrays["grade"][sl].astype(np.int64),
-                arrays["referable"][sl].astype(bool),
-                arrays["quality"][sl].astype(np.int64),
-                arrays["camera"][sl],
-                arrays["pigmentation"][sl],
-                arrays["laterality"][sl],
-                arrays["defects"][sl].tolist(),
-            )
-    return out
+    """{input size: {split: Split}}, rendered on first use."""
+    dataset = fundus_dataset(recipe, specs, cache_dir, workers)
+    return {spec.size: splits(dataset, recipe, spec) for spec in specs}

@@ -1,7 +1,9 @@
-"""`edgeward models build` hook: render, train, export (with parity), register, promote."""
+"""`edgeward models build` hook: read the rendered frames, train, export (with parity), register,
+promote."""
 
 from __future__ import annotations
 
+import hashlib
 import tempfile
 import time
 from pathlib import Path
@@ -9,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from models.counter.data import SIZE, render_dataset
+from models.counter.data import counter_data, counter_plan
 from models.counter.model import INPUT_SIZE
 from models.counter.train import evaluate, to_tensor, train
 from models.export import export_onnx
@@ -23,12 +25,14 @@ OUTPUT = "counts"
 SPEC = PreprocessSpec(size=INPUT_SIZE, crop_to_fov=False, mean=(0.0, 0.0, 0.0), std=(1.0, 1.0, 1.0))
 
 
-def build_counter(registry: Registry, quick: bool, seed: int) -> Manifest:
+def build_counter(registry: Registry, quick: bool, seed: int, cache_dir: Path) -> Manifest:
     """Build, register and promote a new champion `traffic-counter`."""
     started = time.monotonic()
-    n_train, n_test, epochs = (2000, 300, 5) if quick else (12000, 2000, 14)
-    train_data = render_dataset(n_train, seed=seed * 1000 + 1)
-    test_data = render_dataset(n_test, seed=seed * 1000 + 2)
+    the_plan = counter_plan(quick, seed)
+    epochs = the_plan.epochs
+    train_data, train_snap = counter_data(the_plan.train, cache_dir)
+    test_data, test_snap = counter_data(the_plan.test, cache_dir)
+    both = f"{train_snap['id']}+{test_snap['id']}"
     model = train(train_data, epochs=epochs, seed=seed)
     metrics, subgroups = evaluate(model, test_data)
     with tempfile.TemporaryDirectory(prefix="edgeward-counter-") as tmp:
@@ -49,7 +53,7 @@ def build_counter(registry: Registry, quick: bool, seed: int) -> Manifest:
                 "thresholds": {"halting_speed_ms": 0.1},
                 "operating_point": {
                     "camera_range_m": 60.0,
-                    "frame_px": SIZE,
+                    "frame_px": the_plan.train.size,
                     "output": OUTPUT,
                     "note": "regression: counts per approach, clipped at 0 by the edge",
                 },
@@ -62,11 +66,14 @@ def build_counter(registry: Registry, quick: bool, seed: int) -> Manifest:
                     )
                 },
                 "data_snapshot": {
-                    "id": f"counter-render-{'quick' if quick else 'full'}-seed{seed}",
-                    "generator": "sim.traffic.camera.CameraRenderer via models.counter.data",
-                    "n_train": n_train,
-                    "n_test": n_test,
+                    "id": hashlib.sha256(both.encode()).hexdigest()[:16],
+                    "generator": train_snap["generator"],
+                    "generator_version": train_snap["generator_version"],
+                    "n_train": the_plan.train.n,
+                    "n_test": the_plan.test.n,
                     "seed": seed,
+                    "train": train_snap,
+                    "test": test_snap,
                 },
                 "parity": parity,
                 "extra": {

@@ -280,3 +280,19 @@ def test_if_missing_skips_models_that_have_a_champion(
     )
     assert built == []
     assert capsys.readouterr().out.count("exists, skipped") == 3
+
+
+def test_sim_datasets_names_the_folders_the_build_trained_on(
+    quick_registry: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`edgeward sim datasets` and `models build` agree on the data: same ids, same folders."""
+    reg = Registry(quick_registry)
+    fundus = reg.load("fundus-grader").manifest.data_snapshot
+    counter = reg.load("traffic-counter").manifest.data_snapshot
+    # the fixture's build ran here with the default --cache-dir
+    assert main(["sim", "datasets", "--quick", "--out", ".cache/datasets"]) == 0
+    out = capsys.readouterr().out
+    assert f"fundus-{fundus['id']}" in out
+    assert f"traffic-counter-{counter['train']['id']}" in out
+    assert f"traffic-counter-{counter['test']['id']}" in out
+    assert fundus["code"] and fundus["n_train"] == 200

@@ -1,0 +1,79 @@
+"""Fundus training data: synthetic scans from sim.fundus, as each model input size sees them."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator, Sequence
+from concurrent.futures import ProcessPoolExecutor
+from multiprocessing import get_context
+from typing import Any
+
+import numpy as np
+
+from models.data import LABELS, NONFUNDUS_PREFIX, NONFUNDUS_SEEDS, QUALITY_CLASSES, DataRecipe
+from models.datasets import DatasetRequest, view_name
+from models.progress import bar
+from shared.preprocess import PreprocessSpec, resize_for_model
+from sim.datasets.code import source_key
+from sim.fundus.generator import GENERATOR_VERSION, generate_sample
+from sim.fundus.nonfundus import nonfundus_images
+
+_Job = tuple[int, int, int, float, tuple[PreprocessSpec, ...]]
+
+
+def _render_one(job: _Job) -> dict[str, Any]:
+    seed, index, render_size, defect_rate, specs = job
+    sample = generate_sample(seed, index, size=render_size, defect_rate=defect_rate)
+    lab = sample.labels
+    return {
+        "views": {view_name(s): resize_for_model(sample.image_bgr, s) for s in specs},
+        "grade": int(lab.grade),
+        "referable": bool(lab.referable),
+        "quality": QUALITY_CLASSES.index(lab.quality),
+        "camera": str(lab.camera),
+        "pigmentation": str(lab.pigmentation),
+        "laterality": str(lab.laterality),
+        "defects": json.dumps(dict(lab.defects), sort_keys=True),
+    }
+
+
+def _rows(jobs: Sequence[_Job], workers: int) -> Iterator[dict[str, Any]]:
+    desc = f"render {len(jobs)} fundus scans"
+    if workers <= 1:
+        yield from bar(map(_render_one, jobs), total=len(jobs), desc=desc, unit="img")
+        return
+    with ProcessPoolExecutor(workers, mp_context=get_context("spawn")) as pool:
+        rows = pool.map(_render_one, jobs, chunksize=16)
+        yield from bar(rows, total=len(jobs), desc=desc, unit="img")
+
+
+class FundusRenderer:
+    """Renders a `models.data.DataRecipe`: every scan once, resized for each requested view."""
+
+    def generator(self) -> dict[str, str]:
+        return {
+            "generator": "sim.fundus",
+            "generator_version": str(GENERATOR_VERSION),
+            "code": source_key("sim.fundus.generator", "sim.fundus.nonfundus", __name__),
+        }
+
+    def render(self, request: DatasetRequest, *, workers: int) -> dict[str, np.ndarray]:
+        recipe = DataRecipe(**request.params)
+        total = recipe.n_train + recipe.n_val + recipe.n_test
+        jobs = [
+            (recipe.seed, i, recipe.render_size, recipe.defect_rate, request.views)
+            for i in range(total)
+        ]
+        rows = list(_rows(jobs, workers))
+        arrays = {key: np.array([r[key] for r in rows]) for key in LABELS}
+        for spec in request.views:
+            arrays[view_name(spec)] = np.stack([r["views"][view_name(spec)] for r in rows])
+        by_kind: dict[str, list[np.ndarray]] = {}
+        for s in range(recipe.seed, recipe.seed + NONFUNDUS_SEEDS):
+            for kind, image in nonfundus_images(s, recipe.render_size).items():
+                by_kind.setdefault(kind, []).append(image)
+        arrays |= {f"{NONFUNDUS_PREFIX}{k}": np.stack(v) for k, v in by_kind.items()}
+        return arrays
+
+
+RENDERER = FundusRenderer()
