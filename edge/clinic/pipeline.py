@@ -1,24 +1,21 @@
 """The judging pipeline: scan bytes -> verdict, in order decode, validate, quality, OOD, triage.
 
-The worst failure is a confident `no_immediate_concern` on an image the system cannot really
-read, so the verdict logic only allows it when every stage agrees: the file validated, no
-quality check objected (not even a warning), the quality net is not in doubt, no
-out-of-distribution signal fired, and the triage probability is below the `clear` threshold.
-Any doubt becomes `review`; anything unreadable `retake` or `rejected`.
+This gathers the evidence (checks, model outputs, OOD signals); every rule that turns evidence
+into a verdict lives in `edge.clinic.verdict`, pure and table-tested.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import cv2
 import numpy as np
 
 from edge.backends import Prediction, ServedModel
+from edge.clinic import verdict as rules
 from edge.clinic.decode import (
     FORMATS,
     ImageHeader,
@@ -30,7 +27,8 @@ from edge.clinic.decode import (
     sniff_format,
     strip_metadata,
 )
-from edge.clinic.ood import OOD_REASON, OodReference, guard
+from edge.clinic.ood import OodReference, guard
+from edge.clinic.outcome import ScanOutcome
 from edge.clinic.quality import ANALYSIS_SIZE, QualityReport, assess
 from edge.clinic.triage import TriagePolicy
 from edge.clinic.validate import (
@@ -51,31 +49,6 @@ from shared.verdicts import Verdict
 log = logging.getLogger(__name__)
 
 REJECT_LABEL = "reject"
-# The quality net is "in doubt" from this fraction of its reject threshold up: no all-clear then.
-QUALITY_DOUBT_FRACTION = 0.5
-
-
-@dataclass
-class ScanOutcome:
-    """What the gateway tells the operator about one scan, and what it may send to the cloud."""
-
-    verdict: Verdict
-    reasons: list[str]  # plain words for the operator
-    codes: list[str]  # machine codes, e.g. "blur", "modality", "ood_energy"
-    confidence: float  # 0..1, the probability behind the verdict (1.0 for rule-based ones)
-    timings_ms: dict[str, float]  # decode, validate, quality, ood, triage, total
-    model_versions: dict[str, str] = field(default_factory=dict)
-    gradable: bool = False  # True -> queue it for the cloud grader
-    flags: list[str] = field(default_factory=list)  # accepted but flagged: missing_laterality
-    laterality: str | None = None  # raw; the service pseudonymises ids before upload
-    patient_id: str | None = None
-    referable_probability: float | None = None
-    upload_bytes: bytes | None = None  # metadata-free image for the cloud (never DICOM)
-    upload_content_type: str | None = None
-    measures: dict[str, float] = field(default_factory=dict)  # quality + OOD scores, for audits
-    # Per model role ("quality", "triage"): what the prediction log keeps (confidence, score,
-    # call, feature summary). Only the models whose answer shaped the verdict are listed.
-    monitoring: dict[str, dict[str, Any]] = field(default_factory=dict)
 
 
 class _Timer:
@@ -188,12 +161,7 @@ class ClinicPipeline:
             return self._problem(exc.problem, timer, ident, label)
         except Exception as exc:  # a bug must not look like an answer, nor stop the gateway
             log.exception("scan %s: pipeline failed", label)
-            problem = Problem(
-                "internal_error",
-                f"the gateway could not judge this scan ({type(exc).__name__}: {exc}); "
-                "a person must look at it",
-                Verdict.REVIEW,
-            )
+            problem = Problem(rules.INTERNAL_ERROR, rules.failure_reason(exc), Verdict.REVIEW)
             return self._problem(problem, timer, ident, label, confidence=0.0)
 
     def _process(
@@ -289,103 +257,66 @@ class ClinicPipeline:
         p_reject = quality.prob(REJECT_LABEL, qm.labels)
         measures = dict(report.measures)
         measures["quality_net_p_reject"] = p_reject
-        reasons: list[str] = []
-        codes: list[str] = []
-
-        def outcome(verdict: Verdict, confidence: float, **extra: object) -> ScanOutcome:
-            # Image statistics on each model's view, as the reference kept at training time.
-            monitoring = {
-                "quality": {
-                    "confidence": float(quality.probabilities.max()),
-                    "score": p_reject,
-                    "prediction": int(not p_reject < self.reject_threshold),
-                    "features": feature_summary(views[0], quality.features, measures),
-                }
-            }
-            if verdict is not Verdict.RETAKE:  # triage only shapes verdicts past the gate
-                p_ref = self.policy.decide(triage).referable_probability
-                monitoring["triage"] = {
-                    "confidence": float(triage.probabilities.max()),
-                    "score": p_ref,
-                    "prediction": int(p_ref >= self.policy.refer),
-                    "features": feature_summary(views[1], triage.features, measures),
-                }
-            return ScanOutcome(
-                verdict=verdict,
-                reasons=reasons,
-                codes=codes,
-                confidence=float(np.clip(confidence, 0.0, 1.0)),
-                timings_ms=timer.done(),
-                model_versions=dict(self.model_versions),
-                flags=ident.flags,
-                laterality=ident.laterality,
-                patient_id=ident.patient_id,
-                measures={k: round(float(v), 5) for k, v in measures.items()},
-                monitoring=monitoring,
-                **extra,  # type: ignore[arg-type]
-            )
-
-        # 1. Unreadable scans: retake, with every reason the checks and the quality net found.
-        if report.rejects or not p_reject < self.reject_threshold:
-            for finding in report.rejects:
-                reasons.append(finding.message)
-                codes.append(finding.code)
-            if not p_reject < self.reject_threshold:
-                codes.append("quality_net")
-                reasons.append(
-                    f"the quality model judges this scan ungradable (p={p_reject:.2f}) — "
-                    "check focus, exposure and alignment and retake"
-                )
-            timer.lap("ood")
-            confidence = 1.0 if report.rejects else p_reject
-            return outcome(Verdict.RETAKE, confidence)
-
-        # 2. Out of distribution: a person decides; never an automatic answer.
-        ood = guard(
-            {
-                "quality": (self.ood_refs["quality"], quality),
-                "triage": (self.ood_refs["triage"], triage),
-            }
+        p = self.policy.decide(triage).referable_probability
+        evidence = rules.Evidence(
+            rejects=tuple(rules.Note(f.code, f.message) for f in report.rejects),
+            warnings=tuple(rules.Note(f.code, f.message) for f in report.warnings),
+            p_reject=p_reject,
+            reject_threshold=self.reject_threshold,
+            ood_codes=(),
+            p_referable=p,
+            clear=self.policy.clear,
+            refer=self.policy.refer,
         )
-        measures.update(ood.scores)
+        if not (report.rejects or rules.quality_fails(p_reject, self.reject_threshold)):
+            # Past the gate only: a scan that gets a retake needs no OOD opinion.
+            ood = guard(
+                {
+                    "quality": (self.ood_refs["quality"], quality),
+                    "triage": (self.ood_refs["triage"], triage),
+                }
+            )
+            measures.update(ood.scores)
+            evidence = dataclasses.replace(evidence, ood_codes=tuple(s.code for s in ood.signals))
         timer.lap("ood")
-        triage_result = self.policy.decide(triage)
-        p = triage_result.referable_probability
-        if ood.out_of_distribution:
-            codes.extend(sorted({s.code for s in ood.signals}))
-            reasons.append(OOD_REASON)
-            return outcome(Verdict.REVIEW, 1.0 - p_reject, referable_probability=p)
-
-        # 3. Triage, with any remaining doubt demoting an all-clear to review.
-        body, body_type = upload_body(data, header, image)
-        timer.lap("encode")
-        gradable = dict(
-            gradable=True,
-            referable_probability=p,
-            upload_bytes=body,
-            upload_content_type=body_type,
+        judgement = rules.judge(evidence)
+        upload: tuple[bytes, str] | tuple[None, None] = (None, None)
+        if judgement.gradable:
+            upload = upload_body(data, header, image)
+            timer.lap("encode")
+        # Image statistics on each model's view, as the reference kept at training time.
+        monitoring = {
+            "quality": {
+                "confidence": float(quality.probabilities.max()),
+                "score": p_reject,
+                "prediction": int(rules.quality_fails(p_reject, self.reject_threshold)),
+                "features": feature_summary(views[0], quality.features, measures),
+            }
+        }
+        if judgement.triaged:  # triage only shapes verdicts past the gate
+            monitoring["triage"] = {
+                "confidence": float(triage.probabilities.max()),
+                "score": p,
+                "prediction": int(rules.refers(p, self.policy.refer)),
+                "features": feature_summary(views[1], triage.features, measures),
+            }
+        return ScanOutcome(
+            verdict=judgement.verdict,
+            reasons=list(judgement.reasons),
+            codes=list(judgement.codes),
+            confidence=judgement.confidence,
+            timings_ms=timer.done(),
+            model_versions=dict(self.model_versions),
+            gradable=judgement.gradable,
+            flags=ident.flags,
+            laterality=ident.laterality,
+            patient_id=ident.patient_id,
+            referable_probability=p if judgement.triaged else None,
+            upload_bytes=upload[0],
+            upload_content_type=upload[1],
+            measures={k: round(float(v), 5) for k, v in measures.items()},
+            monitoring=monitoring,
         )
-        doubts: list[tuple[str, str]] = [(f.code, f.message) for f in report.warnings]
-        if p_reject >= QUALITY_DOUBT_FRACTION * self.reject_threshold:
-            doubts.append(
-                (
-                    "quality_doubt",
-                    f"image quality is borderline (quality model p={p_reject:.2f})",
-                )
-            )
-        codes.append(f"triage_{triage_result.verdict.value}")
-        reasons.append(triage_result.reason)
-        if triage_result.verdict is Verdict.NO_IMMEDIATE_CONCERN and doubts:
-            for code, message in doubts:
-                codes.append(code)
-                reasons.append(
-                    f"{message}; not confident enough to clear it — a person must review"
-                )
-            return outcome(Verdict.REVIEW, triage_result.confidence, **gradable)
-        for code, message in doubts:  # still worth telling the operator
-            codes.append(code)
-            reasons.append(message)
-        return outcome(triage_result.verdict, triage_result.confidence, **gradable)
 
     def _problem(
         self,

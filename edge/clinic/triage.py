@@ -1,8 +1,9 @@
 """Triage: the edge triage net's calibrated referable probability against two thresholds.
 
-p >= thresholds["refer"] -> refer; p < thresholds["clear"] -> no_immediate_concern; the band
-between is `review`. The thresholds come from the manifest (chosen on validation data by the
-model factory), never from code, so a retrained model brings its own operating point.
+The rule itself (refer / review / no_immediate_concern bands) is `edge.clinic.verdict.triage`;
+this reads the probability and the thresholds off the model and its manifest. The thresholds
+come from the manifest (chosen on validation data by the model factory), never from code, so a
+retrained model brings its own operating point.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from edge.backends import Prediction
+from edge.clinic.verdict import triage
 from shared.errors import ModelRefusedError
 from shared.registry import Manifest
 from shared.verdicts import Verdict
@@ -44,23 +46,5 @@ class TriagePolicy:
 
     def decide(self, prediction: Prediction) -> TriageResult:
         p = float(prediction.probabilities[self.index])
-        if not 0.0 <= p <= 1.0:  # NaN from a broken runtime must never read as "clear"
-            return TriageResult(Verdict.REVIEW, p, 0.0, "the triage model gave no valid answer")
-        if p >= self.refer:
-            return TriageResult(
-                Verdict.REFER, p, p, f"signs of referable retinopathy (probability {p:.2f})"
-            )
-        if p < self.clear:
-            return TriageResult(
-                Verdict.NO_IMMEDIATE_CONCERN,
-                p,
-                1.0 - p,
-                f"no signs of referable retinopathy (probability {p:.2f})",
-            )
-        return TriageResult(
-            Verdict.REVIEW,
-            p,
-            max(p, 1.0 - p),
-            f"uncertain (referable probability {p:.2f}, between {self.clear:.2f} and "
-            f"{self.refer:.2f}) — a person must review it",
-        )
+        call = triage(p, self.clear, self.refer)
+        return TriageResult(call.verdict, p, call.confidence, call.reason)

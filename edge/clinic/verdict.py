@@ -1,0 +1,172 @@
+"""Every rule that turns what the gateway measured about one scan into a verdict. Pure: no I/O.
+
+The worst failure is a confident `no_immediate_concern` on an image the system cannot really
+read, so an all-clear needs every stage to agree: no classical check objected (not even a
+warning), the quality net is not in doubt, no out-of-distribution signal fired, and the triage
+probability is below the manifest's `clear` threshold. Any doubt becomes `review`; anything
+unreadable `retake`. Thresholds come from the model manifests, never from here.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from edge.clinic.ood import OOD_REASON
+from shared.verdicts import Verdict
+
+# The quality net is "in doubt" from this fraction of its reject threshold up: no all-clear then.
+QUALITY_DOUBT_FRACTION = 0.5
+# A scan that failed to be judged this often (e.g. it crashed the gateway) goes to a person.
+MAX_ATTEMPTS = 3
+GATEWAY_ERROR = "gateway_error"
+INTERNAL_ERROR = "internal_error"
+QUALITY_NET = "quality_net"
+QUALITY_DOUBT = "quality_doubt"
+DOUBT_SUFFIX = "; not confident enough to clear it — a person must review"
+
+
+@dataclass(frozen=True)
+class Note:
+    """One classical quality finding: a machine code and plain words for the operator."""
+
+    code: str
+    message: str
+
+
+@dataclass(frozen=True)
+class Evidence:
+    """What the pipeline measured about one readable scan; `judge` turns it into a verdict."""
+
+    rejects: tuple[Note, ...]  # classical checks at reject severity
+    warnings: tuple[Note, ...]  # classical checks at warning severity
+    p_reject: float  # the quality net's probability that the scan is ungradable
+    reject_threshold: float  # from the quality manifest
+    ood_codes: tuple[str, ...]  # out-of-distribution signals that fired
+    p_referable: float  # the triage net's calibrated probability
+    clear: float  # from the triage manifest
+    refer: float  # from the triage manifest
+
+
+@dataclass(frozen=True)
+class TriageCall:
+    verdict: Verdict
+    confidence: float
+    reason: str
+
+
+@dataclass(frozen=True)
+class Judgement:
+    verdict: Verdict
+    confidence: float  # 0..1, the probability behind the verdict (1.0 for rule-based ones)
+    reasons: tuple[str, ...]
+    codes: tuple[str, ...]
+    gradable: bool  # True -> the cloud grader gets a copy
+    triaged: bool  # True -> the triage net's answer shaped the verdict
+
+
+def unit(value: float) -> float:
+    """A confidence within 0..1; a non-number (a broken runtime) is no confidence at all."""
+    if math.isnan(value):
+        return 0.0
+    return min(max(value, 0.0), 1.0)
+
+
+def quality_fails(p_reject: float, threshold: float) -> bool:
+    """Written as `not p < t` so that NaN from a broken runtime fails too."""
+    return not p_reject < threshold
+
+
+def quality_in_doubt(p_reject: float, threshold: float) -> bool:
+    return p_reject >= QUALITY_DOUBT_FRACTION * threshold
+
+
+def refers(p_referable: float, refer: float) -> bool:
+    return p_referable >= refer
+
+
+def triage(p: float, clear: float, refer: float) -> TriageCall:
+    """p >= refer -> refer; p < clear -> no_immediate_concern; between -> review."""
+    if not 0.0 <= p <= 1.0:  # NaN from a broken runtime must never read as "clear"
+        return TriageCall(Verdict.REVIEW, 0.0, "the triage model gave no valid answer")
+    if refers(p, refer):
+        return TriageCall(Verdict.REFER, p, f"signs of referable retinopathy (probability {p:.2f})")
+    if p < clear:
+        return TriageCall(
+            Verdict.NO_IMMEDIATE_CONCERN,
+            1.0 - p,
+            f"no signs of referable retinopathy (probability {p:.2f})",
+        )
+    return TriageCall(
+        Verdict.REVIEW,
+        max(p, 1.0 - p),
+        f"uncertain (referable probability {p:.2f}, between {clear:.2f} and {refer:.2f}) — a "
+        "person must review it",
+    )
+
+
+def judge(e: Evidence) -> Judgement:
+    """The verdict for a scan that decoded and validated, in order: gate, OOD, triage, doubt."""
+    # 1. Unreadable: retake, with every reason the checks and the quality net found.
+    net_fails = quality_fails(e.p_reject, e.reject_threshold)
+    if e.rejects or net_fails:
+        reasons = [n.message for n in e.rejects]
+        codes = [n.code for n in e.rejects]
+        if net_fails:
+            codes.append(QUALITY_NET)
+            reasons.append(
+                f"the quality model judges this scan ungradable (p={e.p_reject:.2f}) — "
+                "check focus, exposure and alignment and retake"
+            )
+        confidence = 1.0 if e.rejects else e.p_reject
+        return Judgement(
+            Verdict.RETAKE, unit(confidence), tuple(reasons), tuple(codes), False, False
+        )
+
+    # 2. Out of distribution: a person decides; never an automatic answer, never uploaded.
+    if e.ood_codes:
+        ood = tuple(sorted(set(e.ood_codes)))
+        return Judgement(Verdict.REVIEW, unit(1.0 - e.p_reject), (OOD_REASON,), ood, False, True)
+
+    # 3. Triage, with any remaining doubt demoting an all-clear to review.
+    call = triage(e.p_referable, e.clear, e.refer)
+    doubts = [(n.code, n.message) for n in e.warnings]
+    if quality_in_doubt(e.p_reject, e.reject_threshold):
+        doubts.append(
+            (QUALITY_DOUBT, f"image quality is borderline (quality model p={e.p_reject:.2f})")
+        )
+    triage_codes = (f"triage_{call.verdict.value}", *(code for code, _ in doubts))
+    verdict = call.verdict
+    if verdict is Verdict.NO_IMMEDIATE_CONCERN and doubts:
+        verdict = Verdict.REVIEW
+        doubt_reasons = [message + DOUBT_SUFFIX for _, message in doubts]
+    else:  # still worth telling the operator
+        doubt_reasons = [message for _, message in doubts]
+    triage_reasons = (call.reason, *doubt_reasons)
+    return Judgement(verdict, unit(call.confidence), triage_reasons, triage_codes, True, True)
+
+
+def gave_up(attempt: int) -> bool:
+    """True once a scan has been tried more often than MAX_ATTEMPTS: a person must look."""
+    return attempt > MAX_ATTEMPTS
+
+
+def gave_up_reason(attempt: int) -> str:
+    return f"the gateway failed to judge this scan {attempt - 1} times; a person must look at it"
+
+
+def failure_reason(error: BaseException) -> str:
+    return (
+        f"the gateway could not judge this scan ({type(error).__name__}: {error}); "
+        "a person must look at it"
+    )
+
+
+def cloud_verdict(verdict: str, needs_review: bool) -> Verdict:
+    """The cloud's answer as shown to the clinic: anything unknown or doubtful is `review`."""
+    if needs_review:
+        return Verdict.REVIEW
+    try:
+        return Verdict(verdict)
+    except ValueError:
+        return Verdict.REVIEW
