@@ -49,9 +49,14 @@ def _torch_threads() -> int:
     return max(1, min(2, os.cpu_count() or 1))
 
 
-def load_core(registry_dir: Path, model_id: str, default_name: str) -> GraderCore:
+def load_core(
+    registry_dir: Path, model_id: str, default_name: str, runtime: str = "auto"
+) -> GraderCore:
+    """A verified grader; `runtime` as `GraderCore` takes it ("auto": ONNX Runtime or faster)."""
     verified = resolve(registry_dir, model_id, default_name)
-    return GraderCore(load_grader(verified), verified.manifest, torch_threads=_torch_threads())
+    return GraderCore(
+        load_grader(verified), verified.manifest, torch_threads=_torch_threads(), runtime=runtime
+    )
 
 
 @serve.deployment(name="Grader", max_ongoing_requests=64, ray_actor_options={"num_cpus": 0})
@@ -68,12 +73,14 @@ class Grader:
         *,
         canary: dict[str, object] | None = None,
         prediction_log: str = "",
+        runtime: str = "auto",
     ) -> None:
         self.registry_dir = Path(registry_dir)
         self.default_model = default_model
+        self.runtime = runtime
         self.explain = explain
         self._pending = 0
-        self.champion = load_core(self.registry_dir, "", default_model)
+        self.champion = load_core(self.registry_dir, "", default_model, runtime)
         # A challenger in canary (or shadow) takes a share of champion traffic; see cloud/flywheel.
         self.canary = (
             None
@@ -96,8 +103,10 @@ class Grader:
             batch_wait_timeout_s
         )
         log.info(
-            "grader serving %s (batch <= %d, wait %.3fs, explain=%s)",
+            "grader serving %s on %s, CAM %s (batch <= %d, wait %.3fs, explain=%s)",
             self.champion.model_version,
+            self.champion.runtime,
+            self.champion.explainer,
             max_batch_size,
             batch_wait_timeout_s,
             explain,
@@ -119,14 +128,16 @@ class Grader:
     @serve.multiplexed(max_num_models_per_replica=MAX_MODELS_PER_REPLICA)
     async def get_model(self, model_id: str) -> GraderCore:
         """A per-site model by registry id; verified like the champion, refused if it fails."""
-        return await asyncio.to_thread(load_core, self.registry_dir, model_id, self.default_model)
+        return await asyncio.to_thread(
+            load_core, self.registry_dir, model_id, self.default_model, self.runtime
+        )
 
     def queue_depth(self) -> int:
         """Scans accepted by this replica and not yet graded."""
         return self._pending
 
     def _promoted(self, model_id: str) -> None:
-        self.champion = load_core(self.registry_dir, "", self.default_model)
+        self.champion = load_core(self.registry_dir, "", self.default_model, self.runtime)
         log.warning("canary %s promoted: now serving %s", model_id, self.champion.model_version)
 
     async def canary_label(self, scan_id: str, label: str) -> None:

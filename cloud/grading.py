@@ -1,11 +1,14 @@
 """One replica's grader: a batch of decoded scans -> grade probabilities and a Grad-CAM each.
 
-Plain Python + torch, no Ray, so it is tested and benchmarked in-process; the Serve deployment in
-`cloud/grader.py` wraps it.
+The forward pass runs on an edge backend (ONNX Runtime by default, `cloud/forward.py`) and, for a
+GAP + linear head, Grad-CAM comes in closed form from that same pass (`cloud/cam.py`): no
+PyTorch pass at all. Other heads, or `runtime="torch"`, use PyTorch and pytorch-grad-cam.
+Plain Python, no Ray, so it is tested and benchmarked in-process; `cloud/grader.py` wraps it.
 """
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from dataclasses import dataclass, field
@@ -13,13 +16,19 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from cloud.cam import LinearHead, TorchGradCam, cam_from_activations, linear_head
 from cloud.decision import REFERABLE_FROM_GRADE
 from cloud.explain import HotRegion, hot_regions, overlay_png, view_geometry
 from shared.preprocess import resize_for_model, to_tensor
 from shared.registry import Manifest
 
+log = logging.getLogger(__name__)
+RUNTIMES = ("auto", "onnx-cpu", "onnx-cuda", "onnx-tensorrt", "torch")
+
 if TYPE_CHECKING:
     import torch
+
+    from cloud.forward import OnnxGraderForward
 
 
 @dataclass(frozen=True)
@@ -61,76 +70,126 @@ class _ForwardClock:
 
 
 class GraderCore:
-    """A loaded grader with its one GradCAM object (it keeps per-call state: one call at a time).
+    """A loaded grader: one call at a time (a lock), no hooks or graphs kept between calls.
 
-    The CAM's hooks are registered for each explained call and released after it.
+    `runtime`: "auto" (the fastest edge backend here, ONNX Runtime CPU at least), an edge
+    backend kind, or "torch" (PyTorch eager, the path before the ONNX one). "auto" falls back to
+    torch with a warning when the graph cannot be exported; a named backend refuses instead.
     """
 
-    def __init__(self, model: torch.nn.Module, manifest: Manifest, torch_threads: int = 2) -> None:
+    def __init__(
+        self,
+        model: torch.nn.Module,
+        manifest: Manifest,
+        torch_threads: int = 2,
+        runtime: str = "auto",
+    ) -> None:
         import torch
-        from pytorch_grad_cam import GradCAM
 
+        if runtime not in RUNTIMES:
+            raise ValueError(
+                f"grader runtime {runtime!r} is unknown; choose one of {', '.join(RUNTIMES)}"
+            )
         torch.set_num_threads(max(1, torch_threads))
         self.model = model.eval()
         self.manifest = manifest
         self.spec = manifest.preprocess
         # refuse a calibration this code cannot apply at load, not at the first scan
         manifest.probabilities(np.zeros((1, len(manifest.labels))))
-        self._target_layers = [self.model.cam_target_layer()]  # type: ignore[operator]
-        self.cam = GradCAM(model=self.model, target_layers=self._target_layers)
-        # Hooks live only while an explanation runs (see grade), so plain forwards pay nothing.
-        self.cam.activations_and_grads.release()
+        self._torch_cam = TorchGradCam(self.model, self.model.cam_target_layer())  # type: ignore[operator]
         self._clock = _ForwardClock(self.model)
         self._lock = threading.Lock()
+        self.forward: OnnxGraderForward | None = None
+        self.head: LinearHead | None = None
+        if runtime != "torch":
+            self.forward = self._onnx_forward(runtime, torch_threads)
+        if self.forward is not None:
+            probe = self.forward(self.forward.example)
+            self.head = linear_head(self.model, probe["logits"], probe["cam_activations"])
+            if self.head is None:
+                log.warning(
+                    "grader %s: the head is not GAP + linear on the CAM layer, so Grad-CAM "
+                    "needs pytorch-grad-cam's backward pass for explained batches",
+                    manifest.model_id,
+                )
+
+    def _onnx_forward(self, runtime: str, threads: int) -> OnnxGraderForward | None:
+        from cloud.forward import OnnxGraderForward
+        from shared.errors import EdgewardError
+
+        try:
+            return OnnxGraderForward(self.model, self.manifest, runtime, threads)
+        except (EdgewardError, ImportError, RuntimeError) as exc:
+            if runtime != "auto":
+                raise
+            log.warning(
+                "grader %s: no ONNX forward pass (%s); serving with PyTorch eager",
+                self.manifest.model_id,
+                exc,
+            )
+            return None
 
     @property
     def model_version(self) -> str:
         return self.manifest.model_id
 
+    @property
+    def runtime(self) -> str:
+        """The backend the forward pass runs on: an edge backend kind, or "torch"."""
+        return self.forward.kind if self.forward is not None else "torch"
+
+    @property
+    def explainer(self) -> str:
+        """How explained batches get their CAM: "closed-form" or "pytorch-grad-cam"."""
+        return "closed-form" if self.head is not None else "pytorch-grad-cam"
+
     def close(self) -> None:
-        """Remove every hook this grader put on the model (idempotent)."""
-        self.cam.activations_and_grads.release()
+        """Remove every hook this grader put on the model and free the runtime (idempotent)."""
         self._clock.release()
+        if self.forward is not None:
+            self.forward.close()
 
     def __del__(self) -> None:
         # Serve's multiplexer calls this when it evicts the model from the replica.
-        if hasattr(self, "cam"):
+        if hasattr(self, "_clock"):
             self.close()
+
+    def _run(self, batch: np.ndarray, explain: bool) -> tuple[np.ndarray, np.ndarray | None, float]:
+        """(logits, CAMs or None, forward seconds) for a preprocessed batch."""
+        import torch
+
+        size = (self.spec.size, self.spec.size)
+        if self.forward is not None and (self.head is not None or not explain):
+            t0 = time.perf_counter()
+            out = self.forward(batch)
+            infer_s = time.perf_counter() - t0
+            logits = out["logits"]
+            if not explain or self.head is None:
+                return logits, None, infer_s
+            classes = np.argmax(logits, axis=1)  # pytorch-grad-cam's targets=None rule
+            return (
+                logits,
+                cam_from_activations(out["cam_activations"], self.head, classes, size),
+                infer_s,
+            )
+        if explain:
+            logits, cams = self._torch_cam(torch.from_numpy(batch))
+            return logits, cams, self._clock.seconds
+        with torch.inference_mode():
+            return self.model(torch.from_numpy(batch)).float().numpy(), None, self._clock.seconds
 
     def grade(
         self, images_bgr: list[np.ndarray], explain: bool = True, keep_cam: bool = False
     ) -> list[Grading]:
-        import torch
-        from pytorch_grad_cam.activations_and_gradients import ActivationsAndGradients
-
         t0 = time.perf_counter()
         views = [resize_for_model(im, self.spec) for im in images_bgr]
-        batch = torch.from_numpy(np.stack([to_tensor(v, self.spec) for v in views]))
+        batch = np.stack([to_tensor(v, self.spec) for v in views]).astype(np.float32)
         preprocess_s = time.perf_counter() - t0
         with self._lock:
             t1 = time.perf_counter()
-            try:
-                if explain:
-                    self.cam.activations_and_grads = ActivationsAndGradients(
-                        self.model, self._target_layers, None
-                    )
-                    # targets=None: the library takes argmax of THIS forward pass's logits and
-                    # builds one ClassifierOutputTarget per image, then backpropagates once; we
-                    # read the logits from cam.outputs, so there is no second forward pass.
-                    cams = self.cam(input_tensor=batch, targets=None)
-                    logits = self.cam.outputs.detach()
-                else:
-                    cams = None
-                    with torch.inference_mode():
-                        logits = self.model(batch)
-                infer_s = self._clock.seconds
-            finally:
-                # Remove the hooks, drop activations/gradients and the graph: nothing is left
-                # on the model or kept between calls.
-                self.cam.activations_and_grads.release()
-                self.cam.outputs = None
+            logits, cams, infer_s = self._run(batch, explain)
             total_s = time.perf_counter() - t1
-        probs = self.manifest.probabilities(logits.float().numpy())
+        probs = self.manifest.probabilities(logits.astype(np.float32))
         explain_s = max(0.0, total_s - infer_s) if explain else 0.0
         t2 = time.perf_counter()
         results = []

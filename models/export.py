@@ -96,3 +96,35 @@ def export_onnx(
     except ParityError:
         path.unlink(missing_ok=True)
         raise
+
+
+CAM_OUTPUT = "cam_activations"
+
+
+class WithCamActivations(torch.nn.Module):
+    """Export wrapper for the cloud grader: (logits, features) plus its CAM layer's output.
+
+    With the last block's activations as an output, a runtime that has no autograd (ONNX
+    Runtime, TensorRT) still gives everything a GAP + linear head's Grad-CAM needs.
+    """
+
+    def __init__(self, net: torch.nn.Module) -> None:
+        super().__init__()
+        self.net = net
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        captured: list[torch.Tensor] = []
+        layer = self.net.cam_target_layer()  # type: ignore[operator]
+        handle = layer.register_forward_hook(lambda _m, _i, out: captured.append(out))
+        try:
+            logits, features = self.net.forward_with_features(x)  # type: ignore[operator]
+        finally:
+            handle.remove()
+        return logits, features, captured[-1]
+
+
+def export_grader_with_cam(
+    net: torch.nn.Module, example: torch.Tensor, path: Path
+) -> dict[str, float]:
+    """The grader's ONNX with `cam_activations` as a third output, parity-checked like the rest."""
+    return export_onnx(WithCamActivations(net), example, path, ["logits", "features", CAM_OUTPUT])

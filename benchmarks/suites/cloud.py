@@ -253,6 +253,7 @@ def _in_process(run: BenchRun, plan: CloudPlan, scans: list[bytes]) -> None:
     from cloud.grader import load_core
 
     core = load_core(plan.registry, "", "fundus-grader")
+    run.sections["grader runtime"] = {"forward": core.runtime, "cam": core.explainer}
     images = [_decode(s) for s in scans]
     try:
         for explain in (True, False):
@@ -344,7 +345,8 @@ def _naive(run: BenchRun, plan: CloudPlan, scans: list[bytes]) -> None:
     except ImportError as exc:
         run.skip("naive FastAPI peer", str(exc))
         return
-    core = load_core(plan.registry, "", "fundus-grader")
+    # The peer is the PyTorch-eager grader (with pytorch-grad-cam), as one writes it naively.
+    core = load_core(plan.registry, "", "fundus-grader", runtime="torch")
     port = free_port()
     server = uvicorn.Server(
         uvicorn.Config(naive_app(core), host="127.0.0.1", port=port, log_level="warning")
@@ -402,6 +404,11 @@ def _headline(run: BenchRun, plan: CloudPlan) -> None:
         )
     cam = by.get(f"cloud/in-process batch{plan.cam_batch} gradcam")
     fwd = by.get(f"cloud/in-process batch{plan.cam_batch} forward only")
+    if serve_b and cam:
+        # the in-process batched grader, measured in this run, is the ceiling Serve can reach
+        run.headline[f"Serve vs in-process ceiling (throughput, c={top})"] = (
+            f"{serve_b['throughput']['value'] / cam['throughput']['value']:.2f}x"
+        )
     if cam and fwd:
         run.headline[f"Grad-CAM cost vs plain forward (batch {plan.cam_batch}, in-process)"] = (
             f"{cam['latency_ms']['p50'] / fwd['latency_ms']['p50']:.2f}x"

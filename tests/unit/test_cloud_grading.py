@@ -1,4 +1,4 @@
-"""The grader core in-process: one forward pass per explained batch, CAM on lesions, fallback."""
+"""The grader core in-process: ONNX forward, closed-form CAM equal to pytorch-grad-cam, fallback."""
 
 from __future__ import annotations
 
@@ -11,8 +11,11 @@ import torch
 
 from cloud.explain import ViewGeometry, hot_regions, mass_on_mask, to_model_view, view_geometry
 from cloud.grader import load_core
+from cloud.grading import GraderCore
+from models.architectures import ResNetGrader
 from shared.errors import ModelRefusedError
-from shared.registry import Registry
+from shared.preprocess import PreprocessSpec
+from shared.registry import Manifest, Registry
 from sim.fundus.generator import generate_sample
 
 
@@ -28,16 +31,18 @@ def grade4_scans():
     return [generate_sample(123, i, size=384, grade=4, defect_rate=0.0) for i in range(4)]
 
 
-def test_explained_batch_runs_one_forward_pass_and_matches_plain_inference(core, grade4_scans):
+def test_explained_batch_runs_no_pytorch_pass_and_matches_plain_inference(core, grade4_scans):
+    assert core.runtime == "onnx-cpu"
+    assert core.explainer == "closed-form"
     calls = []
     handle = core.model.register_forward_hook(lambda *_: calls.append(1))
     try:
         images = [s.image_bgr for s in grade4_scans]
         explained = core.grade(images, explain=True)
-        assert len(calls) == 1  # Grad-CAM read the logits of its own forward pass
         plain = core.grade(images, explain=False)
     finally:
         handle.remove()
+    assert calls == []  # logits and the CAM both came from the ONNX Runtime pass
     for e, p in zip(explained, plain, strict=True):
         assert np.allclose(e.probabilities, p.probabilities, atol=1e-5)
         assert abs(sum(e.probabilities) - 1) < 1e-5
@@ -48,11 +53,93 @@ def test_explained_batch_runs_one_forward_pass_and_matches_plain_inference(core,
         assert overlay is not None and overlay.shape[:2] == (side, side)
 
 
-def test_no_activations_or_graph_are_kept_between_calls(core, grade4_scans):
-    core.grade([grade4_scans[0].image_bgr], explain=True)
-    assert core.cam.activations_and_grads.activations == []
-    assert core.cam.activations_and_grads.gradients == []
-    assert core.cam.outputs is None
+def _gradcam_oracle(model: torch.nn.Module, batch: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """pytorch-grad-cam itself, through its public lifecycle: (logits, CAMs)."""
+    from pytorch_grad_cam import GradCAM
+
+    with GradCAM(model=model, target_layers=[model.cam_target_layer()]) as cam:  # type: ignore[operator]
+        cams = cam(input_tensor=torch.from_numpy(batch), targets=None)
+        logits = cam.outputs.detach().numpy()
+    return logits, cams
+
+
+def test_closed_form_cam_equals_pytorch_grad_cam_on_the_built_grader(core, grade4_scans):
+    from shared.preprocess import preprocess
+
+    images = [s.image_bgr for s in grade4_scans] + [
+        generate_sample(5, i, size=384, grade=i % 5, defect_rate=0.0).image_bgr for i in range(4)
+    ]
+    batch = np.stack([preprocess(im, core.spec) for im in images]).astype(np.float32)
+    logits, want = _gradcam_oracle(core.model, batch)
+    got = core.grade(images, explain=True, keep_cam=True)
+    assert [g.grade for g in got] == list(np.argmax(core.manifest.probabilities(logits), 1))
+    for g, w in zip(got, want, strict=True):
+        assert g.cam is not None and g.cam.shape == w.shape
+        assert np.abs(g.cam - w).max() < 1e-3
+
+
+class _SquaredPoolGrader(ResNetGrader):
+    """A head the closed form does not cover: squared pooled features before the linear layer."""
+
+    def forward_with_features(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        features = torch.flatten(torch.nn.functional.adaptive_avg_pool2d(self.body(x), 1), 1)
+        return self.head(features**2), features
+
+
+def _manifest(size: int) -> Manifest:
+    spec = PreprocessSpec(size=size)
+    return Manifest(
+        name="g",
+        version="1",
+        task="grader",
+        created_at="2026-01-01T00:00:00+00:00",
+        preprocess=spec,
+        preprocess_hash=spec.content_hash(),
+        input_shape=["batch", 3, size, size],
+        labels=[f"grade{i}" for i in range(5)],
+    )
+
+
+def test_head_outside_the_closed_form_falls_back_to_pytorch_grad_cam(grade4_scans):
+    from shared.preprocess import preprocess
+
+    torch.manual_seed(0)
+    net = _SquaredPoolGrader(num_classes=5, widths=(8, 8, 8, 8)).eval()
+    core = GraderCore(net, _manifest(64))
+    try:
+        assert core.runtime == "onnx-cpu"  # plain grades still run on ONNX Runtime
+        assert core.explainer == "pytorch-grad-cam"
+        images = [s.image_bgr for s in grade4_scans[:2]]
+        got = core.grade(images, explain=True, keep_cam=True)
+        target = net.cam_target_layer()
+        assert not target._forward_hooks  # the library's hooks left with its `with` block
+    finally:
+        core.close()
+    batch = np.stack([preprocess(im, core.spec) for im in images]).astype(np.float32)
+    _, want = _gradcam_oracle(net, batch)
+    for g, w in zip(got, want, strict=True):
+        assert g.cam is not None and np.abs(g.cam - w).max() < 1e-4
+
+
+def test_torch_runtime_is_the_pytorch_grad_cam_path_with_hooks_only_while_it_runs(
+    quick_registry, grade4_scans
+):
+    c = load_core(quick_registry, "", "fundus-grader", runtime="torch")
+    assert (c.runtime, c.explainer) == ("torch", "pytorch-grad-cam")
+    target = c.model.cam_target_layer()  # type: ignore[operator]
+    seen: list[int] = []
+    probe = c.model.register_forward_hook(lambda *_: seen.append(len(target._forward_hooks)))
+    c.grade([grade4_scans[0].image_bgr], explain=True)
+    probe.remove()
+    assert seen == [2]  # activation + gradient hooks during the explained forward pass
+    assert not target._forward_hooks  # released right after
+    c.close()
+    assert not c.model._forward_hooks and not c.model._forward_pre_hooks
+
+
+def test_unknown_runtime_is_refused_with_the_choices(quick_registry):
+    with pytest.raises(ValueError, match=r"grader runtime 'tflite' is unknown; choose one of auto"):
+        load_core(quick_registry, "", "fundus-grader", runtime="tflite")
 
 
 def test_cam_mass_concentrates_on_the_lesions_the_generator_drew(core, grade4_scans):
@@ -86,19 +173,6 @@ def test_view_geometry_matches_the_shared_preprocessing(core, grade4_scans):
     expected = resize_for_model(image, core.spec).astype(np.float32)
     mapped = to_model_view(image.astype(np.float32), geo, core.spec.size)
     assert np.abs(mapped - expected).mean() < 6  # same crop; interpolation differs slightly
-
-
-def test_cam_hooks_exist_only_while_an_explanation_runs(quick_registry, grade4_scans):
-    c = load_core(quick_registry, "", "fundus-grader")
-    target = c.model.cam_target_layer()  # type: ignore[operator]
-    seen: list[int] = []
-    probe = c.model.register_forward_hook(lambda *_: seen.append(len(target._forward_hooks)))
-    c.grade([grade4_scans[0].image_bgr], explain=True)
-    probe.remove()
-    assert seen == [2]  # activation + gradient hooks during the explained forward pass
-    assert not target._forward_hooks  # released right after
-    c.close()
-    assert not c.model._forward_hooks and not c.model._forward_pre_hooks
 
 
 def test_corrupt_champion_is_refused_and_the_previous_champion_serves(quick_registry, tmp_path):
