@@ -24,7 +24,7 @@ pseudonymises patient and scan ids; EDGEWARD_MQTT_PASSWORD the broker password.
 
 
 def _run_clinic(args: argparse.Namespace) -> int:
-    from edge.clinic.service import ClinicService
+    from edge.clinic.app import ClinicGateway
     from shared.config import ClinicGatewayConfig, load_config
 
     config = load_config(args.config, ClinicGatewayConfig)
@@ -38,11 +38,11 @@ def _run_clinic(args: argparse.Namespace) -> int:
 
     signal.signal(signal.SIGTERM, _on_signal)
     signal.signal(signal.SIGINT, _on_signal)
-    service = ClinicService(config).start()
+    gateway = ClinicGateway(config).start()
     try:
         stop.wait()
     finally:
-        service.stop()
+        gateway.stop()
     return 0
 
 

@@ -20,7 +20,7 @@ import paho.mqtt.client as paho
 from paho.mqtt.enums import MQTTErrorCode
 from paho.mqtt.reasoncodes import ReasonCode
 
-from edge.clinic.outbox import EVENTS, Outbox, OutboxItem
+from edge.outbox import EVENTS, Outbox, OutboxItem
 from shared import topics
 from shared.config.base import MqttSettings
 from shared.messages import GatewayStatus, Message

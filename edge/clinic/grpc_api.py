@@ -5,30 +5,27 @@ from __future__ import annotations
 import json
 import logging
 from concurrent import futures
-from typing import TYPE_CHECKING
 
 import grpc
 
-from edge.clinic.service import ConflictError, SubmissionError
+from edge.clinic.ports import ConflictError, ScanIntake, ScanReader, SubmissionError
 from shared.errors import EdgewardError
 from shared.proto import edgeward_pb2 as pb
 from shared.proto import edgeward_pb2_grpc as pb_grpc
-
-if TYPE_CHECKING:
-    from edge.clinic.service import ClinicService
 
 log = logging.getLogger(__name__)
 
 
 class ClinicGatewayServicer(pb_grpc.ClinicGatewayServicer):
-    def __init__(self, service: ClinicService) -> None:
-        self.service = service
+    def __init__(self, intake: ScanIntake, reader: ScanReader) -> None:
+        self.intake = intake
+        self.reader = reader
 
     def Submit(  # noqa: N802 (gRPC method name)
         self, request: pb.ScanUpload, context: grpc.ServicerContext
     ) -> pb.ScanReceipt:
         try:
-            sub = self.service.submit(
+            sub = self.intake.submit(
                 request.image,
                 source="grpc",
                 content_type=request.content_type or None,
@@ -51,7 +48,7 @@ class ClinicGatewayServicer(pb_grpc.ClinicGatewayServicer):
     def GetScan(  # noqa: N802
         self, request: pb.ScanQuery, context: grpc.ServicerContext
     ) -> pb.ScanStatus:
-        status = self.service.scan_status(request.scan_id)
+        status = self.reader.scan_status(request.scan_id)
         if status is None:
             context.abort(
                 grpc.StatusCode.NOT_FOUND, f"no scan with id {request.scan_id!r} on this gateway"
@@ -75,14 +72,16 @@ class _GrpcServer:
         self.server.stop(grace=2).wait(5)
 
 
-def serve_grpc(service: ClinicService, host: str, port: int) -> tuple[_GrpcServer, int]:
+def serve_grpc(
+    intake: ScanIntake, reader: ScanReader, host: str, port: int
+) -> tuple[_GrpcServer, int]:
     # Room for the largest accepted upload plus the envelope; bigger ones get RESOURCE_EXHAUSTED.
-    size = service.config.limits.max_upload_bytes + 1024 * 1024
+    size = intake.max_upload_bytes + 1024 * 1024
     server = grpc.server(
         futures.ThreadPoolExecutor(max_workers=4, thread_name_prefix="clinic-grpc"),
         options=[("grpc.max_receive_message_length", size)],
     )
-    pb_grpc.add_ClinicGatewayServicer_to_server(ClinicGatewayServicer(service), server)
+    pb_grpc.add_ClinicGatewayServicer_to_server(ClinicGatewayServicer(intake, reader), server)
     try:
         bound = server.add_insecure_port(f"{host}:{port}")
     except RuntimeError as exc:

@@ -8,12 +8,15 @@ import socket
 import threading
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from edge.clinic.service import ConflictError, SubmissionError
-
-if TYPE_CHECKING:
-    from edge.clinic.service import ClinicService
+from edge.clinic.ports import (
+    ConflictError,
+    GatewayHealth,
+    ScanIntake,
+    ScanReader,
+    SubmissionError,
+)
 
 log = logging.getLogger(__name__)
 
@@ -51,22 +54,23 @@ class _Handler(BaseHTTPRequestHandler):
         self._json(status, {"error": status.phrase, "detail": message})
 
     def do_GET(self) -> None:
-        service = self.server.service
+        reader = self.server.reader
         path = self.path.split("?", 1)[0].rstrip("/")
         if path == "/healthz":
-            self._json(HTTPStatus.OK, service.health())
+            self._json(HTTPStatus.OK, self.server.gateway.health())
         elif path == "/metrics":
-            self._send(HTTPStatus.OK, service.metrics.render(), service.metrics.content_type)
+            page, content_type = self.server.gateway.metrics_page()
+            self._send(HTTPStatus.OK, page, content_type)
         elif path.startswith("/scans/") and path.endswith("/heatmap.png"):
             scan_id = path[len("/scans/") : -len("/heatmap.png")]
-            png = service.heatmap(scan_id)
+            png = reader.heatmap(scan_id)
             if png is None:
                 self._error(HTTPStatus.NOT_FOUND, f"scan {scan_id!r} has no cloud heatmap (yet)")
             else:
                 self._send(HTTPStatus.OK, png, "image/png")
         elif path.startswith("/scans/") and path.count("/") == 2:
             scan_id = path[len("/scans/") :]
-            status = service.scan_status(scan_id)
+            status = reader.scan_status(scan_id)
             if status is None:
                 self._error(HTTPStatus.NOT_FOUND, f"no scan with id {scan_id!r} on this gateway")
             else:
@@ -80,7 +84,7 @@ class _Handler(BaseHTTPRequestHandler):
             self.close_connection = True
             self._error(HTTPStatus.NOT_FOUND, f"POST to {path!r}: upload scans to /scans")
             return
-        service = self.server.service
+        intake = self.server.intake
         length_header = self.headers.get("Content-Length")
         if length_header is None or not length_header.isdigit():
             self.close_connection = True
@@ -90,7 +94,7 @@ class _Handler(BaseHTTPRequestHandler):
             )
             return
         length = int(length_header)
-        limit = service.config.limits.max_upload_bytes
+        limit = intake.max_upload_bytes
         if length > limit:
             self.close_connection = True  # the unread body must not be parsed as a request
             self._error(
@@ -120,7 +124,7 @@ class _Handler(BaseHTTPRequestHandler):
             elif lower.startswith(META_PREFIX) and len(lower) > len(META_PREFIX):
                 metadata[lower[len(META_PREFIX) :]] = value
         try:
-            sub = service.submit(
+            sub = intake.submit(
                 data,
                 source="http",
                 content_type=self.headers.get("Content-Type"),
@@ -151,9 +155,17 @@ class _Server(ThreadingHTTPServer):
     daemon_threads = True
     allow_reuse_address = True
 
-    def __init__(self, address: tuple[str, int], service: ClinicService) -> None:
+    def __init__(
+        self,
+        address: tuple[str, int],
+        intake: ScanIntake,
+        reader: ScanReader,
+        gateway: GatewayHealth,
+    ) -> None:
         super().__init__(address, _Handler)
-        self.service = service
+        self.intake = intake
+        self.reader = reader
+        self.gateway = gateway
         self._thread = threading.Thread(target=self.serve_forever, name="clinic-http", daemon=True)
 
     def start(self) -> None:
@@ -164,9 +176,11 @@ class _Server(ThreadingHTTPServer):
         self.server_close()
 
 
-def serve_http(service: ClinicService, host: str, port: int) -> _Server:
+def serve_http(
+    intake: ScanIntake, reader: ScanReader, gateway: GatewayHealth, host: str, port: int
+) -> _Server:
     try:
-        server = _Server((host, port), service)
+        server = _Server((host, port), intake, reader, gateway)
     except OSError as exc:
         raise SubmissionError(
             f"upload API cannot listen on {host}:{port} ({exc.strerror}); pick a free http.port"

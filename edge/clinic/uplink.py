@@ -16,7 +16,7 @@ from collections.abc import Callable
 
 import grpc
 
-from edge.clinic.outbox import CLOUD, Outbox, OutboxItem
+from edge.outbox import CLOUD, Outbox, OutboxItem
 from shared.config.clinic import CloudUplink as CloudSettings
 from shared.proto import edgeward_pb2 as pb
 from shared.proto import edgeward_pb2_grpc as pb_grpc

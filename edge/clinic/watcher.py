@@ -15,7 +15,7 @@ import mimetypes
 import threading
 from pathlib import Path
 
-from edge.clinic.service import ClinicService, SubmissionError
+from edge.clinic.ports import RecordLookup, ScanIntake, SubmissionError
 from edge.clinic.store import JUDGED, ScanRecord
 
 log = logging.getLogger(__name__)
@@ -35,8 +35,13 @@ def file_scan_id(data: bytes) -> str:
 
 
 class FolderWatcher:
-    def __init__(self, service: ClinicService, folder: Path, poll_s: float) -> None:
-        self.service = service
+    """Call `judged` with each judged scan (the app hooks it to judging): its file moves then."""
+
+    def __init__(
+        self, intake: ScanIntake, records: RecordLookup, folder: Path, poll_s: float
+    ) -> None:
+        self.intake = intake
+        self.records = records
         self.folder = folder
         self.poll_s = poll_s
         self._seen: dict[Path, tuple[int, int]] = {}  # path -> (size, mtime_ns) at the last look
@@ -47,7 +52,6 @@ class FolderWatcher:
         self._thread = threading.Thread(target=self._run, name="clinic-watch", daemon=True)
         for sub in ("", DONE, FAILED):
             (folder / sub).mkdir(parents=True, exist_ok=True)
-        service.on_judged(self._judged)
 
     def start(self) -> None:
         self._thread.start()
@@ -87,7 +91,7 @@ class FolderWatcher:
             self._take(path)
 
     def _take(self, path: Path) -> None:
-        limit = self.service.config.limits.max_upload_bytes
+        limit = self.intake.max_upload_bytes
         try:
             size = path.stat().st_size
             if size > limit:
@@ -106,7 +110,7 @@ class FolderWatcher:
         with self._lock:
             self._waiting.setdefault(scan_id, set()).add(path)
         try:
-            sub = self.service.submit(
+            sub = self.intake.submit(
                 data,
                 source="watch",
                 content_type=CONTENT_TYPES.get(path.suffix.lower())
@@ -122,11 +126,11 @@ class FolderWatcher:
             return
         log.info("%s: %s as scan %s", path.name, sub.receipt, scan_id)
         if sub.receipt == "duplicate":
-            record = self.service.store.get(scan_id)
+            record = self.records.get(scan_id)
             if record is not None and record.state == JUDGED:
-                self._judged(record)
+                self.judged(record)
 
-    def _judged(self, record: ScanRecord) -> None:
+    def judged(self, record: ScanRecord) -> None:
         with self._lock:
             paths = self._waiting.pop(record.scan_id, set())
         if record.source_path and record.source == "watch":

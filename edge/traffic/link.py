@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import collections
 import logging
-import sqlite3
 import threading
 from collections.abc import Callable
 from pathlib import Path
@@ -16,6 +15,7 @@ from typing import Any
 
 import paho.mqtt.client as paho
 
+from edge.outbox import TopicOutbox
 from shared import topics
 from shared.config.base import MqttSettings
 from shared.messages.base import Message
@@ -23,47 +23,6 @@ from shared.messages.status import GatewayStatus
 from shared.mqtt import QOS, connect, make_client
 
 log = logging.getLogger(__name__)
-
-
-class Outbox:
-    """A FIFO of (topic, payload, retain) on disk."""
-
-    def __init__(self, path: Path) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        self._db = sqlite3.connect(str(path), check_same_thread=False, isolation_level=None)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute(
-            "CREATE TABLE IF NOT EXISTS outbox (seq INTEGER PRIMARY KEY AUTOINCREMENT, "
-            "topic TEXT NOT NULL, payload BLOB NOT NULL, retain INTEGER NOT NULL)"
-        )
-        self._lock = threading.Lock()
-
-    def put(self, topic: str, payload: bytes, retain: bool) -> int:
-        with self._lock:
-            cur = self._db.execute(
-                "INSERT INTO outbox (topic, payload, retain) VALUES (?, ?, ?)",
-                (topic, payload, int(retain)),
-            )
-            return int(cur.lastrowid or 0)
-
-    def pending(self, after: int = 0) -> list[tuple[int, str, bytes, bool]]:
-        with self._lock:
-            rows = self._db.execute(
-                "SELECT seq, topic, payload, retain FROM outbox WHERE seq > ? ORDER BY seq",
-                (after,),
-            ).fetchall()
-        return [(int(s), str(t), bytes(p), bool(r)) for s, t, p, r in rows]
-
-    def remove(self, seq: int) -> None:
-        with self._lock:
-            self._db.execute("DELETE FROM outbox WHERE seq = ?", (seq,))
-
-    def depth(self) -> int:
-        with self._lock:
-            return int(self._db.execute("SELECT COUNT(*) FROM outbox").fetchone()[0])
-
-    def close(self) -> None:
-        self._db.close()
 
 
 class TrafficLink:
@@ -77,7 +36,7 @@ class TrafficLink:
         on_plan: Callable[[bytes], None],
     ) -> None:
         self.junction_id = junction_id
-        self.outbox = Outbox(outbox_path)
+        self.outbox = TopicOutbox.open(outbox_path)
         self._on_plan = on_plan
         self._settings = settings
         self.status_topic = topics.gateway_status("traffic", junction_id)

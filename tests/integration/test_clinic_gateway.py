@@ -13,10 +13,11 @@ import grpc
 import httpx
 import pytest
 
-from edge.clinic.outbox import CLOUD, EVENTS
+from edge.clinic.app import ClinicGateway
+from edge.clinic.judging import RULES_MODEL
 from edge.clinic.pipeline import ClinicPipeline
 from edge.clinic.pseudonym import Pseudonymiser
-from edge.clinic.service import RULES_MODEL, ClinicService
+from edge.outbox import CLOUD, EVENTS
 from shared import topics
 from shared.broker import MosquittoBroker
 from shared.config import ClinicGatewayConfig, MqttSettings
@@ -33,7 +34,7 @@ pytestmark = pytest.mark.mqtt
 
 SITE_KEY = b"test-site-secret"
 REPO = Path(__file__).resolve().parents[2]
-Gateway = Callable[..., ClinicService]
+Gateway = Callable[..., ClinicGateway]
 
 
 @pytest.fixture
@@ -67,14 +68,14 @@ def gateway(
     """Gateways on this test's broker and cloud; `real=True` judges with C1's pipeline and the
     quick models, otherwise a stand-in that calls every readable image gradable (the quick
     quality net rejects every scan, so uplink tests need the stand-in to have work to send)."""
-    started: list[ClinicService] = []
+    started: list[ClinicGateway] = []
 
-    def make(start: bool = True, real: bool = False, **extra: Any) -> ClinicService:
+    def make(start: bool = True, real: bool = False, **extra: Any) -> ClinicGateway:
         if real:
             extra["registry_dir"] = request.getfixturevalue("quick_registry")
         config = _config(tmp_path, broker, cloud, **extra)
         pipeline = ClinicPipeline(config) if real else StandInPipeline()
-        service = ClinicService(config, pipeline, site_key=SITE_KEY)
+        service = ClinicGateway(config, pipeline, site_key=SITE_KEY)
         started.append(service)
         return service.start() if start else service
 
@@ -84,7 +85,7 @@ def gateway(
             service.stop()
 
 
-def _http(service: ClinicService) -> httpx.Client:
+def _http(service: ClinicGateway) -> httpx.Client:
     return httpx.Client(base_url=f"http://127.0.0.1:{service.http_port}", timeout=10)
 
 
@@ -103,7 +104,7 @@ def _judged(client: httpx.Client, scan_id: str) -> Callable[[], bool]:
     return lambda: _scan(client, scan_id)["verdict"] != "pending"
 
 
-def _rows(service: ClinicService, sql: str, *params: object) -> list[tuple[Any, ...]]:
+def _rows(service: ClinicGateway, sql: str, *params: object) -> list[tuple[Any, ...]]:
     """Read the gateway database from outside, as another process would."""
     with sqlite3.connect(Path(service.config.data_dir) / "gateway.db") as conn:
         return conn.execute(sql, params).fetchall()
@@ -217,7 +218,7 @@ def test_bad_uploads_get_reasons_and_the_next_good_scan_is_served(gateway):
 def test_watched_folder_takes_files_only_once_they_hold_still(gateway, tmp_path):
     inbox = tmp_path / "inbox"
     service = gateway(real=True, watch_dir=inbox, watch_poll_s=60)
-    watcher = next(s for s in service._servers if hasattr(s, "look"))
+    watcher = next(s for s in service.adapters if hasattr(s, "look"))
     image = fundus_jpeg(8)
     scan = inbox / "scan.jpg"
     scan.write_bytes(image[:500])
@@ -365,7 +366,9 @@ def test_gateway_restart_resumes_unjudged_scans_and_outbox_work(gateway, cloud, 
     first.stop()
     # Recorded but never judged: a gateway that stopped right after answering 202.
     unstarted = gateway(start=False)
-    recorded = unstarted.submit(sample_jpeg(60), source="http", content_type="image/jpeg").scan_id
+    recorded = unstarted.intake.submit(
+        sample_jpeg(60), source="http", content_type="image/jpeg"
+    ).scan_id
     unstarted.db.close()
     cloud.start()
     broker.start()
@@ -441,7 +444,7 @@ def test_metrics_expose_stage_latency_verdicts_and_outbox_depth(gateway):
 
 
 def test_gateway_logs_in_with_the_password_from_the_environment(tmp_path, auth_broker, monkeypatch):
-    def start(password: str) -> ClinicService:
+    def start(password: str) -> ClinicGateway:
         monkeypatch.setenv("EDGEWARD_MQTT_PASSWORD", password)
         config = ClinicGatewayConfig(
             site_id="clinic-auth",
@@ -450,7 +453,7 @@ def test_gateway_logs_in_with_the_password_from_the_environment(tmp_path, auth_b
             http={"host": "127.0.0.1", "port": 0},
             mqtt={"host": auth_broker.host, "port": auth_broker.port, "username": "edge"},
         )
-        return ClinicService(config, StandInPipeline(), site_key=SITE_KEY).start()
+        return ClinicGateway(config, StandInPipeline(), site_key=SITE_KEY).start()
 
     good, bad = start("s3cret"), start("wrong")
     try:

@@ -8,12 +8,13 @@ from typing import Any
 import pytest
 
 from edge.clinic.database import Database
-from edge.clinic.outbox import CLOUD, EVENTS, Outbox
+from edge.clinic.intake import normalise_metadata
+from edge.clinic.ports import SubmissionError
 from edge.clinic.pseudonym import Pseudonymiser
-from edge.clinic.service import SubmissionError, normalise_metadata
 from edge.clinic.store import ScanStore
 from edge.clinic.uplink import backoff_delay
 from edge.clinic.watcher import file_scan_id, is_temporary
+from edge.outbox import CLOUD, EVENTS, Outbox
 from shared.config.clinic import CloudUplink
 from shared.errors import ConfigError
 

@@ -7,29 +7,12 @@ wherever its models are available.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
 
 import cv2
 import numpy as np
 
+from edge.clinic.outcome import ScanOutcome
 from shared.verdicts import Verdict
-
-
-@dataclass
-class StandInOutcome:
-    verdict: Verdict
-    reasons: list[str]
-    codes: list[str]
-    confidence: float
-    timings_ms: dict[str, float]
-    model_versions: dict[str, str] = field(default_factory=dict)
-    gradable: bool = False
-    flags: list[str] = field(default_factory=list)
-    laterality: str | None = None
-    patient_id: str | None = None
-    referable_probability: float | None = None
-    upload_bytes: bytes | None = None
-    upload_content_type: str | None = None
 
 
 class StandInPipeline:
@@ -39,13 +22,13 @@ class StandInPipeline:
         filename: str | None = None,
         content_type: str | None = None,
         metadata: dict[str, str] | None = None,
-    ) -> StandInOutcome:
+    ) -> ScanOutcome:
         meta = metadata or {}
         t0 = time.perf_counter()
         image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR) if data else None
         ms = {"decode": (time.perf_counter() - t0) * 1000, "validate": 0.1, "quality": 0.1}
         if image is None:
-            return StandInOutcome(
+            return ScanOutcome(
                 Verdict.REJECTED,
                 [f"scan {meta.get('scan_id')}: not a readable image; send a JPEG, PNG or DICOM"],
                 ["undecodable"],
@@ -56,7 +39,7 @@ class StandInPipeline:
         ms["triage"] = 0.1
         ms["total"] = sum(ms.values())
         _ok, jpeg = cv2.imencode(".jpg", image)
-        return StandInOutcome(
+        return ScanOutcome(
             Verdict.REFER,
             ["signs of referable disease"],
             ["referable"],
@@ -70,6 +53,9 @@ class StandInPipeline:
             upload_bytes=jpeg.tobytes(),
             upload_content_type="image/jpeg",
         )
+
+    def close(self) -> None:
+        """Nothing to release: the stand-in loads no model."""
 
 
 def sample_jpeg(index: int, side: int = 320) -> bytes:

@@ -1,0 +1,238 @@
+"""The clinic gateway's one composition root: build the parts, hand each adapter what it needs.
+
+Order of work for one scan: intake records it (bytes included) -> judging runs the pipeline
+-> verdict, cloud outbox row and MQTT event commit in one transaction -> uplink and event
+publisher drain their outboxes -> results take the cloud's answer. A restart resumes every
+stage from the database. No part imports this module.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import threading
+import time
+from pathlib import Path
+from typing import Any, Protocol
+
+from edge.clinic.database import Database
+from edge.clinic.events import EventPublisher
+from edge.clinic.intake import Intake
+from edge.clinic.judging import Judging, Pipeline, prediction_log_path
+from edge.clinic.metrics import GatewayMetrics
+from edge.clinic.outcome import ScanOutcome
+from edge.clinic.pseudonym import Pseudonymiser
+from edge.clinic.results import Results
+from edge.clinic.store import ScanStore
+from edge.clinic.uplink import CloudUplink
+from edge.outbox import CLOUD, EVENTS, Outbox
+from shared.config.base import secret_from_env
+from shared.config.clinic import ClinicGatewayConfig
+from shared.errors import EdgewardError
+from shared.monitoring.prediction_log import PredictionLog
+
+log = logging.getLogger(__name__)
+
+
+class Stoppable(Protocol):
+    def stop(self) -> None: ...
+
+
+class PipelineSlot:
+    """The real pipeline, loaded at `start()`: building the parts must not load models."""
+
+    def __init__(self, config: ClinicGatewayConfig) -> None:
+        self.config = config
+        self.loaded: Pipeline | None = None
+        self._lock = threading.Lock()
+
+    def _build(self) -> Pipeline:
+        try:
+            from edge.clinic.pipeline import ClinicPipeline
+        except ImportError as exc:
+            raise EdgewardError(f"clinic pipeline unavailable: {exc}") from exc
+        return ClinicPipeline(self.config)
+
+    def load(self) -> None:
+        self.loaded = self._build()
+
+    def process(
+        self,
+        data: bytes,
+        filename: str | None = None,
+        content_type: str | None = None,
+        metadata: dict[str, str] | None = None,
+    ) -> ScanOutcome:
+        with self._lock:
+            if self.loaded is None:
+                raise EdgewardError("clinic pipeline used before the gateway started")
+            return self.loaded.process(data, filename, content_type, metadata)
+
+    def close(self) -> None:
+        with self._lock:
+            if self.loaded is not None:
+                self.loaded.close()
+
+
+class ClinicGateway:
+    """One gateway in this process: `start()` opens its sockets, `stop()` closes everything."""
+
+    def __init__(
+        self,
+        config: ClinicGatewayConfig,
+        pipeline: Pipeline | None = None,
+        site_key: bytes | None = None,
+    ) -> None:
+        self.config = config
+        key = site_key or secret_from_env(
+            config.site_key_env, "pseudonymising patient ids before upload"
+        )
+        data_dir = Path(config.data_dir)
+        self.pseudonyms = Pseudonymiser(key)
+        self.db = Database(data_dir / "gateway.db")
+        # Every edge verdict, for drift checks on the gateway itself (keyed like the pseudonyms).
+        self.predictions = PredictionLog(prediction_log_path(data_dir), key)
+        self.store = ScanStore(self.db)
+        self.outbox = Outbox(self.db)
+        self.metrics = GatewayMetrics()
+        self.metrics.watch_depth(CLOUD, lambda: self.outbox.depth(CLOUD))
+        self.metrics.watch_depth(EVENTS, lambda: self.outbox.depth(EVENTS))
+        self.events = EventPublisher(
+            config.mqtt,
+            self.outbox,
+            site_id=config.site_id,
+            gateway_id=config.gateway_id,
+            status=self._status,
+        )
+        self.results = Results(
+            db=self.db,
+            store=self.store,
+            events=self.events,
+            metrics=self.metrics,
+            site_id=config.site_id,
+            gateway_id=config.gateway_id,
+        )
+        self.uplink = CloudUplink(
+            config.cloud, self.outbox, self.results.cloud_result, self.results.cloud_rejected
+        )
+        self._slot: PipelineSlot | None = None
+        if pipeline is None:
+            pipeline = self._slot = PipelineSlot(config)
+        self.judging = Judging(
+            config=config,
+            pipeline=pipeline,
+            db=self.db,
+            store=self.store,
+            pseudonyms=self.pseudonyms,
+            events=self.events,
+            metrics=self.metrics,
+            predictions=self.predictions,
+            cloud_notify=self.uplink.notify,
+        )
+        self.intake = Intake(
+            self.store,
+            self.pseudonyms,
+            self.metrics,
+            config.limits.max_upload_bytes,
+            self.judging.put,
+        )
+        self.adapters: list[Stoppable] = []
+        self.http_port: int | None = None
+        self.grpc_port: int | None = None
+        self.started = False
+
+    # -- lifecycle -------------------------------------------------------------------------------
+
+    def start(self, serve: bool = True) -> ClinicGateway:
+        """Load the models, resume unfinished work, then open the ingest paths."""
+        if self._slot is not None and self._slot.loaded is None:
+            self._slot.load()
+        self.judging.start()
+        self.uplink.start()
+        self.events.start()
+        if serve:
+            from edge.clinic.grpc_api import serve_grpc
+            from edge.clinic.http_api import serve_http
+
+            http = serve_http(
+                self.intake, self.results, self, self.config.http.host, self.config.http.port
+            )
+            self.http_port = http.server_port
+            grpc_server, self.grpc_port = serve_grpc(
+                self.intake, self.results, self.config.http.host, self.config.grpc_port
+            )
+            self.adapters += [http, grpc_server]
+        if self.config.watch_dir is not None:
+            from edge.clinic.watcher import FolderWatcher
+
+            watcher = FolderWatcher(
+                self.intake, self.store, Path(self.config.watch_dir), self.config.watch_poll_s
+            )
+            self.judging.on_judged(watcher.judged)
+            watcher.start()
+            self.adapters.append(watcher)
+        self.started = True
+        self._write_ports()
+        log.info(
+            "clinic gateway %s/%s ready: http port %s, grpc port %s, watching %s",
+            self.config.site_id,
+            self.config.gateway_id,
+            self.http_port,
+            self.grpc_port,
+            self.config.watch_dir or "no folder",
+        )
+        return self
+
+    def _write_ports(self) -> None:
+        info = {
+            "pid": os.getpid(),
+            "http_port": self.http_port,
+            "grpc_port": self.grpc_port,
+            "started_at": time.time(),
+        }
+        path = Path(self.config.data_dir) / "gateway.json"
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(info))
+        tmp.replace(path)
+
+    def stop(self) -> None:
+        for adapter in reversed(self.adapters):
+            adapter.stop()
+        self.adapters.clear()
+        self.judging.stop()
+        self.judging.pipeline.close()
+        self.uplink.stop()
+        self.events.stop()
+        self.db.close()
+        self.predictions.close()
+        self.started = False
+
+    def __enter__(self) -> ClinicGateway:
+        return self.start() if not self.started else self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    # -- health ----------------------------------------------------------------------------------
+
+    def _status(self) -> tuple[str, int, str]:
+        depth = self.outbox.depth(CLOUD)
+        if not self.uplink.healthy:
+            return "degraded", depth, f"cloud unreachable: {self.uplink.last_error}"[:200]
+        return "online", depth, ""
+
+    def health(self) -> dict[str, Any]:
+        degraded = not (self.events.connected and self.uplink.healthy)
+        return {
+            "status": "degraded" if degraded else "ok",
+            "site_id": self.config.site_id,
+            "gateway_id": self.config.gateway_id,
+            "broker_connected": self.events.connected,
+            "cloud_healthy": self.uplink.healthy,
+            "outbox": {CLOUD: self.outbox.depth(CLOUD), EVENTS: self.outbox.depth(EVENTS)},
+            "scans": self.store.counts(),
+        }
+
+    def metrics_page(self) -> tuple[bytes, str]:
+        return self.metrics.render(), self.metrics.content_type

@@ -1,0 +1,111 @@
+"""Results: the cloud grader's answers as they come back, and the read side of every scan."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from google.protobuf.json_format import MessageToDict
+
+from edge.clinic import verdict as rules
+from edge.clinic.database import Database
+from edge.clinic.events import EventPublisher
+from edge.clinic.metrics import GatewayMetrics
+from edge.clinic.store import ScanStore
+from edge.outbox import Outbox, OutboxItem
+from shared.messages import ScanVerdictEvent
+from shared.proto import edgeward_pb2 as pb
+
+log = logging.getLogger(__name__)
+
+
+def cloud_result_dict(result: pb.GradeResult) -> dict[str, Any]:
+    """The cloud's result as JSON, without the heatmap bytes (served on their own URL)."""
+    light = pb.GradeResult()
+    light.CopyFrom(result)
+    light.ClearField("heatmap_png")
+    return MessageToDict(light, preserving_proto_field_name=True)
+
+
+class Results:
+    """`cloud_result`/`cloud_rejected` are the uplink's callbacks; the rest answers readers."""
+
+    def __init__(
+        self,
+        *,
+        db: Database,
+        store: ScanStore,
+        events: EventPublisher,
+        metrics: GatewayMetrics,
+        site_id: str,
+        gateway_id: str,
+    ) -> None:
+        self.db = db
+        self.store = store
+        self.events = events
+        self.metrics = metrics
+        self.site_id = site_id
+        self.gateway_id = gateway_id
+
+    # -- the cloud's answers (uplink thread) ------------------------------------------------------
+
+    def cloud_result(self, item: OutboxItem, result: pb.GradeResult) -> None:
+        scan_id = str(item.meta["scan_id"])
+        record = self.store.get(scan_id)
+        verdict = rules.cloud_verdict(result.verdict, result.needs_review)
+        event = ScanVerdictEvent(
+            sender=self.gateway_id,
+            scan_id=result.scan_id or (record.cloud_id if record else scan_id),
+            site_id=self.site_id,
+            verdict=verdict,
+            reasons=[result.review_reason] if result.review_reason else [],
+            confidence=rules.unit(float(result.confidence)),
+            source="cloud",
+            model_versions={"grader": result.model_version} if result.model_version else {},
+        )
+        with self.db.transaction() as conn:
+            ScanStore.set_cloud(conn, scan_id, "graded", result.SerializeToString())
+            Outbox.settle(conn, item)
+            self.events.put(conn, event)
+        self.metrics.cloud_calls.labels(result="graded").inc()
+        self.events.notify()
+        log.info("scan %s: cloud says %s (p=%.2f)", scan_id, verdict, result.referable_probability)
+
+    def cloud_rejected(self, item: OutboxItem, message: str) -> None:
+        scan_id = str(item.meta["scan_id"])
+        with self.db.transaction() as conn:
+            ScanStore.set_cloud(conn, scan_id, "rejected", None, message)
+            Outbox.settle(conn, item, "rejected", message)
+        self.metrics.cloud_calls.labels(result="rejected").inc()
+
+    # -- the read side ---------------------------------------------------------------------------
+
+    def scan_status(self, scan_id: str) -> dict[str, Any] | None:
+        """What `GET /scans/{id}` answers: the edge verdict, then the cloud's."""
+        record = self.store.get(scan_id)
+        if record is None:
+            return None
+        out: dict[str, Any] = {
+            "scan_id": record.scan_id,
+            "state": record.state,
+            "verdict": record.verdict or "pending",
+            "received_at": record.received_at,
+        }
+        out.update({k: v for k, v in record.outcome.items() if k != "verdict"})
+        cloud: dict[str, Any] = {"state": record.cloud_state}
+        if record.cloud_detail:
+            cloud["detail"] = record.cloud_detail
+        if record.cloud_result:
+            result = pb.GradeResult.FromString(record.cloud_result)
+            cloud["result"] = cloud_result_dict(result)
+            cloud["heatmap_url"] = (
+                f"/scans/{record.scan_id}/heatmap.png" if result.heatmap_png else None
+            )
+        out["cloud"] = cloud
+        return out
+
+    def heatmap(self, scan_id: str) -> bytes | None:
+        record = self.store.get(scan_id)
+        if record is None or not record.cloud_result:
+            return None
+        return pb.GradeResult.FromString(record.cloud_result).heatmap_png or None
