@@ -9,13 +9,14 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | sha256sum | cut -c1-12)
 SOURCES := shared edge cloud models sim benchmarks tests
 
-.PHONY: demo test test-unit lint typecheck setup mosquitto models proto clean help
+.PHONY: demo test test-unit lint typecheck setup mosquitto models proto clean help mutation
 
 help:
 	@echo "make demo       set up and run the whole system end to end"
 	@echo "make test       set up and run lint, type checks and the full test suite"
 	@echo "make test-unit  only the fast tests (no broker, Ray or SUMO)"
 	@echo "make models     build the models into ./registry if not built yet"
+	@echo "make mutation   mutation score of the safety cores (not a CI gate; ~10-20 min)"
 
 setup: $(STAMP) mosquitto
 
@@ -57,6 +58,9 @@ test: setup lint typecheck
 
 test-unit: setup
 	$(BIN)/python -m pytest -m "not mqtt and not ray and not sumo and not e2e and not gpu"
+
+mutation: $(STAMP)
+	$(BIN)/edgeward bench mutation
 
 proto: $(STAMP)
 	$(BIN)/python -m shared.proto.generate

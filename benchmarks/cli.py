@@ -216,3 +216,14 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         "--sizes", type=positive_int, action="append", help="junction count (repeatable)"
     )
     t.set_defaults(handler=_traffic)
+
+    from benchmarks import mutation
+
+    mu = cmds.add_parser(
+        "mutation",
+        help=mutation.SUMMARY,
+        description=mutation.__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    mutation.add_arguments(mu)
+    mu.set_defaults(handler=mutation.run_from_args)
