@@ -14,7 +14,7 @@ import os
 import threading
 import time
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from edge.clinic.database import Database
 from edge.clinic.events import EventPublisher
@@ -32,6 +32,9 @@ from shared.config.clinic import ClinicGatewayConfig
 from shared.errors import EdgewardError
 from shared.monitoring.prediction_log import PredictionLog
 
+if TYPE_CHECKING:
+    from edge.clinic.model_update import ModelUpdater
+
 log = logging.getLogger(__name__)
 
 
@@ -40,7 +43,10 @@ class Stoppable(Protocol):
 
 
 class PipelineSlot:
-    """The real pipeline, loaded at `start()`: building the parts must not load models."""
+    """The real pipeline, loaded at `start()` and swapped whole when a model update lands.
+
+    A scan is judged by one pipeline from start to end: a swap waits for the scan in hand.
+    """
 
     def __init__(self, config: ClinicGatewayConfig) -> None:
         self.config = config
@@ -56,6 +62,13 @@ class PipelineSlot:
 
     def load(self) -> None:
         self.loaded = self._build()
+
+    def reload(self) -> None:
+        fresh = self._build()  # models load outside the lock: judging goes on meanwhile
+        with self._lock:
+            old, self.loaded = self.loaded, fresh
+        if old is not None:
+            old.close()
 
     def process(
         self,
@@ -138,6 +151,7 @@ class ClinicGateway:
             self.judging.put,
         )
         self.adapters: list[Stoppable] = []
+        self.updater: ModelUpdater | None = None
         self.http_port: int | None = None
         self.grpc_port: int | None = None
         self.started = False
@@ -172,6 +186,8 @@ class ClinicGateway:
             self.judging.on_judged(watcher.judged)
             watcher.start()
             self.adapters.append(watcher)
+        if self.config.model_updates:
+            self._start_model_updates()
         self.started = True
         self._write_ports()
         log.info(
@@ -183,6 +199,32 @@ class ClinicGateway:
             self.config.watch_dir or "no folder",
         )
         return self
+
+    def _start_model_updates(self) -> None:
+        """Listen for verified model updates; each one that lands reloads the pipeline."""
+        from edge.clinic.model_update import ModelUpdater
+        from shared.registry import Registry
+
+        updater = ModelUpdater(
+            Registry(self.config.registry_dir),
+            self.config.gateway_id,
+            self.config.mqtt,
+            on_swap=self._model_swapped,
+        )
+        updater.start()
+        self.updater = updater
+        self.adapters.append(updater)
+
+    def _model_swapped(self, name: str) -> None:
+        if name not in (self.config.quality_model, self.config.triage_model):
+            log.info("model update for %s: not a model this gateway judges with", name)
+        elif self._slot is None:
+            log.warning(
+                "model update for %s: this gateway was given its pipeline; restart it", name
+            )
+        else:
+            self._slot.reload()
+            log.info("model update for %s: pipeline reloaded", name)
 
     def _write_ports(self) -> None:
         info = {

@@ -58,6 +58,12 @@ class ClinicGatewayConfig(StrictModel):
     limits: ClinicLimits = Field(default_factory=ClinicLimits)
     cloud: CloudUplink = Field(default_factory=CloudUplink)
     mqtt: MqttSettings = Field(default_factory=MqttSettings)
+    model_updates: bool = Field(
+        False,
+        description="apply the model updates the cloud publishes for this gateway over MQTT "
+        "(each verified before the swap: checksum, signature, trial run) and reload the "
+        "pipeline; off by default",
+    )
     site_key_env: str = Field(
         "EDGEWARD_SITE_KEY",
         pattern=r"^[A-Z_][A-Z0-9_]*$",

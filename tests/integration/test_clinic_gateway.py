@@ -21,7 +21,7 @@ from edge.outbox import CLOUD, EVENTS
 from shared import topics
 from shared.broker import MosquittoBroker
 from shared.config import ClinicGatewayConfig, MqttSettings
-from shared.messages import GatewayStatus, ScanVerdictEvent, decode
+from shared.messages import GatewayStatus, ModelUpdate, ModelUpdateAck, ScanVerdictEvent, decode
 from shared.monitoring.prediction_log import PredictionLog, pseudonymise
 from shared.proto import edgeward_pb2 as pb
 from shared.proto import edgeward_pb2_grpc as pb_grpc
@@ -518,3 +518,34 @@ def test_every_edge_verdict_is_logged_pseudonymised_and_the_monitor_reports_on_i
     assert done.returncode == 0, done.stderr
     assert "fundus-quality: " in done.stdout and "over the last 6" in done.stdout
     assert (tmp_path / "report" / "index.html").exists()
+
+
+def test_model_updates_are_off_unless_configured(gateway):
+    assert gateway().updater is None
+
+
+def test_gateway_configured_for_model_updates_listens_and_answers_them(gateway, broker, tmp_path):
+    gw_id = "gw-test"
+    settings = MqttSettings(host=broker.host, port=broker.port)
+    collector = Collector(settings, topics.model_update_ack("clinic", gw_id)).start()
+    service = gateway(model_updates=True, registry_dir=tmp_path / "registry")
+    try:
+        assert service.updater is not None
+        wait_for(service.updater.subscribed.is_set, 10, "updater subscribed")
+        update = ModelUpdate(
+            sender="cloud",
+            name="fundus-triage",
+            version="9",
+            manifest_json="{}",
+            sha256="0" * 64,
+            payload_b64="AAAA",
+            reason="canary",
+        )
+        collector.client.publish(topics.model_update("clinic", gw_id), update.encode(), qos=1)
+        ack_topic = topics.model_update_ack("clinic", gw_id)
+        wait_for(lambda: collector.on(ack_topic), 10, "the gateway's answer to the update")
+    finally:
+        collector.stop()
+    ack = decode(bytes(collector.on(ack_topic)[0].payload), ModelUpdateAck)
+    assert (ack.update_id, ack.status) == (update.message_id, "refused")
+    assert "manifest is malformed" in ack.reason
