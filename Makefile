@@ -9,7 +9,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | sha256sum | cut -c1-12)
 SOURCES := shared edge cloud models sim benchmarks tests
 
-.PHONY: demo test test-unit lint typecheck setup mosquitto models proto clean help mutation
+.PHONY: demo test test-unit lint typecheck setup mosquitto postgresql models proto clean help mutation
 
 help:
 	@echo "make demo       set up and run the whole system end to end"
@@ -18,7 +18,7 @@ help:
 	@echo "make models     build the models into ./registry if not built yet"
 	@echo "make mutation   mutation score of the safety cores (not a CI gate; ~10-20 min)"
 
-setup: $(STAMP) mosquitto
+setup: $(STAMP) mosquitto postgresql
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -37,6 +37,20 @@ mosquitto:
 	    sudo apt-get update -qq && sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq mosquitto mosquitto-clients >/dev/null; \
 	  else \
 	    echo "mosquitto is missing: install it (apt-get install mosquitto) and run make again"; exit 1; \
+	  fi; \
+	fi
+
+# The cloud store's tests start their own PostgreSQL cluster (initdb/pg_ctl, loopback port).
+postgresql:
+	@if ! command -v initdb >/dev/null 2>&1 && ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then \
+	  if [ "$$(id -u)" = 0 ]; then \
+	    echo "installing postgresql with apt-get"; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null; \
+	  elif command -v sudo >/dev/null 2>&1; then \
+	    echo "installing postgresql with sudo apt-get"; \
+	    sudo apt-get update -qq && sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null; \
+	  else \
+	    echo "postgresql is missing: install it (apt-get install postgresql) and run make again"; exit 1; \
 	  fi; \
 	fi
 

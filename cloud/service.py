@@ -15,7 +15,7 @@ from cloud.grader import GradeFailure, GradeJob
 from cloud.grading import Grading
 from cloud.metrics import request_counter, request_seconds
 from cloud.model_loading import BadModelIdError, parse_model_id
-from cloud.store import ReviewCase, SqliteStore
+from cloud.store import CloudStore, ReviewCase
 from shared.errors import EdgewardError
 from shared.proto import edgeward_pb2 as pb
 from shared.verdicts import Verdict
@@ -70,7 +70,7 @@ class GradingService:
 
     def __init__(
         self,
-        store: SqliteStore,
+        store: CloudStore,
         grade_call: GradeCall,
         review_band: tuple[float, float],
         default_model: str,
@@ -163,23 +163,25 @@ class GradingService:
             request_id=request_id,
             timings_s=graded.timings_s,
         )
-        stored, created = self.store.put_if_absent(result, inp.site_id)
-        if created and decision.needs_review:
-            self.store.enqueue(
-                ReviewCase(
-                    scan_id=scan_id,
-                    site_id=inp.site_id,
-                    reason=decision.review_reason,
-                    edge_verdict=edge,
-                    cloud_verdict=decision.grade_verdict.value,
-                    referable_probability=graded.referable_probability,
-                    confidence=decision.confidence,
-                    model_version=graded.model_version,
-                    image=inp.image,
-                    content_type=normalise_content_type(inp.content_type),
-                    heatmap_png=graded.heatmap_png,
-                )
+        case = (
+            ReviewCase(
+                scan_id=scan_id,
+                site_id=inp.site_id,
+                reason=decision.review_reason,
+                edge_verdict=edge,
+                cloud_verdict=decision.grade_verdict.value,
+                referable_probability=graded.referable_probability,
+                confidence=decision.confidence,
+                model_version=graded.model_version,
+                image=inp.image,
+                content_type=normalise_content_type(inp.content_type),
+                heatmap_png=graded.heatmap_png,
             )
+            if decision.needs_review
+            else None
+        )
+        # one transaction: a needs_review result is never stored without its case
+        stored, created = self.store.record(result, inp.site_id, case)
         log.info(
             "scan %s request_id=%s site=%s: %s (p_ref=%.3f, model %s%s)",
             scan_id,

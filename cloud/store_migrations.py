@@ -1,0 +1,140 @@
+"""Numbered schema migrations of the cloud store, for SQLite and PostgreSQL alike.
+
+Each migration runs once, in order, inside one transaction with its row in `schema_version`;
+a new schema change is a new entry at the end, never an edit of an old one. Statements name
+their column types through `{blob}` and `{float}` (BLOB/REAL on SQLite, BYTEA/DOUBLE PRECISION
+on PostgreSQL, whose REAL is only 4 bytes: a time.time() stamp would lose its seconds).
+Migration 1 uses IF NOT EXISTS, so a database made by the pre-migration code adopts it as is.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+from sqlalchemy import Connection, text
+
+from shared.errors import EdgewardError
+
+
+@dataclass(frozen=True)
+class Migration:
+    number: int
+    name: str
+    statements: tuple[str, ...]
+
+
+MIGRATIONS: tuple[Migration, ...] = (
+    Migration(
+        1,
+        "results, edge verdicts, review cases, nodes",
+        (
+            """CREATE TABLE IF NOT EXISTS results (
+                scan_id TEXT PRIMARY KEY,
+                site_id TEXT NOT NULL,
+                request_id TEXT NOT NULL,
+                model_version TEXT NOT NULL,
+                verdict TEXT NOT NULL,
+                created_at {float} NOT NULL,
+                result {blob} NOT NULL
+            )""",
+            """CREATE TABLE IF NOT EXISTS edge_verdicts (
+                scan_id TEXT PRIMARY KEY,
+                site_id TEXT NOT NULL,
+                message_id TEXT NOT NULL,
+                verdict TEXT NOT NULL,
+                confidence {float} NOT NULL,
+                received_at {float} NOT NULL,
+                event TEXT NOT NULL
+            )""",
+            """CREATE TABLE IF NOT EXISTS review_cases (
+                case_id TEXT PRIMARY KEY,
+                scan_id TEXT NOT NULL UNIQUE,
+                site_id TEXT NOT NULL,
+                reason TEXT NOT NULL,
+                edge_verdict TEXT NOT NULL,
+                cloud_verdict TEXT NOT NULL,
+                referable_probability {float} NOT NULL,
+                confidence {float} NOT NULL,
+                model_version TEXT NOT NULL,
+                image {blob} NOT NULL,
+                content_type TEXT NOT NULL,
+                heatmap_png {blob} NOT NULL,
+                created_at {float} NOT NULL,
+                status TEXT NOT NULL DEFAULT 'open',
+                label TEXT,
+                reviewer TEXT,
+                note TEXT,
+                decided_at {float}
+            )""",
+            """CREATE TABLE IF NOT EXISTS nodes (
+                node_id TEXT PRIMARY KEY,
+                kind TEXT NOT NULL,
+                state TEXT NOT NULL,
+                detail TEXT NOT NULL,
+                outbox_depth INTEGER NOT NULL,
+                last_seen {float} NOT NULL,
+                last_message_id TEXT NOT NULL
+            )""",
+        ),
+    ),
+    Migration(
+        2,
+        "review queue listing index",
+        ("CREATE INDEX IF NOT EXISTS review_cases_status ON review_cases (status, created_at)",),
+    ),
+)
+
+_TYPES = {
+    "sqlite": {"blob": "BLOB", "float": "REAL"},
+    "postgresql": {"blob": "BYTEA", "float": "DOUBLE PRECISION"},
+}
+# Any constant: two replicas starting at once take turns migrating a PostgreSQL database.
+_PG_LOCK = 0x65647761
+
+
+def migrate(conn: Connection, dialect: str) -> list[int]:
+    """Apply the migrations `conn`'s database lacks, in one transaction; their numbers.
+
+    `conn` must not be in a transaction. Refuses a database from a newer edgeward (a higher
+    migration than this code knows): an old replica must not write to a schema it cannot read.
+    """
+    if dialect not in _TYPES:
+        raise EdgewardError(
+            f"cloud store: database dialect {dialect!r} is not supported; use sqlite or postgresql"
+        )
+    types = _TYPES[dialect]
+    applied: list[int] = []
+    with conn.begin():
+        if dialect == "postgresql":
+            conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _PG_LOCK})
+        conn.execute(
+            text(
+                "CREATE TABLE IF NOT EXISTS schema_version ("
+                f"number INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at {types['float']})"
+            )
+        )
+        done = {int(n) for (n,) in conn.execute(text("SELECT number FROM schema_version"))}
+        newest = max((m.number for m in MIGRATIONS), default=0)
+        if done and max(done) > newest:
+            raise EdgewardError(
+                f"cloud store: the database is at schema migration {max(done)} but this edgeward "
+                f"knows only up to {newest}; upgrade edgeward before pointing it at this database"
+            )
+        # One transaction for all pending steps (the advisory lock lives as long as it does).
+        for migration in MIGRATIONS:
+            if migration.number in done:
+                continue
+            for statement in migration.statements:
+                conn.execute(text(statement.format(**types)))
+            # ON CONFLICT: SQLite has no advisory lock, and its DDL above is idempotent, so a
+            # second process racing this one must not fail on the version row either.
+            conn.execute(
+                text(
+                    "INSERT INTO schema_version (number, name, applied_at) "
+                    "VALUES (:n, :name, :t) ON CONFLICT (number) DO NOTHING"
+                ),
+                {"n": migration.number, "name": migration.name, "t": time.time()},
+            )
+            applied.append(migration.number)
+    return applied
