@@ -9,7 +9,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | sha256sum | cut -c1-12)
 SOURCES := shared edge cloud models sim benchmarks tests
 
-.PHONY: demo test test-unit lint typecheck setup mosquitto postgresql models proto clean help mutation
+.PHONY: demo test test-unit lint typecheck setup mosquitto postgresql cloud-image models proto clean help mutation
 
 help:
 	@echo "make demo       set up and run the whole system end to end"
@@ -53,6 +53,13 @@ postgresql:
 	    echo "postgresql is missing: install it (apt-get install postgresql) and run make again"; exit 1; \
 	  fi; \
 	fi
+
+# Build the cloud image and run its CLI inside it (needs a Docker daemon and network for the
+# base image and wheels; not part of `make test`).
+cloud-image:
+	docker build -f deploy/docker/Dockerfile.cloud -t edgeward/cloud:dev .
+	docker run --rm edgeward/cloud:dev edgeward --help >/dev/null
+	docker run --rm edgeward/cloud:dev edgeward cloud up --help
 
 models: setup
 	$(BIN)/edgeward models build --if-missing
