@@ -8,6 +8,7 @@ import os
 import time
 from pathlib import Path
 
+from models.evaluate import add_evaluate_parser
 from shared.errors import EdgewardError
 from shared.registry import STAGES, Registry
 
@@ -202,3 +203,5 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     t.add_argument("--max-batch", type=int, default=16, help="largest batch of the profile")
     t.add_argument("--workspace-mib", type=int, default=1024, help="builder workspace limit")
     t.set_defaults(handler=_trt)
+
+    add_evaluate_parser(cmds)

@@ -1,0 +1,154 @@
+"""`edgeward models evaluate`: the site acceptance test, on twin images a test makes itself."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from models.evaluate import (
+    ImageResult,
+    bootstrap_auc_ci,
+    read_labels,
+    reliability,
+    summarise,
+)
+from shared.cli import main
+from shared.errors import EdgewardError
+from sim.fundus.dataset import write_dataset
+
+VERDICTS = {"retake", "refer", "no_immediate_concern", "review", "rejected"}
+
+
+def test_reliability_of_a_perfectly_calibrated_score_is_near_zero_and_of_a_wrong_one_is_large():
+    rng = np.random.default_rng(0)
+    p = rng.uniform(0, 1, 20000)
+    calibrated = rng.uniform(0, 1, 20000) < p
+    assert reliability(p, calibrated)["ece"] < 0.02
+    # certain and always wrong: ECE is the whole gap
+    wrong = reliability(np.full(100, 0.99), np.zeros(100, dtype=bool))
+    assert wrong["ece"] == pytest.approx(0.99)
+    assert sum(b["n"] for b in wrong["bins"]) == 100
+
+
+def test_bootstrap_ci_brackets_the_auc_and_narrows_with_more_images():
+    rng = np.random.default_rng(1)
+
+    def width(n: int) -> float:
+        pos = np.arange(n) % 2 == 0
+        scores = rng.normal(pos.astype(float), 1.0)
+        lo, hi = bootstrap_auc_ci(scores, pos, draws=400)
+        assert lo < 0.76 < hi or n < 100  # true AUC of N(1,1) vs N(0,1) is 0.760
+        return hi - lo
+
+    assert width(1000) < width(40)
+
+
+def test_labels_csv_accepts_the_dev_set_columns_and_grades(tmp_path: Path):
+    csv_path = tmp_path / "manifest.csv"
+    csv_path.write_text(
+        "file,referable_dr,dataset\n"
+        "images/a.png,no (mild/background DR),DRIVE\n"
+        "images/b.png,yes,HRF\n"
+        "images/c.png,unknown,HRF\n"
+    )
+    labels = read_labels(csv_path)
+    assert labels[str((tmp_path / "images/a.png").resolve())].referable is False
+    assert labels["b.png"].referable is True
+    assert labels["c.png"].referable is None
+    assert labels["a.png"].source == "DRIVE"
+    graded = tmp_path / "labels.csv"
+    graded.write_text("file,grade\nx.png,3\ny.png,1\n")
+    assert [read_labels(graded)[n].referable for n in ("x.png", "y.png")] == [True, False]
+
+
+def test_a_labels_csv_without_a_file_column_is_refused_with_the_columns_it_has(tmp_path: Path):
+    bad = tmp_path / "bad.csv"
+    bad.write_text("name,grade\na.png,2\n")
+    with pytest.raises(EdgewardError, match=r"`file` column.*'name', 'grade'"):
+        read_labels(bad)
+    worse = tmp_path / "worse.csv"
+    worse.write_text("file,grade\na.png,severe\n")
+    with pytest.raises(EdgewardError, match=r"line 2: grade 'severe'"):
+        read_labels(worse)
+
+
+def test_summary_counts_retakes_all_clears_and_the_band_per_source():
+    def r(src: str, verdict: str, p: float, ref: bool, band: str = "below") -> ImageResult:
+        return ImageResult(
+            file=f"{src}-{verdict}-{p}",
+            source=src,
+            edge_verdict=verdict,
+            referable_probability=p,
+            label_referable=ref,
+            grader_band=band,
+        )
+
+    results = [
+        r("A", "retake", 0.1, False),
+        r("A", "no_immediate_concern", 0.2, False),
+        r("A", "review", 0.45, False, "review"),
+        r("B", "no_immediate_concern", 0.7, True, "above"),
+        r("B", "refer", 0.9, True, "above"),
+    ]
+    s = summarise(results, {"referable": 0.5})
+    assert s["retake_rate"] == pytest.approx(0.2)
+    assert s["verdicts"] == {"no_immediate_concern": 2, "refer": 1, "retake": 1, "review": 1}
+    assert s["auc"] == pytest.approx(1.0)
+    assert s["sensitivity"] == 1.0 and s["specificity"] == 1.0
+    assert s["edge_all_clear_on_referable"] == 1  # the unsafe case is counted, not hidden
+    assert s["edge_all_clear_on_non_referable"] == pytest.approx(1 / 3)
+    assert s["review_band_share"] == pytest.approx(0.2)
+    assert s["by_source"]["A"]["retake_rate"] == pytest.approx(1 / 3)
+    assert s["by_source"]["B"]["n_referable"] == 2
+
+
+def test_evaluate_on_twin_scans_writes_json_html_and_a_reliability_diagram(
+    quick_registry: Path, tmp_path: Path
+):
+    labels = write_dataset(
+        tmp_path / "twin", n=8, seed=11, size=384, defect_rate=0.25, progress=False
+    )
+    out, report = tmp_path / "out", tmp_path / "eval.json"
+    code = main(
+        [
+            "models",
+            "evaluate",
+            str(tmp_path / "twin" / "images"),
+            "--labels",
+            str(labels),
+            "--registry",
+            str(quick_registry),
+            "--json",
+            str(report),
+            "--out",
+            str(out),
+        ]
+    )
+    assert code == 0
+    data = json.loads(report.read_text())
+    images, summary = data["images"], data["summary"]
+    assert len(images) == 8 and summary["n"] == 8
+    for im in images:
+        assert im["edge_verdict"] in VERDICTS, im
+        assert 0.0 <= im["referable_probability"] <= 1.0
+        assert im["grade"] in range(5)
+        assert im["label_referable"] in (True, False)  # joined from labels.csv by path
+        assert im["grader_band"] in ("below", "review", "above")
+    assert sum(summary["verdicts"].values()) == 8
+    assert summary["n_labelled"] == 8
+    assert 0.0 <= summary["ece"] <= 1.0
+    with labels.open() as fh:  # the twin's labels name the camera: the breakdown is per camera
+        cameras = {row["camera"] for row in csv.DictReader(fh)}
+    assert set(summary["by_source"]) == cameras
+    page = (out / "report.html").read_text()
+    assert page.count("data:image/jpeg;base64,") == 8
+    assert (out / "reliability.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_evaluate_refuses_a_missing_folder_by_name(tmp_path: Path, capsys):
+    assert main(["models", "evaluate", str(tmp_path / "nope")]) == 2
+    assert "nope: no such file or folder" in capsys.readouterr().err
