@@ -22,7 +22,11 @@ from torch import nn
 
 from models.data import Split
 from models.metrics import auc, ece, sensitivity, softmax, specificity
-from models.operating_point import threshold_for_sensitivity, threshold_for_specificity
+from models.operating_point import (
+    conformal_band,
+    threshold_for_sensitivity,
+    threshold_for_specificity,
+)
 
 
 @dataclass(frozen=True)
@@ -150,8 +154,8 @@ class GraderTask(FundusTask):
     model_name: ClassVar[str] = "fundus-grader"
     labels: ClassVar[tuple[str, ...]] = ("grade0", "grade1", "grade2", "grade3", "grade4")
     sensitivity_target: float = 0.95
-    review_low_sensitivity: float = 0.99
-    review_high_specificity: float = 0.97
+    false_all_clear_alpha: float = 0.01  # conformal bound on referable eyes scored below the band
+    unreviewed_referral_beta: float = 0.03  # and on healthy eyes scored above it
 
     def targets(self, split: Split) -> np.ndarray:
         return split.grade
@@ -166,16 +170,13 @@ class GraderTask(FundusTask):
 
     def choose(self, probs: np.ndarray, y: np.ndarray) -> tuple[dict[str, float], dict[str, Any]]:
         p, pos = referable_probability(probs), y >= 2
+        band = conformal_band(p, pos, self.false_all_clear_alpha, self.unreviewed_referral_beta)
         t = threshold_for_sensitivity(p, pos, self.sensitivity_target)
-        low = min(t, threshold_for_sensitivity(p, pos, self.review_low_sensitivity))
-        high = max(t, threshold_for_specificity(p, pos, self.review_high_specificity))
-        th = {"referable": t, "review_low": low, "review_high": high}
+        t = min(max(t, band.low), band.high)
+        th = {"referable": t, "review_low": band.low, "review_high": band.high}
         return th, {
             "criterion": f"referable sensitivity >= {self.sensitivity_target} on validation",
-            "review_band": (
-                f"[review_low, review_high): sensitivity >= {self.review_low_sensitivity} "
-                f"below, specificity >= {self.review_high_specificity} above"
-            ),
+            "review_band": band.record(),
             "validation": self.evaluate(probs, y, th),
         }
 
@@ -190,6 +191,7 @@ class GraderTask(FundusTask):
             "grade_accuracy": float((probs.argmax(1) == y).mean()),
             "quadratic_kappa": quadratic_kappa(probs.argmax(1), y, len(self.labels)),
             "review_fraction": float(((p >= th["review_low"]) & (p < th["review_high"])).mean()),
+            "false_all_clear_rate": sensitivity(p < th["review_low"], pos),
             "ece": ece(probs, y),
             "ece_referable": ece(ref_probs, pos.astype(np.int64)),
         }
