@@ -9,7 +9,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | sha256sum | cut -c1-12)
 SOURCES := shared edge cloud models sim benchmarks tests
 
-.PHONY: demo test test-unit lint typecheck setup mosquitto postgresql cloud-image models proto clean help mutation
+.PHONY: demo test test-unit lint typecheck setup mosquitto postgresql dcmtk orthanc cloud-image models proto clean help mutation
 
 help:
 	@echo "make demo       set up and run the whole system end to end"
@@ -18,7 +18,7 @@ help:
 	@echo "make models     build the models into ./registry if not built yet"
 	@echo "make mutation   mutation score of the safety cores (not a CI gate; ~10-20 min)"
 
-setup: $(STAMP) mosquitto postgresql
+setup: $(STAMP) mosquitto postgresql dcmtk orthanc
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -60,6 +60,29 @@ cloud-image:
 	docker build -f deploy/docker/Dockerfile.cloud -t edgeward/cloud:dev .
 	docker run --rm edgeward/cloud:dev edgeward --help >/dev/null
 	docker run --rm edgeward/cloud:dev edgeward cloud up --help
+
+# dcmtk (storescu/echoscu play the fundus camera in the DICOM tests); dicom3tools' dciodvfy
+# checks the Structured Reports where it is packaged.
+dcmtk:
+	@$(call apt_install,storescu,dcmtk dicom3tools)
+
+# Orthanc, the PACS of the DICOM integration tests and the demo (run from a JSON config of the
+# test's own, never as the system service), with its DICOMweb plugin where packaged.
+orthanc:
+	@$(call apt_install,Orthanc,orthanc orthanc-dicomweb)
+
+# $(call apt_install,COMMAND,PACKAGES): install PACKAGES with apt-get where COMMAND is missing.
+apt_install = if ! command -v $(1) >/dev/null 2>&1 && ! test -x /usr/sbin/$(1); then \
+	  if [ "$$(id -u)" = 0 ]; then \
+	    echo "installing $(2) with apt-get"; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(2) >/dev/null; \
+	  elif command -v sudo >/dev/null 2>&1; then \
+	    echo "installing $(2) with sudo apt-get"; \
+	    sudo apt-get update -qq && sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(2) >/dev/null; \
+	  else \
+	    echo "$(1) is missing: install it (apt-get install $(2)) and run make again"; exit 1; \
+	  fi; \
+	fi
 
 models: setup
 	$(BIN)/edgeward models build --if-missing

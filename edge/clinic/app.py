@@ -154,6 +154,7 @@ class ClinicGateway:
         self.updater: ModelUpdater | None = None
         self.http_port: int | None = None
         self.grpc_port: int | None = None
+        self.dicom_port: int | None = None
         self.started = False
 
     # -- lifecycle -------------------------------------------------------------------------------
@@ -186,6 +187,12 @@ class ClinicGateway:
             self.judging.on_judged(watcher.judged)
             watcher.start()
             self.adapters.append(watcher)
+        if self.config.dicom.scp is not None:
+            from edge.clinic.dicom_scp import DicomScp
+
+            scp = DicomScp(self.intake, self.config.dicom.scp).start()
+            self.dicom_port = scp.port
+            self.adapters.append(scp)
         if self.config.model_updates:
             self._start_model_updates()
         self.started = True

@@ -8,6 +8,7 @@ from typing import Literal
 from pydantic import Field
 
 from shared.config.base import MqttSettings, StrictModel
+from shared.config.dicom import DicomSettings
 
 Backend = Literal["auto", "onnx-cpu", "onnx-cuda", "onnx-tensorrt", "tensorrt"]
 
@@ -58,6 +59,9 @@ class ClinicGatewayConfig(StrictModel):
     limits: ClinicLimits = Field(default_factory=ClinicLimits)
     cloud: CloudUplink = Field(default_factory=CloudUplink)
     mqtt: MqttSettings = Field(default_factory=MqttSettings)
+    dicom: DicomSettings = Field(
+        default_factory=DicomSettings, description="DICOM in (C-STORE SCP), SR/PDF/FHIR out"
+    )
     model_updates: bool = Field(
         False,
         description="apply the model updates the cloud publishes for this gateway over MQTT "
