@@ -9,13 +9,14 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | sha256sum | cut -c1-12)
 SOURCES := shared edge cloud models sim benchmarks tests
 
-.PHONY: demo test test-unit lint typecheck setup mosquitto postgresql dcmtk orthanc cloud-image models proto clean help mutation
+.PHONY: demo test test-unit lint typecheck setup mosquitto postgresql dcmtk orthanc cloud-image models proto clean help fuzz mutation
 
 help:
 	@echo "make demo       set up and run the whole system end to end"
 	@echo "make test       set up and run lint, type checks and the full test suite"
 	@echo "make test-unit  only the fast tests (no broker, Ray or SUMO)"
 	@echo "make models     build the models into ./registry if not built yet"
+	@echo "make fuzz       fuzz each scan and payload parser for FUZZ_SECONDS (60) per engine"
 	@echo "make mutation   mutation score of the safety cores (not a CI gate; ~10-20 min)"
 
 setup: $(STAMP) mosquitto postgresql dcmtk orthanc
@@ -105,6 +106,20 @@ test-unit: setup
 
 mutation: $(STAMP)
 	$(BIN)/edgeward bench mutation
+
+# Each parser (DICOM, PNG, JPEG, MQTT JSON, protobuf) for FUZZ_SECONDS with hypothesis, then with
+# atheris (coverage-guided) where it installs; codec chatter goes to .cache/fuzz/<target>.log.
+FUZZ_SECONDS ?= 60
+FUZZ_TARGETS := dicom png jpeg mqtt proto
+fuzz: $(STAMP)
+	@$(BIN)/python -c "import atheris" 2>/dev/null || $(BIN)/python -m pip install --quiet -e '.[fuzz]' \
+	  || echo "atheris does not install here: hypothesis only"
+	@mkdir -p .cache/fuzz
+	@engines=hypothesis; $(BIN)/python -c "import atheris" 2>/dev/null && engines="hypothesis atheris"; \
+	for engine in $$engines; do for t in $(FUZZ_TARGETS); do \
+	  $(BIN)/python -m tests.fuzz.run $$t --seconds $(FUZZ_SECONDS) --engine $$engine \
+	    2>.cache/fuzz/$$t-$$engine.log || { tail -40 .cache/fuzz/$$t-$$engine.log; exit 1; }; \
+	done; done
 
 proto: $(STAMP)
 	$(BIN)/python -m shared.proto.generate

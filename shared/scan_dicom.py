@@ -24,6 +24,16 @@ UNCOMPRESSED = {
     "1.2.840.10008.1.2.2": "Explicit VR Big Endian",
 }
 OPHTHALMIC_PHOTOGRAPHY = "OP"
+# One codec per lossy syntax on every host: pydicom otherwise picks whichever plugin is
+# installed (pylibjpeg on one tier, Pillow on the other) and lossy decoders differ by a few
+# grey levels. Pillow is on both tiers; RLE has pydicom's own decoder.
+_PLUGIN = {
+    "1.2.840.10008.1.2.4.50": "pillow",  # JPEG Baseline
+    "1.2.840.10008.1.2.4.51": "pillow",  # JPEG Extended
+    "1.2.840.10008.1.2.4.90": "pillow",  # JPEG 2000 lossless
+    "1.2.840.10008.1.2.4.91": "pillow",  # JPEG 2000
+    "1.2.840.10008.1.2.5": "pydicom",  # RLE Lossless
+}
 _INFLATE_CHUNK = 1 << 20
 
 
@@ -61,11 +71,13 @@ def read_dataset(data: bytes, limits: DecodeLimits) -> Any:
         body_at = fp.tell()
         syntax = str(meta.get("TransferSyntaxUID", "") or "").strip("\0 ")
         if syntax != DEFLATED:
-            return pydicom.dcmread(io.BytesIO(data), force=True)
+            return _readable(pydicom.dcmread(io.BytesIO(data), force=True))
         inflated = _inflate(data[body_at:], limits)
         ds = read_elements(io.BytesIO(inflated), False, True)
-        return FileDataset(
-            "", ds, preamble=data[:128] if start else None, file_meta=FileMetaDataset(meta)
+        return _readable(
+            FileDataset(
+                "", ds, preamble=data[:128] if start else None, file_meta=FileMetaDataset(meta)
+            )
         )
     except ScanDecodeError:
         raise
@@ -75,6 +87,22 @@ def read_dataset(data: bytes, limits: DecodeLimits) -> Any:
             f"not a readable DICOM file ({type(exc).__name__}: {exc}); "
             "export the scan again from the camera",
         ) from exc
+
+
+def _readable(ds: Any) -> Any:
+    """The dataset with every top-level element converted now, unreadable ones removed.
+
+    pydicom converts values on first access, so a bad VR or value would otherwise raise from
+    any later `ds.get(...)`, far from this module's error handling. A tag that cannot be read is
+    treated as absent, so the checks that need it say so in their own words.
+    """
+    for dataset in (ds.file_meta, ds) if getattr(ds, "file_meta", None) is not None else (ds,):
+        for tag in list(dataset.keys()):
+            try:
+                dataset[tag]
+            except Exception:  # pydicom raises many types for malformed values
+                del dataset[tag]
+    return ds
 
 
 def _inflate(body: bytes, limits: DecodeLimits) -> bytes:
@@ -196,7 +224,8 @@ def pixels(ds: Any) -> np.ndarray:
     photometric = str(ds.get("PhotometricInterpretation", "")).strip().upper()
     try:
         frames = int(ds.get("NumberOfFrames", 1) or 1)
-        array = np.asarray(pixel_array(ds, index=0 if frames > 1 else None))
+        plugin = _plugin(transfer_syntax(ds))
+        array = np.asarray(pixel_array(ds, index=0 if frames > 1 else None, decoding_plugin=plugin))
         bits = int(ds.get("BitsStored", 0) or 0) or array.dtype.itemsize * 8
         signed = int(ds.get("PixelRepresentation", 0) or 0) == 1
         if photometric == "PALETTE COLOR":
@@ -213,6 +242,15 @@ def pixels(ds: Any) -> np.ndarray:
     if photometric == "MONOCHROME1":  # 0 is white in MONOCHROME1
         array = 255 - array
     return array
+
+
+def _plugin(syntax: str) -> str:
+    preferred = _PLUGIN.get(syntax, "")
+    if not preferred:
+        return ""
+    from pydicom.pixels import get_decoder
+
+    return preferred if preferred in get_decoder(syntax).available_plugins else ""
 
 
 def to_uint8(array: np.ndarray, bits: int, signed: bool = False) -> np.ndarray:

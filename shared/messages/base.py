@@ -17,13 +17,15 @@ T = TypeVar("T", bound="Message")
 class Part(BaseModel):
     """A nested piece of a payload: strict like its envelope, but without one."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # No NaN/Infinity: JSON has none, pydantic would encode them as null (found by fuzzing).
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
 class Message(BaseModel):
     """Base of every payload. `message_id` makes delivery idempotent: receivers dedupe on it."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # No NaN/Infinity: JSON has none, pydantic would encode them as null (found by fuzzing).
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
     SCHEMA_VERSION: ClassVar[int] = 1
 
     schema_version: int = Field(1, description="payload schema version")
