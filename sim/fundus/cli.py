@@ -9,6 +9,7 @@ from pathlib import Path
 from shared.cli_args import number
 from shared.errors import EdgewardError
 from sim.fundus.dataset import FORMATS
+from sim.fundus.families import FAMILY_NAMES
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -31,6 +32,7 @@ def _run(args: argparse.Namespace) -> int:
         omit=omit,
         overwrite=args.overwrite,
         workers=args.workers,
+        family=args.family,
     )
     took = time.perf_counter() - start
     print(f"wrote {args.n} scans and {labels} in {took:.1f} s ({args.n / took:.1f} images/s)")
@@ -113,5 +115,12 @@ def add_fundus_parser(cmds: argparse._SubParsersAction[argparse.ArgumentParser])
         type=number(int, low=1, high=64),
         default=1,
         help="processes making scans in parallel; same files either way (default 1)",
+    )
+    p.add_argument(
+        "--family",
+        choices=[*FAMILY_NAMES, "all"],
+        default=None,
+        help="photograph each render as this real camera family would (frame, field shape, "
+        "exposure, reflex, veil, colour, noise, JPEG, text); 'all' takes turns (png/jpeg only)",
     )
     p.set_defaults(handler=_run)

@@ -6,15 +6,19 @@ import csv
 from collections.abc import Collection, Iterable
 from concurrent.futures import ProcessPoolExecutor
 from contextlib import ExitStack
+from dataclasses import replace
 from functools import partial
 from pathlib import Path
 from typing import Any
 
 import cv2
+import numpy as np
 from tqdm import tqdm
 
 from shared.errors import EdgewardError
 from sim.fundus.dicom import SYNTAXES, check_keywords, write_dicom
+from sim.fundus.families import FAMILY_NAMES, photograph
+from sim.fundus.families import family as camera_family
 from sim.fundus.generator import GENERATOR_VERSION, FundusSample, generate_sample
 
 FORMATS = {"png": ".png", "jpeg": ".jpg", "dicom": ".dcm"}
@@ -99,12 +103,15 @@ def write_dataset(  # noqa: PLR0917 (the documented signature)
     overwrite: bool = False,
     progress: bool = True,
     workers: int = 1,
+    family: str | None = None,
     **kw: Any,
 ) -> Path:
     """Write n scans and DIR/labels.csv (paths relative to DIR); returns the labels.csv path.
 
     `kw` goes to generate_sample (grade, defects, camera, pigmentation, shift). With workers > 1
-    scans are made in that many processes; the files are identical either way.
+    scans are made in that many processes; the files are identical either way. `family` (a
+    name of sim.fundus.families, or "all" to take turns) photographs each render as that camera
+    family would; its name is then the `camera` column.
     """
     if fmt not in FORMATS:
         raise EdgewardError(
@@ -117,6 +124,11 @@ def write_dataset(  # noqa: PLR0917 (the documented signature)
             f"DICOM syntax {dicom_syntax!r} is not supported; use one of {', '.join(SYNTAXES)}"
         )
     check_keywords(omit, omitting=True)
+    if family is not None:
+        if fmt == "dicom":
+            raise EdgewardError(f"camera family {family!r} applies to png/jpeg, not dicom")
+        if family != "all":
+            camera_family(family)  # an unknown name fails before anything is written
     if n < 1:
         raise EdgewardError(f"number of scans {n} must be at least 1")
     if not 1 <= workers <= 64:
@@ -134,7 +146,7 @@ def write_dataset(  # noqa: PLR0917 (the documented signature)
     (out / "images").mkdir(parents=True, exist_ok=True)
     job = partial(
         _write_one, out=out, seed=seed, fmt=fmt, size=size, defect_rate=defect_rate,
-        dicom_syntax=dicom_syntax, omit=tuple(omit), kw=kw,
+        dicom_syntax=dicom_syntax, omit=tuple(omit), kw=kw, family=family,
     )  # fmt: skip
     tmp = labels.with_suffix(".csv.partial")
     try:
@@ -168,9 +180,16 @@ def _write_one(
     dicom_syntax: str,
     omit: tuple[str, ...],
     kw: dict[str, Any],
+    family: str | None = None,
 ) -> dict[str, Any]:
     """Generate and write one scan (runs in a worker process when workers > 1)."""
     sample = generate_sample(seed, index, size=size, defect_rate=defect_rate, **kw)
     rel = f"images/fundus_{seed}_{index:06d}{FORMATS[fmt]}"
+    camera = sample.labels.camera
+    if family is not None:
+        name = FAMILY_NAMES[index % len(FAMILY_NAMES)] if family == "all" else family
+        rng = np.random.default_rng([seed, index, 4242])  # its own stream: renders stay as they are
+        image = photograph(sample.image_bgr, camera, camera_family(name), rng)
+        sample = replace(sample, image_bgr=image, labels=replace(sample.labels, camera=name))
     write_image(out / rel, sample, fmt, dicom_syntax, omit)
     return label_row(sample, rel)
