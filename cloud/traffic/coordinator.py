@@ -22,7 +22,7 @@ from shared.config.traffic import SignalSafety
 from shared.errors import SchemaError
 from shared.messages.base import decode
 from shared.messages.traffic import PhaseGreen, SignalPlan, TrafficAggregate
-from shared.traffic_demand import APPROACHING_WEIGHT, GAP_OUT_LOAD, GAP_OUT_PENALTY
+from shared.traffic.demand import APPROACHING_WEIGHT, GAP_OUT_LOAD, GAP_OUT_PENALTY
 
 log = logging.getLogger(__name__)
 
@@ -74,7 +74,7 @@ class CoordinatorSettings:
     # The downstream camera sees only the last 60 m of the next link: its queue is a weak,
     # late spillback signal, so it counts half (one for one lost 2-3 s in the twin).
     pressure_down_weight: float = 0.5
-    gap_out_load: float = GAP_OUT_LOAD  # see shared.traffic_demand
+    gap_out_load: float = GAP_OUT_LOAD  # see shared.traffic.demand
     gap_out_penalty: float = GAP_OUT_PENALTY
     sender: str = "coordinator"
 

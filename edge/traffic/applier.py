@@ -12,182 +12,77 @@ clamped to the safety limits at the moment the phase begins.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 
+from edge.traffic.acyclic import PRODUCTION_POLICY, AcyclicPolicy, choose_green
+from edge.traffic.program import (
+    ProgramError,
+    clearance_paths,
+    drive,
+    follow_on_greens,
+    validate_program,
+)
+from edge.traffic.safety_clock import (
+    ClearanceClock,
+    max_green,
+    min_green,
+    program_order_tails,
+    red_duration,
+    worst_exits,
+    yellow_duration,
+)
 from edge.traffic.signal_port import PhaseDef, SignalPort
 from shared.config.traffic import SignalSafety
 from shared.errors import EdgewardError
 from shared.messages.traffic import SignalPlan
+from shared.traffic.conflicts import ConflictMatrix
+
+__all__ = ["AcyclicPolicy", "PlanRejectedError", "ProgramError", "SafeApplier", "Switch"]
 
 log = logging.getLogger(__name__)
 
-YELLOW_MAX_S = 6.0  # the issue's yellow change interval is 3-6 s; SignalSafety bounds the minimum
 _EPS = 1e-6
-SWITCH_MARGIN = 1.0  # priority (vehicles per lane) another phase needs above the serving one
-# An acyclic green lasts at least its planned green times this: every switch costs a whole
-# clearance, and in the twin's rush hour longer greens won (greens of ~40 s on the 4x4 grid).
-SLOT_SCALE = 1.4
-MAX_WAIT_S = 120.0  # an acyclic junction serves any green that has waited this long
-AGE_PER_S = 1.0 / 30.0  # priority a waiting phase gains per second unserved: nobody starves
-_STOP = "rs"
 _GREEN = "Gg"
-
-
-@dataclass(frozen=True)
-class AcyclicPolicy:
-    """How acyclic control chooses and sizes greens: policy, not safety (every path is safe)."""
-
-    slot_scale: float = SLOT_SCALE  # shortest acyclic green = planned green x this
-    # a through green that ran at least this long is followed by its protected turn (0: always);
-    # a shorter one found its turns gaps in light opposing flow
-    turn_after_s: float = 0.0
-    age_per_s: float = AGE_PER_S  # priority a waiting green gains per second unserved
-
-
-_YELLOW = "yY"
 
 
 class PlanRejectedError(EdgewardError):
     """A plan that cannot be applied to this junction (wrong junction, unknown phases)."""
 
 
-class ProgramError(EdgewardError):
-    """A junction's static program the applier cannot drive safely."""
-
-
 @dataclass(frozen=True)
 class Switch:
-    """The applier put the junction into `phase` at `time`."""
+    """The applier put the junction into `phase` (showing `state`) at `time`."""
 
     time: float
     phase: int
-
-
-def validate_program(junction_id: str, program: list[PhaseDef]) -> None:
-    """Refuse programs without a green phase or with inconsistent state lengths."""
-    if not program:
-        raise ProgramError(f"junction {junction_id}: its signal program has no phases")
-    if not any(p.kind == "green" for p in program):
-        raise ProgramError(
-            f"junction {junction_id}: its signal program has no green phase; "
-            "check the network's tlLogic"
-        )
-    lengths = {len(p.state) for p in program}
-    if len(lengths) != 1:
-        raise ProgramError(
-            f"junction {junction_id}: phase states have different lengths {sorted(lengths)}"
-        )
-
-
-def _jump_is_safe(a: str, b: str, into_green: bool) -> bool:
-    """May the controller go from state `a` straight to `b` (not the program's next phase)?
-
-    Only out of a clearance phase: into a green only from an all-red phase (red clearance
-    already served); into another clearance phase only if every green link turns yellow or
-    stays green, every yellow link turns red (its yellow ran in full) and no red link wakes up.
-    """
-    if into_green:
-        return all(x in _STOP for x in a)
-    for x, y in zip(a, b, strict=True):
-        if x in _GREEN and y not in _GREEN + _YELLOW:
-            return False
-        if x in _YELLOW and y not in _STOP:
-            return False
-        if x in _STOP and y not in _STOP:
-            return False
-    return True
-
-
-def clearance_paths(
-    program: list[PhaseDef], duration: Callable[[int], float]
-) -> dict[tuple[int, int], list[int]]:
-    """(from green, to green) -> the fastest safe chain of clearance phases between them.
-
-    A green always leaves by the program's next phase; inside the clearance the chain follows
-    the program or jumps where `_jump_is_safe` allows. Greens no chain reaches are left out.
-    """
-    n = len(program)
-    greens = [i for i, p in enumerate(program) if p.kind == "green"]
-    out: dict[tuple[int, int], list[int]] = {}
-    for g in greens:
-        first = (g + 1) % n
-        if program[first].kind == "green":
-            if first != g:
-                out[(g, first)] = []
-            continue
-        best: dict[int, tuple[float, list[int]]] = {first: (duration(first), [first])}
-        frontier = [first]
-        while frontier:
-            frontier.sort(key=lambda i: best[i][0])
-            s = frontier.pop(0)
-            cost, path = best[s]
-            for t in range(n):
-                if t == g:
-                    continue
-                natural = t == (s + 1) % n
-                into_green = program[t].kind == "green"
-                if not natural and not _jump_is_safe(
-                    program[s].state, program[t].state, into_green
-                ):
-                    continue
-                if into_green:
-                    if (g, t) not in out or cost < sum(duration(i) for i in out[(g, t)]) - _EPS:
-                        out[(g, t)] = path
-                    continue
-                c = cost + duration(t)
-                if t not in best or c < best[t][0] - _EPS:
-                    best[t] = (c, [*path, t])
-                    frontier.append(t)
-    return out
-
-
-def follow_on_greens(program: list[PhaseDef]) -> dict[int, int]:
-    """Greens that only continue movements of the green before them (a protected turn after the
-    through green that let it go permissive): follow-on green -> that parent green."""
-    greens = [i for i, p in enumerate(program) if p.kind == "green"]
-    out: dict[int, int] = {}
-    if len(greens) < 3:
-        return out
-    for n, j in enumerate(greens):
-        parent = greens[n - 1]
-        moving = {i for i, c in enumerate(program[j].state) if c in _GREEN}
-        before = {i for i, c in enumerate(program[parent].state) if c in _GREEN}
-        if moving and moving <= before and parent not in out:
-            out[j] = parent
-    return out
-
-
-def min_green(safety: SignalSafety, has_crossing: bool) -> float:
-    """Shortest allowed green: pedestrians need their walk time where a crossing exists."""
-    return max(safety.min_green_s, safety.pedestrian_min_s if has_crossing else 0.0)
-
-
-def max_green(safety: SignalSafety, has_crossing: bool) -> float:
-    """Longest allowed green; never below the minimum (pedestrian time wins a conflict)."""
-    return max(safety.max_green_s, min_green(safety, has_crossing))
-
-
-def yellow_duration(safety: SignalSafety, programmed_s: float) -> float:
-    return min(YELLOW_MAX_S, max(safety.yellow_s, programmed_s))
-
-
-def red_duration(safety: SignalSafety, programmed_s: float) -> float:
-    return max(safety.all_red_s, programmed_s)
+    state: str = ""
 
 
 class SafeApplier:
-    """Drives one SignalPort. Call `step()` every simulation step (or every second live)."""
+    """Drives one SignalPort. Call `step()` every simulation step (or every second live).
+
+    `conflicts` is the network's foe matrix: programs releasing two foes together are refused
+    and red clearance is timed between foes; without it every pair of links counts as foes.
+    """
 
     def __init__(
-        self, port: SignalPort, safety: SignalSafety, policy: AcyclicPolicy | None = None
+        self,
+        port: SignalPort,
+        safety: SignalSafety,
+        policy: AcyclicPolicy = PRODUCTION_POLICY,
+        conflicts: ConflictMatrix | None = None,
     ) -> None:
         self.port = port
         self.safety = safety
-        self.policy = policy or AcyclicPolicy()
+        self.policy = policy
         self.program = port.phases()
-        validate_program(port.junction_id, self.program)
+        validate_program(port.junction_id, self.program, conflicts)
         n = len(self.program)
+        # the program plus a red-clearance phase per yellow, installed on the controller
+        self.driven = drive(self.program, safety.all_red_s)
+        self._all = self.driven.phases
+        self._clock = ClearanceClock(len(self.program[0].state), safety.all_red_s, conflicts)
         self.green_phases = [i for i, p in enumerate(self.program) if p.kind == "green"]
         self._crossing = [port.has_pedestrian_crossing(i) for i in range(n)]
         self.fixed_greens = {
@@ -198,6 +93,7 @@ class SafeApplier:
         self.source = "fixed"
         now = port.time()
         self._phase = port.current_phase() % n
+        port.install(self._all)
         self._priorities: dict[int, float] | None = None
         self._paths = clearance_paths(self.program, lambda i: self._duration_for(i, now))
         # Links that are green (G or g) in some phases and not in others: a link's continuous
@@ -211,8 +107,15 @@ class SafeApplier:
             and any(p.state[k] not in _GREEN for p in self.program)
         ]
         self._green_since: dict[int, float] = {}
-        self._tail = self._program_order_tails()
-        self._exit = self._worst_exits()
+        self._tail = program_order_tails(self.program, self._held, self._shortest)
+        self._exit = worst_exits(
+            self.program,
+            self._held,
+            self._paths,
+            shortest=self._shortest,
+            floor=self._floor,
+            max_green_s=safety.max_green_s,
+        )
         # Take control now: hold the current phase (so the controller stops advancing on its
         # own) and count it from now, so its minimum holds in full.
         port.set_phase(self._phase)
@@ -220,7 +123,7 @@ class SafeApplier:
         self._mark(now)
         self._cap = float("inf")  # set by _begin: the longest the current green may run
         self._duration = self._begin(self._phase, now)
-        self.switches: list[Switch] = [Switch(now, self._phase)]
+        self.switches: list[Switch] = [Switch(now, self._phase, self._all[self._phase].state)]
         self._route: list[int] = []  # phases still to show on the way to a chosen green
         self._served_at = dict.fromkeys(self.green_phases, now)
         self._follow_on = follow_on_greens(self.program)
@@ -292,18 +195,6 @@ class SafeApplier:
             )
         return greens
 
-    def retarget_current(self, total_s: float) -> float:
-        """Extend or end early the current green (live actuation); returns its new length.
-
-        Clamped like any green, so it never ends before its minimum (it ends at the next step
-        if that has passed) nor runs past its maximum. Other phases are left alone.
-        """
-        if self.program[self._phase].kind != "green":
-            return self._duration
-        wanted = min(self._clamp_green(self._phase, total_s), self._cap)
-        self._duration = max(self._floor(self._phase), wanted)
-        return self._duration
-
     @property
     def phase_elapsed(self) -> float:
         return self.port.time() - self._entered
@@ -312,7 +203,17 @@ class SafeApplier:
 
     @property
     def phase(self) -> int:
+        """Index of the phase shown, in the installed program (`driven.phases`)."""
         return self._phase
+
+    @property
+    def program_phase(self) -> int:
+        """The junction's own phase shown (a red clearance counts as its yellow)."""
+        return self.driven.origin(self._phase)
+
+    @property
+    def current(self) -> PhaseDef:
+        return self._all[self._phase]
 
     @property
     def phase_duration(self) -> float:
@@ -331,16 +232,16 @@ class SafeApplier:
                 actual,
                 self._phase,
             )
-            self._phase = actual % len(self.program)
+            self._phase = actual % len(self._all)
             self._entered = now
             self._route = []
             self._green_since.clear()
             self._mark(now)
             self._duration = self._begin(self._phase, now)
-            self.switches.append(Switch(now, self._phase))
+            self.switches.append(Switch(now, self._phase, self._all[self._phase].state))
             return
         elapsed = now - self._entered
-        if self.program[self._phase].kind == "green":
+        if self._all[self._phase].kind == "green":
             self._served_at[self._phase] = now
             if self._priorities is not None and not self._route:
                 current = self._phase
@@ -372,17 +273,27 @@ class SafeApplier:
                 return
         elif elapsed + _EPS < self._duration:
             return
-        nxt = self._route.pop(0) if self._route else (self._phase + 1) % len(self.program)
+        nxt = self._route[0] if self._route else (self.program_phase + 1) % len(self.program)
+        if self._clock.wait_s(self._all[nxt].state, now) > 0:
+            # a link of the next phase would turn green inside a foe's red clearance: a yellow
+            # goes to its clearance phase first; a red or green phase runs on until clear
+            detour = self.driven.clearance_of.get(self._phase)
+            if detour is None:
+                return
+            nxt = detour
+        elif self._route:
+            self._route.pop(0)
         self.port.set_phase(nxt)
         self._phase = nxt
         self._entered = now
         self._mark(now)
         self._duration = self._begin(nxt, now)
-        self.switches.append(Switch(now, nxt))
+        self.switches.append(Switch(now, nxt, self._all[nxt].state))
 
     def _mark(self, now: float) -> None:
         """Track when each held link's current green run (G or g) began."""
-        state = self.program[self._phase].state
+        state = self._all[self._phase].state
+        self._clock.show(state, now)
         for k in self._held:
             if state[k] in _GREEN:
                 self._green_since.setdefault(k, now)
@@ -392,70 +303,19 @@ class SafeApplier:
     # -- per-link maximum green -----------------------------------------------------------------
 
     def _shortest(self, i: int) -> float:
-        """The least time phase i can take once begun."""
+        """The least time phase i can take once begun, with the red clearance it may need.
+
+        A yellow followed by a phase that turns a link green may go through its clearance
+        phase first, which keeps the yellow's greens green for up to `all_red_s` more.
+        """
         if self.program[i].kind == "green":
             return self._floor(i)
-        return self._duration_for(i, 0.0)
-
-    def _program_order_tails(self) -> dict[tuple[int, int], float]:
-        """(green, link) -> least time the link stays green after that green, in program order."""
-        n = len(self.program)
-        out: dict[tuple[int, int], float] = {}
-        for i in self.green_phases:
-            for k in self._held:
-                if self.program[i].state[k] not in _GREEN:
-                    continue
-                tail, j = 0.0, (i + 1) % n
-                while self.program[j].state[k] in _GREEN and j != i:
-                    tail += self._shortest(j)
-                    j = (j + 1) % n
-                out[(i, k)] = tail
-        return out
-
-    def _worst_exits(self) -> dict[tuple[int, int], float]:
-        """(green, link) -> longest the link can stay green after that green when acyclic.
-
-        Over every way out (the clearance paths, and the program's own order), with each later
-        green where the link is still green at its minimum. A way that could keep the link
-        green forever counts as max green: that green then ends at its minimum.
-        """
-        n = len(self.program)
-        routes: dict[int, list[tuple[list[int], int]]] = {g: [] for g in self.green_phases}
-        for (g, t), path in self._paths.items():
-            routes[g].append((path, t))
-        for g in self.green_phases:
-            path, j = [], (g + 1) % n
-            while self.program[j].kind != "green":
-                path.append(j)
-                j = (j + 1) % n
-            routes[g].append((path, j))
-        memo: dict[tuple[int, int], float] = {}
-
-        def worst(g: int, k: int, seen: frozenset[int]) -> float:
-            if g in seen:
-                return self.safety.max_green_s
-            if (g, k) in memo:
-                return memo[(g, k)]
-            longest = 0.0
-            for path, t in routes[g]:
-                run, through = 0.0, True
-                for i in path:
-                    if self.program[i].state[k] not in _GREEN:
-                        through = False
-                        break
-                    run += self._shortest(i)
-                if through and self.program[t].state[k] in _GREEN:
-                    run += self._floor(t) + worst(t, k, seen | {g})
-                longest = max(longest, run)
-            memo[(g, k)] = longest
-            return longest
-
-        return {
-            (g, k): worst(g, k, frozenset())
-            for g in self.green_phases
-            for k in self._held
-            if self.program[g].state[k] in _GREEN
-        }
+        seconds = self._duration_for(i, 0.0)
+        if i in self.driven.clearance_of:
+            here, nxt = self.program[i].state, self.program[(i + 1) % len(self.program)].state
+            if any(b in _GREEN and a not in _GREEN for a, b in zip(here, nxt, strict=True)):
+                seconds += self.safety.all_red_s
+        return seconds
 
     def _link_cap(self, i: int, now: float) -> float:
         """Longest phase i may run so every held link green in it ends its run in max green."""
@@ -468,7 +328,7 @@ class SafeApplier:
     def _begin(self, i: int, now: float) -> float:
         """Duration of phase i beginning now: a green within its limits and its links' runs."""
         seconds = self._duration_for(i, now)
-        if self.program[i].kind != "green":
+        if self._all[i].kind != "green":
             return seconds
         self._cap = self._link_cap(i, now)
         return max(self._floor(i), min(seconds, self._cap))
@@ -480,22 +340,11 @@ class SafeApplier:
         options = [
             k for k in self.green_phases if (current, k) in self._paths and k not in self._follow_on
         ]
-        if not options:
-            return None
-
-        def score(k: int) -> float:
-            waited = now - self._served_at[k]
-            return self._priorities.get(k, 0.0) + self.policy.age_per_s * waited  # type: ignore[union-attr]
-
-        best = max(options, key=score)
-        starving = [k for k in options if k != current and now - self._served_at[k] >= MAX_WAIT_S]
-        if starving:  # whatever the pressures say, nobody waits longer than this
-            return max(starving, key=lambda k: now - self._served_at[k])
-        if forced or elapsed + _EPS >= self._ceiling(current):
-            return best
-        if score(best) > self._priorities.get(current, 0.0) + SWITCH_MARGIN:
-            return best
-        return None
+        waited = {k: now - self._served_at[k] for k in options}
+        at_ceiling = elapsed + _EPS >= self._ceiling(current)
+        return choose_green(
+            current, waited, self._priorities, self.policy, forced=forced or at_ceiling
+        )
 
     def _floor(self, i: int) -> float:
         return min_green(self.safety, self._crossing[i])
@@ -514,6 +363,8 @@ class SafeApplier:
         return min(max_green(self.safety, crossing), max(min_green(self.safety, crossing), seconds))
 
     def _duration_for(self, i: int, now: float) -> float:
+        if i >= len(self.program):
+            return 0.0  # a red clearance lasts until the clearance clock lets the next phase go
         phase = self.program[i]
         if phase.kind == "yellow":
             return yellow_duration(self.safety, phase.duration_s)

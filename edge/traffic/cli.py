@@ -6,6 +6,7 @@ import argparse
 import logging
 import signal
 import threading
+import time
 from pathlib import Path
 
 from shared.errors import ConfigError
@@ -44,7 +45,9 @@ def _run_traffic(args: argparse.Namespace) -> int:
     from edge.traffic.gateway import TrafficGateway
     from edge.traffic.layout import JunctionLayout
     from edge.traffic.link import TrafficLink
+    from edge.traffic.watchdog import Watchdog
     from shared.config import TrafficGatewayConfig, load_config
+    from shared.traffic.ids import file_stem
 
     config = load_config(args.config, TrafficGatewayConfig)
     layout = JunctionLayout.load(args.layout)
@@ -77,11 +80,17 @@ def _run_traffic(args: argparse.Namespace) -> int:
     link = TrafficLink(
         config.mqtt,
         config.junction_id,
-        config.data_dir / f"{config.junction_id}.outbox.sqlite",
+        config.data_dir / f"{file_stem(config.junction_id)}.outbox.sqlite",
         on_plan,
     )
     gateway = TrafficGateway(
-        config, port, layout, frames=VideoCaptureSource(cameras), counter=counter, link=link
+        config,
+        port,
+        layout,
+        frames=VideoCaptureSource(cameras),
+        counter=counter,
+        link=link,
+        wall_clock=time.time,  # plans expire on wall time; phases are timed on the port's
     )
     holder.append(gateway)
     stop = threading.Event()
@@ -93,10 +102,14 @@ def _run_traffic(args: argparse.Namespace) -> int:
     signal.signal(signal.SIGTERM, _on_signal)
     signal.signal(signal.SIGINT, _on_signal)
     link.start()
+    # a stalled loop or a hung camera read must not hold a yellow: hand the junction back
+    watchdog = Watchdog(config.watchdog_s, lambda _: port.release()).start()
     try:
         while not stop.wait(0.2):
             gateway.step()
+            watchdog.kick()
     finally:
+        watchdog.stop()
         link.stop()
     return 0
 

@@ -11,6 +11,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from shared.messages.traffic import ControlMode, ModeChange, SignalPlan
+from shared.traffic.ids import short_id
 
 log = logging.getLogger(__name__)
 
@@ -31,13 +32,16 @@ class FallbackMachine:
         self,
         junction_id: str,
         recover_s: float,
+        *,
         expiry_grace_s: float = 0.0,
+        max_lifetime_s: float = 300.0,
         on_change: Callable[[ModeChange], None] | None = None,
         start_mode: ControlMode = "fixed",
     ) -> None:
         self.junction_id = junction_id
         self.recover_s = recover_s
         self.expiry_grace_s = expiry_grace_s
+        self.max_lifetime_s = max_lifetime_s
         self.on_change = on_change
         self.mode: ControlMode = start_mode
         self.changes: list[ModeChange] = []
@@ -61,6 +65,19 @@ class FallbackMachine:
             return False
         if self._plan is not None and plan.issued_at < self._plan.issued_at:
             return False
+        if plan.expires_at > now + self.max_lifetime_s:
+            # a plan must not outlive its cloud by hours: a bad clock or a bug upstream
+            log.warning(
+                "junction %s: plan %s expires at %.1f, more than %.0f s from now (%.1f); "
+                "holding it until %.1f",
+                self.junction_id,
+                plan.plan_id,
+                plan.expires_at,
+                self.max_lifetime_s,
+                now,
+                now + self.max_lifetime_s,
+            )
+            plan = plan.model_copy(update={"expires_at": now + self.max_lifetime_s})
         self._plan = plan
         self._invalid = None
         return True
@@ -118,7 +135,7 @@ class FallbackMachine:
 
     def _switch(self, to: ControlMode, reason: str) -> None:
         change = ModeChange(
-            sender=self.junction_id,
+            sender=short_id(self.junction_id),
             junction_id=self.junction_id,
             from_mode=self.mode,
             to_mode=to,

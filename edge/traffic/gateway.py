@@ -7,19 +7,20 @@ the control work happens once per control interval of the junction's own clock.
 from __future__ import annotations
 
 import logging
-import math
 import queue
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from edge.traffic.actuation import actuated_greens, green_still_needed, local_pressures
-from edge.traffic.applier import AcyclicPolicy, PlanRejectedError, SafeApplier
+from edge.traffic.actuation import local_pressures
+from edge.traffic.acyclic import PRODUCTION_POLICY
+from edge.traffic.applier import PlanRejectedError, SafeApplier
 from edge.traffic.camera_health import CameraHealth
 from edge.traffic.counter import Counter
 from edge.traffic.fallback import CameraState, FallbackMachine
 from edge.traffic.frames import FrameSource
 from edge.traffic.layout import JunctionLayout
 from edge.traffic.link import TrafficLink
+from edge.traffic.monitor import ConflictMonitor
 from edge.traffic.signal_port import SignalPort
 from shared import topics
 from shared.config.traffic import TrafficGatewayConfig
@@ -27,22 +28,14 @@ from shared.errors import SchemaError
 from shared.messages.base import decode
 from shared.messages.status import GatewayStatus
 from shared.messages.traffic import ApproachCount, ModeChange, SignalPlan, TrafficAggregate
+from shared.traffic.conflicts import ConflictMatrix
+from shared.traffic.ids import short_id
+from shared.traffic.timing import junction_limits
 
 log = logging.getLogger(__name__)
 
 HEARTBEAT_EVERY = 6  # intervals between retained status refreshes
 RECOVER_INTERVALS = 2  # hysteresis before climbing back to a better mode
-# Acyclic control never adds the protected turn phase that follows a through green in the
-# program: turning traffic goes in the through green's gaps and its two yellows (the applier's
-# clearance path). Twin, 4x4 rush, 30 min, seeds 1-3: always 115 s (oracle), after greens of
-# >= 30 s 81.5, never 78.8.
-TURN_AFTER_S = math.inf
-# Acyclic: priority a waiting green gains per second. Every switch costs ~10 s of clearance, so
-# waiting greens age slowly (twin, 30 min seed 1: 1/15 -> 100 s, 1/30 -> 82, 1/60 -> 79, 0 -> 91).
-AGE_PER_S = 1.0 / 60.0
-SMOOTHING = 0.15  # weight of the newest interval in the demand average
-# Acyclic greens last at least their planned green (the minimum), not a multiple of it.
-POLICY = AcyclicPolicy(slot_scale=1.0, turn_after_s=TURN_AFTER_S, age_per_s=AGE_PER_S)
 
 
 @dataclass
@@ -65,7 +58,12 @@ class TrafficGateway:
         counter: Counter,
         link: TrafficLink | None = None,
         on_mode_change: Callable[[ModeChange], None] | None = None,
+        conflicts: ConflictMatrix | None = None,
+        wall_clock: Callable[[], float] | None = None,
     ) -> None:
+        """`conflicts`: the junction's foe matrix from the network (None: every pair conflicts);
+        `wall_clock`: epoch seconds for plan expiry (default: the port's clock, as in the twin).
+        """
         self.config = config
         self.junction_id = config.junction_id
         self.port = port
@@ -73,11 +71,16 @@ class TrafficGateway:
         self.frames = frames
         self.counter = counter
         self.link = link
-        self.applier = SafeApplier(port, config.safety, POLICY)
+        # the configured limits, lengthened by this junction's kinematics where they need more
+        self.limits = junction_limits(config.safety, config.geometry)
+        self.applier = SafeApplier(port, self.limits, PRODUCTION_POLICY, conflicts)
+        self.monitor = ConflictMonitor(self.junction_id, self.limits, conflicts)
+        self._wall = wall_clock or port.time
         self.fallback = FallbackMachine(
             self.junction_id,
             recover_s=RECOVER_INTERVALS * config.control_interval_s,
             expiry_grace_s=config.plan_expiry_grace_s,
+            max_lifetime_s=config.max_plan_lifetime_s,
             on_change=self._mode_changed,
         )
         self.health = {a.approach_id: CameraHealth() for a in layout.approaches}
@@ -87,11 +90,6 @@ class TrafficGateway:
         self._next_interval = port.time()
         self._interval_start = port.time() - config.control_interval_s
         self._on_mode_change = on_mode_change
-        self._demand: dict[str, tuple[float, float]] = {}
-        program_cycle = sum(p.duration_s for p in self.applier.program)
-        self._grid: tuple[float, float] | None = (program_cycle, 0.0)
-        self.local_max_pressure = True  # actuated mode: acyclic on the junction's own counts
-        self.live_actuation = False  # extend/end the running green from each interval's counts
         self.uplink_delay_s = 0.0  # the twin's fault injection: aggregates leave this much later
         self._delayed: list[tuple[float, TrafficAggregate]] = []
         self.sent_this_step = False  # an aggregate went to the link in the last step()
@@ -111,12 +109,19 @@ class TrafficGateway:
     def step(self) -> None:
         now = self.port.time()
         self.sent_this_step = False
-        self.take_plans(now)
+        if self.monitor.tripped is not None:
+            self._release(now)  # flashing: nothing drives the signals until a reset
+            return
+        self.take_plans(self._wall())
         if now + 1e-9 >= self._next_interval:
             self.control(now)
             self._next_interval = now + self.config.control_interval_s
         self._release(now)
         self.applier.step()
+        shown = self.applier.driven.phases[self.port.current_phase()].state
+        if self.monitor.check(self.port.time(), shown) is not None:
+            self.port.fail_safe()
+            self._publish_status()
 
     def _release(self, now: float) -> None:
         """Hand due aggregates to the link (at once unless an uplink delay is injected)."""
@@ -133,16 +138,13 @@ class TrafficGateway:
         """One control interval: look, count, report, decide the mode, set the timings."""
         cameras, counts = self._observe()
         self.last_counts = counts
-        self._smooth(counts)
         connected = self.link.connected if self.link is not None else False
-        mode = self.fallback.update(now, connected, cameras)
+        mode = self.fallback.update(self._wall(), connected, cameras)
         self.stats.intervals += 1
         self.stats.modes[mode] = self.stats.modes.get(mode, 0) + 1
-        self._apply(mode, now, counts)
-        if mode != "fixed" and self.live_actuation:
-            self._actuate_current(counts)
+        self._apply(mode, self._wall(), counts)
         aggregate = TrafficAggregate(
-            sender=self.junction_id,
+            sender=short_id(self.junction_id),
             junction_id=self.junction_id,
             interval_start=self._interval_start,
             interval_s=max(1e-3, now - self._interval_start),
@@ -157,7 +159,7 @@ class TrafficGateway:
                 for c in cameras
             ],
             mode=mode,
-            phase_index=self.applier.phase,
+            phase_index=self.applier.program_phase,
         )
         self._interval_start = now
         if self.link is not None:
@@ -185,7 +187,6 @@ class TrafficGateway:
                 greens = self.applier.greens_from_plan(plan)  # validated on arrival
                 # keep the cycle on the plan's grid: junctions stay coordinated with each other
                 alignment = (plan.cycle_s, plan.offset_s)
-                self._grid = alignment
                 self.applier.set_targets(greens, f"plan {plan.plan_id}", alignment)
                 pressures = {g.phase_index: g.pressure for g in plan.greens}
                 if all(v is not None for v in pressures.values()):
@@ -197,49 +198,14 @@ class TrafficGateway:
                     self.applier.set_priorities(None, f"plan {plan.plan_id}")
                 return
         if mode in ("coordinated", "actuated"):
-            if self.local_max_pressure:
-                # acyclic on the junction's own counts: the cloud's plan without the downstream
-                floor = self.config.safety.min_green_s
-                self.applier.set_targets(
-                    dict.fromkeys(self.applier.green_phases, floor), "actuated"
-                )
-                local = local_pressures(self.applier.program, self.layout, counts)
-                self.applier.set_priorities(local, "actuated")
-                return
-            greens = actuated_greens(
-                self.applier.program, self.layout, self._demand, self.config.safety.min_green_s
-            )
-            # stay on the last plan's cycle grid, so neighbours keep their coordination
-            self.applier.set_targets(greens, "actuated", self._grid)
-            self.applier.set_priorities(None, "actuated")
+            # acyclic on the junction's own counts: the cloud's plan without the downstream
+            floor = self.limits.min_green_s
+            self.applier.set_targets(dict.fromkeys(self.applier.green_phases, floor), "actuated")
+            local = local_pressures(self.applier.program, self.layout, counts)
+            self.applier.set_priorities(local, "actuated")
             return
         self.applier.set_priorities(None, "fixed")
         self.applier.set_targets(self.applier.fixed_greens, "fixed")
-
-    def _smooth(self, counts: dict[str, tuple[float, float]]) -> None:
-        """Demand as a moving average: one snapshot mostly shows which phase is green."""
-        alpha = SMOOTHING
-        fresh = {}
-        for a, (q, n) in counts.items():
-            old = self._demand.get(a)
-            fresh[a] = (
-                (q, n)
-                if old is None
-                else (
-                    old[0] + alpha * (q - old[0]),
-                    old[1] + alpha * (n - old[1]),
-                )
-            )
-        self._demand = fresh  # approaches without a count drop out (camera unhealthy)
-
-    def _actuate_current(self, counts: dict[str, tuple[float, float]]) -> None:
-        """Extend the running green while its queue lasts; end it once what it serves is clear."""
-        phase = self.applier.program[self.applier.phase]
-        if phase.kind != "green":
-            return
-        need = green_still_needed(phase.state, self.layout, counts)
-        if need is not None:
-            self.applier.retarget_current(self.applier.phase_elapsed + need)
 
     def take_plans(self, now: float) -> None:
         """Handle plans that arrived; a fresh plan in coordinated mode takes effect at once."""
@@ -271,12 +237,15 @@ class TrafficGateway:
     def _publish_status(self) -> None:
         if self.link is None:
             return
+        tripped = self.monitor.tripped
         status = GatewayStatus(
-            sender=self.junction_id,
+            sender=short_id(self.junction_id),
             gateway_id=self.junction_id,
             kind="traffic",
-            state="online" if self.fallback.mode == "coordinated" else "degraded",
+            state="online" if self.fallback.mode == "coordinated" and not tripped else "degraded",
             outbox_depth=self.link.outbox.depth(),
-            detail=f"mode {self.fallback.mode}",
+            detail=f"FLASH: conflict monitor: {tripped.detail}"
+            if tripped
+            else f"mode {self.fallback.mode}",
         )
         self.link.publish(self.link.status_topic, status, retain=True)

@@ -21,6 +21,7 @@ from shared.config.base import MqttSettings
 from shared.messages.base import Message
 from shared.messages.status import GatewayStatus
 from shared.mqtt import QOS, connect, make_client
+from shared.traffic.ids import short_id
 
 log = logging.getLogger(__name__)
 
@@ -41,10 +42,12 @@ class TrafficLink:
         self._settings = settings
         self.status_topic = topics.gateway_status("traffic", junction_id)
         will = GatewayStatus(
-            sender=junction_id, gateway_id=junction_id, kind="traffic", state="offline"
+            sender=short_id(junction_id), gateway_id=junction_id, kind="traffic", state="offline"
         )
         self.client = make_client(
-            settings, f"edgeward-traffic-{junction_id}", will=(self.status_topic, will)
+            settings,
+            f"edgeward-traffic-{short_id(junction_id, 64)}",
+            will=(self.status_topic, will),
         )
         self.client.on_connect = self._connected
         self.client.on_disconnect = self._disconnected

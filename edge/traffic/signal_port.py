@@ -2,47 +2,12 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Literal, Protocol
+from collections.abc import Sequence
+from typing import Protocol
 
-PhaseKind = Literal["green", "yellow", "red"]
+from shared.traffic.phases import PhaseDef, PhaseKind, phase_kind
 
-
-def phase_kind(state: str) -> PhaseKind:
-    """Kind of a SUMO signal state: any 'y' -> yellow; else any G/g -> green; else red."""
-    if "y" in state or "Y" in state:
-        return "yellow"
-    if "G" in state or "g" in state:
-        return "green"
-    return "red"
-
-
-@dataclass(frozen=True)
-class PhaseDef:
-    """One phase of a junction's static program."""
-
-    state: str  # SUMO signal state string, e.g. "GGrrrrGGrrrr"
-    duration_s: float  # static program duration (the fixed schedule)
-    min_s: float
-    max_s: float
-    kind: PhaseKind  # derived from the state: any 'y' -> yellow; any G/g -> green
-
-    @classmethod
-    def from_state(
-        cls,
-        state: str,
-        duration_s: float,
-        min_s: float | None = None,
-        max_s: float | None = None,
-    ) -> PhaseDef:
-        """Build a phase, deriving `kind` from the state string."""
-        return cls(
-            state=state,
-            duration_s=duration_s,
-            min_s=duration_s if min_s is None else min_s,
-            max_s=duration_s if max_s is None else max_s,
-            kind=phase_kind(state),
-        )
+__all__ = ["PhaseDef", "PhaseKind", "SignalPort", "phase_kind"]
 
 
 class SignalPort(Protocol):
@@ -52,6 +17,14 @@ class SignalPort(Protocol):
 
     def phases(self) -> list[PhaseDef]:
         """The junction's own static program."""
+        ...
+
+    def install(self, program: Sequence[PhaseDef]) -> None:
+        """Load the applier's program (the junction's own, plus its red-clearance phases).
+
+        From then on `current_phase` and `set_phase` count phases of this program; the first
+        phases are the junction's own, in their own order, so indexes before it still hold.
+        """
         ...
 
     def current_phase(self) -> int: ...
@@ -64,8 +37,20 @@ class SignalPort(Protocol):
         """
         ...
 
+    def release(self) -> None:
+        """Hand the junction back to the controller's own timing plan, from any thread.
+
+        The watchdog's way out of a stalled gateway loop; the next `set_phase` takes control
+        again.
+        """
+        ...
+
+    def fail_safe(self) -> None:
+        """Flash (all-red) until a technician resets the cabinet; `set_phase` is ignored."""
+        ...
+
     def time(self) -> float:
-        """Seconds (simulation time in the twin)."""
+        """Monotonic seconds for phase timing (simulation time in the twin), never wall time."""
         ...
 
     def has_pedestrian_crossing(self, phase: int) -> bool: ...

@@ -34,14 +34,46 @@ class SignalSafety(StrictModel):
         return self
 
 
+class JunctionGeometry(StrictModel):
+    """What a junction's change interval depends on (the ITE formulas, shared.traffic.timing)."""
+
+    approach_speed_mps: float = Field(
+        ..., gt=0, le=40, description="85th-percentile (or posted) approach speed"
+    )
+    width_m: float = Field(
+        ..., ge=0, le=150, description="stop line to the far side of the last conflicting lane"
+    )
+    grade: float = Field(0.0, ge=-0.1, le=0.1, description="approach grade, uphill positive")
+
+
 class TrafficGatewayConfig(StrictModel):
     role: Literal["traffic_gateway"] = Field("traffic_gateway", description="config kind")
-    junction_id: str = Field(..., min_length=1, max_length=128, description="SUMO tls id")
+    # netconvert's joined clusters make ids of hundreds of characters; links and files use a
+    # shortened form where they must (shared.traffic.ids)
+    junction_id: str = Field(..., min_length=1, max_length=4096, description="SUMO tls id")
     data_dir: Path = Field(Path("var/traffic"), description="durable outbox lives here")
     registry_dir: Path = Field(Path("registry"), description="model registry root")
     counter_model: str = Field("traffic-counter", description="registry name of the counter")
     backend: Backend = Field("auto", description="inference backend")
     control_interval_s: float = Field(5.0, ge=1, le=60, description="aggregate period")
     plan_expiry_grace_s: float = Field(0.0, ge=0, le=60, description="tolerance on plan expiry")
+    max_plan_lifetime_s: float = Field(
+        300.0,
+        ge=10,
+        le=3600,
+        description="a plan expires at most this long after it arrives, whatever its expires_at",
+    )
+    watchdog_s: float = Field(
+        2.0,
+        ge=0.5,
+        le=6,
+        description="a gateway loop stalled this long hands the junction to the controller's own "
+        "plan (a yellow can overrun by at most this)",
+    )
     safety: SignalSafety = Field(default_factory=SignalSafety)
+    geometry: JunctionGeometry | None = Field(
+        None,
+        description="this junction's approach speed and width: the ITE yellow and red clearance "
+        "lengthen safety.yellow_s / all_red_s where the kinematics need more",
+    )
     mqtt: MqttSettings = Field(default_factory=MqttSettings)

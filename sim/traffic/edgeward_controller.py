@@ -21,88 +21,27 @@ import tempfile
 import time
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
 
 from cloud.traffic.coordinator import Coordinator, CoordinatorSettings
-from cloud.traffic.runner import CoordinatorRunner
-from cloud.traffic.topology import ApproachTopo, JunctionTopo, LinkTopo, NetworkTopology, PhaseTopo
-from edge.traffic.applier import min_green
 from edge.traffic.counter import Counter, ModelCounter
 from edge.traffic.frames import Frame
 from edge.traffic.gateway import TrafficGateway
-from edge.traffic.layout import ApproachLayout, JunctionLayout
 from edge.traffic.link import TrafficLink
+from edge.traffic.safety_clock import min_green
 from shared.broker import MosquittoBroker
 from shared.config.base import MqttSettings
 from shared.config.traffic import TrafficGatewayConfig
 from shared.errors import EdgewardError
 from shared.messages.traffic import ModeChange
+from shared.traffic.ids import file_stem
 from sim.traffic.controllers import SimContext
+from sim.traffic.coordinator_runner import CoordinatorRunner
 from sim.traffic.network import Junction
+from sim.traffic.safety import conflicts_of
 from sim.traffic.traci_port import PROGRAM_ID
+from sim.traffic.twin_topology import layout_of, topology_of
 
 log = logging.getLogger(__name__)
-
-STOP_LINE = 0.0
-
-
-def layout_of(junction: Junction) -> JunctionLayout:
-    return JunctionLayout(
-        junction.junction_id,
-        tuple(
-            ApproachLayout(
-                a.approach_id,
-                a.link_indices,
-                max(1, sum(1 for ln in a.lanes if ln.offset_m == STOP_LINE)),
-            )
-            for a in junction.approaches
-        ),
-    )
-
-
-def topology_of(conn: Any, ctx: SimContext) -> NetworkTopology:
-    """The network as plain data, read through TraCI (links, out-edges, lengths, programs)."""
-    junctions: dict[str, JunctionTopo] = {}
-    lengths: dict[str, float] = {}
-    speeds: dict[str, float] = {}
-    for j in ctx.junctions:
-        approach_of = {i: a.approach_id for a in j.approaches for i in a.link_indices}
-        links = []
-        for index, group in enumerate(conn.trafficlight.getControlledLinks(j.junction_id)):
-            if not group or index not in approach_of:
-                continue
-            out_lane = group[0][1]
-            out_edge = conn.lane.getEdgeID(out_lane)
-            lengths.setdefault(out_edge, float(conn.lane.getLength(out_lane)))
-            speeds.setdefault(out_edge, float(conn.lane.getMaxSpeed(out_lane)))
-            links.append(LinkTopo(index, approach_of[index], out_edge))
-        phases = tuple(
-            PhaseTopo(p.state, p.duration_s, p.kind) for p in ctx.port(j.junction_id).phases()
-        )
-        layout = layout_of(j)
-        junctions[j.junction_id] = JunctionTopo(
-            j.junction_id,
-            tuple(
-                ApproachTopo(
-                    a.approach_id,
-                    a.edge_id,
-                    la.lanes,
-                    tuple(
-                        sorted(
-                            {
-                                ln.lane_id.rsplit("_", 1)[0]
-                                for ln in a.lanes
-                                if ln.lane_id.rsplit("_", 1)[0] != a.edge_id
-                            }
-                        )
-                    ),
-                )
-                for a, la in zip(j.approaches, layout.approaches, strict=True)
-            ),
-            tuple(links),
-            phases,
-        )
-    return NetworkTopology(junctions, lengths, speeds)
 
 
 def _host_port(text: str) -> tuple[str, int]:
@@ -247,7 +186,8 @@ class EdgewardController:
             with contextlib.suppress(ValueError, KeyError, TypeError):  # the gateway says why
                 self._plan_times[jid] = float(json.loads(payload)["issued_at"])
 
-        link = TrafficLink(self.mqtt, jid, config.data_dir / f"{jid}.outbox.sqlite", on_plan)
+        outbox = config.data_dir / f"{file_stem(jid)}.outbox.sqlite"
+        link = TrafficLink(self.mqtt, jid, outbox, on_plan)
         gw = TrafficGateway(
             config,
             self.ctx.port(jid),
@@ -256,6 +196,7 @@ class EdgewardController:
             counter=counter,
             link=link,
             on_mode_change=self._mode_changed,
+            conflicts=conflicts_of(junction.layout),
         )
         holder["gw"] = gw
         self.gateways[jid] = gw
@@ -356,9 +297,9 @@ class EdgewardController:
             gw.link.kill()
         conn = self.ctx.conn
         applier = gw.applier
-        phase = applier.phase
+        phase = applier.program_phase  # a red clearance hands back as its yellow
         elapsed = t - applier.switches[-1].time
-        p = applier.program[phase]
+        p = applier.current
         if p.kind == "green":
             crossing = gw.port.has_pedestrian_crossing(phase)
             lo = min_green(self.ctx.safety, crossing)

@@ -20,7 +20,7 @@ class TopologyWriter:
         self.path = path
 
     def start(self, ctx: SimContext) -> None:
-        from sim.traffic.edgeward_controller import topology_of
+        from sim.traffic.twin_topology import topology_of
 
         self.path.parent.mkdir(parents=True, exist_ok=True)
         topology_of(ctx.conn, ctx).save(self.path)

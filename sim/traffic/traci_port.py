@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from edge.traffic.signal_port import PhaseDef
@@ -36,7 +37,9 @@ class TraciSignalPort:
             )
             for p in logic.phases
         ]
+        self._own = list(self._phases)  # the network's own program, whatever is installed
         self._controlled = False
+        self._flashing = False
 
     def _static_logic(self) -> Any:
         logics = self._conn.trafficlight.getAllProgramLogics(self.junction_id)
@@ -47,12 +50,19 @@ class TraciSignalPort:
         return logics[0]
 
     def phases(self) -> list[PhaseDef]:
-        return list(self._phases)
+        return list(self._own)
+
+    def install(self, program: Sequence[PhaseDef]) -> None:
+        """The applier's program (own phases first) becomes the "edgeward" program."""
+        self._phases = list(program)
+        self._controlled = False  # the next set_phase loads it
 
     def current_phase(self) -> int:
         return int(self._conn.trafficlight.getPhase(self.junction_id))
 
     def set_phase(self, index: int) -> None:
+        if self._flashing:
+            return  # a tripped monitor's flash holds until someone resets the cabinet
         if not 0 <= index < len(self._phases):
             raise ValueError(
                 f"junction {self.junction_id}: phase {index} does not exist; "
@@ -72,10 +82,27 @@ class TraciSignalPort:
 
         phases = [traci.trafficlight.Phase(HOLD_S, p.state) for p in self._phases]
         logic = traci.trafficlight.Logic(PROGRAM_ID, 0, index, phases)
-        if not self._controlled:
+        if not self._controlled:  # (re)load: the applier may have installed a new program
             self._conn.trafficlight.setProgramLogic(self.junction_id, logic)
         self._conn.trafficlight.setProgram(self.junction_id, PROGRAM_ID)
         self._controlled = True
+
+    def release(self) -> None:
+        """Back to the network's own program, at the phase it stands for."""
+        own = next(
+            lg.programID
+            for lg in self._conn.trafficlight.getAllProgramLogics(self.junction_id)
+            if lg.programID != PROGRAM_ID
+        )
+        phase = min(self.current_phase(), len(self._own) - 1)
+        self._conn.trafficlight.setProgram(self.junction_id, own)
+        self._conn.trafficlight.setPhase(self.junction_id, phase)
+
+    def fail_safe(self) -> None:
+        """SUMO's 'o' (off, blinking): every vehicle yields, as at a flashing signal."""
+        self._flashing = True
+        width = len(self._own[0].state)
+        self._conn.trafficlight.setRedYellowGreenState(self.junction_id, "o" * width)
 
     def time(self) -> float:
         return float(self._conn.simulation.getTime()) + self._clock_offset

@@ -7,16 +7,23 @@ import itertools
 import pytest
 
 from edge.traffic.applier import (
+    AcyclicPolicy,
     PlanRejectedError,
     SafeApplier,
-    clearance_paths,
-    follow_on_greens,
 )
-from edge.traffic.sequence_check import check_links, check_sequence
+from edge.traffic.program import ProgramError, clearance_paths, follow_on_greens
 from edge.traffic.signal_port import PhaseDef
 from shared.config.traffic import SignalSafety
 from shared.messages.traffic import PhaseGreen, SignalPlan
-from tests.unit.traffic_fakes import MemoryPort, four_phase_program
+from shared.traffic.conflicts import ConflictMatrix
+from shared.traffic.oracle import Violation, check_sequence
+from tests.unit.traffic_fakes import MemoryPort, foes_never_green_together, four_phase_program
+
+
+def _oracle(port: MemoryPort, safety: SignalSafety) -> list[Violation]:
+    """What the independent oracle says of every state the port showed."""
+    conflicts = foes_never_green_together(port.phases())
+    return check_sequence(port.shown, safety, conflicts, end_time=port.now, tolerance_s=1.0)
 
 
 def _run(applier: SafeApplier, port: MemoryPort, until: float) -> None:
@@ -29,10 +36,12 @@ def test_fixed_schedule_follows_the_program_in_order() -> None:
     port = MemoryPort(four_phase_program())
     applier = SafeApplier(port, SignalSafety())
     _run(applier, port, 140)
-    phases = [s.phase for s in applier.switches]
-    assert phases[:6] == [0, 1, 2, 3, 0, 1]
+    phases = [applier.driven.origin(s.phase) for s in applier.switches]
+    # each yellow is followed by its red clearance (the program has none of its own)
+    assert phases[:9] == [0, 1, 1, 2, 3, 3, 0, 1, 1]
     times = [s.time for s in applier.switches]
-    assert times[1] - times[0] == 31 and times[2] - times[1] == 4
+    assert times[1] - times[0] == 31 and times[2] - times[1] == 4 and times[3] - times[2] == 2
+    assert _oracle(port, SignalSafety()) == []
 
 
 def test_too_short_green_is_stretched_to_the_minimum_and_pedestrian_time() -> None:
@@ -64,18 +73,10 @@ def test_short_yellow_in_the_program_is_lengthened() -> None:
     yellows = [
         b.time - a.time
         for a, b in itertools.pairwise(switches[1:])
-        if program[a.phase].kind == "yellow"
+        if applier.driven.phases[a.phase].kind == "yellow"
     ]
     assert yellows and all(y == 4 for y in yellows), yellows
-    problems = check_sequence(
-        program,
-        [(s.time, s.phase) for s in switches],
-        port.now,
-        safety=SignalSafety(yellow_s=4),
-        has_crossing=port.has_pedestrian_crossing,
-        tolerance_s=1.0,
-    )
-    assert problems == []
+    assert _oracle(port, SignalSafety(yellow_s=4)) == []
 
 
 def test_plan_for_another_junction_is_refused_with_its_name() -> None:
@@ -99,18 +100,11 @@ def test_plan_naming_a_yellow_phase_is_refused() -> None:
         applier.set_targets({1: 30.0}, "cloud")
 
 
-def test_checker_flags_a_skipped_yellow() -> None:
+def test_oracle_flags_a_skipped_yellow() -> None:
     program = four_phase_program()
-    problems = check_sequence(
-        program,
-        [(0, 0), (30, 2), (60, 3)],
-        70,
-        safety=SignalSafety(),
-        has_crossing=lambda _: False,
-        tolerance_s=1,
-    )
-    assert any("program order" in p for p in problems)
-    assert any("without yellow" in p for p in problems)
+    shown = [(0.0, program[0].state), (30.0, program[2].state), (60.0, program[3].state)]
+    kinds = {v.kind for v in check_sequence(shown, SignalSafety(), end_time=70)}
+    assert "green_to_red" in kinds
 
 
 def grid_program() -> list[PhaseDef]:
@@ -161,37 +155,24 @@ def test_acyclic_applier_goes_to_the_highest_priority_phase_through_its_clearanc
     _run(applier, port, 60)
     phases = [s.phase for s in applier.switches]
     assert phases[:4] == [0, 1, 2, 6]  # phase 3 skipped, yellow and all-red kept
-    switches = [(s.time, s.phase) for s in applier.switches]
-    safety = SignalSafety()
-    ok = check_sequence(
-        program,
-        switches,
-        port.now,
-        safety=safety,
-        has_crossing=lambda _: False,
-        tolerance_s=1,
-        allow_skips=True,
-    )
-    assert ok == []
+    assert _oracle(port, SignalSafety()) == []
 
 
-def test_checker_flags_a_jump_into_green_straight_from_yellow() -> None:
-    problems = check_sequence(
-        three_way_program(),
-        [(0, 0), (30, 1), (34, 6), (60, 7)],
-        70,
-        safety=SignalSafety(),
-        has_crossing=lambda _: False,
-        tolerance_s=1,
-        allow_skips=True,
-    )
-    assert any("without an all-red clearance" in p for p in problems)
+def test_oracle_flags_a_jump_into_green_straight_from_yellow() -> None:
+    program = three_way_program()
+    shown = [
+        (0.0, program[i].state) if i == 0 else (t, program[i].state)
+        for t, i in [(0.0, 0), (30.0, 1), (34.0, 6), (60.0, 7)]
+    ]
+    conflicts = foes_never_green_together(program)
+    kinds = [v.kind for v in check_sequence(shown, SignalSafety(), conflicts, end_time=70)]
+    assert kinds == ["no_red_clearance"]
 
 
 def test_protected_left_runs_after_its_through_green_when_acyclic() -> None:
     program = grid_program()
     port = MemoryPort(program)
-    applier = SafeApplier(port, SignalSafety())
+    applier = SafeApplier(port, SignalSafety(), AcyclicPolicy())  # protected turns kept
     applier.set_priorities({0: 0.0, 2: 0.0, 5: 5.0, 7: 0.0}, "test")
     _run(applier, port, 120)
     phases = [s.phase for s in applier.switches]
@@ -201,33 +182,12 @@ def test_protected_left_runs_after_its_through_green_when_acyclic() -> None:
 def test_acyclic_greens_on_the_grid_keep_every_link_within_max_green() -> None:
     program = grid_program()
     port = MemoryPort(program)
-    applier = SafeApplier(port, SignalSafety())
+    applier = SafeApplier(port, SignalSafety(), AcyclicPolicy())  # protected turns kept
     applier.set_priorities({0: 50.0, 2: 0.0, 5: 0.0, 7: 0.0}, "test")  # phase 0 wants it all
     _run(applier, port, 600)
     served = {s.phase for s in applier.switches}
     assert {0, 2, 5, 7} <= served  # the others still get their turn (they age)
-    problems = check_sequence(
-        program,
-        [(s.time, s.phase) for s in applier.switches],
-        port.now,
-        safety=SignalSafety(),
-        has_crossing=lambda _: False,
-        tolerance_s=1,
-        allow_skips=True,
-    )
-    assert problems == []
-    assert _link_problems(program, applier, port) == []
-
-
-def _link_problems(program: list[PhaseDef], applier: SafeApplier, port: MemoryPort) -> list[str]:
-    return check_links(
-        program,
-        [(s.time, s.phase) for s in applier.switches],
-        port.now,
-        safety=applier.safety,
-        has_crossing=port.has_pedestrian_crossing,
-        tolerance_s=1,
-    )
+    assert _oracle(port, SignalSafety()) == []
 
 
 def test_long_through_green_is_cut_so_the_left_turn_run_after_it_stays_within_max_green() -> None:
@@ -242,7 +202,7 @@ def test_long_through_green_is_cut_so_the_left_turn_run_after_it_stays_within_ma
     for a, b in itertools.pairwise(applier.switches):
         times[a.phase] = b.time - a.time  # the last complete one: after the plan
     assert times[0] == 90 - 4 - 7  # max green less the yellow and the protected left's minimum
-    assert _link_problems(program, applier, port) == []
+    assert _oracle(port, applier.safety) == []
 
 
 def test_fixed_grid_program_that_complies_runs_unchanged() -> None:
@@ -252,22 +212,70 @@ def test_fixed_grid_program_that_complies_runs_unchanged() -> None:
     _run(applier, port, 300)
     lengths = [b.time - a.time for a, b in itertools.pairwise(applier.switches)]
     assert lengths[:10] == [p.duration_s for p in program]
-    assert _link_problems(program, applier, port) == []
+    assert _oracle(port, applier.safety) == []
 
 
-def test_checker_flags_a_link_green_across_two_phases_past_max_green() -> None:
+def test_oracle_flags_a_link_green_across_two_phases_past_max_green() -> None:
+    shown = [(0.0, "Gr"), (50.0, "GG"), (100.0, "yy"), (104.0, "rr")]
+    violations = check_sequence(shown, SignalSafety(max_green_s=90), end_time=110)
+    assert [(v.kind, v.link) for v in violations] == [("long_green", 0)]
+
+
+def test_pedestrian_green_lasts_the_walk_time_even_when_outranked() -> None:
+    # link 0 is a crossing walked in phase 0; phase 2 wants the junction badly from the start
+    program = four_phase_program()
+    safety = SignalSafety(min_green_s=7, pedestrian_min_s=25)
+    port = MemoryPort(program, crossing_links=frozenset({0}))
+    conflicts = ConflictMatrix.of(8, foes_never_green_together(program).foes, {0})
+    applier = SafeApplier(port, safety, conflicts=conflicts)
+    applier.set_targets(dict.fromkeys(applier.green_phases, safety.min_green_s), "actuated")
+    applier.set_priorities({0: 0.0, 2: 50.0}, "actuated")
+    _run(applier, port, 60)
+    assert applier.switches[1].time == 25.0  # the walk time, not the 7 s vehicle minimum
+    assert check_sequence(port.shown, safety, conflicts, end_time=port.now, tolerance_s=1) == []
+
+
+def test_red_clearance_is_inserted_between_foes_where_the_program_has_none() -> None:
+    program = four_phase_program()  # yellow -> conflicting green, no all-red of its own
+    safety = SignalSafety(all_red_s=3)
+    port = MemoryPort(program)
+    applier = SafeApplier(port, safety, conflicts=foes_never_green_together(program))
+    _run(applier, port, 150)
+    states = [s for _, s in port.shown]
+    assert states[:5] == ["GGrrGGrr", "yyrryyrr", "rrrrrrrr", "rrGGrrGG", "rryyrryy"]
+    times = [t for t, _ in port.shown]
+    assert times[3] - times[2] == 3  # all_red_s, on the clearance the applier added
+    assert _oracle(port, safety) == []
+
+
+def test_no_clearance_is_added_between_links_that_do_not_conflict() -> None:
+    program = four_phase_program()
+    port = MemoryPort(program)
+    applier = SafeApplier(port, SignalSafety(), conflicts=ConflictMatrix.of(8, []))
+    _run(applier, port, 100)
+    assert [s for _, s in port.shown][:3] == ["GGrrGGrr", "yyrryyrr", "rrGGrrGG"]
+
+
+def test_program_releasing_two_foes_together_is_refused_naming_the_phase() -> None:
     program = [
-        PhaseDef.from_state("Gr", 50),
-        PhaseDef.from_state("GG", 50),
-        PhaseDef.from_state("yy", 4),
-        PhaseDef.from_state("rr", 2),
+        *four_phase_program()[:2],
+        PhaseDef.from_state("rrGGrrGG", 31),
+        PhaseDef.from_state("rryyrryy", 4),
+        PhaseDef.from_state("rrrrrrrr", 2),
+        PhaseDef.from_state("GrrrrrGr", 20),  # a left turn across the oncoming through
+        PhaseDef.from_state("yrrrrryr", 4),
     ]
-    problems = check_links(
-        program,
-        [(0, 0), (50, 1), (100, 2), (104, 3)],
-        110,
-        safety=SignalSafety(max_green_s=90),
-        has_crossing=lambda _: False,
-        tolerance_s=1,
-    )
-    assert problems == ["link 0 green from t=0.0s to 100.0s (100.0s): green longer than 90.0s"]
+    conflicts = ConflictMatrix.of(8, [(0, 6)])
+    with pytest.raises(ProgramError, match=r"phase 5 \(GrrrrrGr\).*links 0 and 6"):
+        SafeApplier(MemoryPort(program), SignalSafety(), conflicts=conflicts)
+
+
+def test_program_going_from_green_to_red_without_yellow_is_refused_naming_the_phase() -> None:
+    program = [PhaseDef.from_state("GGrr", 30), PhaseDef.from_state("rrGG", 30)]
+    with pytest.raises(ProgramError, match=r"phase 0 \(GGrr\) -> phase 1 \(rrGG\).*link 0"):
+        SafeApplier(MemoryPort(program), SignalSafety())
+
+
+def test_program_that_does_not_match_the_network_is_refused() -> None:
+    with pytest.raises(ProgramError, match=r"8 links.*conflict matrix 6"):
+        SafeApplier(MemoryPort(four_phase_program()), SignalSafety(), conflicts=ConflictMatrix(6))

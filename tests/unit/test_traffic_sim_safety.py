@@ -106,11 +106,23 @@ def test_malformed_state_is_reported_not_crashed_on() -> None:
     assert _kinds(seq) == ["bad_state", "bad_state"]
 
 
+def test_yellow_that_turns_green_again_is_caught() -> None:
+    seq = [(0.0, "Grr"), (20.0, "yrr"), (24.0, "Grr"), (44.0, "yrr"), (48.0, "rrr")]
+    assert _kinds(seq) == ["yellow_to_green"]
+
+
+def test_long_yellow_is_caught() -> None:
+    seq = [(0.0, "Grr"), (20.0, "yrr"), (30.0, "rrr")]
+    assert _kinds(seq) == ["long_yellow"]
+
+
 @pytest.mark.parametrize("kind", VIOLATION_KINDS)
 def test_every_kind_has_a_test_above(kind: str) -> None:
     names = [n for n in globals() if n.startswith("test_")]
     words = {
         "green_to_red": "green_to_red",
+        "yellow_to_green": "yellow_that_turns_green",
+        "long_yellow": "long_yellow",
         "short_yellow": "short_yellow",
         "short_green": "short_green",
         "long_green": "long_protected_green",

@@ -1,0 +1,64 @@
+"""Acyclic control's policy: how greens are chosen and sized. Policy, not safety: every path
+the applier may take is safe whatever these numbers are."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+SWITCH_MARGIN = 1.0  # priority (vehicles per lane) another phase needs above the serving one
+# An acyclic green lasts at least its planned green times this: every switch costs a whole
+# clearance, and in the twin's rush hour longer greens won (greens of ~40 s on the 4x4 grid).
+SLOT_SCALE = 1.4
+MAX_WAIT_S = 120.0  # an acyclic junction serves any green that has waited this long
+AGE_PER_S = 1.0 / 30.0  # priority a waiting phase gains per second unserved: nobody starves
+
+
+@dataclass(frozen=True)
+class AcyclicPolicy:
+    """How acyclic control chooses and sizes greens."""
+
+    slot_scale: float = SLOT_SCALE  # shortest acyclic green = planned green x this
+    # a through green that ran at least this long is followed by its protected turn (0: always);
+    # a shorter one found its turns gaps in light opposing flow
+    turn_after_s: float = 0.0
+    age_per_s: float = AGE_PER_S  # priority a waiting green gains per second unserved
+
+
+# What the gateways run (tests drive this one). Acyclic control never adds the protected turn
+# phase that follows a through green in the program: turning traffic goes in the through green's
+# gaps and its two yellows (the applier's clearance path). Twin, 4x4 rush, 30 min, seeds 1-3:
+# always 115 s (oracle), after greens of >= 30 s 81.5, never 78.8. Every switch costs ~10 s of
+# clearance, so waiting greens age slowly (30 min seed 1: 1/15 -> 100 s, 1/30 -> 82, 1/60 -> 79,
+# 0 -> 91). Acyclic greens last at least their planned green (the minimum), not a multiple.
+PRODUCTION_POLICY = AcyclicPolicy(slot_scale=1.0, turn_after_s=math.inf, age_per_s=1.0 / 60.0)
+
+
+def choose_green(
+    current: int,
+    waited: Mapping[int, float],
+    priorities: Mapping[int, float],
+    policy: AcyclicPolicy,
+    *,
+    forced: bool,
+) -> int | None:
+    """The green to go to next (of those reachable: `waited`'s keys), or None to stay.
+
+    `waited`: seconds since each was last served; `forced`: the current green must end.
+    """
+    if not waited:
+        return None
+
+    def score(k: int) -> float:
+        return priorities.get(k, 0.0) + policy.age_per_s * waited[k]
+
+    best = max(waited, key=score)
+    starving = [k for k in waited if k != current and waited[k] >= MAX_WAIT_S]
+    if starving:  # whatever the pressures say, nobody waits longer than this
+        return max(starving, key=lambda k: waited[k])
+    if forced:
+        return best
+    if score(best) > priorities.get(current, 0.0) + SWITCH_MARGIN:
+        return best
+    return None

@@ -1,0 +1,1 @@
+"""Traffic signal knowledge every tier shares: phases, timing limits, conflicts, demand, safety."""
