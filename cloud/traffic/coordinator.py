@@ -321,6 +321,7 @@ class Coordinator:
                     expires_at=now + self.settings.plan_ttl_s,
                     cycle_s=d.cycle_s,
                     offset_s=0.0,
+                    control="cyclic" if d.pressures is None else "acyclic",
                     greens=[
                         PhaseGreen.model_construct(
                             phase_index=p,

@@ -19,6 +19,15 @@ RANK: dict[ControlMode, int] = {"fixed": 0, "actuated": 1, "coordinated": 2}
 
 
 @dataclass(frozen=True)
+class Decision:
+    """What the junction runs now: the gateway applies it once, as it is."""
+
+    mode: ControlMode
+    plan: SignalPlan | None  # the plan to run: set exactly when mode is "coordinated"
+    reason: str
+
+
+@dataclass(frozen=True)
 class CameraState:
     approach_id: str
     healthy: bool
@@ -120,7 +129,8 @@ class FallbackMachine:
             return "fixed", f"{uplink}; {camera_note}"
         return "actuated", uplink
 
-    def update(self, now: float, connected: bool, cameras: list[CameraState]) -> ControlMode:
+    def update(self, now: float, connected: bool, cameras: list[CameraState]) -> Decision:
+        """Move along the ladder (down at once, up after `recover_s`); what to run now."""
         want, reason = self.wanted(now, connected, cameras)
         if RANK[want] < RANK[self.mode]:
             self._switch(want, reason)
@@ -131,7 +141,15 @@ class FallbackMachine:
                 self._switch(want, f"recovered: {reason}")
         else:
             self._up_since = None
-        return self.mode
+        return self.current(now, reason)
+
+    def current(self, now: float, reason: str = "") -> Decision:
+        """The decision for the mode held now (a fresh plan replaces the one it runs)."""
+        plan = self.usable_plan(now) if self.mode == "coordinated" else None
+        if self.mode == "coordinated" and plan is None:
+            # the plan went stale between two intervals: never run it, drop a rung now
+            self._switch("actuated", "plan expired")
+        return Decision(self.mode, plan, reason or self._last_reason)
 
     def _switch(self, to: ControlMode, reason: str) -> None:
         change = ModeChange(
@@ -143,6 +161,7 @@ class FallbackMachine:
         )
         log.info("junction %s: %s -> %s (%s)", self.junction_id, self.mode, to, reason)
         self.mode = to
+        self._last_reason = reason
         self._up_since = None
         self.changes.append(change)
         if self.on_change is not None:

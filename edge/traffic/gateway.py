@@ -16,7 +16,7 @@ from edge.traffic.acyclic import PRODUCTION_POLICY
 from edge.traffic.applier import PlanRejectedError, SafeApplier
 from edge.traffic.camera_health import CameraHealth
 from edge.traffic.counter import Counter
-from edge.traffic.fallback import CameraState, FallbackMachine
+from edge.traffic.fallback import CameraState, Decision, FallbackMachine
 from edge.traffic.frames import FrameSource
 from edge.traffic.layout import JunctionLayout
 from edge.traffic.link import TrafficLink
@@ -139,10 +139,11 @@ class TrafficGateway:
         cameras, counts = self._observe()
         self.last_counts = counts
         connected = self.link.connected if self.link is not None else False
-        mode = self.fallback.update(self._wall(), connected, cameras)
+        decision = self.fallback.update(self._wall(), connected, cameras)
+        mode = decision.mode
         self.stats.intervals += 1
         self.stats.modes[mode] = self.stats.modes.get(mode, 0) + 1
-        self._apply(mode, self._wall(), counts)
+        self._apply(decision, counts)
         aggregate = TrafficAggregate(
             sender=short_id(self.junction_id),
             junction_id=self.junction_id,
@@ -180,32 +181,28 @@ class TrafficGateway:
         counts = self.counter.count(usable) if usable else {}
         return cameras, counts
 
-    def _apply(self, mode: str, now: float, counts: dict[str, tuple[float, float]]) -> None:
-        if mode == "coordinated":
-            plan = self.fallback.usable_plan(now)
-            if plan is not None:
-                greens = self.applier.greens_from_plan(plan)  # validated on arrival
-                # keep the cycle on the plan's grid: junctions stay coordinated with each other
-                alignment = (plan.cycle_s, plan.offset_s)
-                self.applier.set_targets(greens, f"plan {plan.plan_id}", alignment)
-                pressures = {g.phase_index: g.pressure for g in plan.greens}
-                if all(v is not None for v in pressures.values()):
-                    # max-pressure plan: the applier picks the next phase by these priorities
-                    self.applier.set_priorities(
-                        {k: float(v or 0.0) for k, v in pressures.items()}, f"plan {plan.plan_id}"
-                    )
-                else:
-                    self.applier.set_priorities(None, f"plan {plan.plan_id}")
-                return
-        if mode in ("coordinated", "actuated"):
+    def _apply(self, decision: Decision, counts: dict[str, tuple[float, float]]) -> None:
+        """Set the applier from the fallback's decision: the one place timings are chosen."""
+        plan = decision.plan
+        if plan is not None:
+            greens = self.applier.greens_from_plan(plan)  # validated on arrival
+            # keep the cycle on the plan's grid: junctions stay coordinated with each other
+            self.applier.set_targets(greens, f"plan {plan.plan_id}", (plan.cycle_s, plan.offset_s))
+            if plan.control == "acyclic":
+                # max-pressure plan: the applier picks the next phase by these priorities
+                pressures = {g.phase_index: float(g.pressure or 0.0) for g in plan.greens}
+                self.applier.set_priorities(pressures, f"plan {plan.plan_id}")
+            else:
+                self.applier.set_priorities(None, f"plan {plan.plan_id}")
+        elif decision.mode == "actuated":
             # acyclic on the junction's own counts: the cloud's plan without the downstream
             floor = self.limits.min_green_s
             self.applier.set_targets(dict.fromkeys(self.applier.green_phases, floor), "actuated")
             local = local_pressures(self.applier.program, self.layout, counts)
             self.applier.set_priorities(local, "actuated")
-            return
-        self.applier.set_priorities(None, "fixed")
-        self.applier.set_targets(self.applier.fixed_greens, "fixed")
+        else:
+            self.applier.set_priorities(None, "fixed")
+            self.applier.set_targets(self.applier.fixed_greens, "fixed")
 
     def take_plans(self, now: float) -> None:
         """Handle plans that arrived; a fresh plan in coordinated mode takes effect at once."""
@@ -223,7 +220,9 @@ class TrafficGateway:
                 self.fallback.reject_plan(str(exc))
                 continue
             if self.fallback.offer_plan(plan, now) and self.fallback.mode == "coordinated":
-                self._apply("coordinated", now, self.last_counts)
+                self._apply(
+                    self.fallback.current(now, f"fresh plan {plan.plan_id}"), self.last_counts
+                )
 
     # -- reporting ----------------------------------------------------------------------------
 

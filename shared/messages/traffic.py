@@ -9,6 +9,9 @@ from pydantic import Field, model_validator
 from shared.messages.base import Message, Part
 
 ControlMode = Literal["coordinated", "actuated", "fixed"]
+# cyclic: the junction's program in order with these greens; acyclic: after each green the
+# junction goes to the green of highest pressure
+PlanControl = Literal["cyclic", "acyclic"]
 
 
 class ApproachCount(Part):
@@ -34,7 +37,7 @@ class PhaseGreen(Part):
     phase_index: int = Field(..., ge=0)
     green_s: float = Field(..., gt=0)
     pressure: float | None = Field(
-        None, description="max-pressure priority (vehicles per lane); set: the gateway runs acyclic"
+        None, description="max-pressure priority (vehicles per lane); acyclic plans only"
     )
 
 
@@ -48,6 +51,7 @@ class SignalPlan(Message):
     cycle_s: float = Field(..., gt=0)
     offset_s: float = Field(0.0, ge=0)
     greens: list[PhaseGreen] = Field(..., min_length=1)
+    control: PlanControl = Field("cyclic", description="how the junction runs the greens")
 
     @model_validator(mode="after")
     def _expiry_after_issue(self) -> SignalPlan:
@@ -55,6 +59,11 @@ class SignalPlan(Message):
             raise ValueError(
                 f"expires_at ({self.expires_at}) must be after issued_at ({self.issued_at})"
             )
+        missing = [g.phase_index for g in self.greens if g.pressure is None]
+        if self.control == "acyclic" and missing:
+            raise ValueError(f"an acyclic plan needs a pressure for every green; phases {missing}")
+        if self.control == "cyclic" and len(missing) < len(self.greens):
+            raise ValueError("a cyclic plan carries no pressures; send control='acyclic'")
         return self
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from cloud.traffic.coordinator import Coordinator, CoordinatorSettings
 from cloud.traffic.service import CoordinatorCore
 from cloud.traffic.topology import (
@@ -14,7 +16,7 @@ from cloud.traffic.topology import (
 from shared import topics
 from shared.config.traffic import SignalSafety
 from shared.messages.base import decode
-from shared.messages.traffic import ApproachCount, SignalPlan, TrafficAggregate
+from shared.messages.traffic import ApproachCount, PhaseGreen, SignalPlan, TrafficAggregate
 
 PHASES = (
     PhaseTopo("GGrr", 30, "green"),  # links 0,1: west and east approaches
@@ -151,6 +153,25 @@ def test_cyclic_plans_carry_no_pressures() -> None:
     c = Coordinator(_line(), settings=CoordinatorSettings(max_pressure=False))
     c.add(_agg("A", 100, {**QUIET, "west": 8}))
     assert set(_pressures(c.plans(100), "A").values()) == {None}
+
+
+@pytest.mark.parametrize("max_pressure", [True, False])
+def test_a_plan_says_how_it_is_run_and_survives_the_wire(max_pressure: bool) -> None:
+    c = Coordinator(_line(), settings=CoordinatorSettings(max_pressure=max_pressure))
+    c.add(_agg("A", 100, {**QUIET, "west": 8}))
+    plan = next(p for p in c.plans(100) if p.junction_id == "A")
+    assert plan.control == ("acyclic" if max_pressure else "cyclic")
+    assert decode(plan.model_dump_json().encode(), SignalPlan) == plan  # validates on arrival
+
+
+def test_a_plan_whose_control_and_pressures_disagree_is_refused() -> None:
+    base = {"sender": "c", "junction_id": "A", "plan_id": "p", "issued_at": 0, "expires_at": 9}
+    greens = [PhaseGreen(phase_index=0, green_s=9, pressure=None)]
+    with pytest.raises(ValueError, match=r"pressure for every green; phases \[0\]"):
+        SignalPlan(**base, cycle_s=20, greens=greens, control="acyclic")
+    pressed = [PhaseGreen(phase_index=0, green_s=9, pressure=1.0)]
+    with pytest.raises(ValueError, match="control='acyclic'"):
+        SignalPlan(**base, cycle_s=20, greens=pressed)
 
 
 def test_max_pressure_is_the_default_and_plans_only_the_minimum_green() -> None:

@@ -36,9 +36,9 @@ def _coordinated(published: list[ModeChange]) -> FallbackMachine:
 def test_fresh_plan_climbs_to_coordinated_only_after_hysteresis() -> None:
     fb = FallbackMachine("J1", recover_s=10)
     fb.offer_plan(_plan(0, 30), now=0)
-    assert fb.update(0, True, OK) == "fixed"
-    assert fb.update(9, True, OK) == "fixed"
-    assert fb.update(10, True, OK) == "coordinated"
+    assert fb.update(0, True, OK).mode == "fixed"
+    assert fb.update(9, True, OK).mode == "fixed"
+    assert fb.update(10, True, OK).mode == "coordinated"
     assert [c.to_mode for c in fb.changes] == ["coordinated"]
 
 
@@ -46,7 +46,7 @@ def test_expired_plan_drops_to_actuated_and_is_never_returned() -> None:
     published: list[ModeChange] = []
     fb = _coordinated(published)
     assert fb.usable_plan(29.9) is not None
-    assert fb.update(30, True, OK) == "actuated"
+    assert fb.update(30, True, OK).mode == "actuated"
     assert fb.usable_plan(30) is None
     assert "expired" in published[-1].reason
 
@@ -54,41 +54,41 @@ def test_expired_plan_drops_to_actuated_and_is_never_returned() -> None:
 def test_broker_loss_drops_to_actuated_at_once_and_recovers_with_hysteresis() -> None:
     published: list[ModeChange] = []
     fb = _coordinated(published)
-    assert fb.update(11, False, OK) == "actuated"
+    assert fb.update(11, False, OK).mode == "actuated"
     assert published[-1].reason == "broker disconnected"
     fb.offer_plan(_plan(12, 50, "p2"), now=12)
-    assert fb.update(12, True, OK) == "actuated"
-    assert fb.update(21, True, OK) == "actuated"
-    assert fb.update(22, True, OK) == "coordinated"
+    assert fb.update(12, True, OK).mode == "actuated"
+    assert fb.update(21, True, OK).mode == "actuated"
+    assert fb.update(22, True, OK).mode == "coordinated"
     assert published[-1].reason.startswith("recovered")
 
 
 def test_camera_fault_without_a_plan_falls_to_the_fixed_schedule() -> None:
     published: list[ModeChange] = []
     fb = _coordinated(published)
-    assert fb.update(15, True, FROZEN) == "coordinated"  # the cloud still plans around it
-    assert fb.update(31, True, FROZEN) == "fixed"
+    assert fb.update(15, True, FROZEN).mode == "coordinated"  # the cloud still plans around it
+    assert fb.update(31, True, FROZEN).mode == "fixed"
     assert "camera north frozen" in published[-1].reason
-    assert fb.update(35, True, OK) == "fixed"
-    assert fb.update(45, True, OK) == "actuated"
+    assert fb.update(35, True, OK).mode == "fixed"
+    assert fb.update(45, True, OK).mode == "actuated"
 
 
 def test_invalid_plan_forces_fixed_until_a_valid_one_arrives() -> None:
     published: list[ModeChange] = []
     fb = _coordinated(published)
     fb.reject_plan("phases [7] are not green phases")
-    assert fb.update(12, True, OK) == "fixed"
+    assert fb.update(12, True, OK).mode == "fixed"
     assert "plan invalid" in published[-1].reason
-    assert fb.update(40, True, OK) == "fixed"
+    assert fb.update(40, True, OK).mode == "fixed"
     fb.offer_plan(_plan(41, 80, "p3"), now=41)
     fb.update(41, True, OK)
-    assert fb.update(51, True, OK) == "coordinated"
+    assert fb.update(51, True, OK).mode == "coordinated"
 
 
 def test_stale_plan_on_arrival_is_ignored() -> None:
     fb = FallbackMachine("J1", recover_s=0)
     assert fb.offer_plan(_plan(0, 10), now=10) is False
-    assert fb.update(10, True, OK) == "actuated"
+    assert fb.update(10, True, OK).mode == "actuated"
 
 
 def test_older_plan_does_not_replace_a_newer_one() -> None:
