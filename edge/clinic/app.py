@@ -34,6 +34,7 @@ from shared.monitoring.prediction_log import PredictionLog
 
 if TYPE_CHECKING:
     from edge.clinic.model_update import ModelUpdater
+    from edge.clinic.reports.worker import ReportWorker
 
 log = logging.getLogger(__name__)
 
@@ -151,6 +152,12 @@ class ClinicGateway:
             self.judging.put,
         )
         self.adapters: list[Stoppable] = []
+        self.reports: ReportWorker | None = None
+        if config.dicom.pacs is not None or config.dicom.fhir is not None:
+            from edge.clinic.reports.worker import ReportWorker
+
+            self.reports = ReportWorker(self.db, self.store, self.outbox, config.dicom)
+            self.judging.on_judged(self.reports.notify)
         self.updater: ModelUpdater | None = None
         self.http_port: int | None = None
         self.grpc_port: int | None = None
@@ -193,6 +200,8 @@ class ClinicGateway:
             scp = DicomScp(self.intake, self.config.dicom.scp).start()
             self.dicom_port = scp.port
             self.adapters.append(scp)
+        if self.reports is not None:
+            self.adapters.append(self.reports.start())
         if self.config.model_updates:
             self._start_model_updates()
         self.started = True

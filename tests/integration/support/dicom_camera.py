@@ -47,9 +47,14 @@ def op_file(folder: Path, index: int, syntax: str = "explicit", **tags: Any) -> 
 
 
 def storescu(
-    port: int, *files: Path, syntax: str = "explicit", calling: str = CAMERA, flag: str = ""
+    port: int,
+    *files: Path,
+    syntax: str = "explicit",
+    calling: str = CAMERA,
+    flag: str = "",
+    called: str = GATEWAY_AE,
 ) -> subprocess.CompletedProcess[str]:
-    args = [need("storescu"), "-R", flag or PROPOSE[syntax], "-aet", calling, "-aec", GATEWAY_AE]
+    args = [need("storescu"), "-R", flag or PROPOSE[syntax], "-aet", calling, "-aec", called]
     return subprocess.run(
         [*args, "127.0.0.1", str(port), *map(str, files)],
         capture_output=True,
@@ -77,9 +82,7 @@ class DicomStandInPipeline(StandInPipeline):
         meta = dict(metadata or {})
         if data[128:132] == b"DICM":
             ds = pydicom.dcmread(io.BytesIO(data))
-            rgb = np.asarray(ds.pixel_array)
-            if ds.PhotometricInterpretation.startswith("YBR"):
-                rgb = pydicom.pixels.convert_color_space(rgb, ds.PhotometricInterpretation, "RGB")
+            rgb = np.asarray(ds.pixel_array)  # RGB, also for YBR JPEG (pydicom converts)
             meta.setdefault("laterality", str(ds.get("ImageLaterality", "")))
             meta.setdefault("patient_id", str(ds.get("PatientID", "")))
             _ok, png = cv2.imencode(".png", rgb[..., ::-1])
