@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from shared.preprocess import PreprocessSpec, fov_box
+from shared.preprocess import PreprocessSpec, fov_box, square_crop
 
 
 @dataclass(frozen=True)
@@ -37,17 +37,39 @@ class HotRegion:
     score: float
 
 
+def _geometry(
+    box: tuple[int, int, int, int] | None, width: int, height: int, spec: PreprocessSpec
+) -> ViewGeometry:
+    if box is None:
+        return ViewGeometry(0, 0, width / spec.size, height / spec.size, width, height)
+    x, y, w, h = box
+    side = max(w, h)  # shared.preprocess.square_crop's square around the box centre
+    x0, y0 = x + w // 2 - side // 2, y + h // 2 - side // 2
+    return ViewGeometry(x0, y0, side / spec.size, side / spec.size, width, height)
+
+
 def view_geometry(image_bgr: np.ndarray, spec: PreprocessSpec) -> ViewGeometry:
     height, width = image_bgr.shape[:2]
+    box = None
     if spec.crop_to_fov:
         img = image_bgr if image_bgr.ndim == 3 else cv2.cvtColor(image_bgr, cv2.COLOR_GRAY2BGR)
         box = fov_box(img, spec.fov_threshold)
-        if box is not None:
-            x, y, w, h = box
-            side = max(w, h)
-            x0, y0 = x + w // 2 - side // 2, y + h // 2 - side // 2
-            return ViewGeometry(x0, y0, side / spec.size, side / spec.size, width, height)
-    return ViewGeometry(0, 0, width / spec.size, height / spec.size, width, height)
+    return _geometry(box, width, height, spec)
+
+
+def model_view(image_bgr: np.ndarray, spec: PreprocessSpec) -> tuple[np.ndarray, ViewGeometry]:
+    """`shared.preprocess.resize_for_model` and `view_geometry` from ONE field-of-view search.
+
+    The search is the costly step on a full-size scan; doing it twice (once for the model's
+    view, once to map the CAM back) cost as much as the whole ONNX forward pass.
+    """
+    img = image_bgr if image_bgr.ndim == 3 else cv2.cvtColor(image_bgr, cv2.COLOR_GRAY2BGR)
+    height, width = img.shape[:2]
+    box = fov_box(img, spec.fov_threshold) if spec.crop_to_fov else None
+    if box is not None:
+        img = square_crop(img, box)
+    view = cv2.resize(img, (spec.size, spec.size), interpolation=cv2.INTER_AREA)
+    return view, _geometry(box, width, height, spec)
 
 
 def to_model_view(array: np.ndarray, geometry: ViewGeometry, size: int) -> np.ndarray:

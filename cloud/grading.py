@@ -18,8 +18,8 @@ import numpy as np
 
 from cloud.cam import LinearHead, TorchGradCam, cam_from_activations, linear_head
 from cloud.decision import REFERABLE_FROM_GRADE
-from cloud.explain import HotRegion, hot_regions, overlay_png, view_geometry
-from shared.preprocess import resize_for_model, to_tensor
+from cloud.explain import HotRegion, hot_regions, model_view, overlay_png
+from shared.preprocess import to_tensor
 from shared.registry import Manifest
 
 log = logging.getLogger(__name__)
@@ -182,7 +182,7 @@ class GraderCore:
         self, images_bgr: list[np.ndarray], explain: bool = True, keep_cam: bool = False
     ) -> list[Grading]:
         t0 = time.perf_counter()
-        views = [resize_for_model(im, self.spec) for im in images_bgr]
+        views, geometries = zip(*(model_view(im, self.spec) for im in images_bgr), strict=True)
         batch = np.stack([to_tensor(v, self.spec) for v in views]).astype(np.float32)
         preprocess_s = time.perf_counter() - t0
         with self._lock:
@@ -193,13 +193,13 @@ class GraderCore:
         explain_s = max(0.0, total_s - infer_s) if explain else 0.0
         t2 = time.perf_counter()
         results = []
-        for i, (image, view) in enumerate(zip(images_bgr, views, strict=True)):
+        for i, (view, geometry) in enumerate(zip(views, geometries, strict=True)):
             p = [float(v) for v in probs[i]]
             png, regions, cam = b"", [], None
             if cams is not None:
                 cam = cams[i]
                 png = overlay_png(view, cam)
-                regions = hot_regions(cam, view_geometry(image, self.spec))
+                regions = hot_regions(cam, geometry)
             results.append(
                 Grading(
                     probabilities=p,

@@ -9,7 +9,14 @@ import numpy as np
 import pytest
 import torch
 
-from cloud.explain import ViewGeometry, hot_regions, mass_on_mask, to_model_view, view_geometry
+from cloud.explain import (
+    ViewGeometry,
+    hot_regions,
+    mass_on_mask,
+    model_view,
+    to_model_view,
+    view_geometry,
+)
 from cloud.grader import load_core
 from cloud.grading import GraderCore
 from models.architectures import ResNetGrader
@@ -163,6 +170,19 @@ def test_hot_regions_are_boxes_in_original_scan_pixels():
     (region,) = hot_regions(cam, geo)
     assert (region.x, region.y, region.width, region.height) == (400, 500, 80, 80)
     assert region.score == pytest.approx(1.0)
+
+
+def test_model_view_is_the_shared_preprocessing_with_its_geometry(core, grade4_scans):
+    from shared.preprocess import resize_for_model
+
+    for image in (
+        cv2.copyMakeBorder(grade4_scans[0].image_bgr, 40, 0, 120, 0, cv2.BORDER_CONSTANT),
+        cv2.cvtColor(grade4_scans[1].image_bgr, cv2.COLOR_BGR2GRAY),
+        np.zeros((300, 400, 3), np.uint8),  # no field of view: the whole frame, resized
+    ):
+        view, geometry = model_view(image, core.spec)
+        assert np.array_equal(view, resize_for_model(image, core.spec))
+        assert geometry == view_geometry(image, core.spec)
 
 
 def test_view_geometry_matches_the_shared_preprocessing(core, grade4_scans):
