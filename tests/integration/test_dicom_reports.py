@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import io
 import json
+import threading
 from collections.abc import Callable, Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -43,11 +45,11 @@ def reporting_gateway(
 ) -> Iterator[Callable[..., ClinicGateway]]:
     started: list[ClinicGateway] = []
 
-    def make(pacs: dict[str, Any]) -> ClinicGateway:
+    def make(pacs: dict[str, Any], fhir: dict[str, Any] | None = None) -> ClinicGateway:
         dicom = {
             "scp": {"port": 0, "allowed_calling_ae_titles": [CAMERA]},
             "pacs": {"backoff_initial_s": 0.05, "backoff_max_s": 0.3, "timeout_s": 5, **pacs},
-            "fhir": {"folder": str(tmp_path / "fhir")},
+            "fhir": fhir or {"folder": str(tmp_path / "fhir")},
             "institution": "Test Eye Clinic",
         }
         config = gateway_config(tmp_path, broker, cloud, dicom=dicom)
@@ -57,7 +59,8 @@ def reporting_gateway(
 
     yield make
     for service in started:
-        service.stop()
+        if service.started:
+            service.stop()
 
 
 def pending(service: ClinicGateway, queue: str) -> list[tuple[str, int]]:
@@ -144,3 +147,60 @@ def test_stow_rs_to_orthanc_dicomweb_and_read_back_by_dicomweb(reporting_gateway
     modalities = sorted(s["00080060"]["Value"][0] for s in series)
     assert modalities == ["DOC", "SR"]
     assert json.dumps(series).count(study) >= 2
+
+
+class FhirServer:
+    """A real HTTP endpoint that refuses the first POST (503), then takes each one (200)."""
+
+    def __init__(self) -> None:
+        self.bodies: list[bytes] = []
+        self.answers: list[int] = []
+        outer = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                body = self.rfile.read(int(self.headers["Content-Length"]))
+                code = 503 if not outer.answers else 200
+                outer.answers.append(code)
+                outer.bodies.append(body)
+                self.send_response(code)
+                self.send_header("Content-Type", "application/fhir+json")
+                self.end_headers()
+                self.wfile.write(b'{"resourceType": "Bundle", "type": "transaction-response"}')
+
+            def log_message(self, *args: object) -> None:
+                """Quiet: the test asserts on what arrived."""
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/fhir"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def test_reports_queued_before_a_restart_are_sent_after_it(reporting_gateway, tmp_path):
+    pacs_port = free_port()  # the PACS is down for the whole first life of the gateway
+    fhir = FhirServer()
+    try:
+        first = reporting_gateway({"port": pacs_port, "ae_title": AET}, {"endpoint": fhir.url})
+        scan = op_file(tmp_path, 13)
+        sent = pydicom.dcmread(scan)
+        uid = str(sent.SOPInstanceUID)
+        assert storescu(first.dicom_port, scan).returncode == 0
+        wait_for(lambda: retried(first, f"sr:{uid}"), 20, "failed deliveries")
+        first.stop()
+        with Orthanc(tmp_path / "orthanc", dicom_port=pacs_port) as orthanc:
+            second = reporting_gateway({"port": pacs_port, "ae_title": AET}, {"endpoint": fhir.url})
+            wait_for(lambda: not pending(second, PACS), 20, "PACS outbox drained")
+            files = study_instances(orthanc, str(sent.StudyInstanceUID))
+        assert set(files) == {COMPREHENSIVE_SR, ENCAPSULATED_PDF}
+        wait_for(lambda: not pending(second, FHIR), 20, "FHIR outbox drained")
+    finally:
+        fhir.close()
+    # The endpoint refused once and took the retry: the same report, validated as a Bundle.
+    assert fhir.answers == [503, 200]
+    assert fhir.bodies[0] == fhir.bodies[1]
+    Bundle.model_validate_json(fhir.bodies[1])
+    assert rows(second, "SELECT COUNT(*) FROM dicom_reports") == [(1,)]

@@ -122,3 +122,21 @@ def test_too_big_an_instance_is_refused_and_nothing_recorded(dicom_gateway, tmp_
     assert done.returncode != 0
     assert "above limits.max_upload_bytes" in caplog.text
     assert rows(service, "SELECT COUNT(*) FROM scans") == [(0,)]
+
+
+@pytest.mark.parametrize(
+    "sop_class",
+    [
+        "1.2.840.10008.5.1.4.1.1.77.1.5.2",  # Ophthalmic Photography 16 Bit
+        "1.2.840.10008.5.1.4.1.1.77.1.4",  # VL Photographic
+        "1.2.840.10008.5.1.4.1.1.7",  # Secondary Capture
+    ],
+)
+def test_the_other_photography_classes_are_accepted(dicom_gateway, tmp_path, sop_class):
+    service = dicom_gateway()
+    path = op_file(tmp_path, 6, SOPClassUID=sop_class)
+    uid = str(pydicom.dcmread(path).SOPInstanceUID)
+    done = storescu(service.dicom_port, path)
+    assert done.returncode == 0, done.stderr
+    meta = rows(service, "SELECT metadata FROM scans WHERE scan_id = ?", uid)[0][0]
+    assert sop_class in meta
