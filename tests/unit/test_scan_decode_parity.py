@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from cloud.decode import decode_scan
-from edge.clinic.decode import decode_pixels, read_header, sniff_format
+from edge.clinic.decode import decode_pixels, read_header, sniff_format, strip_metadata
 from tests.scan_corpus import Case, corpus
 
 CASES = corpus()
@@ -39,3 +39,15 @@ def test_corpus_covers_every_variant_the_issue_names() -> None:
     for variant in ("8bit", "16bit", "mono1", "palette", "jpeg-baseline", "jpeg2000", "rle"):
         assert variant in names
     assert "deflate" in names and "png" in names and "jpeg-colour" in names
+
+
+RASTERS = [c for c in CASES if c.content_type != "application/dicom"]
+
+
+@pytest.mark.parametrize("case", RASTERS, ids=[c.name for c in RASTERS])
+def test_the_stripped_copy_the_cloud_grades_decodes_to_the_edge_pixels(case: Case) -> None:
+    fmt = sniff_format(case.data, None, case.content_type)
+    assert fmt is not None
+    copy = strip_metadata(case.data, fmt)
+    assert copy is not None
+    assert np.array_equal(decode_scan(copy, case.content_type), edge_decode(case))
