@@ -18,7 +18,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
-from pydicom.uid import JPEGLSLossless
+from pydicom.uid import MPEG2MPML
 
 from edge.backends import Prediction
 from edge.clinic.outcome import ScanOutcome
@@ -136,7 +136,7 @@ def test_dicom_with_ct_modality_gets_retake_asking_for_a_fundus_image(
 
 
 def test_dicom_in_unsupported_compressed_syntax_is_rejected(pipeline: ClinicPipeline) -> None:
-    out = judge(pipeline, dicom_bytes(healthy(), syntax=JPEGLSLossless), "jls.dcm")
+    out = judge(pipeline, dicom_bytes(healthy(), syntax=MPEG2MPML), "mpeg2.dcm")
     assert out.verdict == Verdict.REJECTED and out.codes == ["transfer_syntax"]
     assert "uncompressed" in out.reasons[0]
 
