@@ -23,7 +23,9 @@ UNCOMPRESSED = {
     DEFLATED: "Deflated Explicit VR Little Endian",
     "1.2.840.10008.1.2.2": "Explicit VR Big Endian",
 }
-OPHTHALMIC_PHOTOGRAPHY = "OP"
+# OP: Ophthalmic Photography IODs. XC: VL Photographic Image, the class older fundus cameras
+# export and the gateway's DICOM receiver accepts. Anything else (CT, MR, OT...) is not a fundus.
+MODALITIES = ("OP", "XC")
 # One codec per lossy syntax on every host: pydicom otherwise picks whichever plugin is
 # installed (pylibjpeg on one tier, Pillow on the other) and lossy decoders differ by a few
 # grey levels. Pillow is on both tiers; RLE has pydicom's own decoder.
@@ -130,13 +132,13 @@ def human_bytes(n: int) -> str:
 
 
 def check_modality(ds: Any) -> str:
-    """The Modality, upper-cased ('' when missing); ScanDecodeError unless ophthalmic."""
+    """The Modality, upper-cased ('' when missing); ScanDecodeError unless a photograph."""
     modality = str(ds.get("Modality", "") or "").strip().upper()
-    if modality and modality != OPHTHALMIC_PHOTOGRAPHY:
+    if modality and modality not in MODALITIES:
         raise ScanDecodeError(
             "modality",
-            f"DICOM Modality is {modality!r}, expected 'OP' (ophthalmic photography); "
-            "send a fundus image",
+            f"DICOM Modality is {modality!r}, expected 'OP' (ophthalmic photography) or 'XC' "
+            "(VL photographic); send a fundus image",
         )
     return modality
 

@@ -166,7 +166,16 @@ def test_dicom_with_ct_modality_names_modality_and_what_to_send() -> None:
     header = read_header(dicom_bytes(fundus_like(300), modality="CT"), "dicom")
     problem = problem_of(check_dicom, header.dataset)
     assert problem.code == "modality"
-    assert "'CT', expected 'OP' (ophthalmic photography); send a fundus image" in problem.message
+    assert "'CT', expected 'OP' (ophthalmic photography) or 'XC'" in problem.message
+    assert problem.message.endswith("send a fundus image")
+
+
+def test_vl_photographic_xc_modality_is_accepted_on_both_tiers() -> None:
+    from cloud.decode import decode_scan
+
+    data = dicom_bytes(fundus_like(300), modality="XC")
+    check_dicom(read_header(data, "dicom").dataset)
+    assert decode_scan(data, "application/dicom").shape == (300, 300, 3)
 
 
 def test_dicom_in_unsupported_compressed_syntax_is_rejected_with_export_advice() -> None:
