@@ -204,3 +204,22 @@ def test_reports_queued_before_a_restart_are_sent_after_it(reporting_gateway, tm
     assert fhir.bodies[0] == fhir.bodies[1]
     Bundle.model_validate_json(fhir.bodies[1])
     assert rows(second, "SELECT COUNT(*) FROM dicom_reports") == [(1,)]
+
+
+def test_an_edge_final_result_is_reported_with_the_edge_verdict(reporting_gateway, tmp_path):
+    """A scan the edge cannot judge never reaches the cloud: its edge verdict is the final one."""
+    with Orthanc(tmp_path / "orthanc") as orthanc:
+        service = reporting_gateway({"port": orthanc.dicom_port, "ae_title": AET})
+        path = op_file(tmp_path, 14)
+        ds = pydicom.dcmread(path)
+        ds.PixelData = bytes(ds.PixelData)[: len(ds.PixelData) // 2]  # half the pixels lost
+        ds.save_as(path)
+        uid = str(ds.SOPInstanceUID)
+        assert storescu(service.dicom_port, path).returncode == 0
+        wait_for(lambda: service.outbox.outcome(PACS, f"pdf:{uid}") == "delivered", 30, "sent")
+        record = service.store.get(uid)
+        files = study_instances(orthanc, str(ds.StudyInstanceUID))
+    assert record is not None and record.cloud_state is None  # never went to the cloud
+    sr = hd.sr.ComprehensiveSR.from_dataset(pydicom.dcmread(io.BytesIO(files[COMPREHENSIVE_SR])))
+    finding = [i for i in sr.ContentSequence if i.ConceptNameCodeSequence[0].CodeValue == "121071"]
+    assert finding[0].ConceptCodeSequence[0].CodeValue == record.verdict != "refer"

@@ -69,7 +69,16 @@ def render_page(result: FinalResult, institution: str) -> Image.Image:
     for text, face in lines:
         draw.text((80, y), text, fill="black", font=face)
         y += 44
-    tiles = [("Scan", _rgb(result.image))]
+    tiles: list[tuple[str, Image.Image]] = []
+    try:
+        tiles.append(("Scan", _rgb(result.image)))
+    except (ValueError, AttributeError, NotImplementedError, OSError) as exc:
+        # A scan the gateway could not read still gets its report, saying so.
+        draw.text(
+            (80, y), "The scan's pixels could not be read to show here.", fill="black", font=small
+        )
+        log.warning("scan %s: pixels unreadable for the PDF: %s", result.scan_id, exc)
+        y += 44
     if result.heatmap_png:
         try:
             overlay = Image.open(io.BytesIO(result.heatmap_png)).convert("RGB")
