@@ -25,10 +25,11 @@ def _sim_imports(path: Path) -> set[str]:
             if not node.module.startswith("sim."):
                 continue
             found.add(node.module)
-            for alias in node.names:
-                sub = f"{node.module}.{alias.name}"
-                if importlib.util.find_spec(node.module) is not None and _is_module(sub):
-                    found.add(sub)
+            found |= {
+                f"{node.module}.{a.name}"
+                for a in node.names
+                if _is_module(f"{node.module}.{a.name}")
+            }
     return found
 
 
