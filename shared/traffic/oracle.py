@@ -101,7 +101,8 @@ class SafetyOracle:
         if len(state) != n or not set(state) <= KNOWN:
             out.append(self._v(t, "bad_state", -1, f"state {state!r} is not {n} SUMO letters"))
             return out
-        if not self._letter:
+        first = not self._letter
+        if first:
             self._letter, self._since = [""] * n, [t] * n
             self._green_since, self._run_floor = [-1.0] * n, [0.0] * n
             self._run_segments, self._yellow_end = [0] * n, [-1e18] * n
@@ -110,7 +111,12 @@ class SafetyOracle:
         if state == self._state:
             return out
         floor = self._state_floor(state)
-        turned = [i for i, new in enumerate(state) if new in GREEN and self._letter[i] not in GREEN]
+        # a recording (a monitor) that starts mid-cycle knows nothing of the clearance before it
+        turned = (
+            []
+            if first
+            else [i for i, c in enumerate(state) if c in GREEN and self._letter[i] not in GREEN]
+        )
         for i, new in enumerate(state):
             out.extend(self._change(i, new, t, floor))
         for i in turned:

@@ -279,3 +279,10 @@ def test_program_going_from_green_to_red_without_yellow_is_refused_naming_the_ph
 def test_program_that_does_not_match_the_network_is_refused() -> None:
     with pytest.raises(ProgramError, match=r"8 links.*conflict matrix 6"):
         SafeApplier(MemoryPort(four_phase_program()), SignalSafety(), conflicts=ConflictMatrix(6))
+
+
+def test_plan_asking_past_max_green_gets_max_green_and_a_walk_needing_more_gets_the_walk() -> None:
+    port = MemoryPort(four_phase_program(), crossings=frozenset({2}))
+    safety = SignalSafety(max_green_s=20, pedestrian_min_s=30, max_plan_change_s=120)
+    applier = SafeApplier(port, safety)
+    assert applier.set_targets({0: 500.0, 2: 25.0}, "cloud") == {0: 20.0, 2: 30.0}

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from hypothesis import HealthCheck, given, settings
+import os
+
+from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
 from edge.traffic.acyclic import PRODUCTION_POLICY
@@ -12,6 +14,11 @@ from shared.config.traffic import SignalSafety
 from shared.traffic.conflicts import ConflictMatrix
 from shared.traffic.oracle import Violation, check_sequence
 from tests.unit.traffic_fakes import MemoryPort, foes_never_green_together
+
+# A mutation run wants a verdict, not a minimal example: EDGEWARD_NO_SHRINK=1 skips shrinking.
+PHASES = tuple(
+    p for p in Phase if p is not Phase.shrink or not os.environ.get("EDGEWARD_NO_SHRINK")
+)
 
 
 @st.composite
@@ -125,7 +132,12 @@ def _network(program: list[PhaseDef], crossings: frozenset[int]) -> ConflictMatr
     return ConflictMatrix.of(width, foes.foes, {k for k in crossings if k < width})
 
 
-@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(
+    max_examples=150,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow],
+    phases=PHASES,
+)
 @given(
     program=st.one_of(programs(), chained_programs()),
     safety=safeties,
@@ -173,7 +185,12 @@ priority_events = st.lists(
 )
 
 
-@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(
+    max_examples=150,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow],
+    phases=PHASES,
+)
 @given(
     program=st.one_of(programs(), chained_programs()),
     safety=safeties,

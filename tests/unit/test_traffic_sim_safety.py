@@ -96,6 +96,12 @@ def test_foe_turning_green_inside_red_clearance_is_caught() -> None:
     assert _kinds(seq) == ["no_red_clearance"]
 
 
+def test_recording_that_starts_in_a_yellow_beside_a_permissive_foe_is_clean() -> None:
+    # a monitor started mid-cycle: link 1 (permissive) was green before, as far as anyone knows
+    seq = [(0.0, "ygr"), (4.0, "rgr"), (24.0, "ryr"), (28.0, "rrr"), (30.0, "Grr")]
+    assert _kinds(seq) == []
+
+
 def test_short_pedestrian_walk_is_caught() -> None:
     seq = [(0.0, "rrr"), (10.0, "rrG"), (17.0, "rrr")]
     assert _kinds(seq) == ["short_walk"]
