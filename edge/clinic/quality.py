@@ -5,6 +5,10 @@ normalised view of the scan and the base class turns it into a finding with plai
 Thresholds were calibrated on the synthetic generator's output (see benchmarks/edge_pipeline.py
 `calibrate`): `reject` bounds sit where reject-class defects fall, `warn` bounds where usable ones
 do. A `reject` finding means retake; a `warn` finding only forbids a confident all-clear.
+The warn bounds of contrast, sharpness, exposure and field cut-off were then re-derived on the twin
+photographed by real camera families (`edgeward sim fundus --family all`, seed 21, 100 scans):
+each sits just outside the range of that set's `good` scans, so a sharp, well-exposed photograph
+from a camera unlike the training fleet's does not warn; the reject bounds did not move.
 """
 
 from __future__ import annotations
@@ -172,7 +176,7 @@ class SharpnessCheck(QualityCheck):
     """
 
     name = "sharpness"
-    low = (21.0, 32.0)
+    low = (21.0, 24.0)  # warn: good family scans reach down to 22.6
     low_code = "blur"
     low_advice = "out of focus or blurred by movement — refocus, keep the eye still and retake"
 
@@ -192,7 +196,7 @@ class ExposureCheck(QualityCheck):
 
     name = "exposure"
     low = (19.0, 36.0)
-    high = (170.0, 140.0)
+    high = (170.0, 150.0)  # warn: good family scans reach 140 (a bright flash)
     low_code = "underexposed"
     low_advice = "too dark — increase the flash or exposure and retake"
     high_code = "overexposed"
@@ -204,7 +208,13 @@ class ExposureCheck(QualityCheck):
 
 @register
 class ClippingCheck(QualityCheck):
-    """Fraction of FOV pixels burnt out at white (detail lost for good)."""
+    """Fraction of FOV pixels whose green channel is burnt out (detail lost for good).
+
+    Green, not the brightest channel: a saturated red channel is normal in fundus photographs
+    (every real camera family does it over the disc) and hides no vessel or lesion, which live in
+    green. Any-channel clipping warned on 20 of 53 real development photographs and on 9 of 45
+    good family twin scans; green clipping on none of either.
+    """
 
     name = "clipped"
     high = (0.60, 0.05)
@@ -212,7 +222,7 @@ class ClippingCheck(QualityCheck):
     high_advice = "parts of the image are burnt out white — reduce the flash and retake"
 
     def measure(self, view: QualityView) -> float:
-        return float((channel_max(view.crop) >= 250)[view.inner].mean())
+        return float((view.crop[:, :, 1] >= 250)[view.inner].mean())
 
 
 @register
@@ -248,7 +258,7 @@ class ContrastCheck(QualityCheck):
     """Detail contrast of the green channel relative to its brightness: haze and flare lower it."""
 
     name = "contrast"
-    low = (0.045, 0.10)
+    low = (0.045, 0.06)  # warn: good family scans reach down to 0.064
     low_code = "low_contrast"
     low_advice = "hazy, low contrast — clean the lens, check for flare or media opacity and retake"
 
@@ -283,7 +293,8 @@ class FieldOfViewCheck(QualityCheck):
     """The circular fundus field: present, round, inside the frame and centred."""
 
     name = "field_of_view"
-    min_in_frame = (0.70, 0.97)
+    # warn: a 50-degree field cut at the top and bottom of a wide frame keeps 0.95 of its circle
+    min_in_frame = (0.70, 0.90)
     max_offset = (0.75, 0.12)
     min_size = 0.35
     max_size = 1.6
