@@ -1,8 +1,11 @@
-"""Model updates over MQTT: verify the checksum, the manifest and a trial run before the swap.
+"""Model updates over MQTT: verify the signature, the checksum and a trial run before the swap.
 
 The cloud publishes a `ModelUpdate` (manifest + ONNX bytes) on `topics.model_update("clinic", gw)`
-for a canary, a promotion or a rollback. The gateway refuses anything that fails verification
-and keeps serving the model it had; it answers every update with a `ModelUpdateAck`.
+for a canary, a promotion or a rollback. The manifest must carry the registry's Ed25519
+signature for the artifact, checked against the gateway's trusted key (EDGEWARD_MODEL_PUBLIC_KEY)
+before anything is written; the checksum in the same message proves nothing on its own. The
+gateway refuses anything that fails and keeps serving the model it had; it answers every update
+with a `ModelUpdateAck`.
 """
 
 from __future__ import annotations
@@ -12,6 +15,7 @@ import binascii
 import hashlib
 import logging
 import shutil
+import tempfile
 import threading
 from collections.abc import Callable
 from pathlib import Path
@@ -24,10 +28,13 @@ from pydantic import ValidationError
 from edge.backends import Prediction, ServedModel, create_backend
 from shared import topics
 from shared.config.base import MqttSettings
-from shared.errors import EdgewardError, SchemaError
+from shared.errors import EdgewardError, ModelRefusedError, SchemaError
 from shared.messages import ModelUpdate, ModelUpdateAck, decode
 from shared.mqtt import QOS, connect, make_client
+from shared.preprocess import verify_spec_hash
 from shared.registry import Manifest, Registry, VerifiedModel
+from shared.registry.calibration import calibration_problems
+from shared.security.signing import PUBLIC_KEY_ENV
 
 log = logging.getLogger(__name__)
 
@@ -97,6 +104,7 @@ def install_update(registry: Registry, update: ModelUpdate) -> Manifest:
         raise UpdateRefusedError(
             f"update {model_id}: manifest is for {manifest.model_id}; refusing a mislabelled update"
         )
+    _check_signature(registry, manifest, update.artifact, model_id)
     try:
         payload = base64.b64decode(update.payload_b64, validate=True)
     except (binascii.Error, ValueError) as exc:
@@ -125,13 +133,18 @@ def install_update(registry: Registry, update: ModelUpdate) -> Manifest:
             )
         return _serve(registry, existing[update.version], update.reason)
     manifest = manifest.model_copy(
-        update={"artifacts": {update.artifact: declared}, "stage": "candidate", "history": []}
+        update={
+            "artifacts": {update.artifact: declared},
+            "signatures": {update.artifact: manifest.signatures[update.artifact]},
+            "stage": "candidate",
+            "history": [],
+        }
     )
-    staging = registry.root / update.name / f".staging-{update.version}-{update.message_id[:8]}"
-    shutil.rmtree(staging, ignore_errors=True)
-    staging.mkdir(parents=True)
+    # The gateway names its staging directory itself: nothing in the message becomes a path
+    # (a crafted message id once made a second update delete the registry's models).
+    (registry.root / update.name).mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=".staging-", dir=registry.root / update.name))
     try:
-        (staging / declared.path).parent.mkdir(parents=True, exist_ok=True)
         (staging / declared.path).write_bytes(payload)
         (staging / "manifest.json").write_text(manifest.model_dump_json(indent=2))
         problems = _problems_at(registry, manifest, staging)
@@ -145,6 +158,26 @@ def install_update(registry: Registry, update: ModelUpdate) -> Manifest:
     return _serve(registry, manifest, update.reason)
 
 
+def _check_signature(registry: Registry, manifest: Manifest, kind: str, model_id: str) -> None:
+    """Refuse unless the registry's key signed this manifest's `kind` artifact, before any write."""
+    if registry.trusted_key is None:
+        raise UpdateRefusedError(
+            f"update {model_id}: this gateway has no trusted model key, so it cannot tell a "
+            f"signed update from a forged one; set {PUBLIC_KEY_ENV} to the registry's "
+            "model-signing.pub"
+        )
+    if kind not in manifest.artifacts:
+        raise UpdateRefusedError(
+            f"update {model_id}: the manifest lists no {kind!r} artifact "
+            f"(it lists {sorted(manifest.artifacts)}); resend the version's own manifest"
+        )
+    problems = registry.signature_problems(
+        manifest.model_copy(update={"artifacts": {kind: manifest.artifacts[kind]}})
+    )
+    if problems:
+        raise UpdateRefusedError(f"update {model_id} refused: " + "; ".join(problems))
+
+
 def _problems_at(registry: Registry, manifest: Manifest, directory: Path) -> list[str]:
     """Registry.problems for a manifest that still sits in a staging directory."""
     found = []
@@ -154,8 +187,12 @@ def _problems_at(registry: Registry, manifest: Manifest, directory: Path) -> lis
             found.append(f"{kind} artifact {path} is missing")
         elif hashlib.sha256(path.read_bytes()).hexdigest() != art.sha256:
             found.append(f"{kind} artifact {path} fails its checksum after writing")
-    probe = manifest.model_copy(update={"artifacts": {}})
-    found += registry.problems(probe)  # the preprocessing hash check
+    found += registry.signature_problems(manifest)
+    found += calibration_problems(manifest.calibration, len(manifest.labels), manifest.model_id)
+    try:
+        verify_spec_hash(manifest.preprocess, manifest.preprocess_hash, manifest.model_id)
+    except ModelRefusedError as exc:
+        found.append(str(exc))
     return found
 
 

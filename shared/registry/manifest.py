@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any, Literal
 
 import numpy as np
@@ -17,7 +18,13 @@ STAGES: tuple[Stage, ...] = ("candidate", "challenger", "champion", "archived")
 class Artifact(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    path: str = Field(..., description="file name relative to the version directory")
+    # A bare file name: a manifest that arrives over the air must not name a path that escapes
+    # its version directory ('../..', '/etc/...', 'sub/dir').
+    path: str = Field(
+        ...,
+        pattern=r"^[A-Za-z0-9_][A-Za-z0-9._-]{0,127}$",
+        description="bare file name inside the version directory (no '/', not starting with '.')",
+    )
     sha256: str = Field(..., pattern=r"^[0-9a-f]{64}$")
     bytes: int = Field(..., ge=0)
     meta: dict[str, Any] = Field(default_factory=dict, description="e.g. TensorRT version, GPU")
@@ -76,6 +83,10 @@ class Manifest(BaseModel):
     extra: dict[str, Any] = Field(
         default_factory=dict, description="task-specific data, e.g. OOD reference statistics"
     )
+    signatures: dict[str, str] = Field(
+        default_factory=dict,
+        description="artifact kind -> Ed25519 signature (base64) of signed_bytes(kind)",
+    )
 
     @property
     def model_id(self) -> str:
@@ -84,6 +95,20 @@ class Manifest(BaseModel):
     def probabilities(self, logits: np.ndarray) -> np.ndarray:
         """Calibrated probabilities of raw logits [..., C], as the factory fitted them."""
         return calibrated_probabilities(logits, self.temperature, self.calibration, self.model_id)
+
+    def signed_bytes(self, kind: str) -> bytes:
+        """What the signature of artifact `kind` covers: the whole manifest but its local state.
+
+        Stage and history change on every gateway and are not signed; each artifact is signed
+        on its own so a gateway that receives only the ONNX file can still verify it.
+        """
+        # Through pydantic's JSON encoder first, so the bytes are the same on both sides of a
+        # manifest_json transfer (NaN, tuples and numpy scalars normalise identically).
+        body = json.loads(
+            self.model_dump_json(exclude={"stage", "history", "signatures", "artifacts"})
+        )
+        body["artifact"] = {"kind": kind, **json.loads(self.artifacts[kind].model_dump_json())}
+        return json.dumps(body, sort_keys=True, separators=(",", ":")).encode()
 
     def missing_for_promotion(self) -> list[str]:
         """Fields a champion must have; empty means the manifest is complete."""

@@ -18,12 +18,14 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 from pydantic import ValidationError
 
 from shared.errors import EdgewardError, ModelRefusedError
 from shared.preprocess import verify_spec_hash
 from shared.registry.calibration import calibration_problems
 from shared.registry.manifest import Artifact, Manifest, Stage, StageChange
+from shared.security.signing import private_key_from_env, public_key_from_env, sign, verify
 
 log = logging.getLogger(__name__)
 MANIFEST = "manifest.json"
@@ -76,9 +78,27 @@ class VerifiedModel:
         return self.directory / self.manifest.artifacts[kind].path
 
 
+SIGNED_STAGES: tuple[Stage, ...] = ("challenger", "champion")
+
+
 class Registry:
-    def __init__(self, root: Path | str) -> None:
+    """A registry directory; with `trusted_key`, only versions signed by its key are served.
+
+    Keys default to the environment (shared.security.signing): a process with
+    EDGEWARD_MODEL_PUBLIC_KEY set refuses unsigned or tampered versions; one with
+    EDGEWARD_MODEL_SIGNING_KEY set signs each version it promotes to challenger or champion.
+    """
+
+    def __init__(
+        self,
+        root: Path | str,
+        trusted_key: Ed25519PublicKey | None = None,
+        signing_key: Ed25519PrivateKey | None = None,
+        use_env: bool = True,
+    ) -> None:
         self.root = Path(root)
+        self.trusted_key = trusted_key or (public_key_from_env() if use_env else None)
+        self.signing_key = signing_key or (private_key_from_env() if use_env else None)
 
     # ---- reading ----
     def names(self) -> list[str]:
@@ -132,12 +152,56 @@ class Registry:
                     f"{kind} artifact {path} fails its checksum "
                     f"(sha256 {actual[:12]}…, manifest says {art.sha256[:12]}…)"
                 )
+        found += self.signature_problems(manifest)
         found += calibration_problems(manifest.calibration, len(manifest.labels), manifest.model_id)
         try:
             verify_spec_hash(manifest.preprocess, manifest.preprocess_hash, manifest.model_id)
         except ModelRefusedError as exc:
             found.append(str(exc))
         return found
+
+    def signature_problems(self, manifest: Manifest) -> list[str]:
+        """Why the manifest's signatures fail against the trusted key (none configured: [])."""
+        if self.trusted_key is None:
+            return []
+        found = []
+        for kind, art in manifest.artifacts.items():
+            signature = manifest.signatures.get(kind)
+            if signature is None:
+                # A TensorRT engine compiled on this device from a signed ONNX file cannot carry
+                # the registry's signature; its source's signature stands for it.
+                source = art.meta.get("built_from")
+                if any(
+                    a.path == source and k in manifest.signatures and k != kind
+                    for k, a in manifest.artifacts.items()
+                ):
+                    continue
+                found.append(
+                    f"{kind} artifact of {manifest.model_id} is not signed; promote it where "
+                    "EDGEWARD_MODEL_SIGNING_KEY is set, or sign it with `edgeward certs sign-model`"
+                )
+            elif not verify(self.trusted_key, manifest.signed_bytes(kind), signature):
+                found.append(
+                    f"{kind} signature of {manifest.model_id} does not verify against the "
+                    "trusted model key: the manifest or its artifact list was altered, or it was "
+                    "signed by another key"
+                )
+        if not manifest.artifacts:
+            found.append(f"{manifest.model_id} lists no artifacts; nothing to verify")
+        return found
+
+    def sign(self, manifest: Manifest) -> Manifest:
+        """The manifest with a fresh signature for each of its artifacts, saved."""
+        if self.signing_key is None:
+            raise EdgewardError(
+                f"cannot sign {manifest.model_id}: no signing key (set EDGEWARD_MODEL_SIGNING_KEY "
+                "to the file made by `edgeward certs model-key`)"
+            )
+        key = self.signing_key
+        signatures = {kind: sign(key, manifest.signed_bytes(kind)) for kind in manifest.artifacts}
+        signed = manifest.model_copy(update={"signatures": signatures})
+        self.save(signed)
+        return signed
 
     def load(self, name: str, version: str | None = None) -> VerifiedModel:
         """The given version (default: champion), verified; ModelRefusedError says why not."""
@@ -210,6 +274,8 @@ class Registry:
         """Move a version to `stage`; a new champion archives the old one (one per name)."""
         with self._lock(name):
             manifest = self.manifest(name, version)
+            if stage in SIGNED_STAGES and self.signing_key is not None:
+                manifest = self.sign(manifest)
             if stage == "champion":
                 missing = manifest.missing_for_promotion()
                 if missing:
