@@ -43,6 +43,8 @@ TRANSFER_SYNTAXES = {
 SUCCESS = 0x0000
 OUT_OF_RESOURCES = 0xA700
 CANNOT_UNDERSTAND = 0xC000
+# Command sets and PDU headers on top of the dataset; the intake checks the exact size after.
+PDU_SLACK = 64 * 1024
 # A-ASSOCIATE-RJ diagnostics of the service user (PS3.8 9.3.4)
 _REJECT_REASONS = {
     0x02: "application context name not supported",
@@ -75,6 +77,9 @@ class DicomScp:
         self.settings = settings
         self.port: int | None = None
         self._server: Any = None
+        # Bytes received per association since its last C-STORE: a sender above the byte
+        # budget is aborted while it sends, not after the whole instance sits in memory.
+        self._received: dict[Any, int] = {}
         ae = AE(ae_title=settings.ae_title)
         ae.require_calling_aet = list(settings.allowed_calling_ae_titles)
         ae.require_called_aet = True
@@ -92,6 +97,7 @@ class DicomScp:
             (evt.EVT_REJECTED, self._rejected),
             (evt.EVT_RELEASED, self._released),
             (evt.EVT_ABORTED, self._aborted),
+            (evt.EVT_DATA_RECV, self._data),
         ]
         self._server = self.ae.start_server(
             (self.settings.host, self.settings.port), block=False, evt_handlers=handlers
@@ -158,10 +164,28 @@ class DicomScp:
         log.warning("DICOM association refused: %s: %s", self._peer(event), why)
 
     def _released(self, event: Any) -> None:
+        self._received.pop(event.assoc, None)
         log.info("DICOM association released: %s", self._peer(event))
 
     def _aborted(self, event: Any) -> None:
+        self._received.pop(event.assoc, None)
         log.warning("DICOM association aborted: %s", self._peer(event))
+
+    def _data(self, event: Any) -> None:
+        assoc = event.assoc
+        before = self._received.get(assoc, 0)
+        seen = before + len(event.data)
+        self._received[assoc] = seen
+        limit = self.intake.max_upload_bytes + PDU_SLACK
+        if seen > limit >= before:  # once per association
+            log.warning(
+                "DICOM association aborted: %s sent %d bytes for one instance, above "
+                "limits.max_upload_bytes (%d); send the camera's original images only",
+                self._peer(event),
+                seen,
+                self.intake.max_upload_bytes,
+            )
+            assoc.abort(block=False)
 
     # -- services --------------------------------------------------------------------------------
 
@@ -170,6 +194,7 @@ class DicomScp:
         return SUCCESS
 
     def _store(self, event: Any) -> int:
+        self._received[event.assoc] = 0
         uid = str(event.request.AffectedSOPInstanceUID or "").strip("\0 ")
         sop_class = str(event.request.AffectedSOPClassUID or "").strip("\0 ")
         try:

@@ -120,7 +120,8 @@ def test_too_big_an_instance_is_refused_and_nothing_recorded(dicom_gateway, tmp_
     caplog.set_level(logging.INFO, logger=SCP)
     done = storescu(service.dicom_port, op_file(tmp_path, 5))
     assert done.returncode != 0
-    assert "above limits.max_upload_bytes" in caplog.text
+    assert "bytes for one instance" in caplog.text  # aborted while sending, not after
+    assert "above limits.max_upload_bytes (65536)" in caplog.text
     assert rows(service, "SELECT COUNT(*) FROM scans") == [(0,)]
 
 
