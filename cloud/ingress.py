@@ -10,11 +10,21 @@ import grpc
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 from google.protobuf.json_format import MessageToDict
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, ValidationError
 from ray import serve
 from ray.serve.grpc_util import RayServegRPCContext
 from ray.serve.handle import DeploymentHandle
 
+from cloud.access import (
+    MAX_BODY_BYTES,
+    MAX_JSON_BYTES,
+    AccessDeniedError,
+    AccessLog,
+    BodyTooLargeError,
+    UnauthenticatedError,
+    authorize,
+    read_bounded,
+)
 from cloud.grader import GradeFailure, GradeJob
 from cloud.grading import Grading
 from cloud.service import (
@@ -24,6 +34,7 @@ from cloud.service import (
     ModelUnavailableError,
     NotFoundError,
     RetryableError,
+    check_scan_id,
 )
 from cloud.store import (
     DecisionConflictError,
@@ -35,6 +46,7 @@ from cloud.store import (
 from shared.config import CloudConfig
 from shared.errors import EdgewardError
 from shared.proto import edgeward_pb2 as pb
+from shared.security.apikeys import KEY_FILE_ENV, KEYS_ENV, ApiKeys, Principal
 
 log = logging.getLogger("ray.serve")
 READY_TIMEOUT_S = 5.0
@@ -45,6 +57,9 @@ app = FastAPI(
 )
 
 _HTTP_STATUS: dict[type[EdgewardError], int] = {
+    UnauthenticatedError: 401,
+    AccessDeniedError: 403,
+    BodyTooLargeError: 413,
     InvalidRequestError: 400,
     NotFoundError: 404,
     UnknownCaseError: 404,
@@ -63,7 +78,11 @@ _GRPC_STATUS: dict[type[EdgewardError], grpc.StatusCode] = {
 
 class Decision(BaseModel):
     label: str = Field(..., description="grade0..grade4 or ungradable")
-    reviewer: str = Field(..., min_length=1, max_length=128)
+    reviewer: str = Field(
+        "",
+        max_length=128,
+        description="who decided; with API keys on, the authenticated reviewer (may be omitted)",
+    )
     note: str = Field("", max_length=2000)
 
 
@@ -84,7 +103,20 @@ def case_json(case: ReviewCase, with_images: bool) -> dict[str, Any]:
 
 def _http_error(exc: EdgewardError) -> JSONResponse:
     status = next((s for t, s in _HTTP_STATUS.items() if isinstance(exc, t)), 500)
-    return JSONResponse({"error": str(exc)}, status_code=status)
+    headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
+    return JSONResponse({"error": str(exc)}, status_code=status, headers=headers)
+
+
+def _site_of(principal: Principal | None, claimed: str) -> str:
+    """The site a request acts for: its key's site; the X-Site-Id header only without keys."""
+    if principal is None or principal.role != "site":
+        return claimed
+    if claimed and claimed != principal.name:
+        raise AccessDeniedError(
+            f"X-Site-Id {claimed!r} is not the site of this API key ({principal.name!r}); "
+            "omit the header or send your own site id"
+        )
+    return principal.name
 
 
 @serve.deployment(name="Ingress", max_ongoing_requests=256, ray_actor_options={"num_cpus": 0})
@@ -100,6 +132,15 @@ class Ingress:
         self.grader = grader
         self.bridge = bridge
         self.store = SqliteStore(self.config.data_dir)
+        self.access = AccessLog(self.config.data_dir)
+        self.keys = ApiKeys.from_env()
+        if self.keys is None:
+            log.warning(
+                "cloud HTTP ingress: no API keys (%s / %s unset): every route is open; "
+                "development only",
+                KEY_FILE_ENV,
+                KEYS_ENV,
+            )
         self.service = GradingService(
             self.store,
             self._call_grader,
@@ -120,16 +161,24 @@ class Ingress:
         """Body: the image bytes; headers: Content-Type, X-Scan-Id, optional X-Request-Id,
         X-Site-Id, X-Model-Id, X-Edge-Verdict."""
         h = request.headers
-        inp = GradeInput(
-            scan_id=h.get("x-scan-id", ""),
-            image=await request.body(),
-            content_type=h.get("content-type", ""),
-            site_id=h.get("x-site-id", ""),
-            request_id=h.get("x-request-id", ""),
-            model_id=h.get("x-model-id", ""),
-            edge_verdict=h.get("x-edge-verdict", ""),
-        )
         try:
+            principal = authorize(self.keys, h, "site")
+            site_id = _site_of(principal, h.get("x-site-id", ""))
+            scan_id = check_scan_id(h.get("x-scan-id", ""))
+            image = await read_bounded(
+                h.get("content-length"), request.stream(), MAX_BODY_BYTES, f"scan {scan_id}"
+            )
+            if site_id:  # before any replay: another site's scan id must not return its result
+                self.access.claim(scan_id, site_id)
+            inp = GradeInput(
+                scan_id=scan_id,
+                image=image,
+                content_type=h.get("content-type", ""),
+                site_id=site_id,
+                request_id=h.get("x-request-id", ""),
+                model_id=h.get("x-model-id", ""),
+                edge_verdict=h.get("x-edge-verdict", ""),
+            )
             result, replayed = await self.service.grade(inp, "http")
         except EdgewardError as exc:
             return _http_error(exc)
@@ -139,8 +188,16 @@ class Ingress:
         )
 
     @app.get("/v1/results/{scan_id}")
-    async def result_http(self, scan_id: str) -> Response:
+    async def result_http(self, scan_id: str, request: Request) -> Response:
         try:
+            principal = authorize(self.keys, request.headers, "site")
+            # Another site's scan gets the same answer as an unknown one: no probing of ids.
+            if (
+                principal is not None
+                and principal.role == "site"
+                and self.access.owner(scan_id) != principal.name
+            ):
+                raise NotFoundError(f"scan {scan_id} has no result for site {principal.name}")
             return JSONResponse(result_json(self.service.result(scan_id)))
         except EdgewardError as exc:
             return _http_error(exc)
@@ -160,7 +217,13 @@ class Ingress:
         return JSONResponse({"ready": True, "model_version": version})
 
     @app.get("/v1/review")
-    async def review_list(self, status: str = "open", limit: int = 100) -> Response:
+    async def review_list(
+        self, request: Request, status: str = "open", limit: int = 100
+    ) -> Response:
+        try:
+            authorize(self.keys, request.headers, "reviewer")
+        except EdgewardError as exc:
+            return _http_error(exc)
         if status not in ("open", "decided", "all"):
             return JSONResponse(
                 {"error": f"status {status!r} is not one of open, decided, all"}, 400
@@ -169,16 +232,45 @@ class Ingress:
         return JSONResponse({"cases": [case_json(c, with_images=False) for c in cases]})
 
     @app.get("/v1/review/{case_id}")
-    async def review_case(self, case_id: str) -> Response:
+    async def review_case(self, case_id: str, request: Request) -> Response:
         try:
+            authorize(self.keys, request.headers, "reviewer")
             return JSONResponse(case_json(self.store.case(case_id), with_images=True))
         except EdgewardError as exc:
             return _http_error(exc)
 
     @app.post("/v1/review/{case_id}/decision")
-    async def review_decide(self, case_id: str, decision: Decision) -> Response:
+    async def review_decide(self, case_id: str, request: Request) -> Response:
+        """Body: Decision JSON. Who decided is the authenticated reviewer, recorded for good."""
         try:
-            case = self.store.decide(case_id, decision.label, decision.reviewer, decision.note)
+            principal = authorize(self.keys, request.headers, "reviewer")
+            raw = await read_bounded(
+                request.headers.get("content-length"),
+                request.stream(),
+                MAX_JSON_BYTES,
+                f"decision on case {case_id}",
+            )
+            try:
+                decision = Decision.model_validate_json(raw)
+            except ValidationError as exc:
+                return JSONResponse({"error": f"decision on case {case_id}: {exc}"}, 422)
+            reviewer = decision.reviewer
+            if principal is not None:
+                if reviewer and reviewer != principal.name:
+                    raise AccessDeniedError(
+                        f"reviewer {reviewer!r} is not the holder of this API key "
+                        f"({principal.name!r}); omit `reviewer` or send your own name"
+                    )
+                reviewer = principal.name
+            case = self.store.decide(case_id, decision.label, reviewer, decision.note)
+            self.access.record_decision(
+                case_id,
+                case.scan_id,
+                decision.label,
+                reviewer,
+                decision.note,
+                authenticated=principal is not None,
+            )
         except EdgewardError as exc:
             return _http_error(exc)
         log.info("review case %s (scan %s) decided: %s", case_id, case.scan_id, case.label)
@@ -194,19 +286,41 @@ class Ingress:
             )
         return JSONResponse(case_json(case, with_images=False))
 
+    @app.get("/v1/review/{case_id}/decisions")
+    async def review_audit(self, case_id: str, request: Request) -> Response:
+        """Every decision on the case, oldest first: who, what and when (append-only)."""
+        try:
+            authorize(self.keys, request.headers, "reviewer")
+            self.store.case(case_id)
+        except EdgewardError as exc:
+            return _http_error(exc)
+        return JSONResponse({"decisions": self.access.decisions(case_id)})
+
     @app.get("/v1/labels")
-    async def labels(self) -> dict[str, Any]:
+    async def labels(self, request: Request) -> Response:
         """Reviewer labels for retraining."""
-        return {"labels": self.store.labels()}
+        try:
+            authorize(self.keys, request.headers, "reviewer")
+        except EdgewardError as exc:
+            return _http_error(exc)
+        return JSONResponse({"labels": self.store.labels()})
 
     @app.get("/v1/nodes")
-    async def nodes(self) -> dict[str, Any]:
+    async def nodes(self, request: Request) -> Response:
         """Gateways seen on the status topics; Last Wills mark them offline."""
-        return {"nodes": self.store.nodes()}
+        try:
+            authorize(self.keys, request.headers, "admin")
+        except EdgewardError as exc:
+            return _http_error(exc)
+        return JSONResponse({"nodes": self.store.nodes()})
 
     @app.get("/v1/bridge")
-    async def bridge_status(self) -> Response:
+    async def bridge_status(self, request: Request) -> Response:
         """Whether the MQTT bridge is connected, and what it has handled."""
+        try:
+            authorize(self.keys, request.headers, "admin")
+        except EdgewardError as exc:
+            return _http_error(exc)
         if self.bridge is None:
             return JSONResponse({"enabled": False})
         try:
@@ -229,6 +343,8 @@ class Ingress:
             edge_verdict=request.edge.verdict if request.HasField("edge") else "",
         )
         try:
+            if inp.site_id:  # as over HTTP: another site's scan id never replays its result
+                self.access.claim(check_scan_id(inp.scan_id), inp.site_id)
             result, _ = await self.service.grade(inp, "grpc")
         except EdgewardError as exc:
             return self._grpc_error(exc, grpc_context)
