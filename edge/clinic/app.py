@@ -247,6 +247,7 @@ class ClinicGateway:
             "pid": os.getpid(),
             "http_port": self.http_port,
             "grpc_port": self.grpc_port,
+            "dicom_port": self.dicom_port,
             "started_at": time.time(),
         }
         path = Path(self.config.data_dir) / "gateway.json"

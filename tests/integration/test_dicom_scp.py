@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import json
 import logging
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -97,6 +98,8 @@ def test_echo_and_refusals_are_logged_with_the_reason(dicom_gateway, tmp_path, c
     service = dicom_gateway()
     caplog.set_level(logging.INFO, logger=SCP)
     assert echoscu(service.dicom_port).returncode == 0
+    ports = json.loads((Path(service.config.data_dir) / "gateway.json").read_text())
+    assert ports["dicom_port"] == service.dicom_port  # where a process' caller finds the SCP
     assert "C-ECHO from 'FUNDUSCAM'" in caplog.text
 
     stranger = echoscu(service.dicom_port, calling="INTRUDER")
