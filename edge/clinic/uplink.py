@@ -20,6 +20,7 @@ from edge.outbox import CLOUD, Outbox, OutboxItem
 from shared.config.clinic import CloudUplink as CloudSettings
 from shared.proto import edgeward_pb2 as pb
 from shared.proto import edgeward_pb2_grpc as pb_grpc
+from shared.security.grpc_tls import TlsFiles
 
 log = logging.getLogger(__name__)
 
@@ -49,7 +50,12 @@ def backoff_delay(attempts: int, settings: CloudSettings) -> float:
 
 class CloudUplink:
     def __init__(
-        self, settings: CloudSettings, outbox: Outbox, on_result: OnResult, on_rejected: OnRejected
+        self,
+        settings: CloudSettings,
+        outbox: Outbox,
+        on_result: OnResult,
+        on_rejected: OnRejected,
+        tls: TlsFiles | None = None,
     ) -> None:
         self.settings = settings
         self.outbox = outbox
@@ -62,15 +68,19 @@ class CloudUplink:
         ms = int(settings.backoff_initial_s * 1000)
         # gRPC's own reconnect backoff would otherwise keep failing fast for up to 2 min after
         # the cloud is back; tie it to ours.
-        self._channel = grpc.insecure_channel(
-            settings.grpc_target,
-            options=[
-                ("grpc.max_send_message_length", MAX_MESSAGE),
-                ("grpc.max_receive_message_length", MAX_MESSAGE),
-                ("grpc.initial_reconnect_backoff_ms", ms),
-                ("grpc.min_reconnect_backoff_ms", ms),
-                ("grpc.max_reconnect_backoff_ms", int(settings.backoff_max_s * 1000)),
-            ],
+        options = [
+            ("grpc.max_send_message_length", MAX_MESSAGE),
+            ("grpc.max_receive_message_length", MAX_MESSAGE),
+            ("grpc.initial_reconnect_backoff_ms", ms),
+            ("grpc.min_reconnect_backoff_ms", ms),
+            ("grpc.max_reconnect_backoff_ms", int(settings.backoff_max_s * 1000)),
+        ]
+        # With `tls`, retinal images cross the network encrypted and the gateway's certificate
+        # (CN = its site id) is its identity at the cloud; without, only for a loopback cloud.
+        self._channel = (
+            grpc.secure_channel(settings.grpc_target, tls.channel_credentials(), options=options)
+            if tls is not None
+            else grpc.insecure_channel(settings.grpc_target, options=options)
         )
         self._stub = pb_grpc.CloudGraderStub(self._channel)
         self._thread = threading.Thread(target=self._run, name="clinic-uplink", daemon=True)
