@@ -45,9 +45,11 @@ def _run_traffic(args: argparse.Namespace) -> int:
     from edge.traffic.gateway import TrafficGateway
     from edge.traffic.layout import JunctionLayout
     from edge.traffic.link import TrafficLink
+    from edge.traffic.program import validate_program
     from edge.traffic.watchdog import Watchdog
     from shared.config import TrafficGatewayConfig, load_config
     from shared.traffic.ids import file_stem
+    from shared.traffic.network_conflicts import conflicts_from_net
 
     config = load_config(args.config, TrafficGatewayConfig)
     layout = JunctionLayout.load(args.layout)
@@ -64,10 +66,17 @@ def _run_traffic(args: argparse.Namespace) -> int:
             f"no --camera for approach(es) {', '.join(missing)} of junction "
             f"{config.junction_id}; add --camera APPROACH=URL for each"
         )
+    conflicts = (
+        conflicts_from_net(config.network_file, config.junction_id)
+        if config.network_file is not None
+        else None
+    )
+    validate_program(config.junction_id, program, conflicts)  # names the phase that is wrong
     if args.validate:
+        pairs = "every pair" if conflicts is None else f"{len(conflicts.foes)} pairs"
         print(
             f"ok: junction {config.junction_id}, {len(layout.approaches)} approaches, "
-            f"{len(program)} phases"
+            f"{len(program)} phases, conflicting links: {pairs}"
         )
         return 0
     port = ConsoleSignalPort(config.junction_id, program, set(args.crossing_phase))
@@ -91,6 +100,7 @@ def _run_traffic(args: argparse.Namespace) -> int:
         counter=counter,
         link=link,
         wall_clock=time.time,  # plans expire on wall time; phases are timed on the port's
+        conflicts=conflicts,
     )
     holder.append(gateway)
     stop = threading.Event()

@@ -71,6 +71,11 @@ class TrafficGatewayConfig(StrictModel):
         "plan (a yellow can overrun by at most this)",
     )
     safety: SignalSafety = Field(default_factory=SignalSafety)
+    network_file: Path | None = Field(
+        None,
+        description="the junction's SUMO .net.xml: its conflict matrix (request foes) comes from "
+        "here; without it every pair of links counts as conflicting (safe, slower)",
+    )
     geometry: JunctionGeometry | None = Field(
         None,
         description="this junction's approach speed and width: the ITE yellow and red clearance "

@@ -1,0 +1,114 @@
+"""A traffic light's conflict matrix read straight from a SUMO .net.xml (stdlib only, so a
+gateway needs no SUMO): each junction's `<request index=.. foes=..>` table, mapped to the light's
+link indices through the `<connection tl=.. linkIndex=..>` elements."""
+
+from __future__ import annotations
+
+import gzip
+import xml.etree.ElementTree as ET
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from shared.errors import EdgewardError
+from shared.traffic.conflicts import ConflictMatrix
+
+
+class NetworkConflictError(EdgewardError):
+    """The network file cannot give this light's conflicts."""
+
+
+@dataclass
+class _Conn:
+    from_edge: str
+    from_lane: int
+    to_edge: str
+    tl: str
+    link: int
+
+
+@dataclass
+class _Net:
+    functions: dict[str, str] = field(default_factory=dict)  # edge -> function ("" normal)
+    to_node: dict[str, str] = field(default_factory=dict)  # edge -> the node it ends at
+    inc_lanes: dict[str, list[str]] = field(default_factory=dict)  # junction -> incLanes
+    foes: dict[str, dict[int, str]] = field(default_factory=dict)  # junction -> index -> foes
+    by_lane: dict[tuple[str, int], list[_Conn]] = field(default_factory=dict)
+    tls_links: int = 0
+
+
+def _read(path: Path, tls_id: str) -> _Net:
+    if not path.is_file():
+        raise NetworkConflictError(f"network file {path} does not exist; give the .net.xml")
+    net = _Net()
+    opener = gzip.open if path.suffix == ".gz" else open
+    try:
+        with opener(path, "rb") as fh:
+            for _, el in ET.iterparse(fh, events=("end",)):
+                if el.tag == "edge":
+                    eid = el.get("id", "")
+                    net.functions[eid] = el.get("function", "")
+                    net.to_node[eid] = el.get("to", "")
+                elif el.tag == "junction":
+                    jid = el.get("id", "")
+                    net.inc_lanes[jid] = el.get("incLanes", "").split()
+                    net.foes[jid] = {
+                        int(r.get("index", "-1")): r.get("foes", "") for r in el.iter("request")
+                    }
+                    el.clear()
+                elif el.tag == "connection":
+                    conn = _Conn(
+                        el.get("from", ""),
+                        int(el.get("fromLane", "-1")),
+                        el.get("to", ""),
+                        el.get("tl", ""),
+                        int(el.get("linkIndex", "-1")),
+                    )
+                    net.by_lane.setdefault((conn.from_edge, conn.from_lane), []).append(conn)
+                    if conn.tl == tls_id:
+                        net.tls_links = max(net.tls_links, conn.link + 1)
+    except (ET.ParseError, OSError, ValueError) as exc:
+        raise NetworkConflictError(
+            f"network file {path} is not a readable SUMO network ({exc}); give a .net.xml "
+            "written by netconvert"
+        ) from exc
+    return net
+
+
+def _junction_links(net: _Net, junction: str) -> list[_Conn]:
+    """The junction's connections in its request-table order (SUMO's, as sumolib counts it)."""
+    out = []
+    for lane in net.inc_lanes.get(junction, []):
+        edge, _, index = lane.rpartition("_")
+        if not edge or not index.isdigit():
+            continue
+        for c in net.by_lane.get((edge, int(index)), []):
+            src, dst = net.functions.get(c.from_edge, ""), net.functions.get(c.to_edge, "")
+            if dst == "walkingarea" or (src == "walkingarea" and dst != "crossing"):
+                continue
+            out.append(c)
+    return out
+
+
+def conflicts_from_net(path: Path, tls_id: str) -> ConflictMatrix:
+    """The conflict matrix of traffic light `tls_id` in network `path`."""
+    net = _read(path, tls_id)
+    if net.tls_links == 0:
+        raise NetworkConflictError(
+            f"network file {path} has no connection controlled by traffic light {tls_id!r}; "
+            "check the junction id"
+        )
+    pairs: set[tuple[int, int]] = set()
+    crossings: set[int] = set()
+    for junction in net.inc_lanes:
+        links = _junction_links(net, junction)
+        ours = [(j, c) for j, c in enumerate(links) if c.tl == tls_id and c.link >= 0]
+        table = net.foes.get(junction, {})
+        for j, c in ours:
+            if "crossing" in (net.functions.get(c.from_edge), net.functions.get(c.to_edge)):
+                crossings.add(c.link)
+            row = table.get(j, "")
+            for k, d in ours:
+                # foes strings run from the highest index down to 0
+                if k != j and len(row) > k and row[len(row) - 1 - k] == "1" and c.link != d.link:
+                    pairs.add((min(c.link, d.link), max(c.link, d.link)))
+    return ConflictMatrix.of(net.tls_links, pairs, crossings)
