@@ -6,6 +6,15 @@ import argparse
 import time
 from pathlib import Path
 
+DESCRIPTION = """\
+Render every dataset the model build reads into OUT/<kind>-<id>/ as .npy files plus
+manifest.json (parameters, generator version, a hash of the generator's code, each file's
+sha256): fundus scans at each model input size with their labels and non-fundus images for the
+OOD check; traffic-counter frames with their counts. A folder already rendered by the same code
+and parameters is kept. `edgeward models build` renders what is missing itself (through the
+renderers registered under the `edgeward.datasets` entry points); this command does it ahead of
+time, or for a build on a machine without sim/ (copy the folders there)."""
+
 
 def _run(args: argparse.Namespace) -> int:
     # models.build knows the plan (sizes, seeds, views); sim only draws what it asks for.
@@ -31,14 +40,7 @@ def add_datasets_parser(cmds: argparse._SubParsersAction[argparse.ArgumentParser
     p = cmds.add_parser(
         "datasets",
         help="render the training data `edgeward models build` reads",
-        description=(
-            "Render every dataset the model build reads (fundus scans at each model input size "
-            "with labels and non-fundus images; traffic-counter frames with their counts) into "
-            "OUT/<kind>-<id>/ as .npy files plus manifest.json (parameters, generator version, a "
-            "hash of the generator's code, each file's sha256). A folder already rendered by the "
-            "same code and parameters is kept. `edgeward models build` renders what is missing "
-            "itself; this command does it ahead of time, or for a machine without sim/."
-        ),
+        description=DESCRIPTION,
         epilog="example:\n  edgeward sim datasets --out .cache/datasets --quick",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
