@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import queue
+from pathlib import Path
 
 import paho.mqtt.client as paho
 import pytest
 
+from edge.traffic.link import TrafficLink
 from shared import topics
 from shared.broker import CLOUD_IDENTITY, MosquittoBroker
 from shared.config import MqttSettings
-from shared.messages import GatewayStatus
+from shared.messages import GatewayStatus, TrafficAggregate, decode
 from shared.mqtt import QOS, connect, make_client
 from tests.waiting import wait_for
 
@@ -142,3 +144,33 @@ def test_a_client_without_a_certificate_is_refused(production_broker: MosquittoB
         error = exc
     assert error is not None, "the broker kept a client that showed no certificate"
     assert accepted == []
+
+
+def test_a_real_junction_link_gets_its_plan_and_its_will_goes_out_under_the_acl(
+    production_broker: MosquittoBroker, tmp_path: Path
+) -> None:
+    """The edge's own TrafficLink, with J1's certificate: nothing it needs is denied."""
+    cloud, seen, _ = _client(
+        production_broker, CLOUD_IDENTITY, [topics.ALL_STATUS, topics.ALL_TRAFFIC_AGGREGATES]
+    )
+    _publish(cloud, topics.traffic_plan("J1"), b"plan for J1", retain=True)
+    plans: queue.Queue[bytes] = queue.Queue()
+    link = TrafficLink(production_broker.client_settings("J1"), "J1", tmp_path / "j1.db", plans.put)
+    link.start()
+    assert plans.get(timeout=10) == b"plan for J1"
+    wait_for(lambda: link.connected, what="J1 connected")
+    counts = TrafficAggregate(
+        sender="J1",
+        junction_id="J1",
+        interval_start=0.0,
+        interval_s=5.0,
+        approaches=[],
+        mode="coordinated",
+    )
+    link.publish(topics.traffic_aggregate("J1"), counts)
+    _, payload = _drain_until(seen, topics.traffic_aggregate("J1"))[-1]
+    assert decode(payload, TrafficAggregate) == counts
+    link.kill()  # no DISCONNECT: the broker publishes J1's Last Will, which the ACL allows
+    _, payload = _drain_until(seen, topics.gateway_status("traffic", "J1"))[-1]
+    assert decode(payload, GatewayStatus).state == "offline"
+    _stop(cloud)
