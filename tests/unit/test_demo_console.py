@@ -3,8 +3,14 @@
 from __future__ import annotations
 
 import io
+import os
+import re
+import time
+from pathlib import Path
 
 from sim.demo.console import Console
+from sim.demo.supervisor import Supervisor
+from sim.demo.traffic import TrafficPlan, progress
 
 
 def test_a_quiet_step_gets_its_status_line_and_a_chatty_one_does_not() -> None:
@@ -32,3 +38,14 @@ def test_the_inner_activity_wins_and_the_outer_one_comes_back() -> None:
             assert say.heartbeat_line(5.0) == "inner"
         assert say.heartbeat_line(5.0) == "outer"
     assert say.heartbeat_line(5.0) is None
+
+
+def test_traffic_status_says_how_far_the_runs_are_and_which_are_done(tmp_path: Path) -> None:
+    plan = TrafficPlan("grid:2x2:rush", 8.0, 1, tmp_path, tmp_path, tmp_path)
+    plan.started_at = time.monotonic() - 150.0  # the paced run started 2.5 min ago
+    with Supervisor(tmp_path / "logs", dict(os.environ)) as sup:
+        runs = {"edgeward": sup.start("e", ["sleep", "30"]), "fixed": sup.start("f", ["true"])}
+        assert runs["fixed"].wait(timeout=30) == 0
+        line = progress(plan, runs)
+    assert re.match(r"traffic: 2\.[5-9] of ~8 simulated minutes elapsed", line), line
+    assert line.endswith("(paced in real time; edgeward running, fixed done)")
