@@ -161,6 +161,29 @@ class MosquittoBroker:
         conf.write_text("\n".join(lines) + "\n")
         return conf
 
+    @classmethod
+    def with_production_config(
+        cls,
+        workdir: Path,
+        identities: list[str],
+        clinic_sites: dict[str, str] | None = None,
+        persistence: bool = True,
+    ) -> MosquittoBroker:
+        """deploy/mosquitto/ with a fresh CA under workdir/pki and a certificate per identity.
+
+        `identities`: every client id that connects (CLOUD_IDENTITY, junction ids, clinic
+        gateway ids); `clinic_sites`: clinic gateway id -> its site. Clients connect with
+        `client_settings(identity)`.
+        """
+        sites = clinic_sites or {}
+        wanted = sorted({CLOUD_IDENTITY, *identities, *sites})
+        pki = ProductionBroker.make_pki(workdir / "pki", wanted)
+        return cls(
+            workdir=workdir / "mqtt",
+            persistence=persistence,
+            production=ProductionBroker(pki, clinic_sites=sites),
+        )
+
     def client_settings(self, identity: str) -> MqttSettings:
         """How a client with this identity connects: its certificate in production mode."""
         if self.production is None:

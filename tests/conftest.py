@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from shared.broker import CLOUD_IDENTITY, MosquittoBroker, ProductionBroker
+from shared.broker import MosquittoBroker
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -63,9 +63,7 @@ JUNCTIONS = ["J1", "J2"]
 @pytest.fixture
 def production_broker(tmp_path: Path) -> Iterator[MosquittoBroker]:
     """deploy/mosquitto/ run for real: TLS, a client certificate per gateway, the ACL."""
-    pki = ProductionBroker.make_pki(tmp_path / "pki", [CLOUD_IDENTITY, *JUNCTIONS, *CLINIC_SITES])
-    production = ProductionBroker(pki, clinic_sites=CLINIC_SITES)
-    with MosquittoBroker(workdir=tmp_path / "mqtt", production=production) as b:
+    with MosquittoBroker.with_production_config(tmp_path, JUNCTIONS, CLINIC_SITES) as b:
         yield b
 
 
