@@ -27,6 +27,7 @@ from edge.traffic.counter import Counter, ModelCounter
 from edge.traffic.frames import Frame
 from edge.traffic.gateway import TrafficGateway
 from edge.traffic.link import TrafficLink
+from edge.traffic.program import ProgramError, validate_program
 from edge.traffic.safety_clock import min_green
 from shared.broker import MosquittoBroker
 from shared.config.base import MqttSettings
@@ -187,6 +188,13 @@ class EdgewardController:
                 self._plan_times[jid] = float(json.loads(payload)["issued_at"])
 
         outbox = config.data_dir / f"{file_stem(jid)}.outbox.sqlite"
+        try:
+            validate_program(jid, self.ctx.port(jid).phases(), conflicts_of(junction.layout))
+        except ProgramError as exc:
+            # the light keeps the network's own program; the run goes on and says why
+            log.error("%s; junction %s keeps its own program", exc, jid)
+            self.ctx.record_mode_change(jid, "fixed", "fixed", f"program refused: {exc}")
+            return
         link = TrafficLink(self.mqtt, jid, outbox, on_plan)
         gw = TrafficGateway(
             config,
@@ -358,6 +366,8 @@ class EdgewardController:
                     "plans_rejected": gw.stats.plans_rejected,
                     "outbox_depth": gw.link.outbox.depth() if gw.link is not None else 0,
                     "modes": gw.stats.modes,
+                    # the conflict monitor's trip, if any: the junction flashed from then on
+                    "monitor_tripped": gw.monitor.tripped.detail if gw.monitor.tripped else None,
                 }
                 for j, gw in sorted(self.gateways.items())
             },

@@ -107,3 +107,26 @@ def test_edgeward_controls_the_irregular_network_safely(tmp_path: Path, quick_re
     mae = sum(e["queue_mae"] + e["approaching_mae"] for e in errors.values())
     zero = sum(e["queue_mean_truth"] + e["approaching_mean_truth"] for e in errors.values())
     assert mae < zero, errors
+
+
+def test_a_city_network_with_long_joined_cluster_ids_runs_under_edgeward(tmp_path: Path) -> None:
+    import sumo
+
+    net = Path(sumo.SUMO_HOME) / "tools" / "game" / "DRT" / "osm.net.xml"
+    controller = EdgewardController(counter="truth")
+    summary = run(
+        RunConfig(str(net), "edgeward", 2, tmp_path, profile="rush", progress=False),
+        controller=controller,
+    )
+    report = json.loads((tmp_path / "edgeward" / "report.json").read_text())
+    long_ids = [j for j in report["gateways"] if len(j) > 128]
+    assert long_ids, sorted(report["gateways"])  # netconvert's joined-cluster ids
+    assert all(report["gateways"][j]["aggregates"] > 0 for j in long_ids)
+    assert [g["monitor_tripped"] for g in report["gateways"].values()] == [None] * len(
+        report["gateways"]
+    )
+    assert summary["vehicles"] > 50
+    violations = json.loads((tmp_path / "safety.json").read_text())
+    hard = {"no_red_clearance", "conflicting_greens", "green_to_red", "short_yellow"}
+    ours = [v for v in violations if v["junction_id"] in report["gateways"] and v["kind"] in hard]
+    assert ours == []
