@@ -1,7 +1,8 @@
 """Judging: a worker runs the pipeline on each recorded scan and commits what follows from it.
 
-Verdict, cloud outbox row and MQTT event commit in one transaction; the prediction log row is
-written after, and never allowed to fail the verdict. A restart resumes every unjudged scan.
+Verdict and MQTT event commit in one transaction; the cloud's copy is made after, by the upload
+worker (edge/clinic/upload.py), and the prediction log row is written after too, never allowed
+to fail the verdict. A restart resumes every unjudged scan and every copy not yet made.
 """
 
 from __future__ import annotations
@@ -20,11 +21,10 @@ from edge.clinic.metrics import GatewayMetrics
 from edge.clinic.outcome import ScanOutcome, failed_outcome
 from edge.clinic.pseudonym import Pseudonymiser
 from edge.clinic.store import JUDGED, ScanRecord, ScanStore
-from edge.outbox import CLOUD, Outbox
+from edge.clinic.upload import PREPARING, UploadWorker
 from shared.config.clinic import ClinicGatewayConfig
 from shared.messages import ScanVerdictEvent
 from shared.monitoring.prediction_log import PredictionLog
-from shared.proto import edgeward_pb2 as pb
 
 log = logging.getLogger(__name__)
 
@@ -43,12 +43,6 @@ class Pipeline(Protocol):
     ) -> ScanOutcome: ...
 
     def close(self) -> None: ...
-
-
-def is_dicom(data: bytes, content_type: str | None) -> bool:
-    return (content_type or "").lower().startswith("application/dicom") or (
-        data[128:132] == b"DICM"
-    )
 
 
 class Judging:
@@ -75,7 +69,9 @@ class Judging:
         self.events = events
         self.metrics = metrics
         self.predictions = predictions
-        self._cloud_notify = cloud_notify
+        self.uploads = UploadWorker(
+            config=config, db=db, store=store, pseudonyms=pseudonyms, cloud_notify=cloud_notify
+        )
         self._work: queue.Queue[str | None] = queue.Queue()
         self._stopping = threading.Event()
         self._worker = threading.Thread(target=self._work_loop, name="clinic-worker", daemon=True)
@@ -94,6 +90,7 @@ class Judging:
         if resumed:
             log.info("resuming %d scan(s) recorded before the last stop", len(resumed))
         self._worker.start()
+        self.uploads.start()
 
     def stop(self) -> None:
         # Finish the scan in hand only: the rest is on disk and resumes at the next start.
@@ -101,6 +98,7 @@ class Judging:
         self._work.put(None)
         if self._worker.is_alive():
             self._worker.join(30)
+        self.uploads.stop()
 
     def _work_loop(self) -> None:
         while True:
@@ -133,37 +131,11 @@ class Judging:
         self._record_verdict(record, outcome)
         self._log_prediction(record, outcome)
 
-    def _grade_request(
-        self, record: ScanRecord, outcome: ScanOutcome
-    ) -> tuple[str | None, str | None, pb.GradeRequest | None]:
-        """(cloud state, detail, request): what the cloud grader gets of a judged scan."""
-        if not outcome.gradable:
-            return None, None, None
-        body, content_type = outcome.upload_bytes, outcome.upload_content_type or ""
-        if not body:
-            return "not_sent", "the pipeline gave no image to upload", None
-        if is_dicom(body, content_type):
-            # DICOM headers carry the patient's name and id: only pixels may leave.
-            return "not_sent", "refused to upload DICOM (patient identity)", None
-        request = pb.GradeRequest(
-            scan_id=record.cloud_id,
-            image=body,
-            content_type=content_type,
-            site_id=self.config.site_id,
-            request_id=f"{self.config.gateway_id}:{record.cloud_id}",
-            edge=pb.EdgeVerdict(
-                verdict=outcome.verdict.value,
-                referable_probability=float(outcome.referable_probability or 0.0),
-                model_versions=outcome.model_versions,
-            ),
-            laterality=outcome.laterality or record.metadata.get("laterality", ""),
-        )
-        return "queued", None, request
-
     def _record_verdict(self, record: ScanRecord, outcome: ScanOutcome) -> None:
         # From the DICOM header when there is one, else from the upload's metadata.
         patient = outcome.patient_id or record.metadata.get("patient_id")
-        cloud_state, detail, request = self._grade_request(record, outcome)
+        # The cloud's copy is made after this commit, by the upload worker: never on this path.
+        cloud_state = PREPARING if outcome.gradable else None
         event = ScanVerdictEvent(
             sender=self.config.gateway_id,
             scan_id=record.cloud_id,
@@ -182,16 +154,11 @@ class Judging:
                 verdict=outcome.verdict.value,
                 outcome=outcome.record(),
                 cloud_state=cloud_state,
-                cloud_detail=detail,
             )
-            if request is not None:
-                meta = {"scan_id": record.scan_id}
-                if patient:
-                    meta["patient_ref"] = self.pseudonyms.patient(patient)
-                Outbox.put(conn, CLOUD, record.scan_id, request.SerializeToString(), meta)
             self.events.put(conn, event)
         self.metrics.observe_outcome(outcome.verdict.value, outcome.codes, outcome.timings_ms)
-        self._cloud_notify()
+        if outcome.gradable:
+            self.uploads.put(record.scan_id)
         self.events.notify()
         log.info("scan %s: %s %s", record.scan_id, outcome.verdict, "; ".join(outcome.reasons))
         judged = self.store.get(record.scan_id)

@@ -18,13 +18,11 @@ class ScanOutcome:
     confidence: float  # 0..1, the probability behind the verdict (1.0 for rule-based ones)
     timings_ms: dict[str, float]  # decode, validate, quality, ood, triage, total
     model_versions: dict[str, str] = field(default_factory=dict)
-    gradable: bool = False  # True -> queue it for the cloud grader
+    gradable: bool = False  # True -> a copy goes to the cloud grader (edge/clinic/upload.py)
     flags: list[str] = field(default_factory=list)  # accepted but flagged: missing_laterality
     laterality: str | None = None  # raw; the gateway pseudonymises ids before upload
     patient_id: str | None = None
     referable_probability: float | None = None
-    upload_bytes: bytes | None = None  # metadata-free image for the cloud (never DICOM)
-    upload_content_type: str | None = None
     measures: dict[str, float] = field(default_factory=dict)  # quality + OOD scores, for audits
     # Per model role ("quality", "triage"): what the prediction log keeps (confidence, score,
     # call, feature summary). Only the models whose answer shaped the verdict are listed.

@@ -18,14 +18,12 @@ from edge.backends import Prediction, ServedModel
 from edge.clinic import verdict as rules
 from edge.clinic.decode import (
     FORMATS,
-    ImageHeader,
     InvalidScanError,
     Problem,
     decode_pixels,
     invalid,
     read_header,
     sniff_format,
-    strip_metadata,
 )
 from edge.clinic.ood import OodReference, guard
 from edge.clinic.outcome import ScanOutcome
@@ -210,9 +208,6 @@ class ClinicPipeline:
         triage = self.triage_net.predict(to_tensor(t_view, t_spec)[None])[0]
         timer.lap("triage")
         return self._decide(
-            data,
-            header=header,
-            image=image,
             report=report,
             quality=quality,
             triage=triage,
@@ -242,10 +237,7 @@ class ClinicPipeline:
 
     def _decide(
         self,
-        data: bytes,
         *,
-        header: ImageHeader,
-        image: np.ndarray,
         report: QualityReport,
         quality: Prediction,
         triage: Prediction,
@@ -279,11 +271,7 @@ class ClinicPipeline:
             measures.update(ood.scores)
             evidence = dataclasses.replace(evidence, ood_codes=tuple(s.code for s in ood.signals))
         timer.lap("ood")
-        judgement = rules.judge(evidence)
-        upload: tuple[bytes, str] | tuple[None, None] = (None, None)
-        if judgement.gradable:
-            upload = upload_body(data, header, image)
-            timer.lap("encode")
+        judgement = rules.judge(evidence)  # the cloud's copy is made after it is recorded
         # Image statistics on each model's view, as the reference kept at training time.
         monitoring = {
             "quality": {
@@ -312,8 +300,6 @@ class ClinicPipeline:
             laterality=ident.laterality,
             patient_id=ident.patient_id,
             referable_probability=p if judgement.triaged else None,
-            upload_bytes=upload[0],
-            upload_content_type=upload[1],
             measures={k: round(float(v), 5) for k, v in measures.items()},
             monitoring=monitoring,
         )
@@ -338,18 +324,3 @@ class ClinicPipeline:
             laterality=ident.laterality,
             patient_id=ident.patient_id,
         )
-
-
-def upload_body(data: bytes, header: ImageHeader, image: np.ndarray) -> tuple[bytes, str]:
-    """What goes to the cloud grader: the camera's JPEG/PNG minus metadata, else a PNG.
-
-    DICOM headers carry the patient's identity, so only its pixels leave (as PNG, lossless).
-    """
-    stripped = strip_metadata(data, header.fmt)
-    if stripped is not None:
-        return stripped, f"image/{header.fmt}"
-    # DICOM and TIFF are decoded at full size; fast compression as this is on the verdict path.
-    ok, buf = cv2.imencode(".png", image, [cv2.IMWRITE_PNG_COMPRESSION, 1])
-    if not ok:
-        raise RuntimeError(f"cannot encode the {header.fmt} scan as PNG for upload")
-    return bytes(buf.tobytes()), "image/png"

@@ -114,6 +114,13 @@ class ScanStore:
         )
         return [r["scan_id"] for r in rows]
 
+    def with_cloud_state(self, state: str) -> list[str]:
+        """Ids whose cloud state is `state`, oldest first (e.g. copies a restart must make)."""
+        rows = self.db.read(
+            "SELECT scan_id FROM scans WHERE cloud_state = ? ORDER BY received_at, rowid", (state,)
+        )
+        return [r["scan_id"] for r in rows]
+
     def start_attempt(self, scan_id: str) -> int:
         """Count an attempt to judge before making it, so a scan that crashes us is noticed."""
         with self.db.transaction() as conn:

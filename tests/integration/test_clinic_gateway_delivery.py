@@ -10,6 +10,7 @@ import pytest
 
 from edge.clinic.judging import RULES_MODEL
 from edge.clinic.pseudonym import Pseudonymiser
+from edge.clinic.upload import upload_copy
 from edge.outbox import CLOUD, EVENTS
 from shared import topics
 from shared.config import MqttSettings
@@ -253,3 +254,28 @@ def test_gateway_configured_for_model_updates_listens_and_answers_them(gateway, 
     ack = decode(bytes(collector.on(ack_topic)[0].payload), ModelUpdateAck)
     assert (ack.update_id, ack.status) == (update.message_id, "refused")
     assert "manifest is malformed" in ack.reason
+
+
+def test_the_verdict_never_waits_for_the_cloud_copy_and_a_restart_makes_it(gateway, cloud):
+    first = gateway()
+    image = sample_jpeg(90)
+
+    def power_cut(data: bytes, filename: str | None, content_type: str | None) -> tuple[bytes, str]:
+        raise RuntimeError("power cut while making the copy")
+
+    first.judging.uploads.make_copy = power_cut
+    with http(first) as client:
+        scan_id = post(client, image).json()["scan_id"]
+        wait_for(is_judged(client, scan_id), 10, "edge verdict")
+        status = scan(client, scan_id)
+    # The verdict is recorded (and its event queued) although the copy was never made.
+    assert status["verdict"] == "refer" and status["cloud"]["state"] == "preparing"
+    assert rows(first, "SELECT COUNT(*) FROM outbox WHERE queue = 'cloud'") == [(0,)]
+    first.stop()
+    assert cloud.received == []
+    second = gateway()  # same data_dir: the copy is made at start
+    with http(second) as client:
+        wait_for(lambda: scan(client, scan_id)["cloud"]["state"] == "graded", 15, "graded")
+    [received] = cloud.received
+    assert received.request.image == upload_copy(image, None, "image/jpeg")[0]
+    assert received.request.edge.verdict == "refer"

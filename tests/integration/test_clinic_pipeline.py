@@ -23,6 +23,7 @@ from pydicom.uid import MPEG2MPML
 from edge.backends import Prediction
 from edge.clinic.outcome import ScanOutcome
 from edge.clinic.pipeline import ClinicPipeline
+from edge.clinic.upload import upload_copy
 from shared.config import ClinicGatewayConfig
 from shared.verdicts import Verdict
 from sim.fundus.defects import QUALITY_RULES
@@ -116,7 +117,7 @@ def test_truncated_jpeg_is_rejected_and_the_next_scan_is_still_judged(
     bad = judge(pipeline, data[: len(data) // 3], "cut.jpg")
     assert bad.verdict == Verdict.REJECTED and bad.codes == ["truncated"]
     assert bad.reasons[0].startswith("scan cut.jpg: ") and "cut short" in bad.reasons[0]
-    assert not bad.gradable and bad.upload_bytes is None
+    assert not bad.gradable
     good = judge(pipeline, data, "whole.jpg")
     assert good.verdict != Verdict.REJECTED and "truncated" not in good.codes
 
@@ -149,9 +150,12 @@ def test_dicom_without_laterality_or_patient_is_judged_and_flagged(
     out = open_gate.process(data, filename="anon.dcm")
     assert out.verdict not in (Verdict.REJECTED, Verdict.RETAKE), out.reasons
     assert {"missing_laterality", "missing_patient_id"} <= set(out.flags)
+    assert out.gradable
     # DICOM headers name the patient: only re-encoded pixels may go to the cloud.
-    assert out.upload_content_type == "image/png" and out.upload_bytes is not None
-    assert b"DICM" not in out.upload_bytes[:200]
+    body, content_type = upload_copy(data, "anon.dcm")
+    assert content_type == "image/png" and b"DICM" not in body[:200]
+    decoded = np.asarray(cv2.imdecode(np.frombuffer(body, np.uint8), 1))
+    assert decoded.shape == (SIZE, SIZE, 3)
 
 
 def test_dicom_with_tags_carries_laterality_and_patient(open_gate: ClinicPipeline) -> None:
@@ -198,7 +202,7 @@ def test_each_defect_at_reject_severity_gets_retake_with_a_plain_reason(
     assert out.verdict == Verdict.RETAKE, (defect, out.codes, out.measures)
     assert EXPECTED_CODES[defect] & set(out.codes), (defect, out.codes)
     assert all(" — " in r and ("retake" in r or "resend" in r) for r in out.reasons), out.reasons
-    assert not out.gradable and out.upload_bytes is None
+    assert not out.gradable
 
 
 def test_quality_net_retake_is_reported_in_plain_words(pipeline: ClinicPipeline) -> None:
@@ -213,11 +217,13 @@ def test_quality_net_retake_is_reported_in_plain_words(pipeline: ClinicPipeline)
 
 def test_clean_scans_pass_the_classical_checks_and_are_gradable(open_gate: ClinicPipeline) -> None:
     for index, grade in ((0, 0), (1, 3)):
-        out = judge(open_gate, jpeg(healthy(index, grade)), "scan.jpg")
+        data = jpeg(healthy(index, grade))
+        out = judge(open_gate, data, "scan.jpg")
         assert out.verdict in (Verdict.REFER, Verdict.REVIEW, Verdict.NO_IMMEDIATE_CONCERN)
         assert out.gradable and out.referable_probability is not None
-        assert out.upload_content_type == "image/jpeg" and out.upload_bytes is not None
-        decoded = np.asarray(cv2.imdecode(np.frombuffer(out.upload_bytes, np.uint8), 1))
+        body, content_type = upload_copy(data, "scan.jpg")  # made after the verdict is recorded
+        assert content_type == "image/jpeg" and len(body) <= len(data)
+        decoded = np.asarray(cv2.imdecode(np.frombuffer(body, np.uint8), 1))
         assert decoded.shape == (SIZE, SIZE, 3)
         assert set(out.timings_ms) >= {"decode", "validate", "quality", "triage", "total"}
         assert out.timings_ms["total"] >= out.timings_ms["quality"] > 0
@@ -293,7 +299,7 @@ def test_each_scan_gets_exactly_its_band_unless_a_named_doubt_sends_it_to_review
             assert out.verdict == Verdict.REVIEW, (p, out.codes)  # doubt demotes an all-clear
         else:
             assert out.verdict == band, (p, out.verdict, out.codes)  # a referral stays one
-        assert out.gradable and out.upload_bytes is not None
+        assert out.gradable
 
 
 # ---- out of distribution ----

@@ -5,6 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import cv2
+import numpy as np
 import pytest
 
 from edge.clinic.database import Database
@@ -13,6 +15,7 @@ from edge.clinic.ports import SubmissionError
 from edge.clinic.pseudonym import Pseudonymiser
 from edge.clinic.store import ScanStore
 from edge.clinic.uplink import backoff_delay
+from edge.clinic.upload import UploadRefusedError, upload_copy
 from edge.clinic.watcher import file_scan_id, is_temporary
 from edge.outbox import CLOUD, EVENTS, Outbox
 from shared.config.clinic import CloudUplink
@@ -112,3 +115,14 @@ def test_camera_temp_names_are_never_read():
         assert is_temporary(name)
     assert not is_temporary("scan.dcm")
     assert file_scan_id(b"a") == file_scan_id(b"a") != file_scan_id(b"b")
+
+
+def test_upload_copy_keeps_the_pixels_and_refuses_what_is_no_image() -> None:
+    image = np.full((64, 64, 3), 90, np.uint8)
+    png = cv2.imencode(".png", image)[1].tobytes()
+    body, content_type = upload_copy(png, "scan.png", "image/png")
+    assert content_type == "image/png"
+    decoded = cv2.imdecode(np.frombuffer(body, np.uint8), cv2.IMREAD_COLOR)
+    assert decoded is not None and np.array_equal(np.asarray(decoded), image)
+    with pytest.raises(UploadRefusedError, match="not an image format"):
+        upload_copy(b"%PDF-1.7 referral letter", "letter.pdf", "application/pdf")

@@ -38,7 +38,6 @@ class StandInPipeline:
             )
         ms["triage"] = 0.1
         ms["total"] = sum(ms.values())
-        _ok, jpeg = cv2.imencode(".jpg", image)
         return ScanOutcome(
             Verdict.REFER,
             ["signs of referable disease"],
@@ -50,8 +49,6 @@ class StandInPipeline:
             laterality=meta.get("laterality"),
             patient_id=meta.get("patient_id"),
             referable_probability=0.7,
-            upload_bytes=jpeg.tobytes(),
-            upload_content_type="image/jpeg",
         )
 
     def close(self) -> None:
