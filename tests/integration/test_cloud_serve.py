@@ -242,7 +242,7 @@ def test_bad_input_gets_a_clear_4xx_and_invalid_argument_and_nothing_is_lost(clo
             timeout=30,
         )
     assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
-    assert "not a valid DICOM" in (err.value.details() or "")
+    assert "not a readable DICOM" in (err.value.details() or "")
     missing = cloud.http.get("/v1/results/never-seen")
     assert missing.status_code == 404 and "POST /v1/grade" in missing.json()["error"]
     good = _post(cloud, _scan_id("after-bad"), _png(generate_sample(504, 0, size=256)))
