@@ -83,6 +83,46 @@ MIGRATIONS: tuple[Migration, ...] = (
         "review queue listing index",
         ("CREATE INDEX IF NOT EXISTS review_cases_status ON review_cases (status, created_at)",),
     ),
+    Migration(
+        3,
+        "review desk: accounts, sessions, decision audit, second opinions",
+        (
+            """CREATE TABLE IF NOT EXISTS desk_users (
+                name TEXT PRIMARY KEY,
+                role TEXT NOT NULL,
+                password_hash TEXT NOT NULL,
+                created_at {float} NOT NULL
+            )""",
+            """CREATE TABLE IF NOT EXISTS desk_sessions (
+                token_hash TEXT PRIMARY KEY,
+                user_name TEXT NOT NULL REFERENCES desk_users (name),
+                csrf TEXT NOT NULL,
+                created_at {float} NOT NULL,
+                expires_at {float} NOT NULL
+            )""",
+            # Append-only: the desk only ever INSERTs here (record_id is a fresh uuid).
+            """CREATE TABLE IF NOT EXISTS desk_decisions (
+                record_id TEXT PRIMARY KEY,
+                case_id TEXT NOT NULL,
+                scan_id TEXT NOT NULL,
+                reviewer TEXT NOT NULL,
+                outcome TEXT NOT NULL,
+                label TEXT,
+                note TEXT NOT NULL,
+                model_version TEXT NOT NULL,
+                assigned_to TEXT,
+                decided_at {float} NOT NULL
+            )""",
+            "CREATE INDEX IF NOT EXISTS desk_decisions_case "
+            "ON desk_decisions (case_id, decided_at)",
+            """CREATE TABLE IF NOT EXISTS desk_second_opinions (
+                case_id TEXT PRIMARY KEY,
+                requested_by TEXT NOT NULL,
+                assigned_to TEXT NOT NULL,
+                requested_at {float} NOT NULL
+            )""",
+        ),
+    ),
 )
 
 _TYPES = {
