@@ -383,13 +383,9 @@ class SafeApplier:
         start = now + seconds
         j = (last_green + 1) % len(self.program)
         while j != self.green_phases[0]:
-            p = self.program[j]
-            if p.kind == "yellow":
-                start += yellow_duration(self.safety, p.duration_s)
-            elif p.kind == "red":
-                start += red_duration(self.safety, p.duration_s)
-            else:
-                start += self._targets[j]
+            # a change interval with the red clearance the applier may add to it
+            green = self.program[j].kind == "green"
+            start += self._targets[j] if green else self._shortest(j)
             j = (j + 1) % len(self.program)
         error = (offset_s - start) % cycle_s
         if error > cycle_s / 2:

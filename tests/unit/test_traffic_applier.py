@@ -286,3 +286,28 @@ def test_plan_asking_past_max_green_gets_max_green_and_a_walk_needing_more_gets_
     safety = SignalSafety(max_green_s=20, pedestrian_min_s=30, max_plan_change_s=120)
     applier = SafeApplier(port, safety)
     assert applier.set_targets({0: 500.0, 2: 25.0}, "cloud") == {0: 20.0, 2: 30.0}
+
+
+def test_applier_follows_a_controller_switched_behind_its_back_and_times_it_from_then() -> None:
+    port = MemoryPort(four_phase_program())
+    safety = SignalSafety(min_green_s=10)
+    applier = SafeApplier(port, safety)
+    applier.set_targets({0: 10.0, 2: 10.0}, "cloud")
+    _run(applier, port, 5)
+    port._phase = 2  # someone at the cabinet
+    _run(applier, port, 40)
+    follow = applier.switches[1]
+    assert (follow.time, follow.phase) == (5.0, 2)
+    assert applier.switches[2].time - follow.time >= safety.min_green_s  # a full minimum
+    assert applier.program_phase == applier.driven.origin(applier.phase)
+
+
+def test_cycles_settle_on_the_plans_offset() -> None:
+    # 31 + 4 + 2 (added red clearance) + 31 + 4 + 2 = a 74 s cycle, asked to start at 10 s
+    port = MemoryPort(four_phase_program())
+    applier = SafeApplier(port, SignalSafety())
+    applier.set_targets({0: 31.0, 2: 31.0}, "plan", alignment=(74.0, 10.0))
+    _run(applier, port, 1000)
+    starts = [s.time for s in applier.switches if s.phase == 0][1:]
+    assert starts[-1] % 74.0 == 10.0 and starts[-2] % 74.0 == 10.0
+    assert starts[0] % 74.0 != 10.0  # it really moved: the first cycle began off the offset
