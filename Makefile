@@ -9,7 +9,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | sha256sum | cut -c1-12)
 SOURCES := shared edge cloud models sim benchmarks tests
 
-.PHONY: demo test test-unit lint typecheck setup mosquitto postgresql dcmtk orthanc cloud-image models proto clean help fuzz mutation
+.PHONY: demo test test-unit lint typecheck setup mosquitto postgresql dcmtk orthanc chromium cloud-image models proto clean help fuzz mutation
 
 help:
 	@echo "make demo       set up and run the whole system end to end"
@@ -19,7 +19,7 @@ help:
 	@echo "make fuzz       fuzz each scan and payload parser for FUZZ_SECONDS (60) per engine"
 	@echo "make mutation   mutation score of the safety cores (not a CI gate; ~10-20 min)"
 
-setup: $(STAMP) mosquitto postgresql dcmtk orthanc
+setup: $(STAMP) mosquitto postgresql dcmtk orthanc chromium
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -38,6 +38,21 @@ mosquitto:
 	    sudo apt-get update -qq && sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq mosquitto mosquitto-clients >/dev/null; \
 	  else \
 	    echo "mosquitto is missing: install it (apt-get install mosquitto) and run make again"; exit 1; \
+	  fi; \
+	fi
+
+# The review desk's browser tests drive Debian's chromium through Playwright (no browser
+# download: the test passes executable_path=/usr/bin/chromium).
+chromium:
+	@if ! test -x /usr/bin/chromium; then \
+	  if [ "$$(id -u)" = 0 ]; then \
+	    echo "installing chromium with apt-get"; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
+	  elif command -v sudo >/dev/null 2>&1; then \
+	    echo "installing chromium with sudo apt-get"; \
+	    sudo apt-get update -qq && sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
+	  else \
+	    echo "chromium is missing: install it (apt-get install chromium) and run make again"; exit 1; \
 	  fi; \
 	fi
 
