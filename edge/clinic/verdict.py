@@ -118,10 +118,9 @@ def judge(e: Evidence) -> Judgement:
                 f"the quality model judges this scan ungradable (p={e.p_reject:.2f}) — "
                 "check focus, exposure and alignment and retake"
             )
-        confidence = 1.0 if e.rejects else e.p_reject
-        return Judgement(
-            Verdict.RETAKE, unit(confidence), tuple(reasons), tuple(codes), False, False
-        )
+        # Classical checks are certain; otherwise the net's own probability is the confidence.
+        confidence = 1.0 if e.rejects else unit(e.p_reject)
+        return Judgement(Verdict.RETAKE, confidence, tuple(reasons), tuple(codes), False, False)
 
     # 2. Out of distribution: a person decides; never an automatic answer, never uploaded.
     if e.ood_codes:
