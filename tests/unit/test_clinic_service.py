@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +21,8 @@ from edge.clinic.watcher import file_scan_id, is_temporary
 from edge.outbox import CLOUD, EVENTS, Outbox
 from shared.config.clinic import CloudUplink
 from shared.errors import ConfigError
+
+REPO = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture
@@ -126,3 +129,14 @@ def test_upload_copy_keeps_the_pixels_and_refuses_what_is_no_image() -> None:
     assert decoded is not None and np.array_equal(np.asarray(decoded), image)
     with pytest.raises(UploadRefusedError, match="not an image format"):
         upload_copy(b"%PDF-1.7 referral letter", "letter.pdf", "application/pdf")
+
+
+def test_ingest_adapters_import_neither_the_app_nor_the_parts_it_wires() -> None:
+    """Layers point one way: the app hands each adapter a narrow protocol from ports.py."""
+    wired = {"edge.clinic.app", "edge.clinic.intake", "edge.clinic.judging", "edge.clinic.results"}
+    for adapter in ("http_api", "grpc_api", "watcher"):
+        tree = ast.parse((REPO / "edge" / "clinic" / f"{adapter}.py").read_text())
+        imported = {n.module for n in ast.walk(tree) if isinstance(n, ast.ImportFrom)}
+        imported |= {a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names}
+        assert "edge.clinic.ports" in imported, adapter
+        assert not imported & wired, (adapter, imported & wired)
