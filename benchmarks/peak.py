@@ -32,7 +32,12 @@ SGEMM_SHAPES: tuple[Shape, ...] = (
     (4096, 576, 64),
     (1024, 2304, 256),
 )
-QUICK_SHAPES: tuple[Shape, ...] = ((512, 512, 512), (1024, 1024, 1024), (4096, 576, 64))
+QUICK_SHAPES: tuple[Shape, ...] = (
+    (512, 512, 512),
+    (768, 768, 768),
+    (1024, 1024, 1024),
+    (4096, 576, 64),
+)
 
 
 @contextmanager
@@ -56,28 +61,40 @@ def pinned_cpus(threads: int) -> Iterator[list[int]]:
         setter(0, allowed)
 
 
-def best_of(fn: Callable[[], object], repeats: int, warmup: int = 2) -> float:
-    """The fastest of `repeats` timed calls, in seconds, after `warmup` untimed ones."""
+def best_of(
+    fn: Callable[[], object], repeats: int, warmup: int = 2, min_time_s: float = 0.0
+) -> float:
+    """The fastest timed call, in seconds: at least `repeats` calls, more until `min_time_s`.
+
+    The time floor matters on a busy host: a few calls of a big shape can all land in a slow
+    spell, so small shapes get hundreds of tries and big ones dozens.
+    """
     if repeats < 1:
         raise ValueError(f"best_of: repeats is {repeats}; give at least 1")
     for _ in range(warmup):
         fn()
     best = float("inf")
-    for _ in range(repeats):
+    calls = 0
+    began = time.perf_counter()
+    while calls < repeats or time.perf_counter() - began < min_time_s:
         t0 = time.perf_counter()
         fn()
         best = min(best, time.perf_counter() - t0)
+        calls += 1
     return best
 
 
 def _best(
-    shapes: tuple[Shape, ...], make: Callable[[Shape], Callable[[], object]], repeats: int
+    shapes: tuple[Shape, ...],
+    make: Callable[[Shape], Callable[[], object]],
+    repeats: int,
+    min_time_s: float,
 ) -> dict[str, Any]:
     per_shape: dict[str, float] = {}
     best_rate, best_shape = 0.0, shapes[0]
     for shape in shapes:
         m, k, n = shape
-        rate = 2 * m * k * n / best_of(make(shape), repeats)
+        rate = 2 * m * k * n / best_of(make(shape), repeats, min_time_s=min_time_s)
         per_shape[f"{m}x{k}x{n}"] = rate / 1e9
         if rate > best_rate:
             best_rate, best_shape = rate, shape
@@ -86,11 +103,16 @@ def _best(
         "gflops_per_s": best_rate / 1e9,
         "best_shape": "x".join(map(str, best_shape)),
         "by_shape_gflops_per_s": per_shape,
-        "method": f"best of {repeats} calls per sgemm shape (M x K x N), best shape",
+        "method": (
+            f"fastest of >= {repeats} calls and >= {min_time_s:g} s per sgemm shape "
+            "(M x K x N); the best shape"
+        ),
     }
 
 
-def torch_peak(shapes: tuple[Shape, ...], repeats: int, threads: int) -> dict[str, Any]:
+def torch_peak(
+    shapes: tuple[Shape, ...], repeats: int, threads: int, min_time_s: float = 0.0
+) -> dict[str, Any]:
     """Peak of PyTorch eager on CPU (the reference backend's class)."""
     import torch
 
@@ -108,7 +130,11 @@ def torch_peak(shapes: tuple[Shape, ...], repeats: int, threads: int) -> dict[st
 
         return call
 
-    return {"backend_class": "torch-cpu", "threads": threads, **_best(shapes, make, repeats)}
+    return {
+        "backend_class": "torch-cpu",
+        "threads": threads,
+        **_best(shapes, make, repeats, min_time_s),
+    }
 
 
 def matmul_onnx(m: int, k: int | None = None, n: int | None = None) -> bytes:
@@ -127,7 +153,11 @@ def matmul_onnx(m: int, k: int | None = None, n: int | None = None) -> bytes:
 
 
 def ort_peak(
-    shapes: tuple[Shape, ...], repeats: int, threads: int, providers: list[str]
+    shapes: tuple[Shape, ...],
+    repeats: int,
+    threads: int,
+    providers: list[str],
+    min_time_s: float = 0.0,
 ) -> dict[str, Any]:
     """Peak of ONNX Runtime with `providers` (inputs fed from host memory, as a gateway does)."""
     import onnxruntime as ort
@@ -150,7 +180,7 @@ def ort_peak(
     return {
         "backend_class": "onnxruntime:" + ",".join(providers),
         "threads": threads,
-        **_best(shapes, make, repeats),
+        **_best(shapes, make, repeats, min_time_s),
     }
 
 

@@ -44,6 +44,7 @@ class ModelsPlan:
     budget: Budget = field(default_factory=Budget)
     peak_shapes: tuple[Shape, ...] = SGEMM_SHAPES
     peak_repeats: int = 7
+    peak_min_time_s: float = 2.0  # per shape: enough tries that one lands in a quiet moment
     threads: int = 2
     only: tuple[str, ...] = ()
     backends: tuple[str, ...] = ()  # empty: every available one
@@ -57,6 +58,7 @@ class ModelsPlan:
             budget=quick_budget,
             peak_shapes=QUICK_SHAPES,
             peak_repeats=4,
+            peak_min_time_s=0.4,
             **kw,
         )
 
@@ -140,19 +142,29 @@ def _peaks(
     with tqdm(total=int(with_eager) + len(kinds), desc="peak FLOP/s", unit="class") as bar:
         if with_eager:
             try:
-                peaks[EAGER] = torch_peak(plan.peak_shapes, plan.peak_repeats, plan.threads)
+                peaks[EAGER] = torch_peak(
+                    plan.peak_shapes, plan.peak_repeats, plan.threads, plan.peak_min_time_s
+                )
             except ImportError as exc:
                 run.skip("torch peak", str(exc))
             bar.update()
         for kind in kinds:
             if kind == "onnx-cpu":
                 peaks[kind] = ort_peak(
-                    plan.peak_shapes, plan.peak_repeats, plan.threads, ["CPUExecutionProvider"]
+                    plan.peak_shapes,
+                    plan.peak_repeats,
+                    plan.threads,
+                    ["CPUExecutionProvider"],
+                    plan.peak_min_time_s,
                 )
             elif kind in GPU_KINDS:
                 # cuBLAS through the CUDA EP: the GPU's practical dense float32 ceiling.
                 gpu = peaks.get("gpu") or ort_peak(
-                    plan.peak_shapes, plan.peak_repeats, plan.threads, ["CUDAExecutionProvider"]
+                    plan.peak_shapes,
+                    plan.peak_repeats,
+                    plan.threads,
+                    ["CUDAExecutionProvider"],
+                    plan.peak_min_time_s,
                 )
                 peaks["gpu"] = peaks[kind] = gpu
             bar.update()

@@ -70,6 +70,9 @@ def test_best_of_keeps_the_fastest_call() -> None:
         time.sleep(next(delays))
 
     assert best_of(call, repeats=3, warmup=2) < 0.015
+    calls = []
+    best_of(lambda: calls.append(1), repeats=2, warmup=0, min_time_s=0.05)
+    assert len(calls) > 2  # the time floor kept it trying past `repeats`
     with pytest.raises(ValueError, match="repeats is 0"):
         best_of(call, repeats=0)
 
