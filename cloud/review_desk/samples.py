@@ -8,6 +8,7 @@ import cv2
 import numpy as np
 
 from cloud.store import CloudStore, ReviewCase
+from shared.proto import edgeward_pb2 as pb
 
 
 def fundus_png(seed: int, size: int = 256) -> bytes:
@@ -82,3 +83,21 @@ def fill_queue(store: CloudStore, n: int) -> list[ReviewCase]:
             )
         )
     return cases
+
+
+def record_with_result(store: CloudStore, case: ReviewCase) -> ReviewCase:
+    """Store the case with a GradeResult (grade probabilities, a hot region), as grading does."""
+    p = case.referable_probability
+    result = pb.GradeResult(
+        scan_id=case.scan_id,
+        grade_probabilities=[(1 - p) * 0.7, (1 - p) * 0.3, p * 0.6, p * 0.3, p * 0.1],
+        referable_probability=p,
+        confidence=case.confidence,
+        model_version=case.model_version,
+        verdict="review",
+        needs_review=True,
+        review_reason=case.reason,
+        regions=[pb.Region(x=150, y=110, width=40, height=30, score=0.42)],
+    )
+    store.record(result, case.site_id, case)
+    return store.case(case.case_id)

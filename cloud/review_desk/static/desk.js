@@ -18,17 +18,25 @@
   var toggle = document.getElementById("overlay-toggle");
   var label = document.getElementById("zoom-level");
   var zoom = 0; // 0 = fit to the pane; otherwise a factor of the full resolution
+  var viewer = document.getElementById("viewer");
+  function fitScale(img) {
+    var w = img.naturalWidth || 1, h = img.naturalHeight || 1;
+    return Math.min(viewer.clientWidth / w, viewer.clientHeight / h);
+  }
   function apply() {
     [scan, cam].forEach(function (img) {
-      if (zoom === 0) { img.style.width = "100%"; img.style.maxWidth = "100%"; }
-      else { img.style.maxWidth = "none"; img.style.width = Math.round(img.naturalWidth * zoom) + "px"; }
+      // fit: the whole scan in the pane; zoomed: its pixels times `zoom`, scrolled in the pane
+      var scale = zoom === 0 ? fitScale(img) : zoom;
+      img.style.width = Math.round(img.naturalWidth * scale) + "px";
     });
-    label.textContent = zoom === 0 ? "fit" : Math.round(zoom * 100) + "%";
+    var shown = cam.hidden ? scan : cam;
+    var pct = Math.round((zoom === 0 ? fitScale(shown) : zoom) * 100);
+    label.textContent = (zoom === 0 ? "fit, " : "") + pct + "% of full resolution";
   }
   function step(up) {
     var shown = cam.hidden ? scan : cam;
-    var current = zoom === 0 ? shown.clientWidth / (shown.naturalWidth || 1) : zoom;
-    zoom = Math.min(8, Math.max(0.1, up ? current * 1.5 : current / 1.5));
+    var current = zoom === 0 ? fitScale(shown) : zoom;
+    zoom = Math.min(16, Math.max(0.1, up ? current * 1.5 : current / 1.5));
     apply();
   }
   function setOverlay(on) { cam.hidden = !on; scan.hidden = on; toggle.checked = on; apply(); }
@@ -53,5 +61,7 @@
       if (button) { e.preventDefault(); form.requestSubmit(button); }
     }
   });
+  [scan, cam].forEach(function (img) { img.addEventListener("load", apply); });
+  window.addEventListener("resize", apply);
   apply();
 })();
