@@ -1,0 +1,1 @@
+"""A corpus of SUMO test networks, built by netconvert and randomTrips.py (see generate.py)."""

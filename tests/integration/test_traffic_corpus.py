@@ -1,0 +1,94 @@
+"""Every network of the netconvert corpus (sim/traffic/corpus) describes and runs under
+edgeward through the real CLI, with 0 violations from the independent SUMO monitor."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+import pytest
+
+from sim.traffic.corpus.generate import PLANS, build_all
+
+pytestmark = pytest.mark.sumo
+
+EDGEWARD = Path(sys.executable).with_name("edgeward")
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    return build_all(tmp_path_factory.mktemp("corpus"), seed=42, seconds=240)
+
+
+def _cli(*args: str) -> str:
+    proc = subprocess.run(
+        [str(EDGEWARD), "sim", "traffic", *args],
+        capture_output=True,
+        text=True,
+        timeout=240,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    return proc.stdout
+
+
+def _lights(net: Path) -> dict[str, list[str]]:
+    """Traffic-light id -> its program ids, read from the .net.xml itself."""
+    out: dict[str, list[str]] = {}
+    for tl in ET.parse(net).getroot().iter("tlLogic"):
+        out.setdefault(tl.get("id", ""), []).append(tl.get("programID", ""))
+    return out
+
+
+def test_the_corpus_has_the_shapes_real_cities_have(corpus: dict[str, Path]) -> None:
+    nets = {n: cfg.with_suffix("").with_suffix(".net.xml") for n, cfg in corpus.items()}
+    cluster = [t for t in _lights(nets["joined_cluster"]) if t.startswith("cluster_")]
+    assert cluster and len(cluster[0]) > 128  # longer than the old 128-character limit
+    assert _lights(nets["shared_light"])["m0"] == ["0", "evening"]
+    root = ET.parse(nets["shared_light"]).getroot()
+    assert {j.get("id") for j in root.iter("junction") if j.get("type") == "traffic_light"} == {
+        "m0",
+        "m1",
+    }  # one light, two junctions; "t" beside them has none
+    offsets = [tl.get("offset") for tl in ET.parse(nets["arterial_offsets"]).iter("tlLogic")]
+    assert offsets == ["0", "13", "26", "39"]
+    crossings = ET.parse(nets["crossings"]).getroot()
+    assert any(e.get("function") == "crossing" for e in crossings.iter("edge"))
+    assert "walks" in corpus["crossings"].read_text()
+    five = [j for j in ET.parse(nets["five_leg"]).iter("junction") if j.get("id") == "five"]
+    legs = {lane.rsplit("_", 1)[0] for lane in five[0].get("incLanes", "").split()}
+    assert len(legs) == 5
+
+
+@pytest.mark.parametrize("name", list(PLANS))
+def test_describe_and_a_short_edgeward_run_are_safe(
+    corpus: dict[str, Path], tmp_path: Path, name: str
+) -> None:
+    cfg = corpus[name]
+    net = cfg.with_suffix("").with_suffix(".net.xml")
+    lights = _lights(net)
+
+    described = _cli("--scenario", str(cfg), "--describe")
+    heads = {ln.split(": ")[0] for ln in described.splitlines() if not ln.startswith(" ")}
+    assert heads == set(lights), described
+
+    out = tmp_path / "run"
+    _cli(
+        "--scenario", str(cfg), "--controller", "edgeward", "--counter", "truth",
+        "--minutes", "2", "--seed", "5", "--out", str(out), "--no-progress",
+    )  # fmt: skip
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["safety_violations"] == 0, summary["safety_by_kind"]
+    assert json.loads((out / "safety.json").read_text()) == []
+    assert summary["junctions"] == len(lights)
+    assert summary["throughput"] > 0
+    report = json.loads((out / "edgeward" / "report.json").read_text())
+    assert set(report["gateways"]) == set(lights)
+    assert [g["monitor_tripped"] for g in report["gateways"].values()] == [None] * len(lights)
+    changes = json.loads((out / "mode_changes.json").read_text())
+    assert not [c for c in changes if "refused" in c["reason"]], changes
+    coordinated = {c["junction_id"] for c in changes if c["to_mode"] == "coordinated"}
+    assert coordinated == set(lights)  # the applier drove every light, none kept its own
