@@ -311,3 +311,18 @@ def test_cycles_settle_on_the_plans_offset() -> None:
     starts = [s.time for s in applier.switches if s.phase == 0][1:]
     assert starts[-1] % 74.0 == 10.0 and starts[-2] % 74.0 == 10.0
     assert starts[0] % 74.0 != 10.0  # it really moved: the first cycle began off the offset
+
+
+def test_priorities_for_a_phase_that_is_not_green_are_refused() -> None:
+    applier = SafeApplier(MemoryPort(four_phase_program()), SignalSafety())
+    with pytest.raises(PlanRejectedError, match=r"phases \[1\] are not green"):
+        applier.set_priorities({0: 1.0, 1: 5.0}, "cloud")
+
+
+def test_acyclic_green_that_still_outranks_the_rest_runs_to_max_green() -> None:
+    port = MemoryPort(four_phase_program())
+    applier = SafeApplier(port, SignalSafety(max_green_s=60))
+    applier.set_targets({0: 7.0, 2: 7.0}, "actuated")
+    applier.set_priorities({0: 50.0, 2: 0.0}, "actuated")
+    _run(applier, port, 100)
+    assert applier.switches[1].time == 60.0  # not at its 7 s slot: nothing outranked it
