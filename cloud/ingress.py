@@ -27,6 +27,7 @@ from cloud.access import (
 )
 from cloud.grader import GradeFailure, GradeJob
 from cloud.grading import Grading
+from cloud.review_desk import MOUNT_PATH, bind_desk, desk_asgi
 from cloud.service import (
     GradeInput,
     GradingService,
@@ -55,6 +56,7 @@ app = FastAPI(
     title="edgeward cloud",
     description="Grades retinal scans with Grad-CAM explanations; review queue; gateway nodes.",
 )
+app.mount(MOUNT_PATH, desk_asgi)  # the browser review desk, bound to the store in Ingress
 
 _HTTP_STATUS: dict[type[EdgewardError], int] = {
     UnauthenticatedError: 401,
@@ -147,6 +149,11 @@ class Ingress:
             tuple(self.config.review_band),  # type: ignore[arg-type]
             self.config.grader.model,
         )
+        bind_desk(self.store, self._label_to_grader)
+
+    async def _label_to_grader(self, scan_id: str, label: str) -> None:
+        """A desk decision's label into the prediction log and canary gate, as the API's."""
+        await self.grader.canary_label.remote(scan_id, label)
 
     async def _call_grader(self, job: GradeJob) -> Grading | GradeFailure:
         handle = self.grader
