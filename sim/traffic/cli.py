@@ -109,7 +109,7 @@ def _describe(args: argparse.Namespace) -> int:
     """Print the junctions, approaches and phases derived from the network."""
     import tempfile
 
-    from sim.traffic.network import junctions_of, phases_of, read_net
+    from sim.traffic.network import junctions_of, phases_of, program_ids, read_net
     from sim.traffic.scenario import build_scenario, parse_scenario
 
     spec = parse_scenario(args.scenario, [Path(r) for r in args.routes], args.profile)
@@ -118,7 +118,9 @@ def _describe(args: argparse.Namespace) -> int:
         net = read_net(scenario.net_file)
         for j in junctions_of(net):
             phases = phases_of(net, j.junction_id)
-            print(f"{j.junction_id}: {len(j.approaches)} approaches, {len(phases)} phases")
+            ids = program_ids(net, j.junction_id)
+            which = f" (program {ids[-1]!r} of {ids})" if len(ids) > 1 else ""
+            print(f"{j.junction_id}: {len(j.approaches)} approaches, {len(phases)} phases{which}")
             for a in j.approaches:
                 print(f"  {a.approach_id:<24} edge {a.edge_id}  links {list(a.link_indices)}")
     return 0

@@ -258,13 +258,18 @@ def _foes(conns: dict[int, Any]) -> frozenset[tuple[int, int]]:
     return frozenset(pairs)
 
 
+def program_ids(net: Any, tls_id: str) -> list[str]:
+    """A tls's program ids in file order; SUMO starts with the last one it loads."""
+    return list(net.getTLS(tls_id).getPrograms())
+
+
 def phases_of(net: Any, tls_id: str) -> list[tuple[str, float, float, float]]:
-    """(state, duration, min, max) of the first program of a tls."""
+    """(state, duration, min, max) of the program SUMO runs at start: the last one loaded."""
     tls = net.getTLS(tls_id)
     programs = tls.getPrograms()
     if not programs:
         raise NetworkError(f"traffic light {tls_id} has no program in the network file")
-    program = next(iter(programs.values()))
+    program = list(programs.values())[-1]
     out = []
     for p in program.getPhases():
         lo = p.minDur if p.minDur is not None and p.minDur >= 0 else p.duration

@@ -74,6 +74,8 @@ def test_describe_and_a_short_edgeward_run_are_safe(
     described = _cli("--scenario", str(cfg), "--describe")
     heads = {ln.split(": ")[0] for ln in described.splitlines() if not ln.startswith(" ")}
     assert heads == set(lights), described
+    if name == "shared_light":  # SUMO runs the last program loaded; describe says which
+        assert "program 'evening' of ['0', 'evening']" in described, described
 
     out = tmp_path / "run"
     _cli(
