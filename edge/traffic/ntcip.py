@@ -22,17 +22,20 @@ controller gives an `NtcipError` naming the controller, the object and the wait,
 from __future__ import annotations
 
 import itertools
+import json
 import logging
 import socket
 import threading
 import time
 from collections.abc import Sequence
+from pathlib import Path
 
 from pyasn1.codec.ber import decoder, encoder
 from pyasn1.error import PyAsn1Error
 from pysnmp.proto import api
 
 from edge.traffic.signal_port import PhaseDef
+from shared.config.traffic import SignalSafety
 from shared.errors import ConfigError, EdgewardError
 
 log = logging.getLogger(__name__)
@@ -42,6 +45,8 @@ STATUS = {"reds": 2, "yellows": 3, "greens": 4}  # phaseStatusGroup{Reds,Yellows
 CONTROL = {"hold": 4, "force_off": 5, "veh_call": 6}  # phaseControlGroup{Hold,ForceOff,VehCall}
 SYSTEM_PATTERN_CONTROL = f"{ASC}.4.14.0"
 UNIT_BACKUP_TIME = f"{ASC}.3.3.0"
+PHASE_YELLOW_CHANGE = f"{ASC}.1.2.1.8"  # .P, tenths of a second
+PHASE_RED_CLEAR = f"{ASC}.1.2.1.9"  # .P, tenths of a second
 PATTERN_STANDBY, PATTERN_FLASH = 0, 255
 MAX_PHASE = 32  # four phase groups of eight
 
@@ -118,6 +123,52 @@ class NtcipSignalPort:
         self.unreachable: str | None = None  # set when a hand-back could not reach it
         self._lock = threading.Lock()  # the watchdog releases from its own thread
         self._sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+
+    @classmethod
+    def from_file(
+        cls, junction_id: str, program: list[PhaseDef], crossings: set[int], path: Path
+    ) -> NtcipSignalPort:
+        """The controller named by a JSON file: {"address": "HOST:PORT", "link_phases": [...],
+        optional "community", "timeout_s", "retries", "backup_time_s"}."""
+        if not path.is_file():
+            raise ConfigError(f"NTCIP controller file {path} does not exist")
+        try:
+            cfg = json.loads(path.read_text())
+            host, _, port = str(cfg["address"]).rpartition(":")
+            return cls(
+                junction_id,
+                program,
+                crossings,
+                (host, int(port)),
+                [int(p) for p in cfg["link_phases"]],
+                community=str(cfg.get("community", "public")),
+                timeout_s=float(cfg.get("timeout_s", 0.5)),
+                retries=int(cfg.get("retries", 1)),
+                backup_time_s=int(cfg.get("backup_time_s", 10)),
+            )
+        except (ValueError, KeyError, TypeError) as exc:
+            raise ConfigError(
+                f"NTCIP controller file {path}: {type(exc).__name__}: {exc}; expected JSON "
+                '{"address": "HOST:PORT", "link_phases": [controller phase per link], ...}'
+            ) from None
+
+    def check_clearance(self, safety: SignalSafety) -> None:
+        """Refuse a controller whose own yellow or red clearance is shorter than the applier's:
+        on a force-off the controller times them, so they must cover what the applier assumes."""
+        used = sorted(set(self._links))
+        oids = [f"{PHASE_YELLOW_CHANGE}.{p}" for p in used] + [
+            f"{PHASE_RED_CLEAR}.{p}" for p in used
+        ]
+        values = self._get(oids, "phaseYellowChange/phaseRedClear")
+        for i, p in enumerate(used):
+            yellow, red = values[i] / 10.0, values[len(used) + i] / 10.0
+            if yellow + 1e-9 < safety.yellow_s or red + 1e-9 < safety.all_red_s:
+                raise NtcipError(
+                    f"junction {self.junction_id}: controller {self._where()} phase {p} times "
+                    f"yellow {yellow:g} s and red clearance {red:g} s, shorter than the "
+                    f"gateway's {safety.yellow_s:g} s / {safety.all_red_s:g} s; lengthen them "
+                    "in the controller's phase timing (or lower safety where the kinematics allow)"
+                )
 
     # -- SignalPort -------------------------------------------------------------------------
 

@@ -5,10 +5,12 @@ dead or slow controller gives a clear error and the fail-safe path, never a hang
 from __future__ import annotations
 
 import itertools
+import json
 import socket
 import threading
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from pyasn1.codec.ber import decoder, encoder
@@ -17,6 +19,8 @@ from pysnmp.proto import api
 from edge.traffic.applier import SafeApplier
 from edge.traffic.ntcip import (
     PATTERN_FLASH,
+    PHASE_RED_CLEAR,
+    PHASE_YELLOW_CHANGE,
     SYSTEM_PATTERN_CONTROL,
     UNIT_BACKUP_TIME,
     NtcipError,
@@ -50,6 +54,8 @@ class ControllerAgent:
         self.values: dict[str, int] = {SYSTEM_PATTERN_CONTROL: 0, UNIT_BACKUP_TIME: 0}
         for g in (1, 2):
             self.values.update({control_oid(k, g): 0 for k in ("hold", "force_off", "veh_call")})
+        for p in range(1, 9):  # the controller's own clearance, tenths of a second
+            self.values.update({f"{PHASE_YELLOW_CHANGE}.{p}": 40, f"{PHASE_RED_CLEAR}.{p}": 20})
         self.received: list[tuple[str, int]] = []  # every SET, in order
         self.displays: list[tuple[int, int]] = []  # (greens, yellows) after each SET
         self.delay_s = 0.0
@@ -238,3 +244,18 @@ def test_a_bad_channel_map_is_refused_by_name(agent: ControllerAgent) -> None:
         NtcipSignalPort("J1", four_phase_program(), set(), agent.address, [40] * 8)
     with pytest.raises(ConfigError, match=r"phase 0 .GGrrGGrr. shows controller phase 2 as both"):
         NtcipSignalPort("J1", four_phase_program(), set(), agent.address, [2] * 8)
+
+
+def test_a_controller_with_shorter_clearance_than_ours_is_refused(
+    agent: ControllerAgent, tmp_path: Path
+) -> None:
+    cfg = tmp_path / "ntcip.json"
+    cfg.write_text(json.dumps({"address": f"127.0.0.1:{agent.address[1]}", "link_phases": LINKS}))
+    port = NtcipSignalPort.from_file("J1", four_phase_program(), set(), cfg)
+    port.check_clearance(SignalSafety(yellow_s=4.0, all_red_s=2.0))  # 4.0 s / 2.0 s: enough
+    agent.values[f"{PHASE_RED_CLEAR}.6"] = 10
+    with pytest.raises(NtcipError, match=r"phase 6 times yellow 4 s and red clearance 1 s"):
+        port.check_clearance(SignalSafety(yellow_s=4.0, all_red_s=2.0))
+    cfg.write_text(json.dumps({"address": "127.0.0.1", "link_phases": LINKS}))
+    with pytest.raises(ConfigError, match=r"ntcip\.json: ValueError"):
+        NtcipSignalPort.from_file("J1", four_phase_program(), set(), cfg)
