@@ -16,13 +16,22 @@ from cloud.review_desk.accounts import AccountError, Accounts, hash_password, ve
 from cloud.review_desk.desk import ReviewDesk, label_for
 from cloud.review_desk.samples import sample_case
 from cloud.store import CloudStore, DecisionError, ReviewCase
+from tests.postgres_support import PgCluster, postgres_cluster
 
 PASSWORD = "correct horse battery"
 
 
-@pytest.fixture
-def store(tmp_path: Path) -> Iterator[CloudStore]:
-    s = CloudStore(tmp_path)
+@pytest.fixture(scope="module")
+def pg() -> Iterator[PgCluster]:
+    with postgres_cluster() as cluster:
+        yield cluster
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[CloudStore]:
+    """The cloud store on both databases it supports (PostgreSQL: a fresh database)."""
+    url = request.getfixturevalue("pg").new_database() if request.param == "postgresql" else None
+    s = CloudStore(tmp_path, url=url)
     yield s
     s.close()
 
