@@ -128,6 +128,27 @@ class Demo:
         with self.say.during(waiting("cloud: still starting Ray Serve", time.monotonic())):
             wait_http(f"http://127.0.0.1:{self.cloud_http}/readyz", proc, 300, "cloud tier")
 
+    def open_review_desk(self, config: Path) -> None:
+        """Two demo reviewers (a second opinion goes to the other) with random passwords,
+        printed once; made with the admin CLI, the way an operator would."""
+        for name in ("demo-reviewer", "demo-second-reader"):
+            password = secrets.token_urlsafe(12)
+            done = subprocess.run(
+                edgeward_cmd("cloud", "users", "add", name, "--config", str(config)),
+                check=False,
+                env={**self.env, "EDGEWARD_DESK_PASSWORD": password},
+                capture_output=True,
+                text=True,
+                timeout=120,
+            )
+            if done.returncode != 0:
+                self.notes.append(f"review desk account {name} not made: {done.stderr.strip()}")
+                continue
+            self.say(
+                f"review desk: http://127.0.0.1:{self.cloud_http}/desk/ "
+                f"login {name} password {password}"
+            )
+
     # ---- the run ----
     def run(self) -> Path:
         if self.out.exists():
@@ -150,6 +171,7 @@ class Demo:
             self.say("cloud: starting Ray Serve (grader + Grad-CAM, coordinator, MQTT bridge)")
             self.start_cloud(sup, cloud_cfg)
             self.say(f"cloud: ready on http://127.0.0.1:{self.cloud_http}")
+            self.open_review_desk(cloud_cfg)
 
             clinics = self.start_clinics(sup, broker)
             runs: dict[str, Process] = {}
