@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import re
 from collections.abc import Iterator
 from pathlib import Path
@@ -249,3 +250,32 @@ def test_grade_must_fit_the_decision() -> None:
     assert label_for("c", "no_referable", None) == "grade0"
     with pytest.raises(DecisionError, match="grade 1 does not fit 'refer'"):
         label_for("c", "refer", 1)
+
+
+def test_expired_session_is_refused(store: CloudStore) -> None:
+    accounts = Accounts(store.engine, session_ttl_s=-1.0)  # expired the moment it opens
+    user = accounts.add("fay", "reviewer", PASSWORD)
+    token, _ = accounts.open_session(user)
+    assert accounts.session(token) is None
+    live = Accounts(store.engine)
+    token, _ = live.open_session(user)
+    session = live.session(token)
+    assert session is not None and session.user == user
+
+
+def test_labels_reach_the_grader_sink_and_a_failing_sink_loses_nothing(
+    store: CloudStore,
+) -> None:
+    got: list[tuple[str, str]] = []
+
+    async def sink(scan_id: str, label: str) -> None:
+        got.append((scan_id, label))
+        raise RuntimeError("grader replica restarting")
+
+    desk = ReviewDesk(store, on_label=sink)
+    user = desk.accounts.add("gil", "reviewer", PASSWORD)
+    case = store.enqueue(sample_case("g"))
+    decided = asyncio.run(desk.decide(user, case.case_id, "refer", 4, ""))
+    assert got == [("g", "grade4")]
+    assert decided.case.label == "grade4" and store.labels()[0]["label"] == "grade4"
+    assert [r.outcome for r in desk.records.trail(case.case_id)] == ["refer"]
