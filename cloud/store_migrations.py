@@ -22,6 +22,8 @@ class Migration:
     number: int
     name: str
     statements: tuple[str, ...]
+    # Statements whose SQL differs by database (triggers), after `statements`.
+    by_dialect: tuple[tuple[str, tuple[str, ...]], ...] = ()
 
 
 MIGRATIONS: tuple[Migration, ...] = (
@@ -123,6 +125,32 @@ MIGRATIONS: tuple[Migration, ...] = (
             )""",
         ),
     ),
+    Migration(
+        4,
+        "review desk audit is append-only (UPDATE and DELETE refused by the database)",
+        (),
+        (
+            (
+                "sqlite",
+                tuple(
+                    f"CREATE TRIGGER IF NOT EXISTS desk_decisions_no_{op.lower()} BEFORE {op} "
+                    "ON desk_decisions BEGIN SELECT RAISE(ABORT, 'the review desk audit is "
+                    "append-only'); END"
+                    for op in ("UPDATE", "DELETE")
+                ),
+            ),
+            (
+                "postgresql",
+                (
+                    "CREATE OR REPLACE FUNCTION desk_decisions_append_only() RETURNS trigger "
+                    "AS $$ BEGIN RAISE EXCEPTION 'the review desk audit is append-only'; END $$ "
+                    "LANGUAGE plpgsql",
+                    "CREATE TRIGGER desk_decisions_append_only BEFORE UPDATE OR DELETE ON "
+                    "desk_decisions FOR EACH ROW EXECUTE FUNCTION desk_decisions_append_only()",
+                ),
+            ),
+        ),
+    ),
 )
 
 _TYPES = {
@@ -167,6 +195,8 @@ def migrate(conn: Connection, dialect: str) -> list[int]:
                 continue
             for statement in migration.statements:
                 conn.execute(text(statement.format(**types)))
+            for statement in dict(migration.by_dialect).get(dialect, ()):
+                conn.execute(text(statement))
             # ON CONFLICT: SQLite has no advisory lock, and its DDL above is idempotent, so a
             # second process racing this one must not fail on the version row either.
             conn.execute(

@@ -11,6 +11,7 @@ import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from sqlalchemy import text
+from sqlalchemy.exc import DBAPIError
 
 from cloud.review_desk import mount_desk
 from cloud.review_desk.accounts import AccountError, Accounts, hash_password, verify_password
@@ -279,3 +280,15 @@ def test_labels_reach_the_grader_sink_and_a_failing_sink_loses_nothing(
     assert got == [("g", "grade4")]
     assert decided.case.label == "grade4" and store.labels()[0]["label"] == "grade4"
     assert [r.outcome for r in desk.records.trail(case.case_id)] == ["refer"]
+
+
+def test_the_database_refuses_to_change_or_delete_an_audit_record(store: CloudStore) -> None:
+    desk = ReviewDesk(store)
+    user = desk.accounts.add("hal", "reviewer", PASSWORD)
+    case = store.enqueue(sample_case("h"))
+    asyncio.run(desk.decide(user, case.case_id, "ungradable", None, "blurred"))
+    for statement in ("UPDATE desk_decisions SET label = 'grade0'", "DELETE FROM desk_decisions"):
+        with pytest.raises(DBAPIError, match="append-only"), store.engine.begin() as conn:
+            conn.execute(text(statement))
+    [record] = desk.records.trail(case.case_id)
+    assert (record.label, record.note) == ("ungradable", "blurred")
