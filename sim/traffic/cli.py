@@ -48,6 +48,8 @@ def _run(args: argparse.Namespace) -> int:
         if args.broker:
             options["broker"] = args.broker
             options["mqtt_user"] = args.mqtt_user
+            if args.mqtt_certs:
+                options["mqtt_certs"] = args.mqtt_certs
         if args.external_coordinator:
             if not args.broker:
                 raise EdgewardError("--external-coordinator needs --broker HOST:PORT")
@@ -119,7 +121,8 @@ def _describe(args: argparse.Namespace) -> int:
         for j in junctions_of(net):
             phases = phases_of(net, j.junction_id)
             ids = program_ids(net, j.junction_id)
-            which = f" (program {ids[-1]!r} of {ids})" if len(ids) > 1 else ""
+            listed = str(ids) if len(ids) <= 4 else f"{len(ids)} programs"
+            which = f" (program {ids[-1]!r} of {listed})" if len(ids) > 1 else ""
             print(f"{j.junction_id}: {len(j.approaches)} approaches, {len(phases)} phases{which}")
             for a in j.approaches:
                 print(f"  {a.approach_id:<24} edge {a.edge_id}  links {list(a.link_indices)}")
@@ -207,6 +210,13 @@ def add_traffic_parser(cmds: argparse._SubParsersAction[argparse.ArgumentParser]
         "(password from $EDGEWARD_MQTT_PASSWORD)",
     )
     p.add_argument("--mqtt-user", default=None, help="edgeward only: broker user name")
+    p.add_argument(
+        "--mqtt-certs",
+        metavar="DIR",
+        default=None,
+        help="edgeward only: TLS to --broker with DIR/ca.crt, each junction showing its own "
+        "DIR/<junction id>.crt and .key (`edgeward certs device ID`)",
+    )
     p.add_argument(
         "--external-coordinator",
         action="store_true",
