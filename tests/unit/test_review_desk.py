@@ -5,8 +5,11 @@ from __future__ import annotations
 import asyncio
 import re
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 
+import cv2
+import numpy as np
 import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
@@ -18,6 +21,8 @@ from cloud.review_desk.accounts import AccountError, Accounts, hash_password, ve
 from cloud.review_desk.desk import ReviewDesk, label_for
 from cloud.review_desk.samples import sample_case
 from cloud.store import CloudStore, DecisionError, ReviewCase
+from sim.fundus.dicom import to_dicom_bytes
+from sim.fundus.generator import generate_sample
 from tests.postgres_support import PgCluster, postgres_cluster
 
 PASSWORD = "correct horse battery"
@@ -292,3 +297,13 @@ def test_the_database_refuses_to_change_or_delete_an_audit_record(store: CloudSt
             conn.execute(text(statement))
     [record] = desk.records.trail(case.case_id)
     assert (record.label, record.note) == ("ungradable", "blurred")
+
+
+def test_a_dicom_scan_is_shown_as_a_full_resolution_png(app: FastAPI, store: CloudStore) -> None:
+    sample = generate_sample(11, 0, size=320, grade=2, defect_rate=0.0)
+    case = sample_case("dicom-1", image=to_dicom_bytes(sample))
+    case = store.enqueue(replace(case, content_type="application/dicom"))
+    resp = login(app, "ann").get(f"/desk/cases/{case.case_id}/scan")
+    assert resp.status_code == 200 and resp.headers["content-type"] == "image/png"
+    shown = cv2.imdecode(np.frombuffer(resp.content, np.uint8), cv2.IMREAD_COLOR)
+    assert shown is not None and shown.shape[:2] == sample.image_bgr.shape[:2]
