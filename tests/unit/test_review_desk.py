@@ -307,3 +307,12 @@ def test_a_dicom_scan_is_shown_as_a_full_resolution_png(app: FastAPI, store: Clo
     assert resp.status_code == 200 and resp.headers["content-type"] == "image/png"
     shown = cv2.imdecode(np.frombuffer(resp.content, np.uint8), cv2.IMREAD_COLOR)
     assert shown is not None and shown.shape[:2] == sample.image_bgr.shape[:2]
+
+
+def test_a_note_is_shown_as_text_never_as_markup(app: FastAPI, store: CloudStore) -> None:
+    case = store.enqueue(sample_case("x"))
+    client = login(app, "ann")
+    decide(client, case, "ungradable", note="<script>alert(1)</script>")
+    html = client.get(f"/desk/cases/{case.case_id}").text
+    assert "<script>alert(1)</script>" not in html
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in html
