@@ -6,6 +6,7 @@ from the hash this code computes for the same spec, so train/serve skew cannot g
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 from typing import Literal
@@ -54,13 +55,28 @@ def verify_spec_hash(spec: PreprocessSpec, recorded: str, model: str) -> None:
 
 
 def fov_box(image_bgr: np.ndarray, threshold: int) -> tuple[int, int, int, int] | None:
-    """Bounding box (x, y, w, h) of the field of view, or None if no bright region exists."""
-    grey = image_bgr.max(axis=2) if image_bgr.ndim == 3 else image_bgr
-    small_scale = max(1, max(grey.shape) // 512)
-    small = grey[::small_scale, ::small_scale]
-    ys, xs = np.nonzero(small > threshold)
-    if len(xs) < 0.01 * small.size:
+    """Bounding box (x, y, w, h) of the field of view, or None if no bright region exists.
+
+    Measured on every `small_scale`-th pixel (a ~512 px grid). The grid is sampled before the
+    channel max, and the percentiles are taken over coordinates rebuilt from per-row and
+    per-column counts, so a multi-megapixel scan is never reduced or scanned whole: the box is
+    identical to taking the max over the full image first (tests/unit/test_preprocess.py checks
+    it against that definition), at a fraction of the cost.
+    """
+    h, w = image_bgr.shape[:2]
+    small_scale = max(1, max(h, w) // 512)
+    small = image_bgr[::small_scale, ::small_scale]
+    if small.ndim == 3:
+        # Channel by channel: numpy's max over a 3-wide strided axis is ~50x slower.
+        channels = [small[:, :, c] for c in range(small.shape[2])]
+        small = functools.reduce(np.maximum, channels)
+    mask = small > threshold
+    count = int(np.count_nonzero(mask))
+    if count < 0.01 * mask.size:
         return None
+    # The same multiset of coordinates np.nonzero would list, already sorted: same percentiles.
+    xs = np.repeat(np.arange(mask.shape[1]), np.count_nonzero(mask, axis=0))
+    ys = np.repeat(np.arange(mask.shape[0]), np.count_nonzero(mask, axis=1))
     # Percentiles, not min/max, so a stray bright pixel in the mask does not widen the crop.
     x0, x1 = np.percentile(xs, [0.5, 99.5]).astype(int) * small_scale
     y0, y1 = np.percentile(ys, [0.5, 99.5]).astype(int) * small_scale

@@ -41,9 +41,9 @@ class EdgePlan:
     @classmethod
     def quick(cls, registry: Path) -> EdgePlan:
         quick = Budget(warmup_iters=2, warmup_s=0.2, min_iters=5, max_iters=100, time_s=0.8)
-        return cls(
-            registry, scans=(("jpeg", 1024), ("dicom", 1024)), budget=quick, distinct_scans=2
-        )
+        # 2048 px in every format: the size the issue's edge targets are set at.
+        scans = (("jpeg", 2048), ("png", 2048), ("dicom", 2048))
+        return cls(registry, scans=scans, budget=quick, distinct_scans=2)
 
 
 def encode_scans(fmt: str, size: int, count: int) -> list[bytes]:
@@ -96,12 +96,34 @@ def _clinic(run: BenchRun, plan: EdgePlan) -> None:
                 _one_kind(run, plan, pipeline, fmt, size)
         finally:
             pipeline.close()
-    e2e = [r for r in run.results if r["params"].get("stage") == "end_to_end"]
-    for r in e2e:
+    _headlines(run)
+
+
+def _headlines(run: BenchRun) -> None:
+    """p50/p99 per format, and the issue's edge targets read within this one run.
+
+    Targets (issue 17): DICOM 2048 px p99 <= 1.5x JPEG 2048 px p99; JPEG p99 < 50 ms on 2 cores.
+    A ratio, not milliseconds, is what to read on a shared, loaded host.
+    """
+    p99: dict[tuple[str, int], float] = {}
+    for r in run.results:
         p = r["params"]
-        run.headline[f"clinic scan→verdict p50 ms ({p['format']} {p['size']}px)"] = round(
-            r["latency_ms"]["p50"], 2
-        )
+        if p.get("stage") != "end_to_end":
+            continue
+        kind = f"{p['format']} {p['size']}px"
+        run.headline[f"clinic scan→verdict p50 ms ({kind})"] = round(r["latency_ms"]["p50"], 2)
+        run.headline[f"clinic scan→verdict p99 ms ({kind})"] = round(r["latency_ms"]["p99"], 2)
+        p99[(p["format"], p["size"])] = r["latency_ms"]["p99"]
+    for size in sorted({s for _, s in p99}):
+        jpeg = p99.get(("jpeg", size))
+        if not jpeg:
+            continue
+        for fmt in ("dicom", "png"):
+            if (fmt, size) in p99:
+                run.headline[f"clinic {fmt}/jpeg p99 ratio ({size}px; target dicom <= 1.5)"] = (
+                    round(p99[(fmt, size)] / jpeg, 2)
+                )
+        run.headline[f"clinic jpeg p99 ms ({size}px; target < 50)"] = round(jpeg, 2)
 
 
 def _one_kind(run: BenchRun, plan: EdgePlan, pipeline: Any, fmt: str, size: int) -> None:

@@ -70,3 +70,50 @@ def test_output_shape_dtype_and_crop_to_the_disc() -> None:
 def test_blank_image_is_resized_without_crop() -> None:
     out = preprocess(np.zeros((100, 50), np.uint8), PreprocessSpec(size=32))
     assert out.shape == (3, 32, 32)
+
+
+def reference_fov_box(image_bgr: np.ndarray, threshold: int) -> tuple[int, int, int, int] | None:
+    """fov_box as first written: channel max over the whole image, then np.nonzero."""
+    grey = image_bgr.max(axis=2) if image_bgr.ndim == 3 else image_bgr
+    small_scale = max(1, max(grey.shape) // 512)
+    small = grey[::small_scale, ::small_scale]
+    ys, xs = np.nonzero(small > threshold)
+    if len(xs) < 0.01 * small.size:
+        return None
+    x0, x1 = np.percentile(xs, [0.5, 99.5]).astype(int) * small_scale
+    y0, y1 = np.percentile(ys, [0.5, 99.5]).astype(int) * small_scale
+    return int(x0), int(y0), int(x1 - x0 + small_scale), int(y1 - y0 + small_scale)
+
+
+def test_fast_fov_box_equals_the_reference_on_the_twins_scans() -> None:
+    from sim.fundus.generator import generate_sample
+
+    seen = set()
+    for i, size in enumerate((333, 512, 1024, 1536, 2048, 2600)):
+        image = generate_sample(seed=11, index=i, size=size, defect_rate=0.5).image_bgr
+        box = pp.fov_box(image, 20)
+        assert box is not None
+        assert box == reference_fov_box(image, 20)
+        seen.add(box)
+    assert len(seen) == 6  # really different scans, not one box six times
+
+
+def test_fast_fov_box_equals_the_reference_on_the_parity_corpus() -> None:
+    from shared.scan_decode import decode
+    from tests.scan_corpus import corpus
+
+    for case in corpus():
+        image, _ = decode(case.data, case.name, case.content_type)
+        for threshold in (1, 20, 128):
+            assert pp.fov_box(image, threshold) == reference_fov_box(image, threshold), case.name
+
+
+@pytest.mark.parametrize("shape", [(700, 1300, 3), (2049, 517, 3), (1024, 1024), (5, 9, 3)])
+def test_fast_fov_box_equals_the_reference_on_random_masks(shape: tuple[int, ...]) -> None:
+    rng = np.random.default_rng(sum(shape))
+    for density in (0.0, 0.005, 0.02, 0.3, 1.0):
+        image = np.where(rng.random(shape) < density, 200, 3).astype(np.uint8)
+        got, want = pp.fov_box(image, 20), reference_fov_box(image, 20)
+        assert got == want, (shape, density)
+    image = np.zeros(shape, np.uint8)
+    assert pp.fov_box(image, 20) is None  # nothing bright: no crop
