@@ -174,3 +174,48 @@ def test_a_real_junction_link_gets_its_plan_and_its_will_goes_out_under_the_acl(
     _, payload = _drain_until(seen, topics.gateway_status("traffic", "J1"))[-1]
     assert decode(payload, GatewayStatus).state == "offline"
     _stop(cloud)
+
+
+def test_bridge_replicas_read_through_the_acl_on_a_shared_subscription(
+    production_broker: MosquittoBroker, tmp_path: Path
+) -> None:
+    """The cloud identity's rights hold for `$share/...` too: two replicas get J1's counts."""
+    from cloud.bridge_client import BridgeClient
+    from cloud.bridge_core import AggregateBatch, BridgeCore, Outgoing
+    from cloud.store import SqliteStore
+
+    got: list[str] = []
+
+    def forward(batch: AggregateBatch) -> Outgoing:
+        got.extend(agg.junction_id for _, _, agg in batch)
+        return []
+
+    settings = production_broker.client_settings(CLOUD_IDENTITY)
+    replicas = [
+        BridgeClient(
+            settings,
+            f"bridge-{i}",
+            BridgeCore(SqliteStore(tmp_path / f"r{i}"), lambda *_: None, forward_batch=forward),
+        )
+        for i in range(2)
+    ]
+    for r in replicas:
+        r.start()
+    for r in replicas:
+        wait_for(r.subscribed.is_set, what="bridge SUBACK over TLS")
+    j1, _, _ = _client(production_broker, "J1")
+    for s in range(4):
+        agg = TrafficAggregate(
+            sender="J1",
+            junction_id="J1",
+            interval_start=float(s),
+            interval_s=1.0,
+            approaches=[],
+            mode="coordinated",
+        )
+        _publish(j1, topics.traffic_aggregate("J1"), agg.encode())
+    wait_for(lambda: len(got) == 4, what="J1's 4 aggregates through the shared subscription")
+    assert all(r.core.counts["aggregate"] > 0 for r in replicas)
+    _stop(j1)
+    for r in replicas:
+        r.stop()

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from cloud.bridge import BridgeCore
+from cloud.bridge_core import BridgeCore
 from cloud.store import SqliteStore
 from shared import topics
 from shared.messages import GatewayStatus, ScanVerdictEvent, TrafficAggregate
@@ -111,3 +111,48 @@ def test_payload_ids_that_disagree_with_the_topic_are_refused_and_counted(tmp_pa
     assert store.edge_verdict("s9") == ("refer", 0.7)
     assert forwarded == [topics.traffic_aggregate("J2")]
     assert core.counts["spoofed"] == 4
+
+
+def _at(junction_id: str, interval_start: float) -> TrafficAggregate:
+    return _aggregate(junction_id).model_copy(update={"interval_start": interval_start})
+
+
+def test_a_batch_reaches_the_coordinator_once_in_arrival_order(tmp_path):
+    batches: list[list[tuple[str, float]]] = []
+
+    def forward_batch(batch):
+        batches.append([(agg.junction_id, agg.interval_start) for _, _, agg in batch])
+        return [("plan/J1", b"p", True)]
+
+    published: list[tuple[str, bytes, bool]] = []
+    core = BridgeCore(
+        SqliteStore(tmp_path), lambda *m: published.append(m), forward_batch=forward_batch
+    )
+    status = GatewayStatus(sender="gw-1", gateway_id="gw-1", kind="clinic", state="online")
+    core.handle_batch(
+        [
+            (topics.traffic_aggregate("J1"), _at("J1", 1.0).encode()),
+            (topics.gateway_status("clinic", "gw-1"), status.encode()),
+            (topics.traffic_aggregate("J2"), _at("J2", 1.0).encode()),
+            (topics.traffic_aggregate("J1"), _at("J1", 2.0).encode()),
+            (topics.traffic_aggregate("J1"), b"{broken"),
+        ]
+    )
+    assert batches == [[("J1", 1.0), ("J2", 1.0), ("J1", 2.0)]]
+    assert published == [("plan/J1", b"p", True)]
+    assert core.counts["status"] == 1 and core.counts["rejected"] == 1
+
+
+def test_an_aggregate_older_than_one_already_handled_is_dropped_and_counted(tmp_path):
+    seen: list[float] = []
+
+    def forward(topic: str, payload: bytes):
+        seen.append(TrafficAggregate.model_validate_json(payload).interval_start)
+        return []
+
+    core, _, _ = _core(tmp_path, forward=forward)
+    for start in (5.0, 10.0, 5.0, 15.0):  # the second 5.0 is a late redelivery's backlog
+        core.handle(topics.traffic_aggregate("J1"), _at("J1", start).encode())
+    core.handle(topics.traffic_aggregate("J2"), _at("J2", 5.0).encode())  # other junction: fine
+    assert seen == [5.0, 10.0, 15.0, 5.0]
+    assert core.counts["stale"] == 1
