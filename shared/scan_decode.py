@@ -39,6 +39,7 @@ __all__ = [
     "decode",
     "decode_pixels",
     "read_header",
+    "reduction_for",
     "sniff_format",
 ]
 
@@ -126,18 +127,52 @@ def check_limits(header: ScanHeader, limits: DecodeLimits = DEFAULT_LIMITS) -> N
         )
 
 
+# cv2's DCT-scaled JPEG decodes: 1/2, 1/4, 1/8 of each side, rounded up.
+_REDUCED_JPEG = {
+    2: cv2.IMREAD_REDUCED_COLOR_2,
+    4: cv2.IMREAD_REDUCED_COLOR_4,
+    8: cv2.IMREAD_REDUCED_COLOR_8,
+}
+
+
+def reduction_for(header: ScanHeader, min_side: int | None) -> int:
+    """The codec's scale-down factor (1, 2, 4 or 8) for decoding straight to `min_side`.
+
+    The largest factor whose output keeps the longest side at `min_side` px or more, for the
+    formats whose codec can skip the detail (JPEG, by DCT scaling); 1 otherwise, or when
+    `min_side` is None. Callers that analyse at a fixed size (the clinic's 512 px gate) pass it
+    so a 2048 px JPEG is never decoded whole.
+    """
+    if min_side is None or header.fmt != "jpeg":
+        return 1
+    longest = max(header.width, header.height)
+    factors = [f for f in sorted(_REDUCED_JPEG, reverse=True) if longest // f >= min_side]
+    return factors[0] if factors else 1
+
+
 def decode_pixels(
-    data: bytes, header: ScanHeader, limits: DecodeLimits = DEFAULT_LIMITS
+    data: bytes,
+    header: ScanHeader,
+    limits: DecodeLimits = DEFAULT_LIMITS,
+    *,
+    min_side: int | None = None,
 ) -> np.ndarray:
-    """Pixels as uint8 BGR HxWx3 (grey replicated, alpha dropped); limits checked first."""
+    """Pixels as uint8 BGR HxWx3 (grey replicated, alpha dropped); limits checked first.
+
+    With `min_side`, a codec that can decode at reduced size does (see `reduction_for`): the
+    result is then ceil(w/f) x ceil(h/f) for factor f, the same pixels on every tier that asks
+    for the same `min_side`. The caller reads f back as `reduction_for(header, min_side)`.
+    """
     check_limits(header, limits)
     if header.fmt == "dicom":
         scan_dicom.check_fragment_size(header.dataset, header.height, header.width)
         image = scan_dicom.pixels(header.dataset)
         if image.ndim == 3 and image.shape[2] == 3:
-            image = image[:, :, ::-1]  # RGB -> BGR like cv2
+            # RGB -> BGR like cv2. cvtColor, not a reversed view made contiguous: the same
+            # bytes, ~10x faster on a 2048 px scan (numpy copies negative strides slowly).
+            image = cv2.cvtColor(np.ascontiguousarray(image), cv2.COLOR_RGB2BGR)
     else:
-        image = _raster_pixels(data, header)
+        image = _raster_pixels(data, header, reduction_for(header, min_side))
     return _as_bgr(image, header)
 
 
@@ -146,8 +181,13 @@ def decode(
     filename: str | None = None,
     content_type: str | None = None,
     limits: DecodeLimits = DEFAULT_LIMITS,
+    *,
+    min_side: int | None = None,
 ) -> tuple[np.ndarray, ScanHeader]:
-    """Sniff, read the header, check modality/syntax/limits, decode: the whole rule in one call."""
+    """Sniff, read the header, check modality/syntax/limits, decode: the whole rule in one call.
+
+    `min_side`: decode straight to at least this longest side where the codec allows (JPEG).
+    """
     fmt = sniff_format(data, filename, content_type)
     if fmt is None:
         raise ScanDecodeError(
@@ -159,7 +199,7 @@ def decode(
     if header.dataset is not None:
         check_modality(header.dataset)
         check_transfer_syntax(header.dataset)
-    return decode_pixels(data, header, limits), header
+    return decode_pixels(data, header, limits, min_side=min_side), header
 
 
 # ---- headers ----
@@ -233,12 +273,14 @@ def _tiff_header(data: bytes) -> ScanHeader:
 # ---- pixels ----
 
 
-def _raster_pixels(data: bytes, header: ScanHeader) -> np.ndarray:
+def _raster_pixels(data: bytes, header: ScanHeader, reduction: int = 1) -> np.ndarray:
     buf = np.frombuffer(data, dtype=np.uint8)
     # JPEG is 8-bit and may be CMYK, which IMREAD_COLOR converts; PNG/TIFF keep their depth so
     # 16-bit samples get the same scaling as 16-bit DICOM. Stored orientation, not EXIF's: the
     # metadata-free copy the cloud grades has no EXIF, and both tiers must see the same pixels.
     flags = cv2.IMREAD_COLOR if header.fmt == "jpeg" else cv2.IMREAD_ANYDEPTH | cv2.IMREAD_ANYCOLOR
+    if reduction > 1:  # only JPEG gets here with a reduction (reduction_for)
+        flags = _REDUCED_JPEG[reduction]
     try:
         image = cv2.imdecode(buf, flags | cv2.IMREAD_IGNORE_ORIENTATION)
     except cv2.error as exc:

@@ -82,11 +82,18 @@ def read_header(data: bytes, fmt: str, limits: DecodeLimits = DEFAULT_LIMITS) ->
 
 
 def decode_pixels(
-    data: bytes, header: ImageHeader, limits: DecodeLimits = DEFAULT_LIMITS
+    data: bytes,
+    header: ImageHeader,
+    limits: DecodeLimits = DEFAULT_LIMITS,
+    *,
+    min_side: int | None = None,
 ) -> np.ndarray:
-    """Pixels as uint8 BGR (HxWx3), exactly as the cloud decodes them; InvalidScanError if not."""
+    """Pixels as uint8 BGR (HxWx3), exactly as the cloud decodes them; InvalidScanError if not.
+
+    `min_side`: shared.scan_decode's reduced-size decode (JPEG DCT scaling), same rule as cloud.
+    """
     try:
-        return _shared_decode_pixels(data, header, limits)
+        return _shared_decode_pixels(data, header, limits, min_side=min_side)
     except ScanDecodeError as exc:
         raise as_invalid(exc) from exc
 

@@ -1,0 +1,72 @@
+"""Decoding straight to the analysis size (JPEG DCT scaling) through the one shared decoder."""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+import pytest
+
+from edge.clinic.decode import decode_pixels, read_header, sniff_format
+from shared.scan_decode import ScanHeader, decode, reduction_for
+from sim.fundus.generator import generate_sample
+from tests.scan_corpus import Case, corpus
+
+CASES = corpus(size=1030)  # not a multiple of 8: the reduced sides round up
+
+
+def _jpeg(image: np.ndarray, quality: int = 92) -> bytes:
+    ok, buf = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, quality])
+    assert ok
+    return buf.tobytes()
+
+
+@pytest.mark.parametrize(
+    ("fmt", "side", "min_side", "factor"),
+    [
+        ("jpeg", 2048, 512, 4),
+        ("jpeg", 2048, 1024, 2),
+        ("jpeg", 2048, 2048, 1),
+        ("jpeg", 4096, 512, 8),
+        ("jpeg", 4095, 512, 4),  # 4095 // 8 = 511 < 512
+        ("jpeg", 1000, 512, 1),
+        ("jpeg", 2048, None, 1),
+        ("png", 2048, 512, 1),  # no codec scaling: decoded whole
+        ("dicom", 2048, 512, 1),
+    ],
+)
+def test_reduction_keeps_the_longest_side_at_least_min_side(
+    fmt: str, side: int, min_side: int | None, factor: int
+) -> None:
+    header = ScanHeader(fmt, side, side * 3 // 4, 3)
+    assert reduction_for(header, min_side) == factor
+
+
+@pytest.mark.parametrize("case", CASES, ids=[c.name for c in CASES])
+def test_edge_and_shared_decoders_agree_at_reduced_size(case: Case) -> None:
+    fmt = sniff_format(case.data, None, case.content_type)
+    assert fmt is not None
+    header = read_header(case.data, fmt)
+    edge = decode_pixels(case.data, header, min_side=256)
+    shared, shared_header = decode(case.data, case.name, case.content_type, min_side=256)
+    assert np.array_equal(edge, shared)
+    factor = reduction_for(shared_header, 256)
+    h, w = case.expected_bgr.shape[:2]
+    assert edge.shape == (-(-h // factor), -(-w // factor), 3)
+    if fmt == "jpeg":
+        assert factor == 4
+    else:  # formats without codec scaling decode exactly as without min_side
+        assert factor == 1
+        assert np.array_equal(edge, decode(case.data, case.name, case.content_type)[0])
+
+
+def test_a_2048px_twin_jpeg_decodes_to_512px_close_to_an_area_resize_of_the_full_decode() -> None:
+    image = generate_sample(seed=3, index=1, size=2048, defect_rate=0.0).image_bgr
+    data = _jpeg(image)
+    reduced, header = decode(data, "scan.jpg", "image/jpeg", min_side=512)
+    full, _ = decode(data, "scan.jpg", "image/jpeg")
+    assert reduction_for(header, 512) == 4
+    assert reduced.shape == (512, 512, 3) and reduced.dtype == np.uint8
+    area = cv2.resize(full, (512, 512), interpolation=cv2.INTER_AREA)
+    error = np.abs(reduced.astype(np.int16) - area.astype(np.int16)).mean(axis=(0, 1))
+    assert (error < 1.0).all(), error  # per channel: same picture, never swapped
+    assert not np.array_equal(reduced, area)  # really the codec's own scaling
