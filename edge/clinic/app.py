@@ -16,6 +16,7 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
+from edge.clinic.auth import ApiTokens
 from edge.clinic.database import Database
 from edge.clinic.events import EventPublisher
 from edge.clinic.intake import Intake
@@ -97,8 +98,10 @@ class ClinicGateway:
         config: ClinicGatewayConfig,
         pipeline: Pipeline | None = None,
         site_key: bytes | None = None,
+        api_tokens: ApiTokens | None = None,
     ) -> None:
         self.config = config
+        self.api_tokens = api_tokens
         key = site_key or secret_from_env(
             config.site_key_env, "pseudonymising patient ids before upload"
         )
@@ -168,23 +171,15 @@ class ClinicGateway:
 
     def start(self, serve: bool = True) -> ClinicGateway:
         """Load the models, resume unfinished work, then open the ingest paths."""
+        if serve and self.api_tokens is None:  # refuse before any work starts
+            self.api_tokens = ApiTokens.from_env(self.config.http.token_env)
         if self._slot is not None and self._slot.loaded is None:
             self._slot.load()
         self.judging.start()
         self.uplink.start()
         self.events.start()
         if serve:
-            from edge.clinic.grpc_api import serve_grpc
-            from edge.clinic.http_api import serve_http
-
-            http = serve_http(
-                self.intake, self.results, self, self.config.http.host, self.config.http.port
-            )
-            self.http_port = http.server_port
-            grpc_server, self.grpc_port = serve_grpc(
-                self.intake, self.results, self.config.http.host, self.config.grpc_port
-            )
-            self.adapters += [http, grpc_server]
+            self._serve_apis()
         if self.config.watch_dir is not None:
             from edge.clinic.watcher import FolderWatcher
 
@@ -215,6 +210,40 @@ class ClinicGateway:
             self.config.watch_dir or "no folder",
         )
         return self
+
+    def _serve_apis(self) -> None:
+        from edge.clinic.grpc_api import serve_grpc
+        from edge.clinic.http_api import serve_http
+
+        settings = self.config.http
+        tokens = self.api_tokens
+        assert tokens is not None  # start() resolved them
+        if settings.host not in ("127.0.0.1", "::1", "localhost"):
+            log.warning(
+                "upload APIs bind %s: reachable beyond this box (every request still needs a "
+                "token); set http.host: 127.0.0.1 to keep them local",
+                settings.host,
+            )
+        http = serve_http(
+            self.intake,
+            self.results,
+            self,
+            settings.host,
+            settings.port,
+            tokens=tokens,
+            max_connections=settings.max_connections,
+        )
+        self.adapters.append(http)
+        self.http_port = http.server_port
+        grpc_server, self.grpc_port = serve_grpc(
+            self.intake,
+            self.results,
+            settings.host,
+            self.config.grpc_port,
+            tokens=tokens,
+            max_concurrent_rpcs=settings.grpc_max_concurrent_rpcs,
+        )
+        self.adapters.append(grpc_server)
 
     def _start_model_updates(self) -> None:
         """Listen for verified model updates; each one that lands reloads the pipeline."""

@@ -8,6 +8,7 @@ from concurrent import futures
 
 import grpc
 
+from edge.clinic.auth import ApiTokens, TokenInterceptor
 from edge.clinic.ports import ConflictError, ScanIntake, ScanReader, SubmissionError
 from shared.errors import EdgewardError
 from shared.proto import edgeward_pb2 as pb
@@ -73,13 +74,23 @@ class _GrpcServer:
 
 
 def serve_grpc(
-    intake: ScanIntake, reader: ScanReader, host: str, port: int
+    intake: ScanIntake,
+    reader: ScanReader,
+    host: str,
+    port: int,
+    *,
+    tokens: ApiTokens,
+    max_concurrent_rpcs: int = 16,
 ) -> tuple[_GrpcServer, int]:
     # Room for the largest accepted upload plus the envelope; bigger ones get RESOURCE_EXHAUSTED.
     size = intake.max_upload_bytes + 1024 * 1024
+    # Four workers; RPCs beyond max_concurrent_rpcs (queued included) get RESOURCE_EXHAUSTED at
+    # once rather than piling up uploads in memory. The interceptor runs before any servicer.
     server = grpc.server(
         futures.ThreadPoolExecutor(max_workers=4, thread_name_prefix="clinic-grpc"),
+        interceptors=[TokenInterceptor(tokens)],
         options=[("grpc.max_receive_message_length", size)],
+        maximum_concurrent_rpcs=max_concurrent_rpcs,
     )
     pb_grpc.add_ClinicGatewayServicer_to_server(ClinicGatewayServicer(intake, reader), server)
     try:

@@ -1,7 +1,13 @@
-"""The upload API for clinic devices: POST /scans, GET /scans/{id}, /healthz, /metrics."""
+"""The upload API for clinic devices: POST /scans, GET /scans/{id}, /healthz, /metrics.
+
+Every route but /healthz (a liveness probe that names no patient) needs a client's bearer
+token. At most `max_connections` connections are served at once; one more is answered 503
+at once instead of starting yet another thread (a flood must not exhaust the box).
+"""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import socket
@@ -10,6 +16,7 @@ from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
+from edge.clinic.auth import UNAUTHENTICATED, ApiTokens
 from edge.clinic.ports import (
     ConflictError,
     GatewayHealth,
@@ -53,11 +60,27 @@ class _Handler(BaseHTTPRequestHandler):
     def _error(self, status: HTTPStatus, message: str) -> None:
         self._json(status, {"error": status.phrase, "detail": message})
 
+    def _authenticated(self) -> bool:
+        if self.server.tokens.client_for(self.headers.get("Authorization")) is not None:
+            return True
+        self.close_connection = True  # an unread body must not be parsed as a request
+        self.send_response(HTTPStatus.UNAUTHORIZED)
+        body = json.dumps({"error": "Unauthorized", "detail": UNAUTHENTICATED}).encode() + b"\n"
+        self.send_header("WWW-Authenticate", 'Bearer realm="edgeward-gateway"')
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.send_header("Connection", "close")
+        self.end_headers()
+        self.wfile.write(body)
+        return False
+
     def do_GET(self) -> None:
         reader = self.server.reader
         path = self.path.split("?", 1)[0].rstrip("/")
         if path == "/healthz":
             self._json(HTTPStatus.OK, self.server.gateway.health())
+        elif not self._authenticated():
+            return
         elif path == "/metrics":
             page, content_type = self.server.gateway.metrics_page()
             self._send(HTTPStatus.OK, page, content_type)
@@ -79,6 +102,8 @@ class _Handler(BaseHTTPRequestHandler):
             self._error(HTTPStatus.NOT_FOUND, f"no such resource {path!r}; see GET /healthz")
 
     def do_POST(self) -> None:
+        if not self._authenticated():
+            return
         path = self.path.split("?", 1)[0].rstrip("/")
         if path != "/scans":
             self.close_connection = True
@@ -161,12 +186,48 @@ class _Server(ThreadingHTTPServer):
         intake: ScanIntake,
         reader: ScanReader,
         gateway: GatewayHealth,
+        *,
+        tokens: ApiTokens,
+        max_connections: int,
     ) -> None:
         super().__init__(address, _Handler)
         self.intake = intake
         self.reader = reader
         self.gateway = gateway
+        self.tokens = tokens
+        self.max_connections = max_connections
+        self._slots = threading.BoundedSemaphore(max_connections)
         self._thread = threading.Thread(target=self.serve_forever, name="clinic-http", daemon=True)
+
+    def process_request(self, request: Any, client_address: Any) -> None:
+        # Runs on the accept loop: a full house is answered here, without a new thread.
+        if not self._slots.acquire(blocking=False):
+            body = json.dumps(
+                {
+                    "error": "Service Unavailable",
+                    "detail": f"the gateway is serving {self.max_connections} connections "
+                    "(http.max_connections); retry in a second",
+                }
+            ).encode()
+            head = (
+                "HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\n"
+                f"Content-Length: {len(body)}\r\nRetry-After: 1\r\nConnection: close\r\n\r\n"
+            )
+            with contextlib.suppress(OSError):  # a client that left needs no answer
+                request.sendall(head.encode() + body)
+            self.shutdown_request(request)
+            return
+        try:
+            super().process_request(request, client_address)
+        except BaseException:
+            self._slots.release()
+            raise
+
+    def process_request_thread(self, request: Any, client_address: Any) -> None:
+        try:
+            super().process_request_thread(request, client_address)
+        finally:
+            self._slots.release()
 
     def start(self) -> None:
         self._thread.start()
@@ -177,10 +238,19 @@ class _Server(ThreadingHTTPServer):
 
 
 def serve_http(
-    intake: ScanIntake, reader: ScanReader, gateway: GatewayHealth, host: str, port: int
+    intake: ScanIntake,
+    reader: ScanReader,
+    gateway: GatewayHealth,
+    host: str,
+    port: int,
+    *,
+    tokens: ApiTokens,
+    max_connections: int = 32,
 ) -> _Server:
     try:
-        server = _Server((host, port), intake, reader, gateway)
+        server = _Server(
+            (host, port), intake, reader, gateway, tokens=tokens, max_connections=max_connections
+        )
     except OSError as exc:
         raise SubmissionError(
             f"upload API cannot listen on {host}:{port} ({exc.strerror}); pick a free http.port"

@@ -14,8 +14,24 @@ Backend = Literal["auto", "onnx-cpu", "onnx-cuda", "onnx-tensorrt", "tensorrt"]
 
 
 class HttpSettings(StrictModel):
-    host: str = Field("127.0.0.1", description="address the upload API binds to")
+    host: str = Field(
+        "127.0.0.1",
+        description="address the HTTP and gRPC upload APIs bind to; loopback unless you mean "
+        "to open them (0.0.0.0 serves every network the box is on)",
+    )
     port: int = Field(8080, ge=0, le=65535, description="HTTP port of the upload API; 0 = any free")
+    token_env: str = Field(
+        "EDGEWARD_GATEWAY_TOKEN",
+        pattern=r"^[A-Z_][A-Z0-9_]*$",
+        description="environment variable with the clients' bearer tokens "
+        "(client=token pairs, comma-separated) for the HTTP and gRPC APIs",
+    )
+    max_connections: int = Field(
+        32, ge=1, le=1024, description="HTTP connections served at once; one more gets 503"
+    )
+    grpc_max_concurrent_rpcs: int = Field(
+        16, ge=1, le=1024, description="gRPC calls in flight at once; more get RESOURCE_EXHAUSTED"
+    )
 
 
 class ClinicLimits(StrictModel):

@@ -15,6 +15,8 @@ from shared.config import ClinicGatewayConfig, MqttSettings
 from shared.proto import edgeward_pb2 as pb
 from shared.proto import edgeward_pb2_grpc as pb_grpc
 from tests.integration.support.clinic_gateway import (
+    API_TOKENS,
+    GRPC_AUTH,
     SITE_KEY,
     cloud,
     gateway,
@@ -64,6 +66,7 @@ def test_grpc_submit_returns_id_at_once_and_get_scan_reports_verdicts(gateway, c
         receipt = stub.Submit(
             pb.ScanUpload(image=sample_jpeg(2), content_type="image/jpeg", filename="a.jpg"),
             timeout=10,
+            metadata=GRPC_AUTH,
         )
         assert receipt.status == "accepted"
         assert rows(service, "SELECT source FROM scans WHERE scan_id = ?", receipt.scan_id) == [
@@ -71,18 +74,22 @@ def test_grpc_submit_returns_id_at_once_and_get_scan_reports_verdicts(gateway, c
         ]
 
         def graded() -> bool:
-            status = stub.GetScan(pb.ScanQuery(scan_id=receipt.scan_id), timeout=10)
+            status = stub.GetScan(
+                pb.ScanQuery(scan_id=receipt.scan_id), timeout=10, metadata=GRPC_AUTH
+            )
             return bool(status.cloud_result_json)
 
         wait_for(graded, 15, "cloud result over gRPC")
-        status = stub.GetScan(pb.ScanQuery(scan_id=receipt.scan_id), timeout=10)
+        status = stub.GetScan(pb.ScanQuery(scan_id=receipt.scan_id), timeout=10, metadata=GRPC_AUTH)
         assert status.verdict == "refer"
         assert json.loads(status.cloud_result_json)["verdict"] == "refer"
         with pytest.raises(grpc.RpcError) as missing:
-            stub.GetScan(pb.ScanQuery(scan_id="unknown"), timeout=10)
+            stub.GetScan(pb.ScanQuery(scan_id="unknown"), timeout=10, metadata=GRPC_AUTH)
         assert missing.value.code() == grpc.StatusCode.NOT_FOUND
         with pytest.raises(grpc.RpcError) as bad:
-            stub.Submit(pb.ScanUpload(scan_id="bad id/../x", image=b"x"), timeout=10)
+            stub.Submit(
+                pb.ScanUpload(scan_id="bad id/../x", image=b"x"), timeout=10, metadata=GRPC_AUTH
+            )
         assert bad.value.code() == grpc.StatusCode.INVALID_ARGUMENT
         assert "scan id" in (bad.value.details() or "")
 
@@ -235,7 +242,9 @@ def test_gateway_logs_in_with_the_password_from_the_environment(tmp_path, auth_b
             http={"host": "127.0.0.1", "port": 0},
             mqtt={"host": auth_broker.host, "port": auth_broker.port, "username": "edge"},
         )
-        return ClinicGateway(config, StandInPipeline(), site_key=SITE_KEY).start()
+        return ClinicGateway(
+            config, StandInPipeline(), site_key=SITE_KEY, api_tokens=API_TOKENS
+        ).start()
 
     good, bad = start("s3cret"), start("wrong")
     try:

@@ -18,6 +18,7 @@ from shared import topics
 from shared.broker import MosquittoBroker
 from shared.config import MqttSettings
 from shared.messages import GatewayStatus, decode
+from tests.integration.support.clinic_gateway import AUTH, TOKEN
 from tests.integration.support.grading_server import GradingServer
 from tests.integration.support.mqtt_collector import Collector
 from tests.integration.support.standin_pipeline import fundus_jpeg
@@ -73,7 +74,7 @@ class Gateway:
         self.http_port = json.loads(self.info_path.read_text())["http_port"]
 
     def client(self) -> httpx.Client:
-        return httpx.Client(base_url=f"http://127.0.0.1:{self.http_port}", timeout=10)
+        return httpx.Client(base_url=f"http://127.0.0.1:{self.http_port}", timeout=10, headers=AUTH)
 
     def output(self) -> str:
         if self.proc.poll() is None:
@@ -87,7 +88,11 @@ class Gateway:
 
 @pytest.fixture
 def env() -> dict[str, str]:
-    return {**os.environ, "EDGEWARD_SITE_KEY": "process-test-key"}
+    return {
+        **os.environ,
+        "EDGEWARD_SITE_KEY": "process-test-key-of-at-least-32-bytes",
+        "EDGEWARD_GATEWAY_TOKEN": f"camera-test={TOKEN}",
+    }
 
 
 @pytest.fixture

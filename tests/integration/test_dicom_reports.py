@@ -20,7 +20,13 @@ from fhir.resources.R4B.bundle import Bundle
 from edge.clinic.app import ClinicGateway
 from edge.clinic.reports.worker import FHIR, PACS
 from shared.broker import MosquittoBroker, free_port
-from tests.integration.support.clinic_gateway import SITE_KEY, cloud, gateway_config, rows
+from tests.integration.support.clinic_gateway import (
+    API_TOKENS,
+    SITE_KEY,
+    cloud,
+    gateway_config,
+    rows,
+)
 from tests.integration.support.dicom_camera import (
     CAMERA,
     DicomStandInPipeline,
@@ -53,7 +59,9 @@ def reporting_gateway(
             "institution": "Test Eye Clinic",
         }
         config = gateway_config(tmp_path, broker, cloud, dicom=dicom)
-        service = ClinicGateway(config, DicomStandInPipeline(), site_key=SITE_KEY).start()
+        service = ClinicGateway(
+            config, DicomStandInPipeline(), site_key=SITE_KEY, api_tokens=API_TOKENS
+        ).start()
         started.append(service)
         return service
 

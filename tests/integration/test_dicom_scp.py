@@ -14,7 +14,13 @@ import pytest
 
 from edge.clinic.app import ClinicGateway
 from shared.broker import MosquittoBroker
-from tests.integration.support.clinic_gateway import SITE_KEY, cloud, gateway_config, rows
+from tests.integration.support.clinic_gateway import (
+    API_TOKENS,
+    SITE_KEY,
+    cloud,
+    gateway_config,
+    rows,
+)
 from tests.integration.support.dicom_camera import (
     CAMERA,
     DicomStandInPipeline,
@@ -39,7 +45,9 @@ def dicom_gateway(
     def make(**extra: Any) -> ClinicGateway:
         settings = {"port": 0, "allowed_calling_ae_titles": [CAMERA]}
         config = gateway_config(tmp_path, broker, cloud, dicom={"scp": settings}, **extra)
-        service = ClinicGateway(config, DicomStandInPipeline(), site_key=SITE_KEY).start()
+        service = ClinicGateway(
+            config, DicomStandInPipeline(), site_key=SITE_KEY, api_tokens=API_TOKENS
+        ).start()
         started.append(service)
         return service
 

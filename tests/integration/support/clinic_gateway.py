@@ -11,6 +11,7 @@ import httpx
 import pytest
 
 from edge.clinic.app import ClinicGateway
+from edge.clinic.auth import ApiTokens
 from edge.clinic.pipeline import ClinicPipeline
 from shared.broker import MosquittoBroker
 from shared.config import ClinicGatewayConfig
@@ -18,6 +19,10 @@ from tests.integration.support.grading_server import GradingServer
 from tests.integration.support.standin_pipeline import StandInPipeline
 
 SITE_KEY = b"test-site-secret"
+TOKEN = "camera-test-token-0123456789abcdef"
+API_TOKENS = ApiTokens({"camera-test": TOKEN})
+AUTH = {"Authorization": f"Bearer {TOKEN}"}
+GRPC_AUTH = (("authorization", f"Bearer {TOKEN}"),)
 REPO = Path(__file__).resolve().parents[3]
 Gateway = Callable[..., ClinicGateway]
 
@@ -33,7 +38,7 @@ def gateway_config(tmp: Path, broker: MosquittoBroker, cloud: GradingServer, **e
         site_id="clinic-test",
         gateway_id="gw-test",
         data_dir=tmp / "data",
-        http={"host": "127.0.0.1", "port": 0},
+        http={"host": "127.0.0.1", "port": 0, **extra.pop("http", {})},
         grpc_port=0,
         mqtt={"host": broker.host, "port": broker.port, "keepalive_s": 5},
         cloud={
@@ -60,7 +65,7 @@ def gateway(
             extra["registry_dir"] = request.getfixturevalue("quick_registry")
         config = gateway_config(tmp_path, broker, cloud, **extra)
         pipeline = ClinicPipeline(config) if real else StandInPipeline()
-        service = ClinicGateway(config, pipeline, site_key=SITE_KEY)
+        service = ClinicGateway(config, pipeline, site_key=SITE_KEY, api_tokens=API_TOKENS)
         started.append(service)
         return service.start() if start else service
 
@@ -70,8 +75,12 @@ def gateway(
             service.stop()
 
 
-def http(service: ClinicGateway) -> httpx.Client:
-    return httpx.Client(base_url=f"http://127.0.0.1:{service.http_port}", timeout=10)
+def http(service: ClinicGateway, token: str | None = TOKEN) -> httpx.Client:
+    """A client of the gateway's HTTP API, with this test's token unless `token` is None."""
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    return httpx.Client(
+        base_url=f"http://127.0.0.1:{service.http_port}", timeout=10, headers=headers
+    )
 
 
 def post(client: httpx.Client, data: bytes, **headers: str) -> httpx.Response:
