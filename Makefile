@@ -9,7 +9,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | sha256sum | cut -c1-12)
 SOURCES := shared edge cloud models sim benchmarks tests
 
-.PHONY: demo test test-unit lint typecheck setup mosquitto postgresql dcmtk orthanc chromium cloud-image models proto clean help fuzz mutation
+.PHONY: demo test test-unit lint typecheck setup mosquitto postgresql dcmtk orthanc chromium cloud-image models proto clean help fuzz mutation bench-check bench-baseline
 
 help:
 	@echo "make demo       set up and run the whole system end to end"
@@ -18,6 +18,7 @@ help:
 	@echo "make models     build the models into ./registry if not built yet"
 	@echo "make fuzz       fuzz each scan and payload parser for FUZZ_SECONDS (60) per engine"
 	@echo "make mutation   mutation score of the safety cores (not a CI gate; ~10-20 min)"
+	@echo "make bench-check quick benches vs benchmarks/baselines/ (flags regressions; not in make test)"
 
 setup: $(STAMP) mosquitto postgresql dcmtk orthanc chromium
 
@@ -121,6 +122,24 @@ test-unit: setup
 
 mutation: $(STAMP)
 	$(BIN)/edgeward bench mutation
+
+# Quick benches against the committed baseline results: per-metric new/old ratios, exit 1 on a
+# metric worse by more than BENCH_THRESHOLD. A regression check to read, not a CI timing gate:
+# the host is shared, so read it on a quiet machine (the report warns when the load was high).
+# `make bench-baseline` records a new baseline after an intended change.
+BENCH_REGISTRY ?= .cache/bench-registry
+BENCH_THRESHOLD ?= 0.25
+BENCH_BASELINES := benchmarks/baselines
+$(BENCH_REGISTRY)/fundus-triage:
+	$(BIN)/edgeward models build --quick --if-missing --registry $(BENCH_REGISTRY)
+
+bench-check: $(STAMP) $(BENCH_REGISTRY)/fundus-triage
+	$(BIN)/edgeward bench edge --quick --registry $(BENCH_REGISTRY) --out .cache/bench-check/edge \
+	  --compare $(BENCH_BASELINES)/edge-quick.json --threshold $(BENCH_THRESHOLD)
+
+bench-baseline: $(STAMP) $(BENCH_REGISTRY)/fundus-triage
+	$(BIN)/edgeward bench edge --quick --registry $(BENCH_REGISTRY) --out .cache/bench-check/edge
+	@mkdir -p $(BENCH_BASELINES) && cp .cache/bench-check/edge/results.json $(BENCH_BASELINES)/edge-quick.json
 
 # Each parser (DICOM, PNG, JPEG, MQTT JSON, protobuf) for FUZZ_SECONDS with hypothesis, then with
 # atheris (coverage-guided) where it installs; codec chatter goes to .cache/fuzz/<target>.log.
