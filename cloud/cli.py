@@ -12,6 +12,7 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
+from cloud.flywheel.cli import register_flywheel
 from cloud.review_desk.users_cli import register_users
 from shared.config import CloudConfig, load_config
 from shared.errors import EdgewardError
@@ -121,6 +122,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     st.add_argument("--json", action="store_true", help="print the report as JSON")
     st.set_defaults(handler=_status)
     register_users(cmds)
+    register_flywheel(cmds)
 
     def _help(_args: argparse.Namespace) -> int:
         p.print_help()
