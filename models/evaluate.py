@@ -323,7 +323,8 @@ def summarise(results: list[ImageResult], thresholds: dict[str, float]) -> dict[
 def _clean(value: Any) -> Any:
     """JSON without NaN (strict parsers refuse it): NaN -> null."""
     if isinstance(value, float):
-        return None if np.isnan(value) else round(value, 5)
+        # significant digits, not decimals: a threshold of 3e-7 must not print as 0.0
+        return None if np.isnan(value) else float(f"{value:.5g}")
     if isinstance(value, dict):
         return {k: _clean(v) for k, v in value.items()}
     if isinstance(value, list | tuple):
