@@ -143,7 +143,12 @@ def reduction_for(header: ScanHeader, min_side: int | None) -> int:
     `min_side` is None. Callers that analyse at a fixed size (the clinic's 512 px gate) pass it
     so a 2048 px JPEG is never decoded whole.
     """
-    if min_side is None or header.fmt != "jpeg":
+    if min_side is None:
+        return 1
+    if header.fmt == "dicom":
+        if header.dataset is None or scan_dicom.scalable_jpeg_frame(header.dataset) is None:
+            return 1
+    elif header.fmt != "jpeg":
         return 1
     longest = max(header.width, header.height)
     factors = [f for f in sorted(_REDUCED_JPEG, reverse=True) if longest // f >= min_side]
@@ -164,7 +169,13 @@ def decode_pixels(
     for the same `min_side`. The caller reads f back as `reduction_for(header, min_side)`.
     """
     check_limits(header, limits)
-    if header.fmt == "dicom":
+    reduction = reduction_for(header, min_side)
+    if header.fmt == "dicom" and reduction > 1:
+        scan_dicom.check_fragment_size(header.dataset, header.height, header.width)
+        frame = scan_dicom.scalable_jpeg_frame(header.dataset)
+        assert frame is not None  # reduction_for said so
+        image = _raster_pixels(frame, ScanHeader("jpeg", header.width, header.height, 3), reduction)
+    elif header.fmt == "dicom":
         scan_dicom.check_fragment_size(header.dataset, header.height, header.width)
         image = scan_dicom.pixels(header.dataset)
         if image.ndim == 3 and image.shape[2] == 3:
@@ -172,7 +183,7 @@ def decode_pixels(
             # bytes, ~10x faster on a 2048 px scan (numpy copies negative strides slowly).
             image = cv2.cvtColor(np.ascontiguousarray(image), cv2.COLOR_RGB2BGR)
     else:
-        image = _raster_pixels(data, header, reduction_for(header, min_side))
+        image = _raster_pixels(data, header, reduction)
     return _as_bgr(image, header)
 
 
@@ -279,7 +290,7 @@ def _raster_pixels(data: bytes, header: ScanHeader, reduction: int = 1) -> np.nd
     # 16-bit samples get the same scaling as 16-bit DICOM. Stored orientation, not EXIF's: the
     # metadata-free copy the cloud grades has no EXIF, and both tiers must see the same pixels.
     flags = cv2.IMREAD_COLOR if header.fmt == "jpeg" else cv2.IMREAD_ANYDEPTH | cv2.IMREAD_ANYCOLOR
-    if reduction > 1:  # only JPEG gets here with a reduction (reduction_for)
+    if reduction > 1:  # only JPEG data gets here with a reduction (reduction_for)
         flags = _REDUCED_JPEG[reduction]
     try:
         image = cv2.imdecode(buf, flags | cv2.IMREAD_IGNORE_ORIENTATION)

@@ -29,6 +29,7 @@ MODALITIES = ("OP", "XC")
 # One codec per lossy syntax on every host: pydicom otherwise picks whichever plugin is
 # installed (pylibjpeg on one tier, Pillow on the other) and lossy decoders differ by a few
 # grey levels. Pillow is on both tiers; RLE has pydicom's own decoder.
+JPEG_BASELINE = "1.2.840.10008.1.2.4.50"
 _PLUGIN = {
     "1.2.840.10008.1.2.4.50": "pillow",  # JPEG Baseline
     "1.2.840.10008.1.2.4.51": "pillow",  # JPEG Extended
@@ -217,6 +218,30 @@ def check_fragment_size(ds: Any, rows: int, cols: int) -> None:
             f"the DICOM header says {cols}x{rows} px but its embedded image is "
             f"{width}x{height} px; refused before decoding — export the scan again",
         )
+
+
+# Embedded JPEGs whose colour libjpeg decodes as pydicom does: YCbCr (JFIF) converted to RGB,
+# grey as grey. An RGB-coded baseline JPEG (no transform) is left to pydicom.
+_SCALABLE_PHOTOMETRIC = ("YBR_FULL_422", "YBR_FULL", "MONOCHROME2")
+
+
+def scalable_jpeg_frame(ds: Any) -> bytes | None:
+    """The embedded JPEG of a single-frame 8-bit JPEG Baseline file, for a DCT-scaled decode.
+
+    None where the codec cannot decode straight to a smaller size or the colour handling would
+    differ from pydicom's: other transfer syntaxes, several frames, other photometrics.
+    """
+    if transfer_syntax(ds) != JPEG_BASELINE or int(ds.get("NumberOfFrames", 1) or 1) != 1:
+        return None
+    photometric = str(ds.get("PhotometricInterpretation", "")).strip().upper()
+    if photometric not in _SCALABLE_PHOTOMETRIC or int(ds.get("BitsStored", 8) or 8) != 8:
+        return None
+    from pydicom.encaps import generate_frames
+
+    try:
+        return next(generate_frames(ds.PixelData, number_of_frames=1))
+    except Exception:  # damaged encapsulation: the full decode reports it properly
+        return None
 
 
 def pixels(ds: Any) -> np.ndarray:

@@ -31,7 +31,7 @@ def _jpeg(image: np.ndarray, quality: int = 92) -> bytes:
         ("jpeg", 1000, 512, 1),
         ("jpeg", 2048, None, 1),
         ("png", 2048, 512, 1),  # no codec scaling: decoded whole
-        ("dicom", 2048, 512, 1),
+        ("dicom", 2048, 512, 1),  # no dataset: nothing says it holds a baseline JPEG
     ],
 )
 def test_reduction_keeps_the_longest_side_at_least_min_side(
@@ -52,11 +52,16 @@ def test_edge_and_shared_decoders_agree_at_reduced_size(case: Case) -> None:
     factor = reduction_for(shared_header, 256)
     h, w = case.expected_bgr.shape[:2]
     assert edge.shape == (-(-h // factor), -(-w // factor), 3)
-    if fmt == "jpeg":
+    full = decode(case.data, case.name, case.content_type)[0]
+    if fmt == "jpeg" or case.name == "dicom-jpeg-baseline":
         assert factor == 4
+        # The codec's own 1/4 scale: the same picture as an area resize of the full decode.
+        area = cv2.resize(full, edge.shape[1::-1], interpolation=cv2.INTER_AREA)
+        error = np.abs(edge.astype(np.int16) - area.astype(np.int16)).mean(axis=(0, 1))
+        assert (error < 1.5).all(), error  # per channel: never swapped or inverted
     else:  # formats without codec scaling decode exactly as without min_side
         assert factor == 1
-        assert np.array_equal(edge, decode(case.data, case.name, case.content_type)[0])
+        assert np.array_equal(edge, full)
 
 
 def test_a_2048px_twin_jpeg_decodes_to_512px_close_to_an_area_resize_of_the_full_decode() -> None:
@@ -70,3 +75,19 @@ def test_a_2048px_twin_jpeg_decodes_to_512px_close_to_an_area_resize_of_the_full
     error = np.abs(reduced.astype(np.int16) - area.astype(np.int16)).mean(axis=(0, 1))
     assert (error < 1.0).all(), error  # per channel: same picture, never swapped
     assert not np.array_equal(reduced, area)  # really the codec's own scaling
+
+
+def test_a_dicom_jpeg_is_scaled_only_where_libjpeg_decodes_its_colour_as_pydicom_does() -> None:
+    from shared.scan_decode import read_header
+    from sim.fundus.dicom import to_dicom_bytes
+
+    sample = generate_sample(seed=3, index=2, size=600, defect_rate=0.0)
+    header = read_header(to_dicom_bytes(sample, syntax="jpeg-baseline"), "dicom")
+    assert reduction_for(header, 150) == 4
+    header.dataset.PhotometricInterpretation = "RGB"  # an untransformed RGB baseline JPEG
+    assert reduction_for(header, 150) == 1
+    header.dataset.PhotometricInterpretation = "YBR_FULL_422"
+    header.dataset.NumberOfFrames = 2
+    assert reduction_for(header, 150) == 1
+    explicit = read_header(to_dicom_bytes(sample, syntax="explicit"), "dicom")
+    assert reduction_for(explicit, 150) == 1  # raw pixels: nothing for a codec to skip
