@@ -1,0 +1,188 @@
+"""The two subscribers `bench mqtt` compares on one broker: a plain paho client and the bridge.
+
+Both keep a persistent session so they can be paused: the gateways then build a backlog on the
+broker, and the drain after `resume()` measures how fast the subscriber alone takes messages,
+with no publisher competing for the CPU.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import paho.mqtt.client as paho
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
+
+from cloud.bridge_client import BridgeClient
+from cloud.bridge_core import AggregateBatch, BridgeCore, Outgoing
+from cloud.store import SqliteStore
+from shared import topics
+from shared.config.base import MqttSettings
+from shared.errors import EdgewardError
+from shared.messages import TrafficAggregate, decode
+from shared.mqtt import QOS, make_client
+
+SESSION_EXPIRY_S = 600
+SUBACK_TIMEOUT_S = 10.0
+
+
+@dataclass
+class PlainSink:
+    """A bare paho client that only keeps (arrival time, payload): decoding waits for `settle`."""
+
+    raw: list[tuple[float, bytes | bytearray]] = field(default_factory=list)
+    arrivals: dict[str, float] = field(default_factory=dict)
+    sent_at: dict[str, float] = field(default_factory=dict)
+    duplicates: int = 0
+    bad: list[str] = field(default_factory=list)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def on_message(self, client: paho.Client, userdata: object, msg: paho.MQTTMessage) -> None:
+        self.raw.append((time.time(), msg.payload))
+
+    def settle(self) -> None:
+        """Decode what arrived so far (outside the measured path) into arrivals by message id."""
+        raw, self.raw = self.raw, []
+        with self.lock:
+            for now, payload in raw:
+                try:
+                    agg = decode(bytes(payload), TrafficAggregate)
+                except EdgewardError as exc:
+                    self.bad.append(str(exc))
+                    continue
+                if agg.message_id in self.arrivals:
+                    self.duplicates += 1
+                    continue
+                self.arrivals[agg.message_id] = now
+                self.sent_at[agg.message_id] = agg.sent_at
+
+    def count(self) -> int:
+        return len(self.arrivals) + len(self.raw)
+
+
+@dataclass
+class BridgeSink:
+    """The bridge replicas' coordinator stand-in: records each aggregate handed over."""
+
+    arrivals: dict[str, float] = field(default_factory=dict)
+    sent_at: dict[str, float] = field(default_factory=dict)
+    duplicates: int = 0
+    bad: list[str] = field(default_factory=list)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def forward_batch(self, batch: AggregateBatch) -> Outgoing:
+        now = time.time()
+        with self.lock:
+            for _, _, agg in batch:
+                if agg.message_id in self.arrivals:
+                    self.duplicates += 1
+                    continue
+                self.arrivals[agg.message_id] = now
+                self.sent_at[agg.message_id] = agg.sent_at
+        return []
+
+    def settle(self) -> None:
+        return None
+
+    def count(self) -> int:
+        with self.lock:
+            return len(self.arrivals)
+
+
+class Subscriber:
+    """One kind of subscriber (`plain` or `bridge`) on the broker; `sink` is what it records."""
+
+    def __init__(
+        self, kind: str, settings: MqttSettings, tag: str, replicas: int, scratch: Path
+    ) -> None:
+        if kind not in ("plain", "bridge"):
+            raise EdgewardError(f"mqtt bench: subscriber {kind!r} is unknown; use plain or bridge")
+        self.kind = kind
+        self.settings = settings
+        self.tag = tag
+        self.sink: PlainSink | BridgeSink = PlainSink() if kind == "plain" else BridgeSink()
+        self._plain: paho.Client | None = None
+        self._replicas: list[BridgeClient] = []
+        self._cores = [
+            BridgeCore(
+                SqliteStore(scratch / f"{kind}-{tag}-r{i}"),
+                lambda *_: None,
+                forward_batch=self.sink.forward_batch
+                if isinstance(self.sink, BridgeSink)
+                else None,
+            )
+            for i in range(replicas if kind == "bridge" else 0)
+        ]
+
+    def resume(self) -> None:
+        """Connect (again, same session ids): a queued backlog starts flowing at once."""
+        if isinstance(self.sink, PlainSink):
+            client = make_client(self.settings, f"bench-plain-{self.tag}")
+            client.on_message = self.sink.on_message
+            subscribed = threading.Event()
+            client.on_connect = lambda c, *_: c.subscribe(topics.ALL_TRAFFIC_AGGREGATES, qos=QOS)
+            client.on_subscribe = lambda *_: subscribed.set()
+            props = Properties(PacketTypes.CONNECT)
+            props.SessionExpiryInterval = SESSION_EXPIRY_S
+            client.connect(
+                self.settings.host,
+                self.settings.port,
+                keepalive=self.settings.keepalive_s,
+                clean_start=False,
+                properties=props,
+            )
+            client.loop_start()
+            self._plain = client
+            waits = [subscribed]
+        else:
+            self._replicas = [
+                BridgeClient(self.settings, f"bench-bridge-{self.tag}-{i}", core)
+                for i, core in enumerate(self._cores)
+            ]
+            for replica in self._replicas:
+                replica.start()
+            waits = [r.subscribed for r in self._replicas]
+        for event in waits:
+            if not event.wait(SUBACK_TIMEOUT_S):
+                raise EdgewardError(
+                    f"mqtt bench: the {self.kind} SUBSCRIBE was not acknowledged in "
+                    f"{SUBACK_TIMEOUT_S:.0f}s; is mosquitto at {self.settings.port} overloaded?"
+                )
+
+    def pause(self) -> None:
+        """Disconnect, keeping the session: the broker queues what arrives meanwhile."""
+        if self._plain is not None:
+            self._plain.disconnect()
+            self._plain.loop_stop()
+            self._plain = None
+        for replica in self._replicas:
+            replica.stop()
+        self._replicas = []
+
+    def close(self) -> None:
+        """Pause and end the sessions, so the broker queues nothing more for this subscriber."""
+        self.pause()
+        ids = (
+            [f"bench-plain-{self.tag}"]
+            if self.kind == "plain"
+            else [f"bench-bridge-{self.tag}-{i}" for i in range(len(self._cores))]
+        )
+        for client_id in ids:
+            client = make_client(self.settings, client_id)
+            client.connect(self.settings.host, self.settings.port, clean_start=True)
+            client.loop_start()
+            deadline = time.monotonic() + SUBACK_TIMEOUT_S
+            while not client.is_connected() and time.monotonic() < deadline:
+                time.sleep(0.01)
+            client.disconnect()
+            client.loop_stop()
+
+    def counts(self) -> dict[str, int]:
+        total: dict[str, int] = {}
+        for core in self._cores:
+            for k, v in core.counts.items():
+                total[k] = total.get(k, 0) + v
+        return total
