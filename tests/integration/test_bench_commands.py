@@ -121,7 +121,8 @@ def test_bench_mqtt_quick_loses_nothing_at_qos_1(
         assert m["sent"] > 0
         assert m["lost"] == 0
         assert m["received"] == m["sent"]
-    assert {r["params"]["phase"] for r in data["results"]} == {"paced", "saturated"}
+    assert {r["params"]["phase"] for r in data["results"]} == {"paced", "saturated", "drain"}
+    assert {r["params"]["subscriber"] for r in data["results"]} == {"plain", "bridge"}
     assert data["headline"]["lost messages (all runs, must be 0)"] == 0
     assert any(k.startswith("edge-to-cloud latency ms") for k in data["headline"])
 
