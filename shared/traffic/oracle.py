@@ -81,6 +81,9 @@ class SafetyOracle:
         self._run_segments: list[int] = []
         self._yellow_end: list[float] = []
         self._cycles: list[bool] = []  # the link has been non-green at some point
+        # Whether the current letter began while observed: a recording that starts mid-yellow
+        # or mid-green cannot tell how long that run had lasted, so no lower bound is judged.
+        self._seen_start: list[bool] = []
         self._last_t: float | None = None
         self._state = ""
 
@@ -106,7 +109,7 @@ class SafetyOracle:
             self._letter, self._since = [""] * n, [t] * n
             self._green_since, self._run_floor = [-1.0] * n, [0.0] * n
             self._run_segments, self._yellow_end = [0] * n, [-1e18] * n
-            self._cycles = [False] * n
+            self._cycles, self._seen_start = [False] * n, [False] * n
         self._last_t = t
         if state == self._state:
             return out
@@ -151,6 +154,7 @@ class SafetyOracle:
             return out
         if old:
             out.extend(self._on_leave(i, old, new, t))
+            self._seen_start[i] = True
         if old in YELLOW and new not in YELLOW:
             self._yellow_end[i] = t
         if new in GREEN and old not in GREEN:
@@ -184,9 +188,10 @@ class SafetyOracle:
                     t, "yellow_to_green", i, f"link {i} goes {old!r} -> {new!r}; a yellow ends red"
                 )
             )
+        seen = self._seen_start[i]
         if old in YELLOW and new not in YELLOW:
             length = t - self._since[i]
-            if length < lim.yellow_s - EPS and not crossing:
+            if length < lim.yellow_s - EPS and not crossing and seen:
                 out.append(
                     self._v(
                         t,
@@ -207,7 +212,7 @@ class SafetyOracle:
         if old in GREEN and new not in GREEN and self._green_since[i] >= 0:
             length = t - self._green_since[i]
             need = max(lim.min_green_s, lim.pedestrian_min_s if crossing else 0.0)
-            if length < need - EPS:
+            if length < need - EPS and seen:
                 kind = "short_walk" if crossing else "short_green"
                 out.append(
                     self._v(t, kind, i, f"link {i} green lasted {length:.1f} s; at least {need} s")

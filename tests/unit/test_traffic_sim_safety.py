@@ -55,7 +55,7 @@ def test_major_yellow_letter_counts_as_yellow() -> None:
 
 
 def test_short_green_is_caught() -> None:
-    seq = [(0.0, "Grr"), (5.0, "yrr"), (9.0, "rrr")]
+    seq = [(0.0, "rrr"), (2.0, "Grr"), (7.0, "yrr"), (11.0, "rrr")]
     assert _kinds(seq) == ["short_green"]
 
 
@@ -138,3 +138,19 @@ def test_every_kind_has_a_test_above(kind: str) -> None:
         "bad_state": "malformed_state",
     }
     assert any(words[kind] in n for n in names)
+
+
+def test_recording_that_starts_mid_yellow_does_not_time_the_part_it_never_saw() -> None:
+    # the yellow may have begun long before the monitor started: its length is unknown
+    seq = [(0.0, "yrr"), (1.0, "rrr"), (3.0, "rGr"), (23.0, "ryr"), (27.0, "rrr")]
+    assert _kinds(seq) == []
+
+
+def test_a_yellow_seen_from_its_start_is_still_timed_after_a_mid_cycle_start() -> None:
+    seq = [(0.0, "Grr"), (5.0, "yrr"), (6.0, "rrr")]  # the green's start unseen, the yellow's seen
+    assert _kinds(seq) == ["short_yellow"]
+
+
+def test_a_recording_that_starts_mid_yellow_still_catches_a_yellow_too_long() -> None:
+    seq = [(0.0, "yrr"), (7.0, "rrr")]  # 7 s seen is at least 7 s shown
+    assert _kinds(seq) == ["long_yellow"]
