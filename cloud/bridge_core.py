@@ -11,11 +11,15 @@ from __future__ import annotations
 import logging
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
+from typing import TypeVar
+
+from pydantic import ValidationError
 
 from cloud.store import SqliteStore
 from shared import topics
 from shared.errors import SchemaError
 from shared.messages import GatewayStatus, ScanVerdictEvent, TrafficAggregate, decode
+from shared.messages.base import Message
 from shared.verdicts import Verdict
 
 log = logging.getLogger("ray.serve")
@@ -31,6 +35,27 @@ ForwardBatch = Callable[[AggregateBatch], Outgoing]
 _STATUS = f"{topics.ROOT}/status/"
 _CLINIC = f"{topics.ROOT}/clinic/"
 _TRAFFIC = f"{topics.ROOT}/traffic/"
+
+
+M = TypeVar("M", bound=Message)
+
+
+def fast_decode(payload: bytes, cls: type[M]) -> M:
+    """`decode`, about twice as fast on good payloads: pydantic parses the JSON itself.
+
+    Anything the fast path does not accept as plainly valid (a parse or validation error, a
+    missing or other schema_version) goes through `decode`, which raises its clear SchemaError.
+    """
+    try:
+        message = cls.model_validate_json(payload)
+    except ValidationError:
+        return decode(payload, cls)
+    if (
+        "schema_version" in message.model_fields_set
+        and message.schema_version == cls.SCHEMA_VERSION
+    ):
+        return message
+    return decode(payload, cls)
 
 
 class _Seen:
@@ -129,7 +154,7 @@ class BridgeCore:
     def _status(self, topic: str, payload: bytes) -> None:
         if not payload:  # a cleared retained status
             return
-        status = decode(payload, GatewayStatus)
+        status = fast_decode(payload, GatewayStatus)
         ids = topics.parse_gateway_status(topic)
         if ids is None or ids != (status.kind, status.gateway_id):
             claimed = f"{status.kind}/{status.gateway_id}"
@@ -150,7 +175,7 @@ class BridgeCore:
         log.info("bridge: gateway %s (%s) is %s", status.gateway_id, status.kind, status.state)
 
     def _verdict(self, topic: str, payload: bytes) -> None:
-        event = decode(payload, ScanVerdictEvent)
+        event = fast_decode(payload, ScanVerdictEvent)
         ids = topics.parse_clinic_verdict(topic)
         if ids is None or ids[0] != event.site_id:
             self._refuse(topic, "site_id", event.site_id, ids[0] if ids else None)
@@ -180,7 +205,7 @@ class BridgeCore:
             self.publish(topic, reply.encode(), False)
 
     def _aggregate(self, topic: str, payload: bytes) -> TrafficAggregate | None:
-        aggregate = decode(payload, TrafficAggregate)
+        aggregate = fast_decode(payload, TrafficAggregate)
         junction = topics.parse_traffic_aggregate(topic)
         if junction != aggregate.junction_id:
             self._refuse(topic, "junction_id", aggregate.junction_id, junction)

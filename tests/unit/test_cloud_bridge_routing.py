@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import json
+
+import pytest
+
 from cloud.bridge_core import BridgeCore
 from cloud.store import SqliteStore
 from shared import topics
@@ -156,3 +160,23 @@ def test_an_aggregate_older_than_one_already_handled_is_dropped_and_counted(tmp_
     core.handle(topics.traffic_aggregate("J2"), _at("J2", 5.0).encode())  # other junction: fine
     assert seen == [5.0, 10.0, 15.0, 5.0]
     assert core.counts["stale"] == 1
+
+
+def test_fast_decode_accepts_what_decode_accepts_and_refuses_the_rest_with_its_error():
+    from cloud.bridge_core import fast_decode
+    from shared.errors import SchemaError
+    from shared.messages import decode
+
+    good = _at("J1", 3.0).encode()
+    assert fast_decode(good, TrafficAggregate) == decode(good, TrafficAggregate)
+    no_version = _at("J1", 3.0).model_dump()
+    del no_version["schema_version"]
+    for bad, error in (
+        (b"{not json", "not JSON"),
+        (b"[1, 2]", "expected a JSON object"),
+        (json.dumps(no_version).encode(), "schema_version is None"),
+        (good.replace(b'"schema_version":1', b'"schema_version":2'), "schema_version is 2"),
+        (good.replace(b'"junction_id":"J1"', b'"junction_id":7'), "junction_id"),
+    ):
+        with pytest.raises(SchemaError, match=error):
+            fast_decode(bad, TrafficAggregate)
