@@ -12,14 +12,13 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections import defaultdict
 from typing import Any
 
 from ray import serve
 from ray.serve.handle import DeploymentHandle
 
 from cloud.bridge_client import BridgeClient
-from cloud.bridge_core import CLIENT_ID, AggregateBatch, BridgeCore, Outgoing
+from cloud.bridge_core import CLIENT_ID, AggregateBatch, BridgeCore, Outgoing, junction_rounds
 from cloud.store import SqliteStore
 from shared.config import CloudConfig
 
@@ -65,15 +64,10 @@ class MqttBridge:
 
     def _forward_batch(self, batch: AggregateBatch) -> Outgoing:
         assert self.coordinator is not None
-        rounds: dict[int, list[tuple[str, bytes]]] = defaultdict(list)
-        seen: dict[str, int] = defaultdict(int)
-        for topic, payload, agg in batch:
-            rounds[seen[agg.junction_id]].append((topic, payload))
-            seen[agg.junction_id] += 1
         out: Outgoing = []
-        for k in sorted(rounds):
+        for round_ in junction_rounds(batch):
             calls: list[Any] = [
-                self.coordinator.ingest.remote(topic, payload) for topic, payload in rounds[k]
+                self.coordinator.ingest.remote(topic, payload) for topic, payload in round_
             ]
             for call in calls:
                 out.extend(call.result(timeout_s=HANDLE_TIMEOUT_S))

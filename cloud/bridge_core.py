@@ -58,6 +58,23 @@ def fast_decode(payload: bytes, cls: type[M]) -> M:
     return decode(payload, cls)
 
 
+def junction_rounds(batch: AggregateBatch) -> list[list[tuple[str, bytes]]]:
+    """Split a batch into rounds: round k holds each junction's k-th aggregate, in arrival order.
+
+    A round's calls may run concurrently (different junctions); rounds run one after another, so
+    each junction's aggregates reach the coordinator, and its plans come back, in order.
+    """
+    rounds: list[list[tuple[str, bytes]]] = []
+    seen: dict[str, int] = {}
+    for topic, payload, agg in batch:
+        k = seen.get(agg.junction_id, 0)
+        seen[agg.junction_id] = k + 1
+        if k == len(rounds):
+            rounds.append([])
+        rounds[k].append((topic, payload))
+    return rounds
+
+
 class _Seen:
     """Bounded memory of handled message ids (QoS 1 redelivers after a reconnect)."""
 

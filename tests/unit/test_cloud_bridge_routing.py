@@ -180,3 +180,27 @@ def test_fast_decode_accepts_what_decode_accepts_and_refuses_the_rest_with_its_e
     ):
         with pytest.raises(SchemaError, match=error):
             fast_decode(bad, TrafficAggregate)
+
+
+def test_junction_rounds_keep_each_junctions_order_and_spread_the_rest():
+    from cloud.bridge_core import junction_rounds
+
+    arrivals = [("J1", 1.0), ("J2", 1.0), ("J1", 2.0), ("J3", 1.0), ("J1", 3.0), ("J2", 2.0)]
+    batch = [(topics.traffic_aggregate(j), _at(j, t).encode(), _at(j, t)) for j, t in arrivals]
+    rounds = junction_rounds(batch)
+    named = [
+        [
+            (
+                topics.parse_traffic_aggregate(topic),
+                TrafficAggregate.model_validate_json(p).interval_start,
+            )
+            for topic, p in r
+        ]
+        for r in rounds
+    ]
+    assert named == [
+        [("J1", 1.0), ("J2", 1.0), ("J3", 1.0)],
+        [("J1", 2.0), ("J2", 2.0)],
+        [("J1", 3.0)],
+    ]
+    assert junction_rounds([]) == []
