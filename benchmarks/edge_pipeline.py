@@ -1,7 +1,7 @@
 """Clinic pipeline latency per stage (file bytes -> verdict), and the quality-check calibration.
 
     python -m benchmarks.edge_pipeline latency --registry DIR [--size 2048] [--n 200]
-        [--format jpeg|png|dicom]
+        [--format jpeg|png|dicom|dicom-jpeg]
     python -m benchmarks.edge_pipeline calibrate [--size 1024] [--n 8]
 
 `latency` judges generated scans (JPEG by default) with ONNX Runtime on the CPU and prints
@@ -58,7 +58,7 @@ def stage_latencies(
     from shared.config.clinic import ClinicGatewayConfig
 
     scans = generated_jpegs(size, distinct) if fmt == "jpeg" else encode_scans(fmt, size, distinct)
-    name, kind = f"scan.{fmt}", CONTENT_TYPES[fmt]
+    name, kind = f"scan.{fmt.split('-', maxsplit=1)[0]}", CONTENT_TYPES[fmt]
     with tempfile.TemporaryDirectory(prefix="edgeward-edge-bench-") as tmp:
         config = ClinicGatewayConfig(
             site_id="bench", registry_dir=registry, data_dir=Path(tmp), backend=backend
@@ -152,7 +152,8 @@ def main() -> None:
     lat.add_argument("--size", type=int, default=2048, help="scan side in pixels")
     lat.add_argument("--n", type=int, default=200, help="scans to judge")
     lat.add_argument("--backend", default="onnx-cpu", help="inference backend")
-    lat.add_argument("--format", default="jpeg", choices=("jpeg", "png", "dicom"), help="scans")
+    formats = ("jpeg", "png", "dicom", "dicom-jpeg")
+    lat.add_argument("--format", default="jpeg", choices=formats, help="scan format")
     cal = sub.add_parser("calibrate", help="quality measures per generator defect class")
     cal.add_argument("--size", type=int, default=1024, help="scan side in pixels")
     cal.add_argument("--n", type=int, default=8, help="samples per class")
