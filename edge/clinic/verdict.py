@@ -3,8 +3,9 @@
 The worst failure is a confident `no_immediate_concern` on an image the system cannot really
 read, so an all-clear needs every stage to agree: no classical check objected (not even a
 warning), the quality net is not in doubt, no out-of-distribution signal fired, and the triage
-probability is below the manifest's `clear` threshold. Any doubt becomes `review`; anything
-unreadable `retake`. Thresholds come from the model manifests, never from here.
+probability is below the manifest's `clear` threshold. Any doubt becomes `review`; `retake` only
+for a defect a classical check can name, so the photographer knows what to fix. Thresholds come
+from the model manifests, never from here.
 """
 
 from __future__ import annotations
@@ -24,6 +25,10 @@ INTERNAL_ERROR = "internal_error"
 QUALITY_NET = "quality_net"
 QUALITY_DOUBT = "quality_doubt"
 DOUBT_SUFFIX = "; not confident enough to clear it — a person must review"
+UNFAMILIAR_REASON = (
+    "the quality model doubts this photograph (p={p:.2f}) but no check found a defect bad "
+    "enough to retake — a person must review it; retake only if it looks poor to them"
+)
 
 
 @dataclass(frozen=True)
@@ -107,20 +112,24 @@ def triage(p: float, clear: float, refer: float) -> TriageCall:
 
 def judge(e: Evidence) -> Judgement:
     """The verdict for a scan that decoded and validated, in order: gate, OOD, triage, doubt."""
-    # 1. Unreadable: retake, with every reason the checks and the quality net found.
+    # 1. A defect the photographer can fix: retake, naming it (and the net's view, if it agrees).
     net_fails = quality_fails(e.p_reject, e.reject_threshold)
-    if e.rejects or net_fails:
+    if e.rejects:
         reasons = [n.message for n in e.rejects]
         codes = [n.code for n in e.rejects]
         if net_fails:
             codes.append(QUALITY_NET)
-            reasons.append(
-                f"the quality model judges this scan ungradable (p={e.p_reject:.2f}) — "
-                "check focus, exposure and alignment and retake"
-            )
-        # Classical checks are certain; otherwise the net's own probability is the confidence.
-        confidence = 1.0 if e.rejects else unit(e.p_reject)
-        return Judgement(Verdict.RETAKE, confidence, tuple(reasons), tuple(codes), False, False)
+            reasons.append(f"the quality model agrees: ungradable (p={e.p_reject:.2f})")
+        return Judgement(Verdict.RETAKE, 1.0, tuple(reasons), tuple(codes), False, False)
+
+    # 1b. The quality net objects but no check names a fixable defect: that is unfamiliarity
+    # (a camera or an eye unlike the training data), not a bad photograph. Telling the
+    # photographer to retake a good photograph teaches them to ignore the gateway; a person
+    # decides instead, and nothing is cleared or uploaded on the net's doubt.
+    if net_fails:
+        doubt = (UNFAMILIAR_REASON.format(p=e.p_reject), *(n.message for n in e.warnings))
+        doubt_codes = (QUALITY_NET, *(n.code for n in e.warnings))
+        return Judgement(Verdict.REVIEW, unit(e.p_reject), doubt, doubt_codes, False, False)
 
     # 2. Out of distribution: a person decides; never an automatic answer, never uploaded.
     if e.ood_codes:

@@ -205,13 +205,16 @@ def test_each_defect_at_reject_severity_gets_retake_with_a_plain_reason(
     assert not out.gradable
 
 
-def test_quality_net_retake_is_reported_in_plain_words(pipeline: ClinicPipeline) -> None:
-    # The quick quality net flags nearly everything; whatever it flags carries its reason.
+def test_quality_net_objection_is_reported_in_plain_words(pipeline: ClinicPipeline) -> None:
+    # The quick quality net flags nearly everything; whatever it flags carries its reason. On
+    # its own (no classical check names a defect) it asks for a person, not a retake.
     outs = [judge(pipeline, png(healthy(i))) for i in range(3)]
     for out in outs:
         if "quality_net" in out.codes:
-            assert out.verdict == Verdict.RETAKE
+            alone = out.codes[0] == "quality_net"
+            assert out.verdict == (Verdict.REVIEW if alone else Verdict.RETAKE), out.codes
             assert any("quality model" in r for r in out.reasons)
+            assert not out.gradable
     assert all(o.model_versions["quality"].startswith("fundus-quality:") for o in outs)
 
 

@@ -28,6 +28,13 @@ OOD = (
 SUFFIX = "; not confident enough to clear it — a person must review"
 CLEAR_0125 = "no signs of referable retinopathy (probability 0.12)"
 REFER_0875 = "signs of referable retinopathy (probability 0.88)"
+UNFAMILIAR = (
+    "the quality model doubts this photograph (p={}) but no check found a defect bad "
+    "enough to retake — a person must review it; retake only if it looks poor to them"
+)
+UNFAMILIAR_050, UNFAMILIAR_062, UNFAMILIAR_NAN = (
+    UNFAMILIAR.format(p) for p in ("0.50", "0.62", "nan")
+)
 BAND_05 = "uncertain (referable probability 0.50, between 0.25 and 0.75) — a person must review it"
 
 
@@ -133,16 +140,17 @@ JUDGE_CASES = {
         evidence(rejects=(CUT,)),
         Judgement(RETAKE, 1.0, (CUT.message,), ("fov_off_centre",), False, False),
     ),
-    "the quality net at its threshold is a retake with its probability": (
+    "the quality net alone at its threshold is review, not retake: no defect to fix": (
         evidence(p_reject=0.5),
+        Judgement(REVIEW, 0.5, (UNFAMILIAR_050,), ("quality_net",), False, False),
+    ),
+    "the quality net alone keeps the checks' warnings as reasons, never clears or uploads": (
+        evidence(p_reject=0.625, p=0.0, warnings=(DARK,)),
         Judgement(
-            RETAKE,
-            0.5,
-            (
-                "the quality model judges this scan ungradable (p=0.50) — check focus, "
-                "exposure and alignment and retake",
-            ),
-            ("quality_net",),
+            REVIEW,
+            0.625,
+            (UNFAMILIAR_062, DARK.message),
+            ("quality_net", "underexposed"),
             False,
             False,
         ),
@@ -163,30 +171,15 @@ JUDGE_CASES = {
         Judgement(
             RETAKE,
             1.0,
-            (
-                CUT.message,
-                BLUR.message,
-                "the quality model judges this scan ungradable (p=0.88) — check focus, "
-                "exposure and alignment and retake",
-            ),
+            (CUT.message, BLUR.message, "the quality model agrees: ungradable (p=0.88)"),
             ("fov_off_centre", "blur", "quality_net"),
             False,
             False,
         ),
     ),
-    "a NaN from the quality net is a retake with no confidence": (
-        evidence(p_reject=NAN),
-        Judgement(
-            RETAKE,
-            0.0,
-            (
-                "the quality model judges this scan ungradable (p=nan) — check focus, "
-                "exposure and alignment and retake",
-            ),
-            ("quality_net",),
-            False,
-            False,
-        ),
+    "a NaN from the quality net is review with no confidence, never a clear": (
+        evidence(p_reject=NAN, p=0.0),
+        Judgement(REVIEW, 0.0, (UNFAMILIAR_NAN,), ("quality_net",), False, False),
     ),
     "the gate comes before the OOD guard": (
         evidence(rejects=(CUT,), ood=("ood_energy",)),
