@@ -46,6 +46,7 @@ def _run_traffic(args: argparse.Namespace) -> int:
     from edge.traffic.layout import JunctionLayout
     from edge.traffic.link import TrafficLink
     from edge.traffic.program import validate_program
+    from edge.traffic.signal_port import SignalPort
     from edge.traffic.watchdog import Watchdog
     from shared.config import TrafficGatewayConfig, load_config
     from shared.traffic.ids import file_stem
@@ -79,7 +80,17 @@ def _run_traffic(args: argparse.Namespace) -> int:
             f"{len(program)} phases, conflicting links: {pairs}"
         )
         return 0
-    port = ConsoleSignalPort(config.junction_id, program, set(args.crossing_phase))
+    port: SignalPort
+    if args.ntcip is not None:
+        from edge.traffic.ntcip import NtcipSignalPort
+
+        ntcip = NtcipSignalPort.from_file(
+            config.junction_id, program, set(args.crossing_phase), args.ntcip
+        )
+        ntcip.check_clearance(config.safety)  # the controller times what the applier assumes
+        port = ntcip
+    else:
+        port = ConsoleSignalPort(config.junction_id, program, set(args.crossing_phase))
     counter = ModelCounter(config.registry_dir, config.counter_model, config.backend)
     holder: list[TrafficGateway] = []
 
@@ -149,6 +160,13 @@ def add_traffic_parsers(cmds: argparse._SubParsersAction[argparse.ArgumentParser
         default=[],
         metavar="N",
         help="phase index that gives pedestrians green (repeatable)",
+    )
+    p.add_argument(
+        "--ntcip",
+        type=Path,
+        metavar="FILE",
+        help="drive a real NTCIP 1202 controller over SNMP (JSON: address, link_phases, ...); "
+        "default: log the phases to the console",
     )
     p.add_argument("--validate", action="store_true", help="check the config and files, then exit")
     p.set_defaults(handler=_run_traffic)
