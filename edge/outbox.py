@@ -50,6 +50,34 @@ CREATE TABLE IF NOT EXISTS outbox_done (
 """
 
 
+# Items a sender gave up on (too many attempts of one error class, or refused for good). They
+# leave the queue, so the next item goes out, and wait here for an operator's `retry`.
+DEAD_LETTER_SCHEMA = """
+CREATE TABLE IF NOT EXISTS dead_letters (
+    queue TEXT NOT NULL,
+    key TEXT NOT NULL,
+    payload BLOB NOT NULL,
+    meta TEXT NOT NULL,
+    attempts INTEGER NOT NULL,
+    error_class TEXT NOT NULL,
+    last_error TEXT NOT NULL,
+    created_at REAL NOT NULL,
+    dead_at REAL NOT NULL,
+    PRIMARY KEY (queue, key)
+);
+"""
+
+
+@dataclass(frozen=True)
+class DeadLetter:
+    queue: str
+    key: str
+    attempts: int
+    error_class: str
+    last_error: str
+    dead_at: float
+
+
 class Store(Protocol):
     """What the outbox needs of a database (edge.database.Database is one)."""
 
@@ -144,6 +172,64 @@ class Outbox:
             )
             row = conn.execute("SELECT attempts FROM outbox WHERE seq = ?", (item.seq,)).fetchone()
         return int(row[0]) if row else item.attempts + 1
+
+    @staticmethod
+    def bury(conn: sqlite3.Connection, item: OutboxItem, error_class: str, error: str) -> None:
+        """Move `item` to the dead letters inside the caller's transaction (needs
+        DEAD_LETTER_SCHEMA in the database)."""
+        row = conn.execute(
+            "SELECT attempts, created_at FROM outbox WHERE seq = ?", (item.seq,)
+        ).fetchone()
+        attempts, created = (int(row[0]), float(row[1])) if row else (item.attempts, time.time())
+        conn.execute("DELETE FROM outbox WHERE seq = ?", (item.seq,))
+        conn.execute(
+            "INSERT OR REPLACE INTO dead_letters (queue, key, payload, meta, attempts, "
+            "error_class, last_error, created_at, dead_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                item.queue,
+                item.key,
+                item.payload,
+                json.dumps(item.meta),
+                attempts,
+                error_class,
+                error[:500],
+                created,
+                time.time(),
+            ),
+        )
+
+    @staticmethod
+    def revive(conn: sqlite3.Connection, queue: str, key: str) -> bool:
+        """Put dead letter `key` back at the tail of `queue` with its attempts reset."""
+        row = conn.execute(
+            "SELECT payload, meta FROM dead_letters WHERE queue = ? AND key = ?", (queue, key)
+        ).fetchone()
+        if row is None:
+            return False
+        conn.execute("DELETE FROM dead_letters WHERE queue = ? AND key = ?", (queue, key))
+        conn.execute(
+            "INSERT OR IGNORE INTO outbox (queue, key, payload, meta, created_at) "
+            "VALUES (?, ?, ?, ?, ?)",
+            (queue, key, row[0], row[1], time.time()),
+        )
+        return True
+
+    def dead_letters(self, queue: str) -> list[DeadLetter]:
+        rows = self.db.read(
+            "SELECT queue, key, attempts, error_class, last_error, dead_at FROM dead_letters "
+            "WHERE queue = ? ORDER BY dead_at",
+            (queue,),
+        )
+        return [
+            DeadLetter(
+                r["queue"], r["key"], r["attempts"], r["error_class"], r["last_error"], r["dead_at"]
+            )
+            for r in rows
+        ]
+
+    def dead_count(self, queue: str) -> int:
+        rows = self.db.read("SELECT COUNT(*) AS n FROM dead_letters WHERE queue = ?", (queue,))
+        return int(rows[0]["n"])
 
     def depth(self, queue: str) -> int:
         return int(

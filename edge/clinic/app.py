@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from edge.clinic.auth import ApiTokens
 from edge.clinic.database import Database
+from edge.clinic.delivery import CloudOutbox, DeadLetters
 from edge.clinic.events import EventPublisher
 from edge.clinic.intake import Intake
 from edge.clinic.judging import Judging, Pipeline, prediction_log_path
@@ -111,9 +112,15 @@ class ClinicGateway:
         # Every edge verdict, for drift checks on the gateway itself (keyed like the pseudonyms).
         self.predictions = PredictionLog(prediction_log_path(data_dir), key)
         self.store = ScanStore(self.db)
-        self.outbox = Outbox(self.db)
         self.metrics = GatewayMetrics()
+        self.outbox: Outbox = CloudOutbox(
+            self.db,
+            config.cloud,
+            on_buried=lambda: self.metrics.cloud_calls.labels(result="dead_letter").inc(),
+        )
+        self.dead_letters = DeadLetters(self.outbox)
         self.metrics.watch_depth(CLOUD, lambda: self.outbox.depth(CLOUD))
+        self.metrics.watch_dead_letters(lambda: self.outbox.dead_count(CLOUD))
         self.metrics.watch_depth(EVENTS, lambda: self.outbox.depth(EVENTS))
         self.events = EventPublisher(
             config.mqtt,
@@ -153,6 +160,8 @@ class ClinicGateway:
             self.metrics,
             config.limits.max_upload_bytes,
             self.judging.put,
+            data_dir=data_dir,
+            min_free_bytes=config.limits.min_free_bytes,
         )
         self.adapters: list[Stoppable] = []
         self.reports: ReportWorker | None = None
@@ -321,6 +330,10 @@ class ClinicGateway:
             "outbox": {CLOUD: self.outbox.depth(CLOUD), EVENTS: self.outbox.depth(EVENTS)},
             "scans": self.store.counts(),
         }
+
+    def status(self) -> dict[str, Any]:
+        """Health plus what needs an operator: the scans the uplink gave up on."""
+        return {**self.health(), "dead_letters": self.dead_letters.listing()}
 
     def metrics_page(self) -> tuple[bytes, str]:
         return self.metrics.render(), self.metrics.content_type

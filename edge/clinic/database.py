@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from edge import database
-from edge.outbox import OUTBOX_SCHEMA
+from edge.outbox import DEAD_LETTER_SCHEMA, OUTBOX_SCHEMA
 
 SCHEMA = (
     """
@@ -39,8 +39,16 @@ CREATE TABLE IF NOT EXISTS scan_images (
 )
 
 
+# Numbered migrations: MIGRATIONS[0] takes version 1 (SCHEMA above, frozen) to 2, and so on.
+# Append, never edit: a gateway in the field may stand at any of them.
+MIGRATIONS: tuple[str, ...] = (
+    # 2: dead letters, and per-error-class attempt counts of each outbox item.
+    DEAD_LETTER_SCHEMA + "ALTER TABLE outbox ADD COLUMN failures TEXT NOT NULL DEFAULT '{}';",
+)
+
+
 class Database(database.Database):
     """The gateway database at `path`, with the scan tables and the outbox."""
 
     def __init__(self, path: Path) -> None:
-        super().__init__(path, SCHEMA)
+        super().__init__(path, SCHEMA, MIGRATIONS)

@@ -9,7 +9,13 @@ from concurrent import futures
 import grpc
 
 from edge.clinic.auth import ApiTokens, TokenInterceptor
-from edge.clinic.ports import ConflictError, ScanIntake, ScanReader, SubmissionError
+from edge.clinic.ports import (
+    ConflictError,
+    InsufficientStorageError,
+    ScanIntake,
+    ScanReader,
+    SubmissionError,
+)
 from shared.errors import EdgewardError
 from shared.proto import edgeward_pb2 as pb
 from shared.proto import edgeward_pb2_grpc as pb_grpc
@@ -36,6 +42,8 @@ class ClinicGatewayServicer(pb_grpc.ClinicGatewayServicer):
             )
         except ConflictError as exc:
             context.abort(grpc.StatusCode.ALREADY_EXISTS, str(exc))
+        except InsufficientStorageError as exc:
+            context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED, str(exc))
         except SubmissionError as exc:
             context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
         except Exception as exc:

@@ -1,4 +1,4 @@
-"""The upload API for clinic devices: POST /scans, GET /scans/{id}, /healthz, /metrics.
+"""The upload API for clinic devices: POST /scans, GET /scans/{id}, /healthz, /status, /metrics.
 
 Every route but /healthz (a liveness probe that names no patient) needs a client's bearer
 token. At most `max_connections` connections are served at once; one more is answered 503
@@ -20,6 +20,7 @@ from edge.clinic.auth import UNAUTHENTICATED, ApiTokens
 from edge.clinic.ports import (
     ConflictError,
     GatewayHealth,
+    InsufficientStorageError,
     ScanIntake,
     ScanReader,
     SubmissionError,
@@ -81,6 +82,8 @@ class _Handler(BaseHTTPRequestHandler):
             self._json(HTTPStatus.OK, self.server.gateway.health())
         elif not self._authenticated():
             return
+        elif path == "/status":
+            self._json(HTTPStatus.OK, self.server.gateway.status())
         elif path == "/metrics":
             page, content_type = self.server.gateway.metrics_page()
             self._send(HTTPStatus.OK, page, content_type)
@@ -159,6 +162,9 @@ class _Handler(BaseHTTPRequestHandler):
             )
         except ConflictError as exc:
             self._error(HTTPStatus.CONFLICT, str(exc))
+            return
+        except InsufficientStorageError as exc:
+            self._error(HTTPStatus.INSUFFICIENT_STORAGE, str(exc))
             return
         except SubmissionError as exc:
             self._error(HTTPStatus.BAD_REQUEST, str(exc))

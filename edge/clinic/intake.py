@@ -3,11 +3,18 @@
 from __future__ import annotations
 
 import re
+import shutil
 import uuid
 from collections.abc import Callable
+from pathlib import Path
 
 from edge.clinic.metrics import GatewayMetrics
-from edge.clinic.ports import ConflictError, Submission, SubmissionError
+from edge.clinic.ports import (
+    ConflictError,
+    InsufficientStorageError,
+    Submission,
+    SubmissionError,
+)
 from edge.clinic.pseudonym import Pseudonymiser
 from edge.clinic.store import ScanStore
 
@@ -44,7 +51,12 @@ class Intake:
         metrics: GatewayMetrics,
         max_upload_bytes: int,
         enqueue: Callable[[str], None],
+        *,
+        data_dir: Path | None = None,
+        min_free_bytes: int = 0,
     ) -> None:
+        self._data_dir = data_dir
+        self.min_free_bytes = min_free_bytes
         self._store = store
         self._pseudonyms = pseudonyms
         self._metrics = metrics
@@ -54,6 +66,20 @@ class Intake:
     @property
     def max_upload_bytes(self) -> int:
         return self._max_upload_bytes
+
+    def _check_space(self, incoming: int) -> None:
+        """Refuse before writing: below the watermark the disk is kept for the work accepted
+        already (judging, upload copies, outbox), which must not fail half-way."""
+        if self._data_dir is None or self.min_free_bytes <= 0:
+            return
+        free = shutil.disk_usage(self._data_dir).free
+        if free - incoming < self.min_free_bytes:
+            raise InsufficientStorageError(
+                f"the gateway's disk ({self._data_dir}) has {free // (1 << 20)} MiB free, below "
+                f"limits.min_free_bytes ({self.min_free_bytes // (1 << 20)} MiB): keep the scan "
+                "on the device and send it later; free space on the gateway (or lower the "
+                "watermark)"
+            )
 
     def submit(
         self,
@@ -82,6 +108,7 @@ class Intake:
         else:
             scan_id = uuid.uuid4().hex
         meta = normalise_metadata(metadata)
+        self._check_space(len(data))
         receipt = self._store.create(
             scan_id,
             self._pseudonyms.scan(scan_id),

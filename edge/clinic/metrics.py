@@ -54,6 +54,15 @@ class GatewayMetrics:
             registry=self.registry,
         )
 
+        self.dead_letters = Gauge(
+            "edgeward_clinic_dead_letters",
+            "Scans the cloud uplink gave up on, waiting for `edgeward edge clinic retry`",
+            registry=self.registry,
+        )
+
+    def watch_dead_letters(self, count: Callable[[], int]) -> None:
+        self.dead_letters.set_function(count)
+
     def watch_depth(self, outbox: str, depth: Callable[[], int]) -> None:
         self.outbox_depth.labels(outbox=outbox).set_function(depth)
 

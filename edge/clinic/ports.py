@@ -21,6 +21,10 @@ class ConflictError(SubmissionError):
     """A client reused a scan id for different bytes."""
 
 
+class InsufficientStorageError(SubmissionError):
+    """The data directory is below its free-space watermark: new scans wait at the device."""
+
+
 @dataclass(frozen=True)
 class Submission:
     scan_id: str
@@ -55,11 +59,13 @@ class ScanReader(Protocol):
 
 
 class GatewayHealth(Protocol):
-    """`/healthz` and `/metrics`."""
+    """`/healthz`, `/metrics` and `/status` (health plus the dead letters)."""
 
     def health(self) -> dict[str, Any]: ...
 
     def metrics_page(self) -> tuple[bytes, str]: ...
+
+    def status(self) -> dict[str, Any]: ...
 
 
 class RecordLookup(Protocol):

@@ -75,7 +75,8 @@ class Results:
         scan_id = str(item.meta["scan_id"])
         with self.db.transaction() as conn:
             ScanStore.set_cloud(conn, scan_id, "rejected", None, message)
-            Outbox.settle(conn, item, "rejected", message)
+            # A dead letter, not a tombstone: visible in /status and sent again by `retry`.
+            Outbox.bury(conn, item, "permanent", message)
         self.metrics.cloud_calls.labels(result="rejected").inc()
 
     # -- the read side ---------------------------------------------------------------------------

@@ -42,6 +42,13 @@ class ClinicLimits(StrictModel):
     max_pixels: int = Field(
         60_000_000, ge=1_000_000, le=500_000_000, description="decompression-bomb guard"
     )
+    min_free_bytes: int = Field(
+        512 * 1024 * 1024,
+        ge=0,
+        le=1 << 62,
+        description="free space data_dir must keep; below it new scans are refused (HTTP 507, "
+        "gRPC RESOURCE_EXHAUSTED) while accepted ones carry on",
+    )
 
 
 class CloudUplink(StrictModel):
@@ -49,6 +56,20 @@ class CloudUplink(StrictModel):
     timeout_s: float = Field(30.0, gt=0, le=600, description="deadline of one grading call")
     backoff_initial_s: float = Field(1.0, gt=0, le=60, description="first retry delay")
     backoff_max_s: float = Field(60.0, gt=0, le=3600, description="longest retry delay")
+    max_attempts_transient: int = Field(
+        1000,
+        ge=1,
+        le=1_000_000,
+        description="calls one scan may fail with UNAVAILABLE (cloud down) before it becomes a "
+        "dead letter; high, since an outage is not the scan's fault",
+    )
+    max_attempts_refused: int = Field(
+        5,
+        ge=1,
+        le=1000,
+        description="calls one scan may fail with any other error (the cloud heard it and "
+        "failed) before it becomes a dead letter and the queue moves on",
+    )
 
 
 class ClinicGatewayConfig(StrictModel):

@@ -46,6 +46,7 @@ def gateway_config(tmp: Path, broker: MosquittoBroker, cloud: GradingServer, **e
             "timeout_s": 5,
             "backoff_initial_s": 0.05,
             "backoff_max_s": 0.4,
+            **extra.pop("cloud_settings", {}),
         },
         **extra,
     )
