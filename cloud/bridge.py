@@ -1,8 +1,9 @@
 """The MQTT bridge deployment: edge events in (QoS 1, shared subscription), results and plans out.
 
 Each replica is a `BridgeClient` (cloud/bridge_client.py) in the group `$share/edgeward-bridge/`,
-so the broker spreads verdicts and aggregates over the replicas; `num_replicas` sets how many
-(`MqttBridge.options(num_replicas=N)`). Routing is `BridgeCore` (cloud/bridge_core.py), Ray-free.
+so the broker spreads verdicts and aggregates over the replicas. Serve autoscales them (1 to
+MAX_REPLICAS) on the share of time each replica's loop is busy (cloud/bridge_scaling.py).
+Routing is `BridgeCore` (cloud/bridge_core.py), Ray-free.
 A batch's aggregates reach the coordinator as concurrent handle calls in rounds: a junction's
 k-th aggregate of the batch goes out only after its (k-1)-th was answered, so its plans keep order.
 """
@@ -19,6 +20,7 @@ from ray.serve.handle import DeploymentHandle
 
 from cloud.bridge_client import BridgeClient
 from cloud.bridge_core import CLIENT_ID, AggregateBatch, BridgeCore, Outgoing, junction_rounds
+from cloud.bridge_scaling import BUSY_METRIC
 from cloud.store import SqliteStore
 from shared.config import CloudConfig
 
@@ -27,6 +29,7 @@ __all__ = ["CLIENT_ID", "BridgeCore", "MqttBridge"]
 log = logging.getLogger("ray.serve")
 TICK_S = 1.0
 HANDLE_TIMEOUT_S = 10.0
+MAX_REPLICAS = 4  # Serve scales between 1 and this on the replicas' busy share (bridge_scaling)
 
 
 def _replica_suffix() -> str:
@@ -37,7 +40,20 @@ def _replica_suffix() -> str:
         return ""
 
 
-@serve.deployment(name="MqttBridge", num_replicas=1, ray_actor_options={"num_cpus": 0})
+@serve.deployment(
+    name="MqttBridge",
+    ray_actor_options={"num_cpus": 0},
+    autoscaling_config={
+        "min_replicas": 1,
+        "initial_replicas": 1,
+        "max_replicas": MAX_REPLICAS,
+        "metrics_interval_s": 2.0,
+        "look_back_period_s": 10.0,
+        "upscale_delay_s": 10.0,
+        "downscale_delay_s": 120.0,
+        "policy": {"policy_function": "cloud.bridge_scaling:bridge_policy"},
+    },
+)
 class MqttBridge:
     def __init__(self, config: dict[str, Any], coordinator: DeploymentHandle | None = None) -> None:
         self.config = CloudConfig.model_validate(config)
@@ -84,6 +100,10 @@ class MqttBridge:
                 self.core.tick(time.time())
             except Exception:
                 log.exception("bridge: coordinator tick failed; next tick in %.0fs", TICK_S)
+
+    def record_autoscaling_stats(self) -> dict[str, float]:
+        """Serve's autoscaler polls this; `bridge_policy` turns it into a replica count."""
+        return {BUSY_METRIC: self.client.busy_fraction()}
 
     def status(self) -> dict[str, Any]:
         return {"connected": self.connected.is_set(), "counts": dict(self.core.counts)}

@@ -89,6 +89,8 @@ class BridgeClient:
         self.client.on_subscribe = lambda *_: self.subscribed.set()
         self.client.on_message = self._on_message
         self._pending: list[tuple[str, bytes, int, int]] = []
+        self._idle_s = 0.0  # time in loop calls that brought nothing: the replica had slack
+        self._since = time.perf_counter()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name=f"bridge-{client_id}", daemon=True)
 
@@ -112,6 +114,15 @@ class BridgeClient:
     def publish(self, topic: str, payload: bytes, retain: bool) -> None:
         """Queue a publish; paho's loop (this replica's thread) writes it out."""
         self.client.publish(topic, payload, qos=QOS, retain=retain)
+
+    def busy_fraction(self) -> float:
+        """Share of wall time since the last call spent working (0..1); resets the window."""
+        now = time.perf_counter()
+        elapsed, idle = now - self._since, self._idle_s
+        self._since, self._idle_s = now, 0.0
+        if elapsed <= 0:
+            return 0.0
+        return min(max(1.0 - idle / elapsed, 0.0), 1.0)
 
     def _on_connect(
         self, client: paho.Client, userdata: Any, flags: Any, reason: Any, props: Any
@@ -150,8 +161,11 @@ class BridgeClient:
                 continue
             backoff = 1.0
             before = len(self._pending)
+            t0 = time.perf_counter()
             rc = self.client.loop(timeout=self.max_wait_s)
             n = len(self._pending)
+            if n == before:
+                self._idle_s += time.perf_counter() - t0
             if n and not before:
                 first_at = time.monotonic()
             if n and (
