@@ -33,11 +33,18 @@ MAX_REPLICAS = 4  # Serve scales between 1 and this on the replicas' busy share 
 
 
 def _replica_suffix() -> str:
-    """A client id per replica: two sessions with one id would kick each other off the broker."""
+    """A client id per replica: two sessions with one id would kick each other off the broker.
+
+    The replica's rank (0..N-1) rather than its unique id: a replica Serve restarts after a crash
+    gets the same rank, so it takes over the session the broker kept, with whatever was queued.
+    """
     try:
-        return serve.get_replica_context().replica_id.unique_id
-    except Exception:  # outside a replica (a direct test): one bridge, the plain id
-        return ""
+        return str(serve.get_replica_context().rank.rank)
+    except Exception:  # outside a replica (a direct test), or a Serve without ranks
+        try:
+            return serve.get_replica_context().replica_id.unique_id
+        except Exception:
+            return ""
 
 
 @serve.deployment(
@@ -112,4 +119,4 @@ class MqttBridge:
         if hasattr(self, "_stop"):
             self._stop.set()
         if hasattr(self, "client"):
-            self.client.stop()
+            self.client.stop(end_session=True)  # scaled down: leave the group, lose nothing

@@ -37,6 +37,7 @@ MAX_WAIT_S = 0.002
 # so a restart under the same client id picks them up.
 SESSION_EXPIRY_S = 3_600
 RECONNECT_MAX_S = 30.0
+LEAVE_TIMEOUT_S = 5.0
 
 
 def shared_topic(group: str, topic: str) -> str:
@@ -92,6 +93,7 @@ class BridgeClient:
         self._idle_s = 0.0  # time in loop calls that brought nothing: the replica had slack
         self._since = time.perf_counter()
         self._stop = threading.Event()
+        self._end_session = False
         self._thread = threading.Thread(target=self._run, name=f"bridge-{client_id}", daemon=True)
 
     def start(self) -> None:
@@ -106,7 +108,11 @@ class BridgeClient:
         )
         self._thread.start()
 
-    def stop(self, timeout: float = 5.0) -> None:
+    def stop(self, timeout: float = 5.0, end_session: bool = False) -> None:
+        """Stop the loop. `end_session` (a replica going away for good): first leave the shared
+        group and take what the broker already sent, then end the session, so the broker routes
+        nothing more to it and queues nothing for a client that will not come back."""
+        self._end_session = end_session
         self._stop.set()
         if self._thread.is_alive():
             self._thread.join(timeout)
@@ -178,10 +184,38 @@ class BridgeClient:
                 if self._pending:
                     self._flush()  # handled now; the acks are lost with the link, QoS 1 resends
                 self.connected.clear()
+        if self._end_session and self.client.socket() is not None:
+            self._leave_group()
         if self._pending:
             self._flush()
-        self.client.disconnect()
+        props = None
+        if self._end_session:
+            props = Properties(PacketTypes.DISCONNECT)
+            props.SessionExpiryInterval = 0
+        self.client.disconnect(properties=props)
         self.client.loop_write()  # the DISCONNECT goes out: the broker publishes no Last Will
+
+    def _leave_group(self) -> None:
+        """UNSUBSCRIBE the shared topics, then handle what arrives until the UNSUBACK and a
+        quiet socket: after that the broker sends this replica nothing more."""
+        done = threading.Event()
+        self.client.on_unsubscribe = lambda *_: done.set()
+        shared = [t for t in self.topics if t.startswith("$share/")]
+        if not shared:
+            return
+        self.client.unsubscribe(shared)
+        deadline = time.monotonic() + LEAVE_TIMEOUT_S
+        while time.monotonic() < deadline:
+            before = len(self._pending)
+            rc = self.client.loop(timeout=self.max_wait_s)
+            if rc != MQTTErrorCode.MQTT_ERR_SUCCESS:
+                return
+            if len(self._pending) >= self.max_batch or (
+                self._pending and len(self._pending) == before
+            ):
+                self._flush()
+            if done.is_set() and len(self._pending) == before:
+                return
 
     def _reconnected(self, backoff: float) -> bool:
         """True when there is a socket to loop on; else one reconnect try (waiting `backoff`)."""

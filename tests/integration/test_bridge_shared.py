@@ -194,3 +194,31 @@ def test_a_retained_status_reaches_every_replica(broker: MosquittoBroker, tmp_pa
 def test_a_bad_share_group_is_refused_with_its_name() -> None:
     with pytest.raises(ConfigError, match="'a/b'"):
         shared_topic("a/b", topics.ALL_TRAFFIC_AGGREGATES)
+
+
+def test_a_replica_that_leaves_mid_stream_loses_nothing(
+    broker: MosquittoBroker, tmp_path: Path
+) -> None:
+    """Scale-down: the leaving replica unsubscribes, takes what it was sent, ends its session."""
+    junctions = [f"L{i}" for i in range(4)]
+    with _replicas(broker, tmp_path, 2) as (a, b):
+        with _publisher(broker, "gateways") as pub:
+            first = [
+                (topics.traffic_aggregate(j), _aggregate(j, s).encode())
+                for s in range(50)
+                for j in junctions
+            ]
+            _publish_all(pub, first)
+            wait_for(a.ids, what="the leaving replica got a share first")
+            a.client.stop(end_session=True)
+            handled_by_a = len(a.ids())
+            second = [
+                (topics.traffic_aggregate(j), _aggregate(j, s).encode())
+                for s in range(50, 100)
+                for j in junctions
+            ]
+            _publish_all(pub, second)
+        wait_for(lambda: len(a.ids()) + len(b.ids()) >= 400, what="all 400 aggregates handled")
+    assert len(a.ids()) == handled_by_a  # nothing reached it after it left
+    assert len(set(a.ids()) | set(b.ids())) == 400
+    assert b.core.counts["aggregate"] >= 200  # the whole second half went to the one left
