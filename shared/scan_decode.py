@@ -146,7 +146,7 @@ def reduction_for(header: ScanHeader, min_side: int | None) -> int:
     if min_side is None:
         return 1
     if header.fmt == "dicom":
-        if header.dataset is None or scan_dicom.scalable_jpeg_frame(header.dataset) is None:
+        if header.dataset is None or scan_dicom.scalable_frame(header.dataset) is None:
             return 1
     elif header.fmt != "jpeg":
         return 1
@@ -171,10 +171,7 @@ def decode_pixels(
     check_limits(header, limits)
     reduction = reduction_for(header, min_side)
     if header.fmt == "dicom" and reduction > 1:
-        scan_dicom.check_fragment_size(header.dataset, header.height, header.width)
-        frame = scan_dicom.scalable_jpeg_frame(header.dataset)
-        assert frame is not None  # reduction_for said so
-        image = _raster_pixels(frame, ScanHeader("jpeg", header.width, header.height, 3), reduction)
+        image = _dicom_reduced(header, reduction)
     elif header.fmt == "dicom":
         scan_dicom.check_fragment_size(header.dataset, header.height, header.width)
         image = scan_dicom.pixels(header.dataset)
@@ -308,6 +305,28 @@ def _raster_pixels(data: bytes, header: ScanHeader, reduction: int = 1) -> np.nd
     image = np.asarray(image)
     bits = image.dtype.itemsize * 8
     return to_uint8(image, bits)
+
+
+def _dicom_reduced(header: ScanHeader, reduction: int) -> np.ndarray:
+    """An embedded JPEG or JPEG 2000 decoded at 1/reduction per side, BGR or grey."""
+    ds = header.dataset
+    scan_dicom.check_fragment_size(ds, header.height, header.width)
+    found = scan_dicom.scalable_frame(ds)
+    if found is None:  # reduction_for checked this; only a changed dataset gets here
+        raise ScanDecodeError("undecodable", "the DICOM's embedded image changed while decoding")
+    kind, frame = found
+    if kind == "jpeg":
+        return _raster_pixels(frame, ScanHeader("jpeg", header.width, header.height, 3), reduction)
+    image = scan_dicom.reduced_j2k(frame, reduction)
+    if image is None:
+        # Too few resolution levels in the codestream: decode whole, then the same size by
+        # area averaging, so the shape is what reduction_for promised on every tier.
+        full = scan_dicom.pixels(ds)
+        size = (-(-header.width // reduction), -(-header.height // reduction))
+        image = cv2.resize(full, size, interpolation=cv2.INTER_AREA)
+    if image.ndim == 3 and image.shape[2] == 3:
+        image = cv2.cvtColor(image, cv2.COLOR_RGB2BGR)
+    return image
 
 
 def _as_bgr(image: np.ndarray, header: ScanHeader) -> np.ndarray:

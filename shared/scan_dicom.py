@@ -30,6 +30,8 @@ MODALITIES = ("OP", "XC")
 # installed (pylibjpeg on one tier, Pillow on the other) and lossy decoders differ by a few
 # grey levels. Pillow is on both tiers; RLE has pydicom's own decoder.
 JPEG_BASELINE = "1.2.840.10008.1.2.4.50"
+JPEG_2000_LOSSLESS = "1.2.840.10008.1.2.4.90"
+JPEG_2000 = "1.2.840.10008.1.2.4.91"
 _PLUGIN = {
     "1.2.840.10008.1.2.4.50": "pillow",  # JPEG Baseline
     "1.2.840.10008.1.2.4.51": "pillow",  # JPEG Extended
@@ -220,27 +222,46 @@ def check_fragment_size(ds: Any, rows: int, cols: int) -> None:
         )
 
 
-# Embedded JPEGs whose colour libjpeg decodes as pydicom does: YCbCr (JFIF) converted to RGB,
-# grey as grey. An RGB-coded baseline JPEG (no transform) is left to pydicom.
-_SCALABLE_PHOTOMETRIC = ("YBR_FULL_422", "YBR_FULL", "MONOCHROME2")
+# Embedded codestreams that a codec decodes straight to 1/2, 1/4, 1/8 size, with the colour
+# handled as pydicom does: libjpeg turns YCbCr (JFIF) into RGB; OpenJPEG undoes the J2K colour
+# transform (ICT/RCT). An RGB-coded baseline JPEG (no transform) is left to pydicom.
+_SCALABLE = {
+    JPEG_BASELINE: ("jpeg", ("YBR_FULL_422", "YBR_FULL", "MONOCHROME2")),
+    JPEG_2000_LOSSLESS: ("j2k", ("RGB", "YBR_ICT", "YBR_RCT", "MONOCHROME2")),
+    JPEG_2000: ("j2k", ("RGB", "YBR_ICT", "YBR_RCT", "MONOCHROME2")),
+}
 
 
-def scalable_jpeg_frame(ds: Any) -> bytes | None:
-    """The embedded JPEG of a single-frame 8-bit JPEG Baseline file, for a DCT-scaled decode.
-
-    None where the codec cannot decode straight to a smaller size or the colour handling would
-    differ from pydicom's: other transfer syntaxes, several frames, other photometrics.
-    """
-    if transfer_syntax(ds) != JPEG_BASELINE or int(ds.get("NumberOfFrames", 1) or 1) != 1:
+def scalable_frame(ds: Any) -> tuple[str, bytes] | None:
+    """("jpeg" or "j2k", the embedded codestream) of a single-frame 8-bit file a codec can
+    decode at reduced size; None for other syntaxes, several frames, other photometrics."""
+    kind, photometrics = _SCALABLE.get(transfer_syntax(ds), ("", ()))
+    if not kind or int(ds.get("NumberOfFrames", 1) or 1) != 1:
         return None
     photometric = str(ds.get("PhotometricInterpretation", "")).strip().upper()
-    if photometric not in _SCALABLE_PHOTOMETRIC or int(ds.get("BitsStored", 8) or 8) != 8:
+    if photometric not in photometrics or int(ds.get("BitsStored", 8) or 8) != 8:
         return None
     from pydicom.encaps import generate_frames
 
     try:
-        return next(generate_frames(ds.PixelData, number_of_frames=1))
+        return kind, next(generate_frames(ds.PixelData, number_of_frames=1))
     except Exception:  # damaged encapsulation: the full decode reports it properly
+        return None
+
+
+def reduced_j2k(codestream: bytes, factor: int) -> np.ndarray | None:
+    """RGB or grey uint8 at 1/factor per side (rounded up), OpenJPEG skipping resolution
+    levels; None where the codestream has too few levels or is not 8-bit L/RGB."""
+    from PIL import Image
+
+    try:
+        with Image.open(io.BytesIO(codestream)) as im:
+            im.reduce = factor.bit_length() - 1
+            im.load()
+            if im.mode not in ("L", "RGB"):
+                return None
+            return np.asarray(im)
+    except Exception:  # too few resolution levels, or damaged: the caller decodes it whole
         return None
 
 

@@ -1,13 +1,20 @@
-"""Decoding straight to the analysis size (JPEG DCT scaling) through the one shared decoder."""
+"""Decoding straight to the analysis size through the one shared decoder: JPEG (and DICOM JPEG
+Baseline) by DCT scaling, DICOM JPEG 2000 by dropping resolution levels."""
 
 from __future__ import annotations
+
+import io
 
 import cv2
 import numpy as np
 import pytest
+from PIL import Image
+from pydicom.encaps import encapsulate, generate_frames
 
 from edge.clinic.decode import decode_pixels, read_header, sniff_format
+from shared import scan_decode, scan_dicom
 from shared.scan_decode import ScanHeader, decode, reduction_for
+from sim.fundus.dicom import to_dicom_bytes
 from sim.fundus.generator import generate_sample
 from tests.scan_corpus import Case, corpus
 
@@ -53,7 +60,7 @@ def test_edge_and_shared_decoders_agree_at_reduced_size(case: Case) -> None:
     h, w = case.expected_bgr.shape[:2]
     assert edge.shape == (-(-h // factor), -(-w // factor), 3)
     full = decode(case.data, case.name, case.content_type)[0]
-    if fmt == "jpeg" or case.name == "dicom-jpeg-baseline":
+    if fmt == "jpeg" or case.name in ("dicom-jpeg-baseline", "dicom-jpeg2000"):
         assert factor == 4
         # The codec's own 1/4 scale: the same picture as an area resize of the full decode.
         area = cv2.resize(full, edge.shape[1::-1], interpolation=cv2.INTER_AREA)
@@ -78,16 +85,32 @@ def test_a_2048px_twin_jpeg_decodes_to_512px_close_to_an_area_resize_of_the_full
 
 
 def test_a_dicom_jpeg_is_scaled_only_where_libjpeg_decodes_its_colour_as_pydicom_does() -> None:
-    from shared.scan_decode import read_header
-    from sim.fundus.dicom import to_dicom_bytes
-
     sample = generate_sample(seed=3, index=2, size=600, defect_rate=0.0)
-    header = read_header(to_dicom_bytes(sample, syntax="jpeg-baseline"), "dicom")
+    header = scan_decode.read_header(to_dicom_bytes(sample, syntax="jpeg-baseline"), "dicom")
     assert reduction_for(header, 150) == 4
     header.dataset.PhotometricInterpretation = "RGB"  # an untransformed RGB baseline JPEG
     assert reduction_for(header, 150) == 1
     header.dataset.PhotometricInterpretation = "YBR_FULL_422"
     header.dataset.NumberOfFrames = 2
     assert reduction_for(header, 150) == 1
-    explicit = read_header(to_dicom_bytes(sample, syntax="explicit"), "dicom")
+    explicit = scan_decode.read_header(to_dicom_bytes(sample, syntax="explicit"), "dicom")
     assert reduction_for(explicit, 150) == 1  # raw pixels: nothing for a codec to skip
+
+
+def test_a_j2k_dicom_with_too_few_resolution_levels_still_decodes_to_the_promised_size() -> None:
+    sample = generate_sample(seed=3, index=4, size=600, defect_rate=0.0)
+    data = to_dicom_bytes(sample, syntax="jpeg2000")
+    header = scan_decode.read_header(data, "dicom")
+    ds = header.dataset
+    rgb = ds.pixel_array
+    # Re-encode with one resolution level only: OpenJPEG can then skip nothing.
+    buf = io.BytesIO()
+    Image.fromarray(rgb).save(buf, "JPEG2000", irreversible=False, num_resolutions=1)
+    ds.PixelData = encapsulate([buf.getvalue()])
+    frame = next(generate_frames(ds.PixelData, number_of_frames=1))
+    assert scan_dicom.reduced_j2k(frame, 4) is None  # the codec cannot do it
+    assert reduction_for(header, 150) == 4
+    image = scan_decode.decode_pixels(data, header, min_side=150)
+    assert image.shape == (150, 150, 3)
+    area = cv2.resize(rgb[:, :, ::-1], (150, 150), interpolation=cv2.INTER_AREA)
+    assert np.array_equal(image, area)  # the whole decode, area-averaged to that size
