@@ -23,11 +23,16 @@ class ClinicHandle:
     name: str
     base_url: str
     scans: list[DemoScan]
+    token: str  # the gateway's bearer token for this client (EDGEWARD_GATEWAY_TOKEN)
     records: list[ScanRecord] = field(default_factory=list)
+
+    @property
+    def auth(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.token}"}
 
 
 def submit(clinic: ClinicHandle, scan: DemoScan, t0: float) -> ScanRecord:
-    headers = {"Content-Type": scan.content_type}
+    headers = {"Content-Type": scan.content_type, **clinic.auth}
     if scan.laterality:
         headers["X-Laterality"] = scan.laterality
     answer = http_json(f"{clinic.base_url}/scans", data=scan.data, headers=headers, timeout=30)
@@ -46,7 +51,9 @@ def submit(clinic: ClinicHandle, scan: DemoScan, t0: float) -> ScanRecord:
 def refresh(clinic: ClinicHandle, record: ScanRecord) -> bool:
     """Update one record from the gateway; True when its edge verdict just arrived."""
     try:
-        status = http_json(f"{clinic.base_url}/scans/{record.scan_id}", timeout=10)
+        status = http_json(
+            f"{clinic.base_url}/scans/{record.scan_id}", headers=clinic.auth, timeout=10
+        )
     except (urllib.error.URLError, OSError, ValueError):
         return False
     assert isinstance(status, dict)
@@ -69,7 +76,8 @@ def _heatmap_b64(clinic: ClinicHandle, url: str) -> str | None:
     import base64
 
     try:
-        with urllib.request.urlopen(f"{clinic.base_url}{url}", timeout=10) as resp:
+        req = urllib.request.Request(f"{clinic.base_url}{url}", headers=clinic.auth)
+        with urllib.request.urlopen(req, timeout=10) as resp:
             return base64.b64encode(resp.read()).decode()
     except (urllib.error.URLError, OSError):
         return None

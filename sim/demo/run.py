@@ -1,6 +1,7 @@
 """`edgeward demo`: both cases end to end on one machine, a cloud outage in the middle, a report.
 
-Everything runs as real processes: mosquitto with authentication, the Ray Serve cloud tier
+Everything runs as real processes: mosquitto with the production config (deploy/mosquitto: TLS,
+a certificate per gateway and junction, topic ACLs), the Ray Serve cloud tier
 (`edgeward cloud up`), one `edgeward edge clinic` per clinic fed over HTTP, and the SUMO twin
 whose gateways talk to the cloud coordinator through the same broker. Partway through, the cloud
 tier is stopped and later started again; the report shows what each side did meanwhile.
@@ -16,14 +17,17 @@ import shutil
 import subprocess
 import threading
 import time
+import urllib.error
+import urllib.request
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-from shared.broker import MosquittoBroker, free_port
+from shared.broker import CLOUD_IDENTITY, MosquittoBroker, free_port
 from shared.errors import EdgewardError
 from shared.registry import Registry
+from shared.security.apikeys import KEY_FILE_ENV, new_key
 from sim.demo import traffic as demo_traffic
 from sim.demo.clinics import ClinicHandle, Feeder, backlog, describe, refresh
 from sim.demo.console import Console, waiting
@@ -71,10 +75,13 @@ class Demo:
         self.t0_epoch = time.time()
         self.say = Console(self.t0)
         self.out = settings.out.resolve()
-        self.password = secrets.token_urlsafe(16)
+        # The gateways' upload API takes a bearer token per client; the demo's feeder is one.
+        self.gateway_token = secrets.token_hex(32)
         self.env = {
             **os.environ,
-            "EDGEWARD_MQTT_PASSWORD": self.password,
+            "EDGEWARD_GATEWAY_TOKEN": f"demo-feeder={self.gateway_token}",
+            # The cloud's HTTP ingress takes API keys (only their hashes are on disk).
+            KEY_FILE_ENV: str(self.out / "config" / "cloud-api-keys"),
             "EDGEWARD_SITE_KEY": secrets.token_hex(32),
             "PYTHONUNBUFFERED": "1",
         }
@@ -83,6 +90,12 @@ class Demo:
         self.backlog: list[tuple[float, str, int]] = []
         self.outage: tuple[float, float] | None = None
         self.notes: list[str] = []
+        self.checks: list[Check] = []
+        self.reviewer_key = ""
+
+    @property
+    def cloud_data(self) -> Path:
+        return self.out / "cloud"
 
     def now(self) -> float:
         return time.monotonic() - self.t0
@@ -93,11 +106,11 @@ class Demo:
             self.out / "config" / "cloud.yaml",
             {
                 "role": "cloud",
-                "data_dir": str(self.out / "cloud"),
+                "data_dir": str(self.cloud_data),
                 "registry_dir": str(self.s.registry.resolve()),
                 "http_port": self.cloud_http,
                 "grpc_port": self.cloud_grpc,
-                "mqtt": {"host": broker.host, "port": broker.port, "username": "cloud"},
+                "mqtt": broker.client_settings(CLOUD_IDENTITY).model_dump(mode="json"),
             },
         )
 
@@ -119,7 +132,7 @@ class Demo:
                     "backoff_initial_s": 1.0,
                     "backoff_max_s": 5.0,
                 },
-                "mqtt": {"host": broker.host, "port": broker.port, "username": f"gw-{name}"},
+                "mqtt": broker.client_settings(f"gw-{name}").model_dump(mode="json"),
             },
         )
 
@@ -149,6 +162,38 @@ class Demo:
                 f"login {name} password {password}"
             )
 
+    def write_api_keys(self) -> None:
+        """The cloud ingress's key file, as `edgeward certs api-key reviewer NAME` makes it: the
+        console reads the review queue as a reviewer; each clinic site gets its own key."""
+        self.reviewer_key, line = new_key("reviewer", "demo-console")
+        lines = [line]
+        lines += [new_key("site", f"clinic-{i + 1}")[1] for i in range(self.s.clinics)]
+        path = Path(self.env[KEY_FILE_ENV])
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text("\n".join(lines) + "\n")
+        path.chmod(0o600)
+        self.say(f"cloud: API keys on ({len(lines)} keys, hashes only, in {path})")
+
+    def probe_api_keys(self) -> None:
+        """The ingress must refuse a request without a key and serve one with the right key."""
+        url = f"http://127.0.0.1:{self.cloud_http}/v1/review?status=all"
+        try:
+            with urllib.request.urlopen(url, timeout=10) as resp:
+                code = resp.status
+        except urllib.error.HTTPError as exc:
+            code = exc.code
+        except OSError as exc:
+            code = 0
+            self.notes.append(f"API key probe failed: {exc}")
+        self.checks.append(
+            Check(
+                "cloud ingress refuses a request without an API key",
+                code == 401,
+                f"GET /v1/review without a key answered {code}; the console reads it with its "
+                "reviewer key",
+            )
+        )
+
     # ---- the run ----
     def run(self) -> Path:
         if self.out.exists():
@@ -156,18 +201,22 @@ class Demo:
         self.out.mkdir(parents=True)
         # The build draws its own progress bars; a heartbeat line would break them.
         ensure_models(self.s, self.say)
-        users = {"cloud": self.password, "traffic": self.password}
-        users |= {f"gw-clinic-{i + 1}": self.password for i in range(self.s.clinics)}
-        with (
-            self.say.heartbeat(),
-            MosquittoBroker(users=users, workdir=self.out / "mosquitto") as broker,
-            Supervisor(self.out / "logs", self.env) as sup,
-        ):
-            self.say(f"broker: mosquitto with authentication on 127.0.0.1:{broker.port}")
-            cloud_cfg = self.cloud_config(broker)
+        self.write_api_keys()
+        with self.say.heartbeat():
             traffic_plan = None
             if self.s.traffic:
-                traffic_plan = demo_traffic.prepare(self.s, self.out, cloud_cfg, self.say)
+                traffic_plan = demo_traffic.prepare(self.s, self.out, self.cloud_data, self.say)
+            broker = self.production_broker(traffic_plan)
+        with (
+            self.say.heartbeat(),
+            broker,
+            Supervisor(self.out / "logs", self.env) as sup,
+        ):
+            self.say(
+                f"broker: mosquitto on 127.0.0.1:{broker.port} with deploy/mosquitto's config: "
+                "TLS, a client certificate per identity, topic ACLs"
+            )
+            cloud_cfg = self.cloud_config(broker)
             self.say("cloud: starting Ray Serve (grader + Grad-CAM, coordinator, MQTT bridge)")
             self.start_cloud(sup, cloud_cfg)
             self.say(f"cloud: ready on http://127.0.0.1:{self.cloud_http}")
@@ -176,7 +225,8 @@ class Demo:
             clinics = self.start_clinics(sup, broker)
             runs: dict[str, Process] = {}
             if traffic_plan is not None:
-                runs = demo_traffic.start(traffic_plan, sup, broker, self.say)
+                runs = demo_traffic.start(traffic_plan, sup, broker, self.pki_dir, self.say)
+                demo_traffic.wait_coordinated(runs, 120.0, self.say)
             scans = self.drive(sup, clinics, cloud_cfg)
             traffic_results = []
             if traffic_plan is not None:
@@ -184,8 +234,28 @@ class Demo:
                     traffic_plan, runs, self.outage, self.t0_epoch, self.say
                 )
             review = self.review_cases()
+            self.probe_api_keys()
         failures = traffic_plan.failures if traffic_plan is not None else []
         return self.report(scans, traffic_results, review, failures)
+
+    @property
+    def pki_dir(self) -> Path:
+        return self.out / "mosquitto" / "pki"
+
+    def production_broker(self, traffic_plan: demo_traffic.TrafficPlan | None) -> MosquittoBroker:
+        """deploy/mosquitto's broker with a fresh CA and one certificate per identity (the
+        cloud, each clinic gateway pinned to its site, each junction) under out/mosquitto/pki."""
+        sites = {f"gw-clinic-{i + 1}": f"clinic-{i + 1}" for i in range(self.s.clinics)}
+        junctions = demo_traffic.junction_ids(traffic_plan) if traffic_plan else []
+        broker = MosquittoBroker.with_production_config(
+            self.out / "mosquitto", [CLOUD_IDENTITY, *junctions], clinic_sites=sites
+        )
+        assert broker.production is not None and broker.production.pki_dir == self.pki_dir
+        self.say(
+            f"broker: CA and {len(sites) + len(junctions) + 1} client certificates in "
+            f"{self.pki_dir} (cloud, {len(sites)} clinic gateways, {len(junctions)} junctions)"
+        )
+        return broker
 
     def start_clinics(self, sup: Supervisor, broker: MosquittoBroker) -> list[ClinicHandle]:
         clinics = []
@@ -199,7 +269,7 @@ class Demo:
             scans = scan_stream(i, self.s.scans_per_clinic, self.s.seed)
             with self.say.during(waiting(f"{name}: gateway still starting", time.monotonic())):
                 wait_http(f"{url}/healthz", proc, 120, name)
-            clinics.append(ClinicHandle(name, url, scans))
+            clinics.append(ClinicHandle(name, url, scans, self.gateway_token))
             self.say(f"{name}: gateway up at {url}")
         return clinics
 
@@ -272,7 +342,10 @@ class Demo:
 
     def review_cases(self) -> list[dict[str, Any]]:
         try:
-            data = http_json(f"http://127.0.0.1:{self.cloud_http}/v1/review?status=all")
+            data = http_json(
+                f"http://127.0.0.1:{self.cloud_http}/v1/review?status=all",
+                headers={"Authorization": f"Bearer {self.reviewer_key}"},
+            )
         except OSError as exc:
             self.notes.append(f"review queue not readable: {exc}")
             return []
@@ -288,6 +361,7 @@ class Demo:
     ) -> Path:
         gradable = [s for s in scans if s.gradable]
         checks = check_scans(scans, len(gradable), sum(s.cloud is not None for s in gradable))
+        checks += self.checks
         for run in traffic:
             violations = int(run.summary.get("safety_violations", -1))
             checks.append(

@@ -34,11 +34,8 @@ class TrafficPlan:
     started_at: float = 0.0  # time.monotonic() when the runs started
 
 
-def prepare(settings: DemoSettings, out: Path, cloud_cfg: Path, say: Console) -> TrafficPlan:
+def prepare(settings: DemoSettings, out: Path, cloud_data: Path, say: Console) -> TrafficPlan:
     """Write the network's topology where the cloud coordinator reads it at start-up."""
-    import yaml
-
-    cloud_data = Path(yaml.safe_load(cloud_cfg.read_text())["data_dir"])
     plan = TrafficPlan(
         scenario=f"grid:{settings.grid}:rush",
         minutes=settings.traffic_minutes,
@@ -68,8 +65,14 @@ def prepare(settings: DemoSettings, out: Path, cloud_cfg: Path, say: Console) ->
     return plan
 
 
+def junction_ids(plan: TrafficPlan) -> list[str]:
+    """Every junction of the network: each connects to the broker as itself."""
+    topology = json.loads((plan.cloud_data / "traffic-topology.json").read_text())
+    return [str(j["junction_id"]) for j in topology["junctions"]]
+
+
 def start(
-    plan: TrafficPlan, sup: Supervisor, broker: MosquittoBroker, say: Console
+    plan: TrafficPlan, sup: Supervisor, broker: MosquittoBroker, pki_dir: Path, say: Console
 ) -> dict[str, Process]:
     common = [
         "--scenario",
@@ -93,8 +96,8 @@ def start(
                 "--realtime",
                 "--broker",
                 f"{broker.host}:{broker.port}",
-                "--mqtt-user",
-                "traffic",
+                "--mqtt-certs",
+                str(pki_dir),
                 "--external-coordinator",
                 "--registry",
                 str(plan.registry),
@@ -111,6 +114,28 @@ def start(
     }
     say(f"traffic: {plan.minutes:g} simulated minutes, edgeward (real time) and fixed side by side")
     return runs
+
+
+def wait_coordinated(runs: dict[str, Process], timeout_s: float, say: Console) -> bool:
+    """Wait until a junction of the edgeward run took its first plan from the cloud.
+
+    The outage is timed from here: started any earlier (a slow host, Ray and SUMO starting), it
+    would fall before any junction was coordinated and show no fallback at all.
+    """
+    proc = runs["edgeward"]
+    deadline = time.monotonic() + timeout_s
+    since = time.monotonic()
+    with say.during(
+        waiting("traffic: waiting for the junctions' first plan from the cloud", since)
+    ):
+        while time.monotonic() < deadline and proc.alive:
+            if "-> coordinated" in proc.tail(200_000):
+                waited = time.monotonic() - since
+                say(f"traffic: junctions coordinated by the cloud after {waited:.0f} s")
+                return True
+            time.sleep(1.0)
+    say(f"traffic: no junction coordinated within {timeout_s:.0f} s; the outage starts anyway")
+    return False
 
 
 def progress(plan: TrafficPlan, runs: dict[str, Process]) -> str:

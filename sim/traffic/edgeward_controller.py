@@ -96,6 +96,7 @@ class EdgewardController:
         *,
         broker: str | None = None,
         mqtt_user: str | None = None,
+        mqtt_certs: str | None = None,
         external_coordinator: bool = False,
     ) -> None:
         if counter not in ("model", "truth"):
@@ -109,6 +110,8 @@ class EdgewardController:
         # nothing is started here and nothing waits in lock-step (the run is paced in real time).
         self.external_broker = _host_port(broker) if broker else None
         self.mqtt_user = mqtt_user
+        # With certificates, each junction connects as itself (the broker's ACL binds its id).
+        self.mqtt_certs = Path(mqtt_certs) if mqtt_certs else None
         self.external_coordinator = external_coordinator
         self.gateways: dict[str, TrafficGateway] = {}
         self.frames: dict[str, TwinFrames] = {}
@@ -174,7 +177,7 @@ class EdgewardController:
             data_dir=self.work / "gateways",
             control_interval_s=self.interval_s,
             safety=self.ctx.safety,
-            mqtt=self.mqtt,
+            mqtt=self._mqtt_for(jid),
         )
         frames = TwinFrames(self.ctx, junction)
         counter: Counter = (
@@ -195,7 +198,7 @@ class EdgewardController:
             log.error("%s; junction %s keeps its own program", exc, jid)
             self.ctx.record_mode_change(jid, "fixed", "fixed", f"program refused: {exc}")
             return
-        link = TrafficLink(self.mqtt, jid, outbox, on_plan)
+        link = TrafficLink(config.mqtt, jid, outbox, on_plan)
         gw = TrafficGateway(
             config,
             self.ctx.port(jid),
@@ -210,6 +213,25 @@ class EdgewardController:
         self.gateways[jid] = gw
         self.frames[jid] = frames
         link.start()
+
+    def _mqtt_for(self, jid: str) -> MqttSettings:
+        if self.mqtt_certs is None:
+            return self.mqtt
+        for path in (self.mqtt_certs / "ca.crt", self.mqtt_certs / f"{jid}.crt"):
+            if not path.is_file():
+                raise EdgewardError(
+                    f"--mqtt-certs {self.mqtt_certs}: {path.name} is missing for junction {jid}; "
+                    f"make it with `edgeward certs device {jid} --dir {self.mqtt_certs}`"
+                )
+        return self.mqtt.model_copy(
+            update={
+                "tls": True,
+                "username": None,
+                "ca_file": self.mqtt_certs / "ca.crt",
+                "cert_file": self.mqtt_certs / f"{jid}.crt",
+                "key_file": self.mqtt_certs / f"{jid}.key",
+            }
+        )
 
     def _wait_connected(self, timeout: float = 10.0) -> None:
         deadline = time.monotonic() + timeout

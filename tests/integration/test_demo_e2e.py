@@ -25,7 +25,7 @@ def demo_report(quick_registry: Path, tmp_path_factory: pytest.TempPathFactory) 
         scans_per_clinic=8,
         scan_interval_s=2.0,
         grid="2x2",
-        traffic_minutes=2.0,
+        traffic_minutes=3.0,
         outage_at_s=8.0,
         outage_s=15.0,
         seed=3,
@@ -56,6 +56,7 @@ def test_the_report_is_written_with_its_charts(demo_report: Path) -> None:
         "zero signal safety violations (edgeward)",
         "zero signal safety violations (fixed)",
         "every traffic run completed",
+        "cloud ingress refuses a request without an API key",
     ],
 )
 def test_report_fact_holds(demo_report: Path, check: str) -> None:
