@@ -168,7 +168,9 @@ class BridgeClient:
             backoff = 1.0
             before = len(self._pending)
             t0 = time.perf_counter()
-            rc = self.client.loop(timeout=self.max_wait_s)
+            # With messages in hand, only peek (no wait): a quiet socket hands them over at once;
+            # under load more are already readable, so batches grow by themselves.
+            rc = self.client.loop(timeout=0.0 if before else self.max_wait_s)
             n = len(self._pending)
             if n == before:
                 self._idle_s += time.perf_counter() - t0
