@@ -9,8 +9,10 @@ import urllib.error
 import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
+from sim.demo.dicom import c_store
 from sim.demo.facts import ScanRecord
 from sim.demo.feeder import DemoScan
 from sim.demo.supervisor import http_json
@@ -25,6 +27,9 @@ class ClinicHandle:
     scans: list[DemoScan]
     token: str  # the gateway's bearer token for this client (EDGEWARD_GATEWAY_TOKEN)
     records: list[ScanRecord] = field(default_factory=list)
+    # With a DICOM port, the clinic's camera sends its DICOM scans by C-STORE (storescu).
+    dicom_port: int | None = None
+    spool: Path | None = None
 
     @property
     def auth(self) -> dict[str, str]:
@@ -32,6 +37,18 @@ class ClinicHandle:
 
 
 def submit(clinic: ClinicHandle, scan: DemoScan, t0: float) -> ScanRecord:
+    if clinic.dicom_port is not None and clinic.spool is not None and scan.fmt == "dicom":
+        uid, study = c_store(clinic.dicom_port, scan.data, clinic.spool)
+        return ScanRecord(
+            clinic=clinic.name,
+            scan_id=uid,
+            kind=scan.kind,
+            fmt="c-store",
+            truth_grade=scan.truth_grade,
+            defects=scan.defects,
+            submitted_at=time.monotonic() - t0,
+            study_uid=study,
+        )
     headers = {"Content-Type": scan.content_type, **clinic.auth}
     if scan.laterality:
         headers["X-Laterality"] = scan.laterality

@@ -26,6 +26,7 @@ class ScanRecord:
     gradable: bool = False
     cloud: dict[str, Any] | None = None  # the cloud's GradeResult (JSON), once it arrived
     during_outage: bool = False
+    study_uid: str | None = None  # set when the scan went to the gateway by C-STORE
 
 
 @dataclass

@@ -28,6 +28,7 @@ from shared.broker import CLOUD_IDENTITY, MosquittoBroker, free_port
 from shared.errors import EdgewardError
 from shared.registry import Registry
 from shared.security.apikeys import KEY_FILE_ENV, new_key
+from sim.demo import dicom as demo_dicom
 from sim.demo import traffic as demo_traffic
 from sim.demo.clinics import ClinicHandle, Feeder, backlog, describe, refresh
 from sim.demo.console import Console, waiting
@@ -36,6 +37,7 @@ from sim.demo.feeder import scan_stream
 from sim.demo.report import DemoData, render
 from sim.demo.settings import DemoSettings
 from sim.demo.supervisor import Process, Supervisor, edgeward_cmd, http_json, wait_http
+from sim.pacs import Orthanc
 
 log = logging.getLogger(__name__)
 MODELS = ("fundus-quality", "fundus-triage", "fundus-grader", "traffic-counter")
@@ -91,6 +93,8 @@ class Demo:
         self.outage: tuple[float, float] | None = None
         self.notes: list[str] = []
         self.checks: list[Check] = []
+        self.orthanc: Orthanc | None = None
+        self.dicom_port: int | None = None
         self.reviewer_key = ""
 
     @property
@@ -116,6 +120,15 @@ class Demo:
 
     def clinic_config(self, i: int, broker: MosquittoBroker, port: int) -> Path:
         name = f"clinic-{i + 1}"
+        extra: dict[str, Any] = {}
+        if i == 0 and self.orthanc is not None and self.dicom_port is not None:
+            # The first clinic's camera sends by C-STORE; its results go to the demo's PACS.
+            extra["dicom"] = {
+                "scp": demo_dicom.scp_settings(self.dicom_port),
+                "pacs": demo_dicom.pacs_settings(self.orthanc),
+                "fhir": {"folder": str(self.out / name / "fhir")},
+                "institution": "edgeward demo clinic 1",
+            }
         return _write_yaml(
             self.out / "config" / f"{name}.yaml",
             {
@@ -133,6 +146,7 @@ class Demo:
                     "backoff_max_s": 5.0,
                 },
                 "mqtt": broker.client_settings(f"gw-{name}").model_dump(mode="json"),
+                **extra,
             },
         )
 
@@ -222,12 +236,18 @@ class Demo:
             self.say(f"cloud: ready on http://127.0.0.1:{self.cloud_http}")
             self.open_review_desk(cloud_cfg)
 
+            self.start_pacs()
             clinics = self.start_clinics(sup, broker)
             runs: dict[str, Process] = {}
             if traffic_plan is not None:
                 runs = demo_traffic.start(traffic_plan, sup, broker, self.pki_dir, self.say)
                 demo_traffic.wait_coordinated(runs, 120.0, self.say)
-            scans = self.drive(sup, clinics, cloud_cfg)
+            try:
+                scans = self.drive(sup, clinics, cloud_cfg)
+                self.check_pacs(clinics)
+            finally:
+                if self.orthanc is not None:
+                    self.orthanc.stop()
             traffic_results = []
             if traffic_plan is not None:
                 traffic_results = demo_traffic.finish(
@@ -257,6 +277,29 @@ class Demo:
         )
         return broker
 
+    def start_pacs(self) -> None:
+        """An Orthanc for the first clinic's SR and PDF results (storescu must be present)."""
+        demo_dicom.storescu_binary()
+        self.orthanc = Orthanc(self.out / "pacs").start()
+        self.dicom_port = free_port()
+        self.say(
+            f"pacs: Orthanc at {self.orthanc.url}/app/explorer.html "
+            f"(DICOM 127.0.0.1:{self.orthanc.dicom_port}, AE {demo_dicom.AET}); clinic-1's "
+            f"camera sends by C-STORE (storescu) to its gateway on port {self.dicom_port}"
+        )
+
+    def check_pacs(self, clinics: list[ClinicHandle]) -> None:
+        if self.orthanc is None:
+            return
+        records = [r for c in clinics for r in c.records if r.study_uid]
+        found = demo_dicom.wait_for_reports(self.orthanc, records, 120.0, self.say)
+        check = demo_dicom.check_pacs(records, found, self.orthanc.url)
+        self.say(f"pacs: {check.detail}")
+        self.checks.append(check)
+        for r in records[:5]:
+            got = ", ".join(sorted(found.get(str(r.study_uid), set()))) or "nothing"
+            self.notes.append(f"PACS: study {r.study_uid} (scan {r.scan_id}): {got} in Orthanc")
+
     def start_clinics(self, sup: Supervisor, broker: MosquittoBroker) -> list[ClinicHandle]:
         clinics = []
         for i in range(self.s.clinics):
@@ -269,7 +312,10 @@ class Demo:
             scans = scan_stream(i, self.s.scans_per_clinic, self.s.seed)
             with self.say.during(waiting(f"{name}: gateway still starting", time.monotonic())):
                 wait_http(f"{url}/healthz", proc, 120, name)
-            clinics.append(ClinicHandle(name, url, scans, self.gateway_token))
+            handle = ClinicHandle(name, url, scans, self.gateway_token)
+            if i == 0 and self.dicom_port is not None:
+                handle.dicom_port, handle.spool = self.dicom_port, self.out / name / "camera"
+            clinics.append(handle)
             self.say(f"{name}: gateway up at {url}")
         return clinics
 

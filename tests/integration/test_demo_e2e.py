@@ -57,6 +57,7 @@ def test_the_report_is_written_with_its_charts(demo_report: Path) -> None:
         "zero signal safety violations (fixed)",
         "every traffic run completed",
         "cloud ingress refuses a request without an API key",
+        "every C-STORE scan's SR and PDF reached the PACS",
     ],
 )
 def test_report_fact_holds(demo_report: Path, check: str) -> None:
