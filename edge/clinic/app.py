@@ -26,6 +26,7 @@ from edge.clinic.metrics import GatewayMetrics
 from edge.clinic.outcome import ScanOutcome
 from edge.clinic.pseudonym import Pseudonymiser
 from edge.clinic.results import Results
+from edge.clinic.retention import Retention
 from edge.clinic.store import ScanStore
 from edge.clinic.uplink import CloudUplink
 from edge.outbox import CLOUD, EVENTS, Outbox
@@ -107,7 +108,7 @@ class ClinicGateway:
             config.site_key_env, "pseudonymising patient ids before upload"
         )
         data_dir = Path(config.data_dir)
-        self.pseudonyms = Pseudonymiser(key)
+        self.pseudonyms = Pseudonymiser(key, config.site_key_env)
         self.db = Database(data_dir / "gateway.db")
         # Every edge verdict, for drift checks on the gateway itself (keyed like the pseudonyms).
         self.predictions = PredictionLog(prediction_log_path(data_dir), key)
@@ -136,6 +137,7 @@ class ClinicGateway:
             metrics=self.metrics,
             site_id=config.site_id,
             gateway_id=config.gateway_id,
+            pseudonyms=self.pseudonyms,
         )
         self.uplink = CloudUplink(
             config.cloud, self.outbox, self.results.cloud_result, self.results.cloud_rejected
@@ -170,6 +172,8 @@ class ClinicGateway:
 
             self.reports = ReportWorker(self.db, self.store, self.outbox, config.dicom)
             self.judging.on_judged(self.reports.notify)
+        watch = Path(config.watch_dir) if config.watch_dir is not None else None
+        self.retention = Retention(self.db, config.retention_days, watch, config.retention_check_s)
         self.updater: ModelUpdater | None = None
         self.http_port: int | None = None
         self.grpc_port: int | None = None
@@ -208,6 +212,7 @@ class ClinicGateway:
             self.adapters.append(self.reports.start())
         if self.config.model_updates:
             self._start_model_updates()
+        self.adapters.append(self.retention.start())
         self.started = True
         self._write_ports()
         log.info(

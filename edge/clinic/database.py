@@ -44,6 +44,8 @@ CREATE TABLE IF NOT EXISTS scan_images (
 MIGRATIONS: tuple[str, ...] = (
     # 2: dead letters, and per-error-class attempt counts of each outbox item.
     DEAD_LETTER_SCHEMA + "ALTER TABLE outbox ADD COLUMN failures TEXT NOT NULL DEFAULT '{}';",
+    # 3: when retention removed a scan's raw bytes and identifying metadata.
+    "ALTER TABLE scans ADD COLUMN purged_at REAL;",
 )
 
 

@@ -11,6 +11,7 @@ from edge.clinic import verdict as rules
 from edge.clinic.database import Database
 from edge.clinic.events import EventPublisher
 from edge.clinic.metrics import GatewayMetrics
+from edge.clinic.pseudonym import Pseudonymiser
 from edge.clinic.store import ScanStore
 from edge.outbox import Outbox, OutboxItem
 from shared.messages import ScanVerdictEvent
@@ -39,7 +40,9 @@ class Results:
         metrics: GatewayMetrics,
         site_id: str,
         gateway_id: str,
+        pseudonyms: Pseudonymiser,
     ) -> None:
+        self.pseudonyms = pseudonyms
         self.db = db
         self.store = store
         self.events = events
@@ -92,7 +95,11 @@ class Results:
             "verdict": record.verdict or "pending",
             "received_at": record.received_at,
         }
-        out.update({k: v for k, v in record.outcome.items() if k != "verdict"})
+        outcome = {k: v for k, v in record.outcome.items() if k not in ("verdict", "patient_id")}
+        out.update(outcome)
+        # The patient's pseudonym only: the raw id stays in the gateway's records.
+        patient = record.outcome.get("patient_id") or record.metadata.get("patient_id")
+        out["patient_ref"] = self.pseudonyms.patient(str(patient)) if patient else None
         cloud: dict[str, Any] = {"state": record.cloud_state}
         if record.cloud_detail:
             cloud["detail"] = record.cloud_detail

@@ -105,6 +105,16 @@ class ClinicGatewayConfig(StrictModel):
         "(each verified before the swap: checksum, signature, trial run) and reload the "
         "pipeline; off by default",
     )
+    retention_days: float = Field(
+        30.0,
+        gt=0,
+        le=3650,
+        description="days a scan's raw bytes, DICOM header and patient metadata stay on the "
+        "gateway once its work is over (cloud result in, or final at the edge); done/ files too",
+    )
+    retention_check_s: float = Field(
+        3600.0, ge=1, le=86_400, description="seconds between retention passes"
+    )
     site_key_env: str = Field(
         "EDGEWARD_SITE_KEY",
         pattern=r"^[A-Z_][A-Z0-9_]*$",

@@ -14,7 +14,7 @@ import grpc
 import pytest
 import yaml
 
-from edge.clinic.database import SCHEMA, Database
+from edge.clinic.database import MIGRATIONS, SCHEMA, Database
 from edge.clinic.delivery import error_class
 from edge.clinic.pseudonym import Pseudonymiser
 from edge.outbox import CLOUD
@@ -190,8 +190,8 @@ def test_an_old_database_is_migrated_in_place_and_a_newer_one_is_refused(tmp_pat
             "VALUES ('cloud', 'old-1', x'00', '{}', 0)"
         )
     db = Database(path)
-    assert db.version == 2
-    assert [tuple(r) for r in db.read("SELECT version FROM schema_version")] == [(2,)]
+    assert db.version == len(MIGRATIONS) + 1 >= 3
+    assert [tuple(r) for r in db.read("SELECT version FROM schema_version")] == [(db.version,)]
     assert [tuple(r) for r in db.read("SELECT key, failures FROM outbox")] == [("old-1", "{}")]
     assert db.read("SELECT COUNT(*) AS n FROM dead_letters")[0]["n"] == 0
     db.close()

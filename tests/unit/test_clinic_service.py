@@ -31,7 +31,7 @@ def db(tmp_path: Path) -> Database:
 
 
 def test_pseudonyms_are_stable_keyed_and_hide_the_raw_id():
-    a, b = Pseudonymiser(b"site-a"), Pseudonymiser(b"site-b")
+    a, b = Pseudonymiser(b"site-a" * 6), Pseudonymiser(b"site-b" * 6)
     assert a.patient("PAT-1") == a.patient("PAT-1")
     assert a.patient("PAT-1") != b.patient("PAT-1")
     assert a.patient("PAT-1") != a.patient("PAT-2")
@@ -46,8 +46,16 @@ def test_missing_site_key_names_the_variable(monkeypatch):
         Pseudonymiser.from_env("EDGEWARD_TEST_SITE_KEY")
 
 
+def test_a_site_key_under_32_bytes_is_refused_naming_the_variable(monkeypatch):
+    monkeypatch.setenv("EDGEWARD_TEST_SITE_KEY", "x" * 31)
+    with pytest.raises(ConfigError, match=r"EDGEWARD_TEST_SITE_KEY is 31 bytes.*at least 32"):
+        Pseudonymiser.from_env("EDGEWARD_TEST_SITE_KEY")
+    monkeypatch.setenv("EDGEWARD_TEST_SITE_KEY", "x" * 32)
+    assert Pseudonymiser.from_env("EDGEWARD_TEST_SITE_KEY").patient("P").startswith("p-")
+
+
 def test_redact_removes_every_raw_identifier():
-    p = Pseudonymiser(b"k")
+    p = Pseudonymiser(b"k" * 32)
     text = "scan PAT-7.jpg of PAT-7: out of focus"
     assert (
         p.redact(text, "PAT-7", "PAT-7.jpg", None) == "scan [redacted] of [redacted]: out of focus"

@@ -18,7 +18,7 @@ from shared.config import ClinicGatewayConfig
 from tests.integration.support.grading_server import GradingServer
 from tests.integration.support.standin_pipeline import StandInPipeline
 
-SITE_KEY = b"test-site-secret"
+SITE_KEY = b"test-site-secret-of-at-least-32-bytes"
 TOKEN = "camera-test-token-0123456789abcdef"
 API_TOKENS = ApiTokens({"camera-test": TOKEN})
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
