@@ -131,6 +131,18 @@ def test_refused_for_good_is_a_dead_letter_too_and_retry_all_sends_it(gateway, c
         wait_for(lambda: scan(client, "bad-1")["cloud"]["state"] == "graded", 20, "retried")
 
 
+def test_an_unreachable_cloud_has_its_own_larger_bound(gateway, cloud):
+    cloud.stop()
+    service = gateway(cloud_settings={"max_attempts_transient": 2, "max_attempts_refused": 1})
+    with http(service) as client:
+        scan_id = post(client, sample_jpeg(73)).json()["scan_id"]
+        wait_for(lambda: scan(client, scan_id)["cloud"]["state"] == "dead_letter", 20, "buried")
+        # Two UNAVAILABLE calls, not one: a refusal's bound of 1 did not apply to an outage.
+        [letter] = client.get("/status").json()["dead_letters"]
+    assert (letter["error_class"], letter["attempts"]) == ("transient", 2)
+    assert "UNAVAILABLE" in letter["last_error"]
+
+
 def test_error_classes():
     assert error_class("UNAVAILABLE: connection refused") == "transient"
     assert error_class("INTERNAL: boom") == "refused"
