@@ -3,13 +3,15 @@
 Runs cosmic-ray over each target module in a private copy of the source tree (cosmic-ray mutates
 files in place, so the working tree is never touched), one mutant at a time, with the target's
 own fast tests as the judge. A mutant is *killed* when a test fails, *survived* when every test
-still passes. Score = killed / (killed + survived); mutants that cannot even import (incompetent)
-are left out. Not a CI gate: `make mutation` or `edgeward bench mutation`, read the survivors.
+still passes. Score = killed / (killed + survived); mutants that cannot even import
+(incompetent) and mutants inside annotations the module never evaluates (equivalent) are left
+out. Not a CI gate: `make mutation` or `edgeward bench mutation`, read the survivors.
 """
 
 from __future__ import annotations
 
 import argparse
+import ast
 import json
 import os
 import shutil
@@ -68,6 +70,7 @@ class TargetScore:
     killed: int = 0
     survived: int = 0
     incompetent: int = 0
+    equivalent: int = 0  # inside annotations the module never evaluates
     survivors: list[Survivor] = field(default_factory=list)
 
     @property
@@ -147,19 +150,53 @@ def _run_module(work: Path, module: str, target: Target, timeout_s: float) -> Ta
         bar.close()
     if run.returncode != 0:
         raise SystemExit(f"mutation: cosmic-ray exec failed for {module}:\n{run.stderr[-2000:]}")
-    return _score(session, target.name, module)
+    return _score(session, target.name, module, (work / module).read_text())
 
 
-def _score(session: Path, name: str, module: str) -> TargetScore:
+def annotation_spans(source: str) -> list[tuple[tuple[int, int], tuple[int, int]]]:
+    """(start, end) positions of every annotation, when the module never evaluates them.
+
+    Under `from __future__ import annotations` an annotation is a string no code reads, so a
+    mutant inside one (`A | None` -> `A & None`) cannot change behaviour: it is equivalent, and
+    counting it as a survivor would blame the tests for what no test can see.
+    """
+    tree = ast.parse(source)
+    lazy = any(
+        isinstance(n, ast.ImportFrom)
+        and n.module == "__future__"
+        and any(a.name == "annotations" for a in n.names)
+        for n in tree.body
+    )
+    if not lazy:
+        return []
+    nodes: list[ast.expr] = []
+    for n in ast.walk(tree):
+        if isinstance(n, ast.FunctionDef | ast.AsyncFunctionDef) and n.returns is not None:
+            nodes.append(n.returns)
+        elif isinstance(n, ast.arg | ast.AnnAssign) and n.annotation is not None:
+            nodes.append(n.annotation)
+    return [
+        ((a.lineno, a.col_offset), (a.end_lineno or a.lineno, a.end_col_offset or 0)) for a in nodes
+    ]
+
+
+def _inside(pos: tuple[int, int], spans: list[tuple[tuple[int, int], tuple[int, int]]]) -> bool:
+    return any(start <= pos < end for start, end in spans)
+
+
+def _score(session: Path, name: str, module: str, source: str) -> TargetScore:
     score = TargetScore(name)
+    spans = annotation_spans(source)
     query = (
-        "SELECT r.worker_outcome, r.test_outcome, r.diff, s.operator_name, s.start_pos_row "
-        "FROM work_results r JOIN mutation_specs s ON r.job_id = s.job_id"
+        "SELECT r.worker_outcome, r.test_outcome, r.diff, s.operator_name, s.start_pos_row, "
+        "s.start_pos_col FROM work_results r JOIN mutation_specs s ON r.job_id = s.job_id"
     )
     with sqlite3.connect(session) as db:
-        for worker, outcome, diff, operator, line in db.execute(query):
+        for worker, outcome, diff, operator, line, col in db.execute(query):
+            if _inside((int(line), int(col)), spans):
+                score.equivalent += 1
             # A mutant that hangs the tests is caught by the timeout: that counts as killed.
-            if str(outcome).lower() == "killed" or str(worker).lower() == "timeout":
+            elif str(outcome).lower() == "killed" or str(worker).lower() == "timeout":
                 score.killed += 1
             elif str(outcome).lower() == "survived":
                 score.survived += 1
@@ -183,6 +220,7 @@ def run_targets(names: list[str], out: Path, timeout_s: float) -> list[TargetSco
                 total.killed += part.killed
                 total.survived += part.survived
                 total.incompetent += part.incompetent
+                total.equivalent += part.equivalent
                 total.survivors += part.survivors
             scores.append(total)
     report = [{**asdict(s), "score": round(s.score, 4)} for s in scores]
@@ -226,7 +264,7 @@ def run_from_args(args: argparse.Namespace) -> int:
     for s in scores:
         print(
             f"{s.name}: {s.score:.1%} killed ({s.killed} killed, {s.survived} survived, "
-            f"{s.incompetent} incompetent)"
+            f"{s.incompetent} incompetent, {s.equivalent} in never-evaluated annotations)"
         )
         for v in s.survivors:
             print(f"  survived: {v.module}:{v.line} {v.operator}")

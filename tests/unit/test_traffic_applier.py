@@ -12,6 +12,7 @@ from edge.traffic.applier import (
     SafeApplier,
 )
 from edge.traffic.program import ProgramError, clearance_paths, follow_on_greens
+from edge.traffic.safety_clock import ClearanceClock
 from edge.traffic.signal_port import PhaseDef
 from shared.config.traffic import SignalSafety
 from shared.messages.traffic import PhaseGreen, SignalPlan
@@ -326,3 +327,26 @@ def test_acyclic_green_that_still_outranks_the_rest_runs_to_max_green() -> None:
     applier.set_priorities({0: 50.0, 2: 0.0}, "actuated")
     _run(applier, port, 100)
     assert applier.switches[1].time == 60.0  # not at its 7 s slot: nothing outranked it
+
+
+# ---- the red-clearance clock on its own ----
+
+
+def test_clearance_runs_from_the_end_of_a_foes_yellow_and_a_red_that_stays_red_restarts_nothing():
+    clock = ClearanceClock(2, 2.0, ConflictMatrix(2, foes=frozenset({(0, 1)})))
+    clock.show("Gr", 0.0)
+    clock.show("yr", 10.0)
+    clock.show("rr", 14.0)  # link 0's yellow ends here
+    assert clock.wait_s("rG", 15.0) == pytest.approx(1.0)
+    clock.show("rr", 20.0)  # still red: no yellow ended, so no new clearance is owed
+    assert clock.wait_s("rG", 20.0) == 0.0
+
+
+def test_clearance_is_owed_only_to_foes_and_a_spent_clearance_is_exactly_zero():
+    clock = ClearanceClock(3, 2.0, ConflictMatrix(3, foes=frozenset({(0, 1)})))
+    clock.show("Grr", 0.0)
+    clock.show("yrr", 10.0)
+    clock.show("rrr", 14.0)
+    assert clock.wait_s("rrG", 14.0) == 0.0  # link 2 does not cross link 0
+    assert clock.wait_s("rGr", 14.0) == pytest.approx(2.0)
+    assert clock.wait_s("rGr", 16.0 - 1e-9) == 0.0  # what is left is below the clock's resolution
