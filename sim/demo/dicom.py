@@ -63,7 +63,8 @@ def c_store(port: int, data: bytes, spool: Path) -> tuple[str, str]:
     spool.mkdir(parents=True, exist_ok=True)
     path = spool / f"{uid}.dcm"
     path.write_bytes(data)
-    argv = [storescu_binary(), "-aet", CAMERA_AE, "-aec", GATEWAY_AE, "127.0.0.1", str(port)]
+    # -R: propose only the file's own SOP class (not dcmtk's whole list, which the SCP refuses).
+    argv = [storescu_binary(), "-R", "-aet", CAMERA_AE, "-aec", GATEWAY_AE, "127.0.0.1", str(port)]
     done = subprocess.run(
         [*argv, str(path)], capture_output=True, text=True, timeout=60, check=False
     )

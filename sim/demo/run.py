@@ -17,8 +17,6 @@ import shutil
 import subprocess
 import threading
 import time
-import urllib.error
-import urllib.request
 from pathlib import Path
 from typing import Any
 
@@ -27,9 +25,10 @@ import yaml
 from shared.broker import CLOUD_IDENTITY, MosquittoBroker, free_port
 from shared.errors import EdgewardError
 from shared.registry import Registry
-from shared.security.apikeys import KEY_FILE_ENV, new_key
+from shared.security.apikeys import KEY_FILE_ENV
 from sim.demo import dicom as demo_dicom
 from sim.demo import traffic as demo_traffic
+from sim.demo import trust
 from sim.demo.clinics import ClinicHandle, Feeder, backlog, describe, refresh
 from sim.demo.console import Console, waiting
 from sim.demo.facts import Check, ScanRecord, check_scans
@@ -176,38 +175,6 @@ class Demo:
                 f"login {name} password {password}"
             )
 
-    def write_api_keys(self) -> None:
-        """The cloud ingress's key file, as `edgeward certs api-key reviewer NAME` makes it: the
-        console reads the review queue as a reviewer; each clinic site gets its own key."""
-        self.reviewer_key, line = new_key("reviewer", "demo-console")
-        lines = [line]
-        lines += [new_key("site", f"clinic-{i + 1}")[1] for i in range(self.s.clinics)]
-        path = Path(self.env[KEY_FILE_ENV])
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text("\n".join(lines) + "\n")
-        path.chmod(0o600)
-        self.say(f"cloud: API keys on ({len(lines)} keys, hashes only, in {path})")
-
-    def probe_api_keys(self) -> None:
-        """The ingress must refuse a request without a key and serve one with the right key."""
-        url = f"http://127.0.0.1:{self.cloud_http}/v1/review?status=all"
-        try:
-            with urllib.request.urlopen(url, timeout=10) as resp:
-                code = resp.status
-        except urllib.error.HTTPError as exc:
-            code = exc.code
-        except OSError as exc:
-            code = 0
-            self.notes.append(f"API key probe failed: {exc}")
-        self.checks.append(
-            Check(
-                "cloud ingress refuses a request without an API key",
-                code == 401,
-                f"GET /v1/review without a key answered {code}; the console reads it with its "
-                "reviewer key",
-            )
-        )
-
     # ---- the run ----
     def run(self) -> Path:
         if self.out.exists():
@@ -215,12 +182,19 @@ class Demo:
         self.out.mkdir(parents=True)
         # The build draws its own progress bars; a heartbeat line would break them.
         ensure_models(self.s, self.say)
-        self.write_api_keys()
+        self.reviewer_key, n = trust.write_api_keys(Path(self.env[KEY_FILE_ENV]), self.s.clinics)
+        self.say(f"cloud: API keys on ({n} keys, hashes only, in {self.env[KEY_FILE_ENV]})")
         with self.say.heartbeat():
             traffic_plan = None
             if self.s.traffic:
                 traffic_plan = demo_traffic.prepare(self.s, self.out, self.cloud_data, self.say)
-            broker = self.production_broker(traffic_plan)
+            junctions = demo_traffic.junction_ids(traffic_plan) if traffic_plan else []
+            broker = trust.production_broker(self.out, self.s.clinics, junctions)
+            self.say(
+                f"broker: CA and {self.s.clinics + len(junctions) + 1} client certificates in "
+                f"{trust.pki_dir(self.out)} (cloud, {self.s.clinics} clinic gateways, "
+                f"{len(junctions)} junctions)"
+            )
         with (
             self.say.heartbeat(),
             broker,
@@ -236,11 +210,14 @@ class Demo:
             self.say(f"cloud: ready on http://127.0.0.1:{self.cloud_http}")
             self.open_review_desk(cloud_cfg)
 
-            self.start_pacs()
+            if self.s.clinics:  # clinic-1 is the one that sends by C-STORE
+                self.start_pacs()
             clinics = self.start_clinics(sup, broker)
             runs: dict[str, Process] = {}
             if traffic_plan is not None:
-                runs = demo_traffic.start(traffic_plan, sup, broker, self.pki_dir, self.say)
+                runs = demo_traffic.start(
+                    traffic_plan, sup, broker, trust.pki_dir(self.out), self.say
+                )
                 demo_traffic.wait_coordinated(runs, 120.0, self.say)
             try:
                 scans = self.drive(sup, clinics, cloud_cfg)
@@ -254,28 +231,9 @@ class Demo:
                     traffic_plan, runs, self.outage, self.t0_epoch, self.say
                 )
             review = self.review_cases()
-            self.probe_api_keys()
+            self.checks.append(trust.probe_api_keys(self.cloud_http))
         failures = traffic_plan.failures if traffic_plan is not None else []
         return self.report(scans, traffic_results, review, failures)
-
-    @property
-    def pki_dir(self) -> Path:
-        return self.out / "mosquitto" / "pki"
-
-    def production_broker(self, traffic_plan: demo_traffic.TrafficPlan | None) -> MosquittoBroker:
-        """deploy/mosquitto's broker with a fresh CA and one certificate per identity (the
-        cloud, each clinic gateway pinned to its site, each junction) under out/mosquitto/pki."""
-        sites = {f"gw-clinic-{i + 1}": f"clinic-{i + 1}" for i in range(self.s.clinics)}
-        junctions = demo_traffic.junction_ids(traffic_plan) if traffic_plan else []
-        broker = MosquittoBroker.with_production_config(
-            self.out / "mosquitto", [CLOUD_IDENTITY, *junctions], clinic_sites=sites
-        )
-        assert broker.production is not None and broker.production.pki_dir == self.pki_dir
-        self.say(
-            f"broker: CA and {len(sites) + len(junctions) + 1} client certificates in "
-            f"{self.pki_dir} (cloud, {len(sites)} clinic gateways, {len(junctions)} junctions)"
-        )
-        return broker
 
     def start_pacs(self) -> None:
         """An Orthanc for the first clinic's SR and PDF results (storescu must be present)."""
