@@ -80,22 +80,6 @@ def retried(service: ClinicGateway, key: str) -> bool:
     return bool(head) and head[0][0] == key and head[0][1] >= 3
 
 
-def study_instances(orthanc: Orthanc, study_uid: str) -> dict[str, bytes]:
-    """SOP class UID -> file, for every instance of the study in Orthanc (REST API)."""
-    found = httpx.post(
-        f"{orthanc.url}/tools/find",
-        json={"Level": "Study", "Query": {"StudyInstanceUID": study_uid}},
-        timeout=10,
-    ).json()
-    if not found:
-        return {}
-    out: dict[str, bytes] = {}
-    for instance in orthanc.get(f"/studies/{found[0]}/instances"):
-        data = orthanc.file(instance["ID"])
-        out[str(pydicom.dcmread(io.BytesIO(data)).SOPClassUID)] = data
-    return out
-
-
 def test_pacs_outage_loses_nothing_and_sr_and_pdf_arrive_in_the_study(reporting_gateway, tmp_path):
     need("storescu")
     pacs_port = free_port()  # nothing listens here yet: the PACS is down
@@ -113,7 +97,7 @@ def test_pacs_outage_loses_nothing_and_sr_and_pdf_arrive_in_the_study(reporting_
         # The camera also sends the scan to the PACS, as clinics do: the study is complete.
         assert storescu(pacs_port, scan, called=AET).returncode == 0
         wait_for(lambda: not pending(service, PACS), 20, "PACS outbox drained")
-        files = study_instances(orthanc, study)
+        files = orthanc.study_instances(study)
     assert set(files) == {sent.SOPClassUID, COMPREHENSIVE_SR, ENCAPSULATED_PDF}
     sr = pydicom.dcmread(io.BytesIO(files[COMPREHENSIVE_SR]))
     assert sr.StudyInstanceUID == study and sr.PatientID == sent.PatientID
@@ -202,7 +186,7 @@ def test_reports_queued_before_a_restart_are_sent_after_it(reporting_gateway, tm
         with Orthanc(tmp_path / "orthanc", dicom_port=pacs_port) as orthanc:
             second = reporting_gateway({"port": pacs_port, "ae_title": AET}, {"endpoint": fhir.url})
             wait_for(lambda: not pending(second, PACS), 20, "PACS outbox drained")
-            files = study_instances(orthanc, str(sent.StudyInstanceUID))
+            files = orthanc.study_instances(str(sent.StudyInstanceUID))
         assert set(files) == {COMPREHENSIVE_SR, ENCAPSULATED_PDF}
         wait_for(lambda: not pending(second, FHIR), 20, "FHIR outbox drained")
     finally:
@@ -226,7 +210,7 @@ def test_an_edge_final_result_is_reported_with_the_edge_verdict(reporting_gatewa
         assert storescu(service.dicom_port, path).returncode == 0
         wait_for(lambda: service.outbox.outcome(PACS, f"pdf:{uid}") == "delivered", 30, "sent")
         record = service.store.get(uid)
-        files = study_instances(orthanc, str(ds.StudyInstanceUID))
+        files = orthanc.study_instances(str(ds.StudyInstanceUID))
     assert record is not None and record.cloud_state is None  # never went to the cloud
     sr = hd.sr.ComprehensiveSR.from_dataset(pydicom.dcmread(io.BytesIO(files[COMPREHENSIVE_SR])))
     finding = [i for i in sr.ContentSequence if i.ConceptNameCodeSequence[0].CodeValue == "121071"]
