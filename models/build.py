@@ -26,7 +26,7 @@ from models.data import DataRecipe, Split, fundus_dataset, nonfundus, splits, te
 from models.data import request as fundus_request
 from models.datasets import DatasetRequest
 from models.export import export_onnx
-from models.metrics import ece_noise_floor, softmax, subgroup_metrics
+from models.metrics import ece_noise_floor, subgroup_metrics
 from models.ood import fit_reference, separation_check
 from models.progress import init_worker
 from models.quantize import quantize_int8, run_onnx
@@ -36,6 +36,7 @@ from models.tasks import TASKS, FundusTask
 from models.train import WEAK_COLOUR, Augment, TrainConfig, predict, train
 from shared.errors import EdgewardError
 from shared.preprocess import PreprocessSpec, preprocess
+from shared.probabilities import softmax
 from shared.registry import Manifest, Registry
 from shared.registry.calibration import calibrated_probabilities
 

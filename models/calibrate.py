@@ -13,7 +13,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from models.metrics import ece, nll, softmax
+from models.metrics import ece, nll
+from shared.probabilities import softmax
 from shared.registry.calibration import calibrated_probabilities
 
 # L2 pull of the per-class parameters towards plain temperature scaling, per validation image:

@@ -8,13 +8,6 @@ from collections.abc import Callable, Mapping, Sequence
 import numpy as np
 
 
-def softmax(logits: np.ndarray, temperature: float = 1.0) -> np.ndarray:
-    z = logits / temperature
-    z = z - z.max(axis=1, keepdims=True)
-    e = np.exp(z)
-    return e / e.sum(axis=1, keepdims=True)
-
-
 def auc(scores: np.ndarray, positive: np.ndarray) -> float:
     """ROC AUC by the Mann-Whitney rank statistic (ties count half); NaN with one class only."""
     positive = positive.astype(bool)

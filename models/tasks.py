@@ -21,12 +21,13 @@ import torch
 from torch import nn
 
 from models.data import Split
-from models.metrics import auc, ece, sensitivity, softmax, specificity
+from models.metrics import auc, ece, sensitivity, specificity
 from models.operating_point import (
     conformal_band,
     threshold_for_sensitivity,
     threshold_for_specificity,
 )
+from shared.probabilities import softmax
 
 
 @dataclass(frozen=True)

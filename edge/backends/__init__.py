@@ -13,7 +13,7 @@ from edge.backends.registry import (
     create_backend,
     unavailable_reason,
 )
-from edge.backends.served import Prediction, ServedModel, softmax
+from edge.backends.served import Prediction, ServedModel
 
 __all__ = [
     "AUTO_ORDER",
@@ -25,6 +25,5 @@ __all__ = [
     "available_backends",
     "backend_class",
     "create_backend",
-    "softmax",
     "unavailable_reason",
 ]

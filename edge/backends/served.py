@@ -25,13 +25,6 @@ class Prediction:
         return float(self.probabilities[labels.index(label)])
 
 
-def softmax(logits: np.ndarray, temperature: float = 1.0) -> np.ndarray:
-    z = np.asarray(logits, dtype=np.float64) / temperature
-    z = z - z.max(axis=-1, keepdims=True)
-    e = np.exp(z)
-    return np.asarray(e / e.sum(axis=-1, keepdims=True))
-
-
 class ServedModel:
     """The serving version of a registry model (checksums and preprocessing hash verified)."""
 

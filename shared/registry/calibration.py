@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 
 from shared.errors import ModelRefusedError
+from shared.probabilities import softmax
 
 KINDS = ("temperature", "vector_scaling")
 
@@ -64,8 +65,5 @@ def calibrated_probabilities(
         z = z * np.asarray(calibration["scale"], dtype=np.float64) + np.asarray(
             calibration["bias"], dtype=np.float64
         )
-    else:
-        z = z / temperature
-    z = z - z.max(axis=-1, keepdims=True)
-    e = np.exp(z)
-    return np.asarray(e / e.sum(axis=-1, keepdims=True))
+        return softmax(z)
+    return softmax(z, temperature)

@@ -5,13 +5,14 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from edge.backends import Prediction, softmax
+from edge.backends import Prediction
 from edge.clinic.decode import decode_pixels, read_header
 from edge.clinic.ood import OodReference, energy, guard, mahalanobis
 from edge.clinic.quality import CHECKS, QualityCheck, QualityView, assess, register
 from edge.clinic.triage import TriagePolicy
 from shared.errors import ModelRefusedError
 from shared.preprocess import PreprocessSpec
+from shared.probabilities import softmax
 from shared.registry import Manifest
 from shared.verdicts import Verdict
 from tests.unit.test_clinic_pipeline_decode import fundus_like

@@ -13,10 +13,11 @@ from edge.backends import ServedModel
 from models.architectures import WithFeatures, build_architecture
 from models.calibrate import fit_calibration, fit_temperature
 from models.export import export_onnx
-from models.metrics import ece, ece_noise_floor, softmax
+from models.metrics import ece, ece_noise_floor
 from models.register import register_model
 from shared.errors import ModelRefusedError
 from shared.preprocess import PreprocessSpec, preprocess
+from shared.probabilities import softmax
 from shared.registry import Manifest, Registry
 from shared.registry.calibration import calibrated_probabilities
 from sim.fundus.generator import generate_sample

@@ -8,9 +8,10 @@ from hypothesis import strategies as st
 from sklearn.metrics import roc_auc_score
 
 from models.calibrate import fit_temperature
-from models.metrics import auc, ece, softmax, subgroup_metrics
+from models.metrics import auc, ece, subgroup_metrics
 from models.operating_point import threshold_for_sensitivity, threshold_for_specificity
 from models.tasks import GraderTask, TriageTask, quadratic_kappa, referable_probability
+from shared.probabilities import softmax
 
 
 def test_auc_matches_sklearn_with_ties() -> None:
