@@ -84,6 +84,4 @@ def test_edge_canary_sends_the_challenger_to_the_configured_gateways(
         client.loop_stop()
         client.disconnect()
     assert code == 0  # silent, not refused: an offline gateway gets it when it reconnects
-    assert [(u.name, u.version, u.reason) for u in got] == [
-        (TRIAGE, challenger.version, "canary")
-    ]
+    assert [(u.name, u.version, u.reason) for u in got] == [(TRIAGE, challenger.version, "canary")]
