@@ -19,13 +19,17 @@ log = logging.getLogger(__name__)
 DESCRIPTION = """\
 Run a clinic gateway beside a fundus camera until stopped (SIGTERM or Ctrl-C).
 
-Scans arrive from the watched folder (watch_dir), HTTP POST /scans and gRPC Submit; each is
-recorded in SQLite under data_dir before anything else happens, judged on this box, and, if
-gradable, sent to the cloud grader through a durable outbox. Verdicts and status go over MQTT.
-GET /scans/{id} answers with the verdict, GET /metrics serves Prometheus metrics.
+Scans arrive from the watched folder (watch_dir), HTTP POST /scans, gRPC Submit and, with
+dicom.scp set, DICOM C-STORE; each is recorded in SQLite under data_dir before it is
+acknowledged, judged on this box, and, if gradable, sent to the cloud grader through a durable
+outbox (dead letters after the attempt limits: see the dead-letters and retry commands).
+Verdicts and status go over MQTT; with dicom.pacs / dicom.fhir set, final results go to the
+PACS as a DICOM SR and PDF and to the EHR as FHIR. GET /scans/{id} answers with the verdict,
+GET /status with health and dead letters, GET /metrics serves Prometheus metrics.
 
-Environment: EDGEWARD_SITE_KEY (or the variable named by site_key_env) holds the secret that
-pseudonymises patient and scan ids; EDGEWARD_MQTT_PASSWORD the broker password.
+Environment (never the config file): EDGEWARD_SITE_KEY (or the variable named by site_key_env),
+at least 32 bytes, pseudonymises patient and scan ids; EDGEWARD_GATEWAY_TOKEN holds the
+client=token pairs the HTTP and gRPC APIs require; EDGEWARD_MQTT_PASSWORD the broker password.
 """
 
 
