@@ -193,6 +193,7 @@ def _random_trips(
     import sumo
 
     script = Path(sumo.SUMO_HOME) / "tools" / "randomTrips.py"
+    net, out = net.resolve(), out.resolve()  # it runs in the output folder (see below)
     args = [sys.executable, str(script), "-n", str(net), "-o", str(out), "--seed", str(seed)]
     args += ["-b", "0", "-e", str(seconds), "-p", str(period)]
     if walkers:  # people on foot, so the crossings' walk phases are used
@@ -200,7 +201,10 @@ def _random_trips(
     else:
         args += ["--fringe-factor", "10", "--min-distance", "150", "--validate"]
         args += ["--remove-loops"]
-    proc = subprocess.run(args, capture_output=True, text=True, check=False, timeout=300)
+    # --validate writes routes.rou.xml into the working directory: keep it beside the network
+    proc = subprocess.run(
+        args, capture_output=True, text=True, check=False, timeout=300, cwd=out.parent
+    )
     if proc.returncode != 0 or not out.exists():
         raise SumoToolError(f"randomTrips.py on {net} failed: {proc.stderr.strip()[-500:]}")
 
