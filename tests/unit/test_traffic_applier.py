@@ -12,7 +12,7 @@ from edge.traffic.applier import (
     SafeApplier,
 )
 from edge.traffic.program import ProgramError, clearance_paths, follow_on_greens
-from edge.traffic.safety_clock import ClearanceClock
+from edge.traffic.safety_clock import ClearanceClock, worst_exits
 from edge.traffic.signal_port import PhaseDef
 from shared.config.traffic import SignalSafety
 from shared.messages.traffic import PhaseGreen, SignalPlan
@@ -350,3 +350,13 @@ def test_clearance_is_owed_only_to_foes_and_a_spent_clearance_is_exactly_zero():
     assert clock.wait_s("rrG", 14.0) == 0.0  # link 2 does not cross link 0
     assert clock.wait_s("rGr", 14.0) == pytest.approx(2.0)
     assert clock.wait_s("rGr", 16.0 - 1e-9) == 0.0  # what is left is below the clock's resolution
+
+
+def test_worst_exit_follows_the_program_forward_through_a_phase_where_the_link_stays_green():
+    # link 0 stays green through link 1's yellow into the next green, then its own yellow ends it
+    program = [PhaseDef.from_state(state, 10.0) for state in ("GG", "Gy", "Gr", "yr", "rr")]
+    exits = worst_exits(
+        program, [0], {}, shortest=lambda i: 5.0, floor=lambda i: 7.0, max_green_s=60.0
+    )
+    assert exits[(0, 0)] == pytest.approx(5.0 + 7.0)  # through the yellow phase, then one green
+    assert exits[(2, 0)] == 0.0  # its own yellow follows: nothing more
