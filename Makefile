@@ -30,46 +30,16 @@ $(STAMP): pyproject.toml
 	@touch $@
 
 mosquitto:
-	@if ! command -v mosquitto >/dev/null 2>&1 && ! test -x /usr/sbin/mosquitto; then \
-	  if [ "$$(id -u)" = 0 ]; then \
-	    echo "installing mosquitto with apt-get"; \
-	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq mosquitto mosquitto-clients >/dev/null; \
-	  elif command -v sudo >/dev/null 2>&1; then \
-	    echo "installing mosquitto with sudo apt-get"; \
-	    sudo apt-get update -qq && sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq mosquitto mosquitto-clients >/dev/null; \
-	  else \
-	    echo "mosquitto is missing: install it (apt-get install mosquitto) and run make again"; exit 1; \
-	  fi; \
-	fi
+	@$(call apt_install,mosquitto,mosquitto mosquitto-clients)
 
 # The review desk's browser tests drive Debian's chromium through Playwright (no browser
 # download: the test passes executable_path=/usr/bin/chromium).
 chromium:
-	@if ! test -x /usr/bin/chromium; then \
-	  if [ "$$(id -u)" = 0 ]; then \
-	    echo "installing chromium with apt-get"; \
-	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
-	  elif command -v sudo >/dev/null 2>&1; then \
-	    echo "installing chromium with sudo apt-get"; \
-	    sudo apt-get update -qq && sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
-	  else \
-	    echo "chromium is missing: install it (apt-get install chromium) and run make again"; exit 1; \
-	  fi; \
-	fi
+	@$(call apt_install,chromium,chromium)
 
 # The cloud store's tests start their own PostgreSQL cluster (initdb/pg_ctl, loopback port).
 postgresql:
-	@if ! command -v initdb >/dev/null 2>&1 && ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then \
-	  if [ "$$(id -u)" = 0 ]; then \
-	    echo "installing postgresql with apt-get"; \
-	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null; \
-	  elif command -v sudo >/dev/null 2>&1; then \
-	    echo "installing postgresql with sudo apt-get"; \
-	    sudo apt-get update -qq && sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null; \
-	  else \
-	    echo "postgresql is missing: install it (apt-get install postgresql) and run make again"; exit 1; \
-	  fi; \
-	fi
+	@if ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then :; else $(call apt_install,initdb,postgresql); fi
 
 # Build the cloud image and run its CLI inside it (needs a Docker daemon and network for the
 # base image and wheels; not part of `make test`).
