@@ -165,7 +165,9 @@ def run(
             grpc_port=free_port(),
         )
         try:
-            with LocalCloud(config, num_cpus=2, with_bridge=False, log_to_driver=False) as cloud:
+            with LocalCloud(
+                config, num_cpus=2, with_bridge=False, log_to_driver=False, insecure_dev=True
+            ) as cloud:
                 url = f"{cloud.http_url}/v1/grade"
                 grader = serve.get_deployment_handle("Grader", app_name=APP_NAME)
                 model = grader.model_version.remote().result()

@@ -15,6 +15,7 @@ from cloud.bridge import MqttBridge
 from cloud.grader import Grader
 from cloud.ingress import Ingress
 from shared.config import CloudConfig, load_config
+from shared.security.apikeys import required_keys
 
 log = logging.getLogger(__name__)
 APP_NAME = "edgeward-cloud"
@@ -96,8 +97,15 @@ def coordinator_deployment(config: CloudConfig) -> Any | None:
     return None
 
 
-def build_app(config: CloudConfig, with_bridge: bool = True) -> Application:
-    """One application, the same on a laptop and on KubeRay; `serve.run` it."""
+def build_app(
+    config: CloudConfig, with_bridge: bool = True, insecure_dev: bool = False
+) -> Application:
+    """One application, the same on a laptop and on KubeRay; `serve.run` it.
+
+    Without API keys it refuses to build (NoApiKeysError says what to set) unless
+    `insecure_dev`: checked here, before anything deploys, and again in each ingress replica.
+    """
+    required_keys(insecure_dev)
     config = absolute(config)
     config.data_dir.mkdir(parents=True, exist_ok=True)
     as_dict = config.model_dump(mode="json")
@@ -106,7 +114,7 @@ def build_app(config: CloudConfig, with_bridge: bool = True) -> Application:
     if with_bridge:
         coordinator = coordinator_deployment(config)
         bridge = MqttBridge.bind(as_dict, coordinator)  # type: ignore[attr-defined]
-    return Ingress.bind(grader, as_dict, bridge)  # type: ignore[attr-defined]
+    return Ingress.bind(grader, as_dict, bridge, insecure_dev)  # type: ignore[attr-defined]
 
 
 def app_builder(args: dict[str, str]) -> Application:
@@ -114,4 +122,5 @@ def app_builder(args: dict[str, str]) -> Application:
     path = args.get("config")
     config = load_config(path, CloudConfig) if path else CloudConfig()
     bridge = str(args.get("bridge", "true")).lower() not in ("0", "false", "no")
-    return build_app(config, with_bridge=bridge)
+    insecure_dev = str(args.get("insecure_dev", "false")).lower() in ("1", "true", "yes")
+    return build_app(config, with_bridge=bridge, insecure_dev=insecure_dev)

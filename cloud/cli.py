@@ -29,7 +29,11 @@ def _up(args: argparse.Namespace) -> int:
 
     config = _config(args.config)
     cloud = LocalCloud(
-        config, num_cpus=args.num_cpus, with_bridge=not args.no_bridge, host=args.host
+        config,
+        num_cpus=args.num_cpus,
+        with_bridge=not args.no_bridge,
+        host=args.host,
+        insecure_dev=args.insecure_dev,
     )
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):  # both stop cleanly, also when run in background
@@ -109,6 +113,13 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     up.add_argument("--host", default="127.0.0.1", help="HTTP bind address (0.0.0.0 for all)")
     up.add_argument(
         "--no-bridge", action="store_true", help="do not start the MQTT bridge (no broker needed)"
+    )
+    up.add_argument(
+        "--insecure-dev",
+        action="store_true",
+        help="development only: serve the HTTP API with no API keys (every route open); "
+        "without it the tier refuses to start unless EDGEWARD_CLOUD_API_KEY_FILE or "
+        "EDGEWARD_CLOUD_API_KEYS is set",
     )
     up.set_defaults(handler=_up)
     st = cmds.add_parser(

@@ -47,7 +47,7 @@ from cloud.store import (
 from shared.config import CloudConfig
 from shared.errors import EdgewardError
 from shared.proto import edgeward_pb2 as pb
-from shared.security.apikeys import KEY_FILE_ENV, KEYS_ENV, ApiKeys, Principal
+from shared.security.apikeys import KEY_FILE_ENV, KEYS_ENV, Principal, required_keys
 
 log = logging.getLogger("ray.serve")
 READY_TIMEOUT_S = 5.0
@@ -130,16 +130,17 @@ class Ingress:
         config: dict[str, Any],
         bridge: DeploymentHandle | None = None,
     ) -> None:
+        insecure_dev: bool = False,
         self.config = CloudConfig.model_validate(config)
         self.grader = grader
         self.bridge = bridge
         self.store = SqliteStore(self.config.data_dir)
         self.access = AccessLog(self.config.data_dir)
-        self.keys = ApiKeys.from_env()
+        self.keys = required_keys(insecure_dev)
         if self.keys is None:
             log.warning(
-                "cloud HTTP ingress: no API keys (%s / %s unset): every route is open; "
-                "development only",
+                "cloud HTTP ingress: INSECURE DEVELOPMENT MODE, no API keys (%s / %s unset): "
+                "every route is open",
                 KEY_FILE_ENV,
                 KEYS_ENV,
             )

@@ -14,6 +14,7 @@ from typing import Any
 
 from shared.config import CloudConfig
 from shared.errors import EdgewardError
+from shared.security.apikeys import required_keys
 
 log = logging.getLogger(__name__)
 
@@ -28,6 +29,7 @@ class LocalCloud:
     host: str = "127.0.0.1"
     namespace: str = "edgeward"
     log_to_driver: bool = True  # replica logs on this process's stderr (off for benchmarks)
+    insecure_dev: bool = False  # no API keys, every HTTP route open: development only
 
     def __post_init__(self) -> None:
         self.ray_dir: Path | None = None
@@ -47,6 +49,7 @@ class LocalCloud:
 
         from cloud.app import APP_NAME, build_app, grpc_options, http_options
 
+        required_keys(self.insecure_dev)  # refuse an open ingress before Ray starts
         if ray.is_initialized():
             raise EdgewardError("Ray is already running in this process; stop it first")
         started = time.monotonic()
@@ -61,7 +64,9 @@ class LocalCloud:
                 grpc_options=grpc_options(self.config),
             )
             self.handle = serve.run(
-                build_app(self.config, with_bridge=self.with_bridge),
+                build_app(
+                    self.config, with_bridge=self.with_bridge, insecure_dev=self.insecure_dev
+                ),
                 name=APP_NAME,
                 route_prefix="/",
             )

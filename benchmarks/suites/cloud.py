@@ -181,6 +181,7 @@ def run_cloud(run: BenchRun, plan: CloudPlan) -> None:
             with_bridge=False,
             namespace=f"edgeward-bench-{uuid.uuid4().hex[:8]}",
             log_to_driver=False,  # replica logs stay in the Ray session dir, not over the bar
+            insecure_dev=True,  # loopback only, for the duration of the bench
         )
         try:
             cloud.start()

@@ -4,6 +4,9 @@ Keys come from the environment, never from a config file in the repository:
   EDGEWARD_CLOUD_API_KEY_FILE  a file of `ROLE NAME sha256:HEX` lines (only hashes on disk;
                                `edgeward certs api-key` prints a key and its line)
   EDGEWARD_CLOUD_API_KEYS      `ROLE:NAME:KEY,...` for development; hashed when read
+With neither set, the ingress refuses to start unless development mode is asked for explicitly
+(`edgeward cloud up --insecure-dev`, or EDGEWARD_CLOUD_INSECURE_DEV=1 for `serve run`), so a
+cloud never runs open by accident.
 A key is 32 random bytes, so a plain SHA-256 is enough: there is nothing to brute-force.
 """
 
@@ -20,6 +23,7 @@ from shared.errors import ConfigError
 
 KEY_FILE_ENV = "EDGEWARD_CLOUD_API_KEY_FILE"
 KEYS_ENV = "EDGEWARD_CLOUD_API_KEYS"
+INSECURE_DEV_ENV = "EDGEWARD_CLOUD_INSECURE_DEV"
 Role = Literal["site", "reviewer", "admin"]
 ROLES: tuple[Role, ...] = ("site", "reviewer", "admin")
 
@@ -99,6 +103,31 @@ class ApiKeys:
         by_hash = cls.parse_file(Path(path)) if path else {}
         by_hash |= cls.parse_env(inline) if inline else {}
         return cls(by_hash)
+
+
+class NoApiKeysError(ConfigError):
+    """No API keys and no explicit development mode: the ingress would be open to anyone."""
+
+
+def insecure_dev_from_env() -> bool:
+    return os.environ.get(INSECURE_DEV_ENV, "").strip().lower() in ("1", "true", "yes")
+
+
+def required_keys(insecure_dev: bool = False) -> ApiKeys | None:
+    """The configured keys; None (every route open) only in explicit development mode.
+
+    Raises NoApiKeysError naming what to set when there are no keys and no development mode.
+    """
+    keys = ApiKeys.from_env()
+    if keys is not None or insecure_dev or insecure_dev_from_env():
+        return keys
+    raise NoApiKeysError(
+        f"the cloud HTTP ingress has no API keys, so it would be open to anyone: set "
+        f"{KEY_FILE_ENV} to a file of key hashes (make keys with `edgeward certs api-key site "
+        f"SITE`, `... reviewer NAME`, `... admin NAME`) or {KEYS_ENV}=ROLE:NAME:KEY,...; for "
+        f"development on one machine only, start it with `edgeward cloud up --insecure-dev` "
+        f"(or {INSECURE_DEV_ENV}=1)"
+    )
 
 
 def new_key(role: str, name: str) -> tuple[str, str]:

@@ -44,7 +44,11 @@ def test_concurrent_grades_on_postgres_each_keep_exactly_one_review_case(
         )
         scan_ids = [f"pg-{uuid.uuid4().hex[:10]}" for _ in range(SCANS)]
         with LocalCloud(
-            config, num_cpus=2, with_bridge=False, namespace=f"edgeward-pg-{uuid.uuid4().hex[:8]}"
+            config,
+            num_cpus=2,
+            with_bridge=False,
+            namespace=f"edgeward-pg-{uuid.uuid4().hex[:8]}",
+            insecure_dev=True,  # about the store; keys: test_cloud_ingress_access
         ) as cloud:
 
             def post(scan_id: str) -> int:

@@ -226,3 +226,16 @@ def test_key_file_holds_only_hashes(tmp_path: Path, monkeypatch: pytest.MonkeyPa
     path.write_text("site clinic-a 1234\n")
     with pytest.raises(Exception, match=r"keys:1: expected `ROLE NAME sha256:<64 hex>`"):
         ApiKeys.from_env()
+
+
+def test_a_replica_without_keys_refuses_to_serve_unless_insecure_dev(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from shared.security.apikeys import INSECURE_DEV_ENV, NoApiKeysError
+
+    for name in (KEYS_ENV, KEY_FILE_ENV, INSECURE_DEV_ENV):
+        monkeypatch.delenv(name, raising=False)
+    with pytest.raises(NoApiKeysError, match="--insecure-dev"):
+        _ingress(tmp_path / "closed")
+    monkeypatch.setenv(INSECURE_DEV_ENV, "1")  # what `serve run` operators set for development
+    assert _ingress(tmp_path / "dev").keys is None
