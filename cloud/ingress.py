@@ -129,8 +129,8 @@ class Ingress:
         grader: DeploymentHandle,
         config: dict[str, Any],
         bridge: DeploymentHandle | None = None,
-    ) -> None:
         insecure_dev: bool = False,
+    ) -> None:
         self.config = CloudConfig.model_validate(config)
         self.grader = grader
         self.bridge = bridge
