@@ -14,8 +14,6 @@ from __future__ import annotations
 
 import os
 import time
-import uuid
-from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -23,60 +21,25 @@ from sqlalchemy import Connection, Engine, create_engine, event, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, OperationalError
 
+from cloud.store_cases import (
+    REVIEW_LABELS,
+    DecisionConflictError,
+    DecisionError,
+    EdgeFindings,
+    ReviewCase,
+    ReviewCaseTable,
+    UnknownCaseError,
+)
 from cloud.store_migrations import migrate
 from shared.errors import EdgewardError
 from shared.proto import edgeward_pb2 as pb
 
 DB_NAME = "cloud.sqlite3"
 DATABASE_URL_ENV = "EDGEWARD_DATABASE_URL"
-REVIEW_LABELS = ("grade0", "grade1", "grade2", "grade3", "grade4", "ungradable")
 
 
 class StoreConfigError(EdgewardError):
     """The database URL cannot be used (bad form, unsupported database, unreachable)."""
-
-
-class UnknownCaseError(EdgewardError):
-    """A review case id that the queue does not hold."""
-
-
-class DecisionError(EdgewardError):
-    """A reviewer decision that cannot be stored as given (bad label, no reviewer)."""
-
-
-class DecisionConflictError(DecisionError):
-    """The case was already decided with a different label."""
-
-
-@dataclass(frozen=True)
-class ReviewCase:
-    """A scan a person must look at, with everything they need to decide."""
-
-    scan_id: str
-    site_id: str
-    reason: str
-    edge_verdict: str
-    cloud_verdict: str
-    referable_probability: float
-    confidence: float
-    model_version: str
-    image: bytes
-    content_type: str
-    heatmap_png: bytes
-    case_id: str = field(default_factory=lambda: uuid.uuid4().hex)
-    created_at: float = field(default_factory=time.time)
-    status: str = "open"
-    label: str | None = None
-    reviewer: str | None = None
-    note: str | None = None
-    decided_at: float | None = None
-
-    def summary(self) -> dict[str, Any]:
-        """The case without its image bytes (for listings)."""
-        data = asdict(self)
-        data.pop("image")
-        data.pop("heatmap_png")
-        return data
 
 
 class ResultStore(Protocol):
@@ -170,14 +133,7 @@ def _engine(url: str) -> Engine:
     )
 
 
-def _case(row: Any) -> ReviewCase:
-    data = dict(row._mapping)
-    data["image"] = bytes(data["image"])
-    data["heatmap_png"] = bytes(data["heatmap_png"])
-    return ReviewCase(**data)
-
-
-class CloudStore:
+class CloudStore(ReviewCaseTable):
     """ResultStore, ReviewQueue and NodeTable on one database (SQLite or PostgreSQL)."""
 
     def __init__(self, data_dir: Path | str, url: str | None = None) -> None:
@@ -200,11 +156,20 @@ class CloudStore:
 
     # ---- results ----
     def get(self, scan_id: str) -> pb.GradeResult | None:
+        """The stored result, with the reviewer's decision once its case is decided: that is
+        the final word, which the gateway fetches (GetResult) to report to its PACS."""
         with self.engine.connect() as conn:
             row = conn.execute(
                 text("SELECT result FROM results WHERE scan_id = :s"), {"s": scan_id}
             ).first()
-        return None if row is None else pb.GradeResult.FromString(bytes(row[0]))
+        if row is None:
+            return None
+        result = pb.GradeResult.FromString(bytes(row[0]))
+        if result.needs_review:
+            review = self.review_decision(scan_id)
+            if review is not None:
+                result.review.CopyFrom(review)
+        return result
 
     def put_if_absent(self, result: pb.GradeResult, site_id: str) -> tuple[pb.GradeResult, bool]:
         return self.record(result, site_id, None)
@@ -247,19 +212,6 @@ class CloudStore:
         )
         return cur.rowcount == 1
 
-    @staticmethod
-    def _insert_case(conn: Connection, case: ReviewCase) -> None:
-        names = [f.name for f in fields(ReviewCase)]
-        columns = ", ".join(names)
-        marks = ", ".join(f":{c}" for c in names)
-        conn.execute(
-            text(
-                f"INSERT INTO review_cases ({columns}) VALUES ({marks}) "
-                "ON CONFLICT (scan_id) DO NOTHING"
-            ),
-            asdict(case),
-        )
-
     def count(self) -> int:
         with self.engine.connect() as conn:
             return int(conn.execute(text("SELECT COUNT(*) FROM results")).scalar_one())
@@ -301,81 +253,6 @@ class CloudStore:
             ).first()
         return None if row is None else (str(row[0]), float(row[1]))
 
-    # ---- review queue ----
-    def enqueue(self, case: ReviewCase) -> ReviewCase:
-        with self.engine.begin() as conn:
-            self._insert_case(conn, case)
-            row = conn.execute(
-                text("SELECT * FROM review_cases WHERE scan_id = :s"), {"s": case.scan_id}
-            ).first()
-        assert row is not None  # inserted now or before
-        return _case(row)
-
-    def cases(self, status: str | None = "open", limit: int = 100) -> list[ReviewCase]:
-        query = "SELECT * FROM review_cases"
-        args: dict[str, Any] = {"limit": limit}
-        if status is not None:
-            query += " WHERE status = :status"
-            args["status"] = status
-        query += " ORDER BY created_at LIMIT :limit"
-        with self.engine.connect() as conn:
-            rows = conn.execute(text(query), args).fetchall()
-        return [_case(r) for r in rows]
-
-    def case(self, case_id: str) -> ReviewCase:
-        with self.engine.connect() as conn:
-            row = conn.execute(
-                text("SELECT * FROM review_cases WHERE case_id = :c"), {"c": case_id}
-            ).first()
-        if row is None:
-            raise UnknownCaseError(
-                f"review case {case_id!r} does not exist; list open cases with GET /v1/review"
-            )
-        return _case(row)
-
-    def decide(self, case_id: str, label: str, reviewer: str, note: str = "") -> ReviewCase:
-        if label not in REVIEW_LABELS:
-            raise DecisionError(
-                f"review case {case_id}: label {label!r} is not one of {', '.join(REVIEW_LABELS)}"
-            )
-        if not reviewer.strip():
-            raise DecisionError(f"review case {case_id}: reviewer is empty; say who decided")
-        with self.engine.begin() as conn:
-            # One statement decides or re-confirms: two reviewers racing cannot both win.
-            cur = conn.execute(
-                text(
-                    "UPDATE review_cases SET status = 'decided', label = :label, "
-                    "reviewer = :reviewer, note = :note, decided_at = COALESCE(decided_at, :t) "
-                    "WHERE case_id = :c AND (status = 'open' OR label = :label)"
-                ),
-                {
-                    "label": label,
-                    "reviewer": reviewer,
-                    "note": note,
-                    "t": time.time(),
-                    "c": case_id,
-                },
-            )
-            changed = cur.rowcount == 1
-        case = self.case(case_id)  # raises UnknownCaseError for an unknown id
-        if not changed:
-            raise DecisionConflictError(
-                f"review case {case_id} was already decided as {case.label!r} by {case.reviewer}; "
-                "a different label needs a new case"
-            )
-        return case
-
-    def labels(self) -> list[dict[str, Any]]:
-        """Reviewer labels for retraining: scan, label, the model it corrects."""
-        with self.engine.connect() as conn:
-            rows = conn.execute(
-                text(
-                    "SELECT scan_id, site_id, label, model_version, cloud_verdict, decided_at "
-                    "FROM review_cases WHERE status = 'decided' ORDER BY decided_at"
-                )
-            ).fetchall()
-        return [dict(r._mapping) for r in rows]
-
     # ---- nodes ----
     def upsert(
         self,
@@ -413,6 +290,18 @@ class CloudStore:
             rows = conn.execute(text("SELECT * FROM nodes ORDER BY node_id")).fetchall()
         return [dict(r._mapping) for r in rows]
 
+
+__all__ = [
+    "REVIEW_LABELS",
+    "CloudStore",
+    "DecisionConflictError",
+    "DecisionError",
+    "EdgeFindings",
+    "ReviewCase",
+    "SqliteStore",
+    "StoreConfigError",
+    "UnknownCaseError",
+]
 
 # The name the ingress, bridge and flywheel still import; it opens whichever database is
 # configured (SQLite in data_dir unless EDGEWARD_DATABASE_URL names another).

@@ -151,6 +151,11 @@ MIGRATIONS: tuple[Migration, ...] = (
             ),
         ),
     ),
+    Migration(
+        5,
+        "review cases carry the edge's findings (quality findings, OOD scores) as JSON",
+        ("ALTER TABLE review_cases ADD COLUMN edge_findings TEXT",),
+    ),
 )
 
 _TYPES = {

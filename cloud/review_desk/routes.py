@@ -161,6 +161,7 @@ def create_desk_app(desk: ReviewDesk) -> FastAPI:
             case=case,
             result=result,
             edge=desk.records.edge_event(case.scan_id),
+            findings=case.edge_findings,
             trail=desk.records.trail(case_id),
             second=desk.records.second_opinion(case_id),
             error=error,

@@ -49,6 +49,7 @@ class ScanOutcome:
             "laterality": self.laterality,
             "patient_id": self.patient_id,
             "referable_probability": self.referable_probability,
+            "measures": dict(self.measures),  # the reviewer sees them (edge/clinic/upload.py)
         }
 
 

@@ -34,6 +34,18 @@ log = logging.getLogger(__name__)
 
 PREPARING = "preparing"  # cloud state of a gradable scan whose copy is not made yet
 CopyMaker = Callable[[bytes, str | None, str | None], tuple[bytes, str]]
+# Score names the OOD guard writes into the outcome's measures (edge/clinic/ood.py): the rest
+# are the quality checks' measures and the quality net's score.
+OOD_SUFFIXES = ("_energy", "_mahalanobis")
+
+
+def split_measures(measures: dict[str, float]) -> tuple[dict[str, float], dict[str, float]]:
+    """(quality measures, OOD scores) of one outcome's measures."""
+    quality: dict[str, float] = {}
+    ood: dict[str, float] = {}
+    for name, value in measures.items():
+        (ood if name.endswith(OOD_SUFFIXES) else quality)[name] = float(value)
+    return quality, ood
 
 
 class UploadRefusedError(Exception):
@@ -126,9 +138,9 @@ class UploadWorker:
                 ScanStore.set_cloud(conn, scan_id, "not_sent", None, str(exc))
             log.warning("scan %s: not sent to the cloud: %s", scan_id, exc)
             return
-        request = self._grade_request(record, body, content_type)
         # From the DICOM header when there is one, else from the upload's metadata.
         patient = record.outcome["patient_id"] or record.metadata.get("patient_id")
+        request = self._grade_request(record, body, content_type, patient)
         meta = {"scan_id": record.scan_id}
         if patient:
             meta["patient_ref"] = self.pseudonyms.patient(patient)
@@ -137,8 +149,22 @@ class UploadWorker:
             Outbox.put(conn, CLOUD, record.scan_id, request.SerializeToString(), meta)
         self._cloud_notify()
 
-    def _grade_request(self, record: ScanRecord, body: bytes, content_type: str) -> pb.GradeRequest:
+    def _grade_request(
+        self, record: ScanRecord, body: bytes, content_type: str, patient: str | None
+    ) -> pb.GradeRequest:
         outcome = record.outcome
+        quality, ood = split_measures(dict(outcome.get("measures") or {}))
+        p_ref = outcome["referable_probability"]
+        # Reasons may name the scan, its file or the patient: what leaves names none of them.
+        reasons = [
+            self.pseudonyms.redact(
+                str(r).replace(record.scan_id, record.cloud_id),
+                patient,
+                record.metadata.get("patient_id"),
+                record.filename,
+            )
+            for r in outcome.get("reasons") or []
+        ]
         return pb.GradeRequest(
             scan_id=record.cloud_id,
             image=body,
@@ -147,8 +173,13 @@ class UploadWorker:
             request_id=f"{self.config.gateway_id}:{record.cloud_id}",
             edge=pb.EdgeVerdict(
                 verdict=str(outcome["verdict"]),
-                referable_probability=float(outcome["referable_probability"] or 0.0),
+                referable_probability=float(p_ref or 0.0),
                 model_versions=dict(outcome["model_versions"]),
+                reasons=reasons,
+                codes=[str(c) for c in outcome.get("codes") or []],
+                quality_scores=quality,
+                ood_scores=ood,
+                has_referable_probability=p_ref is not None,
             ),
             laterality=outcome["laterality"] or record.metadata.get("laterality", ""),
         )

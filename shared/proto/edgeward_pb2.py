@@ -24,7 +24,7 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1bshared/proto/edgeward.proto\x12\x0b\x65\x64geward.v1\"\xbe\x01\n\nScanUpload\x12\x0f\n\x07scan_id\x18\x01 \x01(\t\x12\r\n\x05image\x18\x02 \x01(\x0c\x12\x14\n\x0c\x63ontent_type\x18\x03 \x01(\t\x12\x10\n\x08\x66ilename\x18\x04 \x01(\t\x12\x37\n\x08metadata\x18\x05 \x03(\x0b\x32%.edgeward.v1.ScanUpload.MetadataEntry\x1a/\n\rMetadataEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\".\n\x0bScanReceipt\x12\x0f\n\x07scan_id\x18\x01 \x01(\t\x12\x0e\n\x06status\x18\x02 \x01(\t\"\x1c\n\tScanQuery\x12\x0f\n\x07scan_id\x18\x01 \x01(\t\"n\n\nScanStatus\x12\x0f\n\x07scan_id\x18\x01 \x01(\t\x12\x0f\n\x07verdict\x18\x02 \x01(\t\x12\x0f\n\x07reasons\x18\x03 \x03(\t\x12\x12\n\nconfidence\x18\x04 \x01(\x02\x12\x19\n\x11\x63loud_result_json\x18\x05 \x01(\t\"\xb8\x01\n\x0b\x45\x64geVerdict\x12\x0f\n\x07verdict\x18\x01 \x01(\t\x12\x1d\n\x15referable_probability\x18\x02 \x01(\x02\x12\x43\n\x0emodel_versions\x18\x03 \x03(\x0b\x32+.edgeward.v1.EdgeVerdict.ModelVersionsEntry\x1a\x34\n\x12ModelVersionsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"\xb7\x01\n\x0cGradeRequest\x12\x0f\n\x07scan_id\x18\x01 \x01(\t\x12\r\n\x05image\x18\x02 \x01(\x0c\x12\x14\n\x0c\x63ontent_type\x18\x03 \x01(\t\x12\x0f\n\x07site_id\x18\x04 \x01(\t\x12\x12\n\nrequest_id\x18\x05 \x01(\t\x12\x10\n\x08model_id\x18\x06 \x01(\t\x12&\n\x04\x65\x64ge\x18\x07 \x01(\x0b\x32\x18.edgeward.v1.EdgeVerdict\x12\x12\n\nlaterality\x18\x08 \x01(\t\"L\n\x06Region\x12\t\n\x01x\x18\x01 \x01(\x05\x12\t\n\x01y\x18\x02 \x01(\x05\x12\r\n\x05width\x18\x03 \x01(\x05\x12\x0e\n\x06height\x18\x04 \x01(\x05\x12\r\n\x05score\x18\x05 \x01(\x02\"\xfe\x02\n\x0bGradeResult\x12\x0f\n\x07scan_id\x18\x01 \x01(\t\x12\x1b\n\x13grade_probabilities\x18\x02 \x03(\x02\x12\x1d\n\x15referable_probability\x18\x03 \x01(\x02\x12\x12\n\nconfidence\x18\x04 \x01(\x02\x12\x15\n\rmodel_version\x18\x05 \x01(\t\x12\x0f\n\x07verdict\x18\x06 \x01(\t\x12\x13\n\x0bheatmap_png\x18\x07 \x01(\x0c\x12$\n\x07regions\x18\x08 \x03(\x0b\x32\x13.edgeward.v1.Region\x12\x14\n\x0cneeds_review\x18\t \x01(\x08\x12\x15\n\rreview_reason\x18\n \x01(\t\x12\x12\n\nrequest_id\x18\x0b \x01(\t\x12\x39\n\ttimings_s\x18\x0c \x03(\x0b\x32&.edgeward.v1.GradeResult.TimingsSEntry\x1a/\n\rTimingsSEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x01:\x02\x38\x01\"\x1e\n\x0bResultQuery\x12\x0f\n\x07scan_id\x18\x01 \x01(\t2\x88\x01\n\rClinicGateway\x12;\n\x06Submit\x12\x17.edgeward.v1.ScanUpload\x1a\x18.edgeward.v1.ScanReceipt\x12:\n\x07GetScan\x12\x16.edgeward.v1.ScanQuery\x1a\x17.edgeward.v1.ScanStatus2\x8c\x01\n\x0b\x43loudGrader\x12<\n\x05Grade\x12\x19.edgeward.v1.GradeRequest\x1a\x18.edgeward.v1.GradeResult\x12?\n\tGetResult\x12\x18.edgeward.v1.ResultQuery\x1a\x18.edgeward.v1.GradeResultb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1bshared/proto/edgeward.proto\x12\x0b\x65\x64geward.v1\"\xbe\x01\n\nScanUpload\x12\x0f\n\x07scan_id\x18\x01 \x01(\t\x12\r\n\x05image\x18\x02 \x01(\x0c\x12\x14\n\x0c\x63ontent_type\x18\x03 \x01(\t\x12\x10\n\x08\x66ilename\x18\x04 \x01(\t\x12\x37\n\x08metadata\x18\x05 \x03(\x0b\x32%.edgeward.v1.ScanUpload.MetadataEntry\x1a/\n\rMetadataEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\".\n\x0bScanReceipt\x12\x0f\n\x07scan_id\x18\x01 \x01(\t\x12\x0e\n\x06status\x18\x02 \x01(\t\"\x1c\n\tScanQuery\x12\x0f\n\x07scan_id\x18\x01 \x01(\t\"n\n\nScanStatus\x12\x0f\n\x07scan_id\x18\x01 \x01(\t\x12\x0f\n\x07verdict\x18\x02 \x01(\t\x12\x0f\n\x07reasons\x18\x03 \x03(\t\x12\x12\n\nconfidence\x18\x04 \x01(\x02\x12\x19\n\x11\x63loud_result_json\x18\x05 \x01(\t\"\xe5\x03\n\x0b\x45\x64geVerdict\x12\x0f\n\x07verdict\x18\x01 \x01(\t\x12\x1d\n\x15referable_probability\x18\x02 \x01(\x02\x12\x43\n\x0emodel_versions\x18\x03 \x03(\x0b\x32+.edgeward.v1.EdgeVerdict.ModelVersionsEntry\x12\x0f\n\x07reasons\x18\x04 \x03(\t\x12\r\n\x05\x63odes\x18\x05 \x03(\t\x12\x43\n\x0equality_scores\x18\x06 \x03(\x0b\x32+.edgeward.v1.EdgeVerdict.QualityScoresEntry\x12;\n\nood_scores\x18\x07 \x03(\x0b\x32\'.edgeward.v1.EdgeVerdict.OodScoresEntry\x12!\n\x19has_referable_probability\x18\x08 \x01(\x08\x1a\x34\n\x12ModelVersionsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\x1a\x34\n\x12QualityScoresEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x01:\x02\x38\x01\x1a\x30\n\x0eOodScoresEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x01:\x02\x38\x01\"\xb7\x01\n\x0cGradeRequest\x12\x0f\n\x07scan_id\x18\x01 \x01(\t\x12\r\n\x05image\x18\x02 \x01(\x0c\x12\x14\n\x0c\x63ontent_type\x18\x03 \x01(\t\x12\x0f\n\x07site_id\x18\x04 \x01(\t\x12\x12\n\nrequest_id\x18\x05 \x01(\t\x12\x10\n\x08model_id\x18\x06 \x01(\t\x12&\n\x04\x65\x64ge\x18\x07 \x01(\x0b\x32\x18.edgeward.v1.EdgeVerdict\x12\x12\n\nlaterality\x18\x08 \x01(\t\"L\n\x06Region\x12\t\n\x01x\x18\x01 \x01(\x05\x12\t\n\x01y\x18\x02 \x01(\x05\x12\r\n\x05width\x18\x03 \x01(\x05\x12\x0e\n\x06height\x18\x04 \x01(\x05\x12\r\n\x05score\x18\x05 \x01(\x02\"\xab\x03\n\x0bGradeResult\x12\x0f\n\x07scan_id\x18\x01 \x01(\t\x12\x1b\n\x13grade_probabilities\x18\x02 \x03(\x02\x12\x1d\n\x15referable_probability\x18\x03 \x01(\x02\x12\x12\n\nconfidence\x18\x04 \x01(\x02\x12\x15\n\rmodel_version\x18\x05 \x01(\t\x12\x0f\n\x07verdict\x18\x06 \x01(\t\x12\x13\n\x0bheatmap_png\x18\x07 \x01(\x0c\x12$\n\x07regions\x18\x08 \x03(\x0b\x32\x13.edgeward.v1.Region\x12\x14\n\x0cneeds_review\x18\t \x01(\x08\x12\x15\n\rreview_reason\x18\n \x01(\t\x12\x12\n\nrequest_id\x18\x0b \x01(\t\x12\x39\n\ttimings_s\x18\x0c \x03(\x0b\x32&.edgeward.v1.GradeResult.TimingsSEntry\x12+\n\x06review\x18\r \x01(\x0b\x32\x1b.edgeward.v1.ReviewDecision\x1a/\n\rTimingsSEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x01:\x02\x38\x01\"\x9a\x01\n\x0eReviewDecision\x12\x0f\n\x07\x63\x61se_id\x18\x01 \x01(\t\x12\x0f\n\x07outcome\x18\x02 \x01(\t\x12\r\n\x05label\x18\x03 \x01(\t\x12\x10\n\x08reviewer\x18\x04 \x01(\t\x12\x0c\n\x04role\x18\x05 \x01(\t\x12\x0c\n\x04note\x18\x06 \x01(\t\x12\x12\n\ndecided_at\x18\x07 \x01(\x01\x12\x15\n\rmodel_version\x18\x08 \x01(\t\"\x1e\n\x0bResultQuery\x12\x0f\n\x07scan_id\x18\x01 \x01(\t2\x88\x01\n\rClinicGateway\x12;\n\x06Submit\x12\x17.edgeward.v1.ScanUpload\x1a\x18.edgeward.v1.ScanReceipt\x12:\n\x07GetScan\x12\x16.edgeward.v1.ScanQuery\x1a\x17.edgeward.v1.ScanStatus2\x8c\x01\n\x0b\x43loudGrader\x12<\n\x05Grade\x12\x19.edgeward.v1.GradeRequest\x1a\x18.edgeward.v1.GradeResult\x12?\n\tGetResult\x12\x18.edgeward.v1.ResultQuery\x1a\x18.edgeward.v1.GradeResultb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -35,6 +35,10 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_SCANUPLOAD_METADATAENTRY']._serialized_options = b'8\001'
   _globals['_EDGEVERDICT_MODELVERSIONSENTRY']._loaded_options = None
   _globals['_EDGEVERDICT_MODELVERSIONSENTRY']._serialized_options = b'8\001'
+  _globals['_EDGEVERDICT_QUALITYSCORESENTRY']._loaded_options = None
+  _globals['_EDGEVERDICT_QUALITYSCORESENTRY']._serialized_options = b'8\001'
+  _globals['_EDGEVERDICT_OODSCORESENTRY']._loaded_options = None
+  _globals['_EDGEVERDICT_OODSCORESENTRY']._serialized_options = b'8\001'
   _globals['_GRADERESULT_TIMINGSSENTRY']._loaded_options = None
   _globals['_GRADERESULT_TIMINGSSENTRY']._serialized_options = b'8\001'
   _globals['_SCANUPLOAD']._serialized_start=45
@@ -48,21 +52,27 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_SCANSTATUS']._serialized_start=315
   _globals['_SCANSTATUS']._serialized_end=425
   _globals['_EDGEVERDICT']._serialized_start=428
-  _globals['_EDGEVERDICT']._serialized_end=612
-  _globals['_EDGEVERDICT_MODELVERSIONSENTRY']._serialized_start=560
-  _globals['_EDGEVERDICT_MODELVERSIONSENTRY']._serialized_end=612
-  _globals['_GRADEREQUEST']._serialized_start=615
-  _globals['_GRADEREQUEST']._serialized_end=798
-  _globals['_REGION']._serialized_start=800
-  _globals['_REGION']._serialized_end=876
-  _globals['_GRADERESULT']._serialized_start=879
-  _globals['_GRADERESULT']._serialized_end=1261
-  _globals['_GRADERESULT_TIMINGSSENTRY']._serialized_start=1214
-  _globals['_GRADERESULT_TIMINGSSENTRY']._serialized_end=1261
-  _globals['_RESULTQUERY']._serialized_start=1263
-  _globals['_RESULTQUERY']._serialized_end=1293
-  _globals['_CLINICGATEWAY']._serialized_start=1296
-  _globals['_CLINICGATEWAY']._serialized_end=1432
-  _globals['_CLOUDGRADER']._serialized_start=1435
-  _globals['_CLOUDGRADER']._serialized_end=1575
+  _globals['_EDGEVERDICT']._serialized_end=913
+  _globals['_EDGEVERDICT_MODELVERSIONSENTRY']._serialized_start=757
+  _globals['_EDGEVERDICT_MODELVERSIONSENTRY']._serialized_end=809
+  _globals['_EDGEVERDICT_QUALITYSCORESENTRY']._serialized_start=811
+  _globals['_EDGEVERDICT_QUALITYSCORESENTRY']._serialized_end=863
+  _globals['_EDGEVERDICT_OODSCORESENTRY']._serialized_start=865
+  _globals['_EDGEVERDICT_OODSCORESENTRY']._serialized_end=913
+  _globals['_GRADEREQUEST']._serialized_start=916
+  _globals['_GRADEREQUEST']._serialized_end=1099
+  _globals['_REGION']._serialized_start=1101
+  _globals['_REGION']._serialized_end=1177
+  _globals['_GRADERESULT']._serialized_start=1180
+  _globals['_GRADERESULT']._serialized_end=1607
+  _globals['_GRADERESULT_TIMINGSSENTRY']._serialized_start=1560
+  _globals['_GRADERESULT_TIMINGSSENTRY']._serialized_end=1607
+  _globals['_REVIEWDECISION']._serialized_start=1610
+  _globals['_REVIEWDECISION']._serialized_end=1764
+  _globals['_RESULTQUERY']._serialized_start=1766
+  _globals['_RESULTQUERY']._serialized_end=1796
+  _globals['_CLINICGATEWAY']._serialized_start=1799
+  _globals['_CLINICGATEWAY']._serialized_end=1935
+  _globals['_CLOUDGRADER']._serialized_start=1938
+  _globals['_CLOUDGRADER']._serialized_end=2078
 # @@protoc_insertion_point(module_scope)
