@@ -149,6 +149,7 @@ class Ingress:
             self._call_grader,
             tuple(self.config.review_band),  # type: ignore[arg-type]
             self.config.grader.model,
+            image_retention_days=self.config.image_retention_days,
         )
         bind_desk(self.store, self._label_to_grader)
 

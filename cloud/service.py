@@ -10,11 +10,12 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from cloud.decision import decide
-from cloud.decode import BadScanError, decode_scan, normalise_content_type
+from cloud.decode import BadScanError, decode_scan
 from cloud.grader import GradeFailure, GradeJob
 from cloud.grading import Grading
 from cloud.metrics import request_counter, request_seconds
 from cloud.model_loading import BadModelIdError, parse_model_id
+from cloud.retention import ImageRetention, review_image
 from cloud.store import CloudStore, ReviewCase
 from shared.errors import EdgewardError
 from shared.proto import edgeward_pb2 as pb
@@ -74,11 +75,15 @@ class GradingService:
         grade_call: GradeCall,
         review_band: tuple[float, float],
         default_model: str,
+        image_retention_days: float | None = None,
     ) -> None:
         self.store = store
         self.grade_call = grade_call
         self.review_band = review_band
         self.default_model = default_model
+        self.retention = (
+            ImageRetention(store, image_retention_days) if image_retention_days else None
+        )
 
     def result(self, scan_id: str) -> pb.GradeResult:
         check_scan_id(scan_id)
@@ -146,6 +151,8 @@ class GradingService:
             )  # the gateway's MQTT event, if it came first
             edge = recorded[0] if recorded else ""
         decision = decide(graded.referable_probability, graded.thresholds, self.review_band, edge)
+        # A case keeps decoded pixels only: an upload's DICOM tags or EXIF never reach the store.
+        kept, kept_type = review_image(image) if decision.needs_review else (b"", "")
         result = pb.GradeResult(
             scan_id=scan_id,
             grade_probabilities=graded.probabilities,
@@ -173,8 +180,8 @@ class GradingService:
                 referable_probability=graded.referable_probability,
                 confidence=decision.confidence,
                 model_version=graded.model_version,
-                image=inp.image,
-                content_type=normalise_content_type(inp.content_type),
+                image=kept,
+                content_type=kept_type,
                 heatmap_png=graded.heatmap_png,
             )
             if decision.needs_review
@@ -182,6 +189,8 @@ class GradingService:
         )
         # one transaction: a needs_review result is never stored without its case
         stored, created = self.store.record(result, inp.site_id, case)
+        if self.retention is not None:
+            self.retention.maybe_purge()
         log.info(
             "scan %s request_id=%s site=%s: %s (p_ref=%.3f, model %s%s)",
             scan_id,

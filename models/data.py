@@ -36,6 +36,9 @@ class DataRecipe:
     render_size: int = 320
     defect_rate: float = 0.35
     seed: int = 0
+    # share of scans photographed by a randomised real-camera family (sim.fundus.families);
+    # the rest stay as the twin's fleet renders them
+    family_rate: float = 0.6
 
     def split_range(self, split: str) -> range:
         starts = {"train": 0, "val": self.n_train, "test": self.n_train + self.n_val}

@@ -50,6 +50,13 @@ class CloudConfig(StrictModel):
         (0.2, 0.8), description="referable probabilities in this band go to a human"
     )
     mqtt: MqttSettings = Field(default_factory=MqttSettings)
+    image_retention_days: float = Field(
+        90.0,
+        gt=0,
+        le=3650,
+        description="days after its decision that a review case's image (decoded pixels only, "
+        "never the upload with its tags) and heatmap are deleted; open cases keep theirs",
+    )
 
     @model_validator(mode="after")
     def _band(self) -> CloudConfig:

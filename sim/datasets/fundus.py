@@ -15,22 +15,46 @@ from models.datasets import DatasetRequest, view_name
 from models.progress import bar
 from shared.preprocess import PreprocessSpec, resize_for_model
 from sim.datasets.code import source_key
+from sim.fundus.families import FAMILIES, HELD_OUT_FAMILY, photograph, randomised
 from sim.fundus.generator import GENERATOR_VERSION, generate_sample
 from sim.fundus.nonfundus import nonfundus_images
 
-_Job = tuple[int, int, int, float, tuple[PreprocessSpec, ...]]
+# seed, index, render size, defect rate, family rate, training split?, views
+_Job = tuple[int, int, int, float, float, bool, tuple[PreprocessSpec, ...]]
+MIN_FRAME = 400  # the smallest frame a camera family may have
+
+
+def _acquire(
+    seed: int, index: int, image: np.ndarray, camera: str, train: bool
+) -> tuple[np.ndarray, str]:
+    """The render photographed by a randomised camera family: (image, family name).
+
+    The training split never sees HELD_OUT_FAMILY; validation and test do, so calibration and
+    the OOD thresholds are fitted on a shifted camera. Its own random stream: the render, and
+    so every label, is the same with or without the family.
+    """
+    rng = np.random.default_rng([seed, index, 4343])
+    names = [n for n in FAMILIES if not (train and n == HELD_OUT_FAMILY)]
+    base = FAMILIES[names[int(rng.integers(len(names)))]]
+    side = image.shape[0]
+    frame = max(MIN_FRAME, round(side * rng.uniform(1.3, 2.0)))
+    return photograph(image, camera, randomised(base, rng, frame), rng), base.name
 
 
 def _render_one(job: _Job) -> dict[str, Any]:
-    seed, index, render_size, defect_rate, specs = job
+    seed, index, render_size, defect_rate, family_rate, train, specs = job
     sample = generate_sample(seed, index, size=render_size, defect_rate=defect_rate)
     lab = sample.labels
+    image, camera = sample.image_bgr, str(lab.camera)
+    # a share stays as the bare twin renders it (the fleet the demo and the tests photograph)
+    if np.random.default_rng([seed, index, 4242]).random() < family_rate:
+        image, camera = _acquire(seed, index, image, camera, train)
     return {
-        "views": {view_name(s): resize_for_model(sample.image_bgr, s) for s in specs},
+        "views": {view_name(s): resize_for_model(image, s) for s in specs},
         "grade": int(lab.grade),
         "referable": bool(lab.referable),
         "quality": QUALITY_CLASSES.index(lab.quality),
-        "camera": str(lab.camera),
+        "camera": camera,
         "pigmentation": str(lab.pigmentation),
         "laterality": str(lab.laterality),
         "defects": json.dumps(dict(lab.defects), sort_keys=True),
@@ -54,14 +78,25 @@ class FundusRenderer:
         return {
             "generator": "sim.fundus",
             "generator_version": str(GENERATOR_VERSION),
-            "code": source_key("sim.fundus.generator", "sim.fundus.nonfundus", __name__),
+            "code": source_key(
+                "sim.fundus.generator", "sim.fundus.families", "sim.fundus.nonfundus", __name__
+            ),
         }
 
     def render(self, request: DatasetRequest, *, workers: int) -> dict[str, np.ndarray]:
         recipe = DataRecipe(**request.params)
         total = recipe.n_train + recipe.n_val + recipe.n_test
+        train = recipe.split_range("train")
         jobs = [
-            (recipe.seed, i, recipe.render_size, recipe.defect_rate, request.views)
+            (
+                recipe.seed,
+                i,
+                recipe.render_size,
+                recipe.defect_rate,
+                recipe.family_rate,
+                i in train,
+                request.views,
+            )
             for i in range(total)
         ]
         rows = list(_rows(jobs, workers))

@@ -165,3 +165,46 @@ def photograph(
             raise EdgewardError(f"camera family {fam.name}: JPEG encoding failed")
         out = cv2.imdecode(buf, cv2.IMREAD_COLOR)
     return out
+
+
+# The family held out of the training split: validation and test see it, so temperature scaling
+# and the OOD thresholds are fitted on a camera the nets were not trained on (a shifted family).
+HELD_OUT_FAMILY = "handheld40"
+JPEG_LEVELS = (None, 70, 75, 80, 85, 90, 95)
+FIELDS: tuple[Field, ...] = ("circular", "notched", "cropped")
+
+
+def randomised(base: CameraFamily, rng: np.random.Generator, frame_max: int) -> CameraFamily:
+    """A camera like `base` with its settings drawn around it, its frame `frame_max` px long.
+
+    Training data draws one per scan (domain randomisation): the same maker's cameras differ in
+    flash setting, white balance, haze of the eye in front of them, field shape and the clinic's
+    JPEG level, so the nets must learn the retina rather than one family's look. The ranges span
+    the named families and a margin around them. The frame is scaled to `frame_max` (resolution
+    565-5,000 px is then a matter of how much detail the render carries, which is fixed).
+    """
+    aspect = base.width / base.height
+    field: Field = FIELDS[int(rng.integers(len(FIELDS)))]
+    fill = float(rng.uniform(1.05, 1.15)) if field == "cropped" else float(rng.uniform(0.85, 0.98))
+    if aspect < 1.2 and field == "cropped":  # a near-square frame is not cut at top and bottom
+        fill = float(rng.uniform(0.9, 0.98))
+    height = round(frame_max / max(aspect, 1.0))
+    # makers differ most in how much green they keep (yellow-orange vs red-brown fundi)
+    cast = np.asarray(base.cast_bgr) * rng.uniform((0.85, 0.9, 0.85), (1.2, 1.35, 1.1))
+    return CameraFamily(
+        name=base.name,
+        # rounding must not take a frame below the families' 400 px floor
+        width=max(400, round(height * aspect)),
+        height=max(400 if aspect < 1.0 else 1, height),
+        field_deg=float(np.clip(base.field_deg + rng.uniform(-8, 8), 30.0, 55.0)),
+        field=field,
+        field_fill=fill,
+        exposure=float(base.exposure * rng.uniform(0.8, 1.15)),
+        veil=float(np.clip(base.veil + rng.uniform(-0.25, 0.1), 0.05, 0.6)),
+        reflex=float(rng.uniform(0.0, 0.2)),
+        falloff=float(np.clip(base.falloff + rng.uniform(-0.15, 0.15), 0.05, 0.5)),
+        cast_bgr=(float(cast[0]), float(cast[1]), float(cast[2])),
+        noise=float(rng.uniform(0.004, 0.03)),
+        jpeg_quality=JPEG_LEVELS[int(rng.integers(len(JPEG_LEVELS)))],
+        text=bool(rng.random() < 0.4),
+    )

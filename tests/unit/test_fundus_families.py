@@ -10,7 +10,7 @@ import pytest
 
 from shared.errors import EdgewardError
 from sim.fundus.dataset import write_dataset
-from sim.fundus.families import FAMILIES, family, photograph
+from sim.fundus.families import FAMILIES, family, photograph, randomised
 from sim.fundus.generator import generate_sample
 from sim.fundus.realism import compare, folder_stats, ks_distance, write_report
 
@@ -50,6 +50,27 @@ def test_every_family_stays_within_the_issues_ranges():
         assert 565 <= max(fam.width, fam.height) <= 5000
     kinds = {f.field for f in FAMILIES.values()}
     assert kinds == {"circular", "notched", "cropped"}
+
+
+def test_randomised_families_keep_the_frame_and_stay_within_the_ranges(render):
+    seen_fields, seen_jpeg = set(), set()
+    for i in range(60):
+        base = FAMILIES[sorted(FAMILIES)[i % len(FAMILIES)]]
+        fam = randomised(base, np.random.default_rng(i), frame_max=400 + 10 * i)
+        assert abs(max(fam.width, fam.height) - (400 + 10 * i)) <= 1  # rounding of the aspect
+        assert (
+            min(fam.width, fam.height) >= 1
+            and abs(fam.width / fam.height - base.width / base.height) < 0.02
+        )
+        assert 30 <= fam.field_deg <= 55 and 0.05 <= fam.veil <= 0.6 and fam.noise <= 0.03
+        assert fam.name == base.name
+        seen_fields.add(fam.field)
+        seen_jpeg.add(fam.jpeg_quality)
+    assert seen_fields == {"circular", "notched", "cropped"} and None in seen_jpeg
+    again = randomised(FAMILIES["desk30"], np.random.default_rng(3), 500)
+    assert again == randomised(FAMILIES["desk30"], np.random.default_rng(3), 500)
+    out = photograph(render.image_bgr, render.labels.camera, again, np.random.default_rng(0))
+    assert out.shape == (again.height, again.width, 3)
 
 
 def test_unknown_family_is_refused_with_the_known_ones(tmp_path: Path):

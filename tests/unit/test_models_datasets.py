@@ -15,6 +15,8 @@ from models.data import DataRecipe, fundus_dataset, nonfundus, splits
 from models.datasets import DatasetRequest, ensure, find_renderer, view_name
 from shared.errors import EdgewardError
 from shared.preprocess import PreprocessSpec, resize_for_model
+from sim.datasets.fundus import _acquire
+from sim.fundus.families import FAMILY_NAMES, HELD_OUT_FAMILY
 from sim.fundus.generator import generate_sample
 
 REPO = Path(__file__).resolve().parents[2]
@@ -105,7 +107,7 @@ def test_the_fundus_renderer_is_registered_and_its_data_matches_the_generator(
 ) -> None:
     renderer = find_renderer("fundus")
     assert renderer is not None and renderer.generator()["generator"] == "sim.fundus"
-    recipe = DataRecipe(n_train=3, n_val=2, n_test=2, render_size=96, seed=5)
+    recipe = DataRecipe(n_train=3, n_val=2, n_test=2, render_size=96, seed=5, family_rate=0.0)
     spec = PreprocessSpec(size=48)
     dataset = fundus_dataset(recipe, [spec], tmp_path, workers=1)
     parts = splits(dataset, recipe, spec)
@@ -118,6 +120,32 @@ def test_the_fundus_renderer_is_registered_and_its_data_matches_the_generator(
     ood = nonfundus(dataset)
     assert ood and all(images.shape == (4, 96, 96, 3) for images in ood.values())
     assert dataset.snapshot["seed"] == 5 and len(dataset.snapshot["id"]) == 16
+
+
+def test_camera_families_change_the_pixels_not_the_labels_and_training_misses_one(
+    tmp_path: Path,
+) -> None:
+    recipe = DataRecipe(n_train=12, n_val=6, n_test=2, render_size=96, seed=2, family_rate=1.0)
+    spec = PreprocessSpec(size=48)
+    parts = splits(fundus_dataset(recipe, [spec], tmp_path, workers=1), recipe, spec)
+    for name, part in parts.items():
+        start = recipe.split_range(name).start
+        for i in range(len(part)):
+            sample = generate_sample(2, start + i, size=96, defect_rate=recipe.defect_rate)
+            assert part.grade[i] == sample.labels.grade  # the acquisition never moves a label
+            assert part.camera[i] in FAMILY_NAMES  # the family it was photographed by
+            assert not np.array_equal(part.images[i], resize_for_model(sample.image_bgr, spec))
+    assert HELD_OUT_FAMILY not in set(parts["train"].camera)
+
+
+def test_the_held_out_family_is_drawn_only_outside_the_training_split() -> None:
+    render = generate_sample(0, 0, size=96).image_bgr
+
+    def drawn(train: bool) -> set[str]:
+        return {_acquire(0, i, render, "topcon-nw8", train)[1] for i in range(40)}
+
+    assert drawn(train=False) == set(FAMILY_NAMES)  # 40 draws of 5 names (fixed seeds)
+    assert drawn(train=True) == set(FAMILY_NAMES) - {HELD_OUT_FAMILY}
 
 
 def test_counter_frames_come_from_the_registered_renderer_and_are_cached(tmp_path: Path) -> None:
