@@ -299,7 +299,13 @@ def test_review_queue_round_trip(cloud: Cloud):
     (case,) = [c for c in cases if c["scan_id"] == scan_id]
     assert (case["edge_verdict"], case["cloud_verdict"]) == (edge_call, cloud_call)
     full = cloud.http.get(f"/v1/review/{case['case_id']}").json()
-    assert base64.b64decode(full["image_b64"]) == png
+    # The case keeps the decoded pixels (re-encoded as PNG, no upload metadata), not the bytes.
+    kept = np.frombuffer(base64.b64decode(full["image_b64"]), np.uint8)
+    sent = np.frombuffer(png, np.uint8)
+    assert full["content_type"] == "image/png"
+    assert np.array_equal(
+        cv2.imdecode(kept, cv2.IMREAD_COLOR), cv2.imdecode(sent, cv2.IMREAD_COLOR)
+    )
     assert base64.b64decode(full["heatmap_png_b64"]) == base64.b64decode(body["heatmap_png"])
     bad = cloud.http.post(
         f"/v1/review/{case['case_id']}/decision", json={"label": "grade7", "reviewer": "dr-a"}
