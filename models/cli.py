@@ -9,6 +9,7 @@ import time
 from pathlib import Path
 
 from models.evaluate import add_evaluate_parser
+from models.importer.cli import add_import_parser
 from shared.errors import EdgewardError
 from shared.registry import STAGES, Registry
 
@@ -205,3 +206,4 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     t.set_defaults(handler=_trt)
 
     add_evaluate_parser(cmds)
+    add_import_parser(cmds)

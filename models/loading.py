@@ -13,6 +13,10 @@ from shared.registry import VerifiedModel
 def load_torch_module(verified: VerifiedModel) -> nn.Module:
     """Any registered model (fundus nets, the traffic counter) in eval mode."""
     manifest = verified.manifest
+    if isinstance(manifest.extra.get("imported"), dict):
+        from models.importer.grader import load_imported
+
+        return load_imported(verified)
     arch = manifest.extra.get("architecture")
     if not isinstance(arch, dict) or "name" not in arch:
         raise ModelRefusedError(

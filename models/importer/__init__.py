@@ -1,0 +1,1 @@
+"""`edgeward models import`: bring a model trained elsewhere under edgeward's checks."""
