@@ -34,6 +34,7 @@ from shared.config.base import secret_from_env
 from shared.config.clinic import ClinicGatewayConfig
 from shared.errors import EdgewardError
 from shared.monitoring.prediction_log import PredictionLog
+from shared.security.grpc_tls import TlsFiles
 
 if TYPE_CHECKING:
     from edge.clinic.model_update import ModelUpdater
@@ -139,8 +140,13 @@ class ClinicGateway:
             gateway_id=config.gateway_id,
             pseudonyms=self.pseudonyms,
         )
+        tls = config.cloud.tls
         self.uplink = CloudUplink(
-            config.cloud, self.outbox, self.results.cloud_result, self.results.cloud_rejected
+            config.cloud,
+            self.outbox,
+            self.results.cloud_result,
+            self.results.cloud_rejected,
+            tls=None if tls is None else TlsFiles(tls.ca_file, tls.cert_file, tls.key_file),
         )
         self._slot: PipelineSlot | None = None
         if pipeline is None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from shared.config.base import MqttSettings, StrictModel
 from shared.config.dicom import DicomSettings
@@ -51,8 +51,24 @@ class ClinicLimits(StrictModel):
     )
 
 
+class UplinkTls(StrictModel):
+    """Mutual TLS to the cloud's `edgeward grpc-tls` front (files from `edgeward certs`)."""
+
+    ca_file: Path = Field(..., description="the CA that signed the cloud's server certificate")
+    cert_file: Path = Field(..., description="this gateway's certificate; its CN is the site id")
+    key_file: Path = Field(..., description="this gateway's private key (0600)")
+
+
+LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "[::1]")
+
+
 class CloudUplink(StrictModel):
     grpc_target: str = Field("127.0.0.1:9000", description="host:port of the cloud gRPC ingress")
+    tls: UplinkTls | None = Field(
+        None,
+        description="mutual TLS to the cloud (required unless grpc_target is on loopback): "
+        "retinal images must not cross a network in clear",
+    )
     timeout_s: float = Field(30.0, gt=0, le=600, description="deadline of one grading call")
     backoff_initial_s: float = Field(1.0, gt=0, le=60, description="first retry delay")
     backoff_max_s: float = Field(60.0, gt=0, le=3600, description="longest retry delay")
@@ -70,6 +86,17 @@ class CloudUplink(StrictModel):
         description="calls one scan may fail with any other error (the cloud heard it and "
         "failed) before it becomes a dead letter and the queue moves on",
     )
+
+    @model_validator(mode="after")
+    def _tls_off_loopback(self) -> CloudUplink:
+        host = self.grpc_target.rsplit(":", 1)[0]
+        if self.tls is None and host not in LOOPBACK_HOSTS:
+            raise ValueError(
+                f"cloud.grpc_target {self.grpc_target!r} is not on this machine, so cloud.tls "
+                "(ca_file, cert_file, key_file from `edgeward certs device SITE`) is required: "
+                "scans must not cross a network in clear"
+            )
+        return self
 
 
 class ClinicGatewayConfig(StrictModel):

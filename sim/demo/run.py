@@ -35,7 +35,14 @@ from sim.demo.facts import Check, ScanRecord, check_scans
 from sim.demo.feeder import scan_stream
 from sim.demo.report import DemoData, render
 from sim.demo.settings import DemoSettings
-from sim.demo.supervisor import Process, Supervisor, edgeward_cmd, http_json, wait_http
+from sim.demo.supervisor import (
+    Process,
+    Supervisor,
+    edgeward_cmd,
+    http_json,
+    start_with_fresh_ports,
+    wait_http,
+)
 from sim.pacs import Orthanc
 
 log = logging.getLogger(__name__)
@@ -88,6 +95,8 @@ class Demo:
         }
         self.cloud_http = free_port()
         self.cloud_grpc = free_port()
+        # The gateways reach the cloud's gRPC through an mTLS front, each with its certificate.
+        self.uplink = trust.Uplink(settings.clinics)
         self.backlog: list[tuple[float, str, int]] = []
         self.outage: tuple[float, float] | None = None
         self.notes: list[str] = []
@@ -140,7 +149,7 @@ class Demo:
                 "http": {"host": "127.0.0.1", "port": port},
                 "grpc_port": 0,
                 "cloud": {
-                    "grpc_target": f"127.0.0.1:{self.cloud_grpc}",
+                    **self.uplink.clinic_settings(name),
                     "backoff_initial_s": 1.0,
                     "backoff_max_s": 5.0,
                 },
@@ -150,9 +159,19 @@ class Demo:
         )
 
     def start_cloud(self, sup: Supervisor, config: Path) -> None:
-        proc = sup.start("cloud", edgeward_cmd("cloud", "up", "--config", str(config)))
-        with self.say.during(waiting("cloud: still starting Ray Serve", time.monotonic())):
+        def launch(attempt: int) -> Process:
+            if attempt > 1:  # the ports were free when picked and taken since: fresh ones
+                self.cloud_http, self.cloud_grpc = free_port(), free_port()
+                ports = {"http_port": self.cloud_http, "grpc_port": self.cloud_grpc}
+                _write_yaml(config, {**yaml.safe_load(config.read_text()), **ports})
+            self.uplink.start_front(sup, self.cloud_grpc, self.cloud_data)
+            return sup.start("cloud", edgeward_cmd("cloud", "up", "--config", str(config)))
+
+        def ready(proc: Process) -> None:
             wait_http(f"http://127.0.0.1:{self.cloud_http}/readyz", proc, 300, "cloud tier")
+
+        with self.say.during(waiting("cloud: still starting Ray Serve", time.monotonic())):
+            start_with_fresh_ports(launch, ready, "cloud tier")
 
     def open_review_desk(self, config: Path) -> None:
         """Two demo reviewers (a second opinion goes to the other) with random passwords,
@@ -208,6 +227,8 @@ class Demo:
             self.say("cloud: starting Ray Serve (grader + Grad-CAM, coordinator, MQTT bridge)")
             self.start_cloud(sup, cloud_cfg)
             self.say(f"cloud: ready on http://127.0.0.1:{self.cloud_http}")
+            self.notes.append(trust.summary(broker.port, self.uplink, n, self.cloud_http))
+            self.say(self.notes[-1])
             self.open_review_desk(cloud_cfg)
 
             if self.s.clinics:  # clinic-1 is the one that sends by C-STORE
@@ -232,6 +253,7 @@ class Demo:
                 )
             review = self.review_cases()
             self.checks.append(trust.probe_api_keys(self.cloud_http))
+            self.checks += trust.probe_links(self.uplink, broker, junctions, clinics)
         failures = traffic_plan.failures if traffic_plan is not None else []
         return self.report(scans, traffic_results, review, failures)
 

@@ -12,6 +12,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Callable
 from pathlib import Path
 from types import TracebackType
 
@@ -31,10 +32,12 @@ class Process:
     def __init__(self, name: str, argv: list[str], log_path: Path, env: dict[str, str]) -> None:
         self.name, self.argv, self.log_path, self.env = name, argv, log_path, env
         self.proc: subprocess.Popen[bytes] | None = None
+        self.log_start = 0
 
     def start(self) -> Process:
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         out = self.log_path.open("ab")
+        self.log_start = out.tell()  # the log is appended across restarts; this run's part
         self.proc = subprocess.Popen(
             self.argv,
             stdout=out,
@@ -52,6 +55,13 @@ class Process:
     def tail(self, chars: int = 1500) -> str:
         with contextlib.suppress(OSError):
             return self.log_path.read_text(errors="replace")[-chars:]
+        return ""
+
+    def output(self) -> str:
+        """What this run of the process has logged so far (not earlier runs')."""
+        with contextlib.suppress(OSError), self.log_path.open("rb") as f:
+            f.seek(self.log_start)
+            return f.read().decode(errors="replace")
         return ""
 
     def stop(self, timeout: float = 30.0) -> None:
@@ -121,12 +131,64 @@ def http_json(
         return json.loads(resp.read() or b"null")
 
 
-def wait_http(url: str, proc: Process, timeout: float, what: str) -> None:
-    """Wait until `url` answers 2xx, failing early (with its log) if the process died."""
+# How a server says a port it was given is taken: grpcio (Ray Serve's gRPC proxy, our front)
+# and uvicorn (Serve's HTTP proxy). Not bare "Address already in use": Ray logs and retries that
+# for its own internal ports.
+BIND_FAILURES = ("Failed to bind to address", "error while attempting to bind on address")
+
+
+class PortTakenError(EdgewardError):
+    """A port was free when picked and taken by someone else before the server bound it."""
+
+
+def _check_starting(proc: Process, what: str) -> None:
+    lines = proc.output().splitlines()
+    taken = next((line for line in lines if any(b in line for b in BIND_FAILURES)), "")
+    if taken:
+        raise PortTakenError(f"{what} could not bind its port: {taken.strip()}")
+    if not proc.alive:
+        raise EdgewardError(f"{what} exited during start-up; its log ends:\n{proc.tail()}")
+
+
+def start_with_fresh_ports(
+    launch: Callable[[int], Process], ready: Callable[[Process], None], what: str, attempts: int = 3
+) -> Process:
+    """`launch(attempt)` then `ready(proc)`; when the process could not bind a port (free when
+    picked, taken since: seen on a loaded host), stop it and launch again, where `launch`
+    picks fresh ports for attempts after the first."""
+    for attempt in range(1, attempts + 1):
+        proc: Process | None = None
+        try:
+            proc = launch(attempt)
+            ready(proc)
+            return proc
+        except PortTakenError as exc:
+            if proc is not None:
+                proc.stop()
+            if attempt == attempts:
+                raise EdgewardError(f"{exc}; gave up after {attempts} sets of ports") from None
+            log.warning("%s; retrying with fresh ports (%d/%d)", exc, attempt, attempts)
+    raise AssertionError("unreachable")
+
+
+def wait_output(proc: Process, text: str, timeout: float, what: str) -> None:
+    """Wait until the process prints `text` (its own word that it serves: a port that merely
+    answers may be someone else's), failing early if it died or could not bind its port."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        if not proc.alive:
-            raise EdgewardError(f"{what} exited during start-up; its log ends:\n{proc.tail()}")
+        _check_starting(proc, what)
+        if text in proc.output():
+            return
+        time.sleep(0.3)
+    raise EdgewardError(f"{what} did not say {text!r} after {timeout:.0f}s:\n{proc.tail()}")
+
+
+def wait_http(url: str, proc: Process, timeout: float, what: str) -> None:
+    """Wait until `url` answers 2xx, failing early (with its log) if the process died or
+    could not bind its port (PortTakenError)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        _check_starting(proc, what)
         with (
             contextlib.suppress(urllib.error.URLError, OSError, ValueError),
             urllib.request.urlopen(url, timeout=2) as resp,
