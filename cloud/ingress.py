@@ -40,6 +40,7 @@ from cloud.service import (
 from cloud.store import (
     DecisionConflictError,
     DecisionError,
+    EdgeFindings,
     ReviewCase,
     SqliteStore,
     UnknownCaseError,
@@ -350,6 +351,9 @@ class Ingress:
             request_id=request.request_id or (grpc_context.request_id() or ""),
             model_id=request.model_id,
             edge_verdict=request.edge.verdict if request.HasField("edge") else "",
+            edge_findings=EdgeFindings.from_proto(request.edge)
+            if request.HasField("edge")
+            else None,
         )
         try:
             if inp.site_id:  # as over HTTP: another site's scan id never replays its result

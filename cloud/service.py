@@ -16,7 +16,7 @@ from cloud.grading import Grading
 from cloud.metrics import request_counter, request_seconds
 from cloud.model_loading import BadModelIdError, parse_model_id
 from cloud.retention import ImageRetention, review_image
-from cloud.store import CloudStore, ReviewCase
+from cloud.store import CloudStore, EdgeFindings, ReviewCase
 from shared.errors import EdgewardError
 from shared.proto import edgeward_pb2 as pb
 from shared.verdicts import Verdict
@@ -52,6 +52,7 @@ class GradeInput:
     model_id: str = ""
     edge_verdict: str = ""
     edge_referable_probability: float | None = None
+    edge_findings: EdgeFindings | None = None  # quality findings, OOD scores (gRPC uploads)
 
 
 GradeCall = Callable[[GradeJob], Awaitable[Grading | GradeFailure]]
@@ -183,6 +184,7 @@ class GradingService:
                 image=kept,
                 content_type=kept_type,
                 heatmap_png=graded.heatmap_png,
+                edge_findings=inp.edge_findings,
             )
             if decision.needs_review
             else None

@@ -1,0 +1,137 @@
+"""The edge's quality findings and OOD scores travel with the upload to the review desk, and a
+desk decision comes back on the scan's result (GetResult) for the gateway to report."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from fastapi import FastAPI
+
+from cloud.grader import GradeJob
+from cloud.grading import Grading
+from cloud.review_desk import mount_desk
+from cloud.review_desk.samples import fundus_png
+from cloud.service import GradeInput, GradingService
+from cloud.store import CloudStore, EdgeFindings
+from edge.clinic.upload import split_measures
+from shared.proto import edgeward_pb2 as pb
+from tests.postgres_support import PgCluster, postgres_cluster
+from tests.unit.test_review_desk import PASSWORD, decide, login
+
+MEASURES = {
+    "blur_laplacian_var": 41.5,
+    "quality_net_p_reject": 0.125,
+    "quality_energy": -3.25,
+    "triage_mahalanobis": 17.5,
+}
+
+
+@pytest.fixture(scope="module")
+def pg() -> Iterator[PgCluster]:
+    with postgres_cluster() as cluster:
+        yield cluster
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[CloudStore]:
+    url = request.getfixturevalue("pg").new_database() if request.param == "postgresql" else None
+    s = CloudStore(tmp_path, url=url)
+    yield s
+    s.close()
+
+
+def _upload(scan_id: str, with_findings: bool) -> pb.GradeRequest:
+    """A GradeRequest as the gateway's upload worker builds it, through the wire."""
+    quality, ood = split_measures(MEASURES)
+    edge = pb.EdgeVerdict(verdict="review", referable_probability=0.55)
+    if with_findings:
+        edge.reasons.append("dim image: mean brightness 31 is below 40")
+        edge.codes.extend(["dim", "ood_mahalanobis"])
+        edge.quality_scores.update(quality)
+        edge.ood_scores.update(ood)
+        edge.has_referable_probability = True
+    request = pb.GradeRequest(
+        scan_id=scan_id,
+        image=fundus_png(3),
+        content_type="image/png",
+        site_id="clinic-a",
+        edge=edge,
+    )
+    return pb.GradeRequest.FromString(request.SerializeToString())
+
+
+def _grade(store: CloudStore, request: pb.GradeRequest) -> pb.GradeResult:
+    async def uncertain(job: GradeJob) -> Grading:
+        return Grading([0.2, 0.3, 0.3, 0.1, 0.1], 0.5, 1, "fundus-dr:7", {"referable": 0.5})
+
+    service = GradingService(store, uncertain, (0.3, 0.7), "fundus-dr")
+    inp = GradeInput(
+        scan_id=request.scan_id,
+        image=request.image,
+        content_type=request.content_type,
+        site_id=request.site_id,
+        edge_verdict=request.edge.verdict,
+        edge_findings=EdgeFindings.from_proto(request.edge),
+    )
+    result, _ = asyncio.run(service.grade(inp, "grpc"))
+    assert result.needs_review
+    return result
+
+
+def _desk(store: CloudStore) -> FastAPI:
+    app = FastAPI()
+    app.state.desk = mount_desk(app, store)
+    app.state.desk.accounts.add("ann", "reviewer", PASSWORD)
+    return app
+
+
+def test_measures_split_into_quality_findings_and_ood_scores() -> None:
+    quality, ood = split_measures(MEASURES)
+    assert quality == {"blur_laplacian_var": 41.5, "quality_net_p_reject": 0.125}
+    assert ood == {"quality_energy": -3.25, "triage_mahalanobis": 17.5}
+
+
+def test_case_uploaded_with_findings_shows_them_on_the_case_page(store: CloudStore) -> None:
+    _grade(store, _upload("scan-f1", with_findings=True))
+    (case,) = store.cases()
+    assert case.edge_findings is not None
+    assert case.edge_findings.ood == {"quality_energy": -3.25, "triage_mahalanobis": 17.5}
+    page = login(_desk(store), "ann").get(f"/desk/cases/{case.case_id}").text
+    quality = page.split("<h2>Quality findings</h2>")[1].split("<h2>")[0]
+    ood = page.split("<h2>Out-of-distribution scores</h2>")[1].split("<h2>")[0]
+    assert "not recorded" not in quality and "not recorded" not in ood
+    assert (
+        "<code>dim</code>" in quality and "quality_net_p_reject" in quality and "0.125" in quality
+    )
+    assert "triage_mahalanobis" in ood and "17.5" in ood and "-3.25" in ood
+    assert "dim image: mean brightness 31 is below 40" in page
+    assert "0.550" in page  # the edge's P(referable)
+
+
+def test_case_from_an_older_gateway_says_not_recorded(store: CloudStore) -> None:
+    _grade(store, _upload("scan-f2", with_findings=False))
+    (case,) = store.cases()
+    assert case.edge_findings is None
+    page = login(_desk(store), "ann").get(f"/desk/cases/{case.case_id}").text
+    for section in ("Quality findings", "Out-of-distribution scores"):
+        assert f"<h2>{section}</h2>\n  <p>not recorded</p>" in page
+
+
+def test_desk_decision_comes_back_on_the_scans_result(store: CloudStore) -> None:
+    _grade(store, _upload("scan-f3", with_findings=True))
+    service = GradingService(store, None, (0.3, 0.7), "fundus-dr")  # type: ignore[arg-type]
+    assert not service.result("scan-f3").HasField("review")
+    (case,) = store.cases()
+    decide(login(_desk(store), "ann"), case, "refer", note="microaneurysms inferior arcade")
+    review = service.result("scan-f3").review
+    assert (review.outcome, review.label, review.reviewer, review.role) == (
+        "refer",
+        "grade2",
+        "ann",
+        "reviewer",
+    )
+    assert review.model_version == "fundus-dr:7" and review.case_id == case.case_id
+    assert review.note == "microaneurysms inferior arcade" and review.decided_at > 0
