@@ -104,21 +104,24 @@ class Orthanc:
         return response.content
 
     def study_instances(self, study_uid: str) -> dict[str, bytes]:
-        """SOP class UID -> file, for every instance of the study (REST API)."""
+        """SOP class UID -> file, for every instance of the study (REST API; of two instances
+        of one class, the last listed: use `study_files` to see all)."""
         import pydicom
 
+        return {
+            str(pydicom.dcmread(io.BytesIO(d)).SOPClassUID): d for d in self.study_files(study_uid)
+        }
+
+    def study_files(self, study_uid: str) -> list[bytes]:
+        """Every instance file of the study (REST API); none when Orthanc lacks the study."""
         found = httpx.post(
             f"{self.url}/tools/find",
             json={"Level": "Study", "Query": {"StudyInstanceUID": study_uid}},
             timeout=10,
         ).json()
         if not found:
-            return {}
-        out: dict[str, bytes] = {}
-        for instance in self.get(f"/studies/{found[0]}/instances"):
-            data = self.file(instance["ID"])
-            out[str(pydicom.dcmread(io.BytesIO(data)).SOPClassUID)] = data
-        return out
+            return []
+        return [self.file(i["ID"]) for i in self.get(f"/studies/{found[0]}/instances")]
 
     def __enter__(self) -> Orthanc:
         return self.start()

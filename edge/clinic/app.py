@@ -176,7 +176,9 @@ class ClinicGateway:
         if config.dicom.pacs is not None or config.dicom.fhir is not None:
             from edge.clinic.reports.worker import ReportWorker
 
-            self.reports = ReportWorker(self.db, self.store, self.outbox, config.dicom)
+            self.reports = ReportWorker(
+                self.db, self.store, self.outbox, config.dicom, fetch_result=self.uplink.get_result
+            )
             self.judging.on_judged(self.reports.notify)
         watch = Path(config.watch_dir) if config.watch_dir is not None else None
         self.retention = Retention(self.db, config.retention_days, watch, config.retention_check_s)

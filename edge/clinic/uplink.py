@@ -98,6 +98,14 @@ class CloudUplink:
             self._thread.join(timeout)
         self._channel.close()
 
+    def get_result(self, scan_id: str) -> pb.GradeResult:
+        """The cloud's stored result (with the reviewer's decision once made); raises
+        grpc.RpcError (NOT_FOUND, UNAVAILABLE, ...) for the caller to retry later."""
+        result: pb.GradeResult = self._stub.GetResult(
+            pb.ResultQuery(scan_id=scan_id), timeout=self.settings.timeout_s
+        )
+        return result
+
     @property
     def healthy(self) -> bool:
         return self.failing_since is None

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import io
-from dataclasses import dataclass, field
+import time
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import pydicom
 
+from edge.clinic.reports.review import VERDICTS
 from edge.clinic.store import ScanRecord
 from shared.proto import edgeward_pb2 as pb
 
@@ -37,6 +39,10 @@ class FinalResult:
     laterality: str  # "R", "L" or "" (unknown)
     image: pydicom.Dataset = field(repr=False)  # the original instance, as the camera sent it
     heatmap_png: bytes = field(default=b"", repr=False)
+    # A reviewer's decision (source "review"): who decided, as the desk knows them, and when.
+    reviewer: str = ""
+    reviewer_role: str = ""
+    decided_at: float | None = None
 
     @property
     def plain_words(self) -> str:
@@ -91,4 +97,36 @@ def final_result(record: ScanRecord, data: bytes) -> FinalResult:
         model_version=version,
         laterality=laterality.upper()[:1],
         image=image,
+    )
+
+
+def reviewed_result(record: ScanRecord, data: bytes, result: pb.GradeResult) -> FinalResult:
+    """The final result a reviewer's decision makes: their verdict, the model's numbers as shown
+    to them (the cloud's result), and who decided when."""
+    review = result.review
+    if review.outcome not in VERDICTS:
+        raise ValueError(
+            f"scan {record.scan_id}: review outcome {review.outcome!r} is not one of "
+            f"{', '.join(VERDICTS)}; the cloud and gateway versions disagree"
+        )
+    cloud = final_result(record, data)
+    when = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(review.decided_at))
+    reasons = [
+        f"Decided by {review.role or 'reviewer'} {review.reviewer} on {when}: {review.outcome} "
+        f"({review.label}); this replaces the automated result.",
+    ]
+    if review.note:
+        reasons.append(f"Reviewer's note: {review.note}")
+    reasons += [f"Automated result shown to the reviewer: {r}" for r in cloud.reasons]
+    name, version = _split(review.model_version or result.model_version, "cloud-grader")
+    return replace(
+        cloud,
+        source="review",
+        verdict=VERDICTS[review.outcome],
+        reasons=reasons,
+        model_name=name,
+        model_version=version,
+        reviewer=review.reviewer,
+        reviewer_role=review.role or "reviewer",
+        decided_at=float(review.decided_at),
     )

@@ -64,7 +64,12 @@ def render_page(result: FinalResult, institution: str) -> Image.Image:
     ]
     if result.referable_probability is not None:
         lines.append((f"Probability of referable DR: {result.referable_probability:.0%}", small))
-    lines.append((f"Model: {result.model_name} {result.model_version} ({result.source})", small))
+    model = f"{result.model_name} {result.model_version}"
+    if result.source == "review":
+        lines.append((f"Decided by {result.reviewer_role} {result.reviewer}", font))
+        lines.append((f"Model shown to the reviewer: {model}", small))
+    else:
+        lines.append((f"Model: {model} ({result.source})", small))
     lines += [(f"- {w}", small) for r in result.reasons for w in textwrap.wrap(r, 90)]
     for text, face in lines:
         draw.text((80, y), text, fill="black", font=face)
@@ -103,7 +108,9 @@ def render_page(result: FinalResult, institution: str) -> Image.Image:
 def pdf_dataset(result: FinalResult, pdf: bytes, manufacturer: str = "edgeward") -> Dataset:
     """An Encapsulated PDF instance (PS3.3 A.45.1) in the original study."""
     now = dt.datetime.now()
-    uid = generate_uid(entropy_srcs=[result.scan_id, "pdf"])
+    reviewed = result.source == "review"
+    # A reviewer's PDF is a second instance in the report series, beside the automated one.
+    uid = generate_uid(entropy_srcs=[result.scan_id, "pdf-review" if reviewed else "pdf"])
     meta = FileMetaDataset()
     meta.MediaStorageSOPClassUID = ENCAPSULATED_PDF
     meta.MediaStorageSOPInstanceUID = uid
@@ -120,12 +127,12 @@ def pdf_dataset(result: FinalResult, pdf: bytes, manufacturer: str = "edgeward")
     ds.SeriesNumber = SERIES_NUMBER
     ds.Manufacturer = manufacturer
     ds.ConversionType = "SYN"
-    ds.InstanceNumber = 1
+    ds.InstanceNumber = 2 if reviewed else 1
     ds.ContentDate = now.strftime("%Y%m%d")
     ds.ContentTime = now.strftime("%H%M%S")
     ds.AcquisitionDateTime = now.strftime("%Y%m%d%H%M%S")
     ds.BurnedInAnnotation = "YES"  # the page names the patient
-    ds.DocumentTitle = "Diabetic retinopathy screening result"
+    ds.DocumentTitle = "Diabetic retinopathy screening result" + (", reviewed" if reviewed else "")
     ds.ConceptNameCodeSequence = []
     ds.MIMETypeOfEncapsulatedDocument = "application/pdf"
     ds.EncapsulatedDocument = pdf + (b"\0" if len(pdf) % 2 else b"")

@@ -36,9 +36,17 @@ def _grade(i: int) -> CodedConcept:
     return CodedConcept(f"icdr-grade-{i}", SCHEME, f"Probability of ICDR grade {i}")
 
 
+REVIEWER = CodedConcept("reviewer", SCHEME, "Reviewer who decided")
+
+
 def build_sr(
-    result: FinalResult, institution: str, manufacturer: str = "edgeward"
+    result: FinalResult,
+    institution: str,
+    manufacturer: str = "edgeward",
+    previous: pydicom.Dataset | None = None,
 ) -> hd.sr.ComprehensiveSR:
+    """The SR of `result`; a reviewer's result amends `previous` (the automated SR) and is
+    verified by the reviewer."""
     image = result.image
     contains = hd.sr.RelationshipTypeValues.CONTAINS
     items: list[hd.sr.ContentItem] = [
@@ -58,9 +66,13 @@ def build_sr(
                 PROBABILITY, result.referable_probability, NO_UNITS, relationship_type=contains
             )
         )
-    items.append(
-        hd.sr.NumContentItem(CONFIDENCE, result.confidence, NO_UNITS, relationship_type=contains)
-    )
+    reviewed = result.source == "review"
+    if not reviewed:  # a person's decision has no model confidence
+        items.append(
+            hd.sr.NumContentItem(
+                CONFIDENCE, result.confidence, NO_UNITS, relationship_type=contains
+            )
+        )
     for i, p in enumerate(result.grade_probabilities):
         items.append(hd.sr.NumContentItem(_grade(i), p, NO_UNITS, relationship_type=contains))
     items.append(
@@ -69,6 +81,9 @@ def build_sr(
     items.append(
         hd.sr.TextContentItem(ALGORITHM_VERSION, result.model_version, relationship_type=contains)
     )
+    if reviewed:
+        who = f"{result.reviewer_role} {result.reviewer}"
+        items.append(hd.sr.TextContentItem(REVIEWER, who[:1024], relationship_type=contains))
     for reason in result.reasons:
         items.append(hd.sr.TextContentItem(COMMENT, reason[:1024], relationship_type=contains))
     container = hd.sr.ContainerContentItem(REPORT_TITLE)
@@ -79,19 +94,31 @@ def build_sr(
         series_instance_uid=generate_uid(entropy_srcs=[result.scan_id, "sr-series"]),
         series_number=SERIES_NUMBER,
         # Derived from the scan: a rebuilt report is the same instance, so a PACS dedupes it.
-        sop_instance_uid=generate_uid(entropy_srcs=[result.scan_id, "sr"]),
-        instance_number=1,
+        sop_instance_uid=generate_uid(entropy_srcs=[result.scan_id, result_kind(result, "sr")]),
+        instance_number=2 if reviewed else 1,
         manufacturer=manufacturer,
         institution_name=institution,
         is_complete=True,
         is_final=True,
+        is_verified=reviewed,
+        # PN: the desk account (pseudonymous) as the family name; the caret says it is one.
+        verifying_observer_name=f"{result.reviewer}^" if reviewed else None,
+        verifying_organization=institution if reviewed else None,
+        previous_versions=[previous] if reviewed and previous is not None else None,
     )
 
 
-def sr_bytes(result: FinalResult, institution: str) -> bytes:
+def result_kind(result: FinalResult, kind: str) -> str:
+    """The UID seed of a report: a reviewer's report is a new instance, not a rebuild."""
+    return f"{kind}-review" if result.source == "review" else kind
+
+
+def sr_bytes(
+    result: FinalResult, institution: str, previous: pydicom.Dataset | None = None
+) -> bytes:
     from io import BytesIO
 
-    sr = build_sr(result, institution)
+    sr = build_sr(result, institution, previous=previous)
     buf = BytesIO()
     pydicom.dcmwrite(buf, sr, enforce_file_format=True)
     return buf.getvalue()

@@ -17,14 +17,24 @@ from collections.abc import Callable
 from typing import Any
 
 from edge.clinic.database import Database
-from edge.clinic.reports.content import final_result, is_dicom
+from edge.clinic.reports.content import final_result, is_dicom, reviewed_result
 from edge.clinic.reports.fhir import FhirSender, bundle_json
 from edge.clinic.reports.pacs import PacsSender
 from edge.clinic.reports.pdf import pdf_bytes
-from edge.clinic.reports.sr import sr_bytes
+from edge.clinic.reports.review import (
+    DECIDED,
+    FAILED,
+    REPORTED,
+    FetchResult,
+    ReviewFollower,
+    wait_for_review,
+)
+from edge.clinic.reports.review import SCHEMA as REVIEW_SCHEMA
+from edge.clinic.reports.sr import build_sr, sr_bytes
 from edge.clinic.store import JUDGED, ScanStore
 from edge.outbox import Outbox, OutboxItem
 from shared.config.dicom import DicomSettings
+from shared.proto import edgeward_pb2 as pb
 
 log = logging.getLogger(__name__)
 
@@ -111,7 +121,14 @@ class ReportWorker:
     """`notify()` after a verdict or a cloud result; a slow poll catches anything missed."""
 
     def __init__(
-        self, db: Database, store: ScanStore, outbox: Outbox, settings: DicomSettings
+        self,
+        db: Database,
+        store: ScanStore,
+        outbox: Outbox,
+        settings: DicomSettings,
+        *,
+        fetch_result: FetchResult | None = None,
+        review_poll_s: float = 2.0,
     ) -> None:
         self.db = db
         self.store = store
@@ -129,6 +146,11 @@ class ReportWorker:
             self.drains[FHIR] = OutboxDrain(outbox, FHIR, fhir.send, where, (1.0, 60.0))
         with db.transaction() as conn:
             conn.execute(SCHEMA)
+            conn.execute(REVIEW_SCHEMA)
+        # With a PACS and a cloud to ask, a reviewer's decision becomes an amended report.
+        self.follower: ReviewFollower | None = None
+        if fetch_result is not None and settings.pacs is not None:
+            self.follower = ReviewFollower(db, fetch_result, self.notify, review_poll_s)
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, name="dicom-reports", daemon=True)
@@ -137,11 +159,15 @@ class ReportWorker:
         for drain in self.drains.values():
             drain.start()
         self._thread.start()
+        if self.follower is not None:
+            self.follower.start()
         return self
 
     def stop(self) -> None:
         self._stop.set()
         self._wake.set()
+        if self.follower is not None:
+            self.follower.stop()
         self._thread.join(timeout=10)
         for drain in self.drains.values():
             drain.stop()
@@ -165,7 +191,12 @@ class ReportWorker:
         ids = [r["scan_id"] for r in self.db.read(FINAL_UNREPORTED)]
         for scan_id in ids:
             self._report(scan_id)
-        return len(ids)
+        decided = self.db.read(
+            "SELECT scan_id, decision FROM review_decisions WHERE state = ? LIMIT 50", (DECIDED,)
+        )
+        for row in decided:
+            self._report_review(str(row["scan_id"]), pb.GradeResult.FromString(row["decision"]))
+        return len(ids) + len(decided)
 
     def _report(self, scan_id: str) -> None:
         record = self.store.get(scan_id)
@@ -186,19 +217,65 @@ class ReportWorker:
             log.error("scan %s: no DICOM/FHIR report: %s", scan_id, exc)
             self._mark(scan_id, "failed", [], str(exc)[:500])
             return
-        self._mark(scan_id, "queued", queued)
+        # The cloud's "review" is not the last word: follow the case to the reviewer's decision.
+        follow = self.follower is not None and record.cloud_state == "graded"
+        cloud = record.cloud_result
+        needs_review = cloud is not None and pb.GradeResult.FromString(cloud).needs_review
+        review = record.cloud_id if follow and needs_review else None
+        self._mark(scan_id, "queued", queued, review_of=review)
         log.info(
             "scan %s: %s result reported (%d item(s) queued)", scan_id, result.verdict, len(queued)
         )
         for queue, _key, _payload in queued:
             self.drains[queue].wake.set()
 
-    def _mark(
+    def _report_review(self, scan_id: str, result: pb.GradeResult) -> None:
+        """The reviewer's amended SR (the automated SR its predecessor) and PDF, queued."""
+        record = self.store.get(scan_id)
+        try:
+            if record is None:
+                raise ValueError("the scan is no longer in the gateway's records")
+            data = self.store.image(scan_id)
+            institution = self.settings.institution
+            automated = build_sr(final_result(record, data), institution)
+            reviewed = reviewed_result(record, data, result)
+            queued = [
+                (PACS, f"sr-review:{scan_id}", sr_bytes(reviewed, institution, automated)),
+                (PACS, f"pdf-review:{scan_id}", pdf_bytes(reviewed, institution)),
+            ]
+        except Exception as exc:  # e.g. its raw bytes were purged: say so, go on
+            log.error("scan %s: no report of the reviewer's decision: %s", scan_id, exc)
+            self._settle_review(scan_id, FAILED, [], str(exc)[:500])
+            return
+        self._settle_review(scan_id, REPORTED, queued)
+        log.info("scan %s: reviewer's decision %s reported", scan_id, reviewed.verdict)
+        self.drains[PACS].wake.set()
+
+    def _settle_review(
         self, scan_id: str, state: str, queued: list[tuple[str, str, bytes]], detail: str = ""
     ) -> None:
         with self.db.transaction() as conn:
             for queue, key, payload in queued:
                 Outbox.put(conn, queue, key, payload, {"scan_id": scan_id})
+            conn.execute(
+                "UPDATE review_decisions SET state = ?, detail = ?, updated_at = ? "
+                "WHERE scan_id = ? AND state = ?",
+                (state, detail, time.time(), scan_id, DECIDED),
+            )
+
+    def _mark(
+        self,
+        scan_id: str,
+        state: str,
+        queued: list[tuple[str, str, bytes]],
+        detail: str = "",
+        review_of: str | None = None,
+    ) -> None:
+        with self.db.transaction() as conn:
+            for queue, key, payload in queued:
+                Outbox.put(conn, queue, key, payload, {"scan_id": scan_id})
+            if review_of is not None:
+                wait_for_review(conn, scan_id, review_of)
             conn.execute(
                 "INSERT OR IGNORE INTO dicom_reports (scan_id, state, detail, created_at) "
                 "VALUES (?, ?, ?, ?)",

@@ -1,0 +1,124 @@
+"""A reviewer's decision, fetched from the cloud, becomes the study's final report.
+
+Why the gateway and not the cloud sends it: the site's gateway owns its PACS (address, AE
+titles, credentials) and the original DICOM header; the cloud never sees either (only pixels
+and a pseudonymous scan id leave the site). So the decision flows back the way the result did:
+the gateway asks the cloud (GetResult) for each of its scans that wait for review, and once a
+reviewer decided, builds an amended SR (the cloud's SR as its predecessor, verified by the
+reviewer) and a new PDF, and queues both in the same durable outbox as every report.
+
+States of a `review_decisions` row: waiting (asked again every poll) -> decided (the decision
+is stored; the reports are built next) -> reported (SR and PDF queued), or failed (this scan's
+header cannot carry a report; detail says why).
+"""
+
+from __future__ import annotations
+
+import logging
+import sqlite3
+import threading
+import time
+from collections.abc import Callable
+
+import grpc
+
+from edge.clinic.database import Database
+from shared.proto import edgeward_pb2 as pb
+
+log = logging.getLogger(__name__)
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS review_decisions (
+    scan_id TEXT PRIMARY KEY,
+    cloud_id TEXT NOT NULL,
+    state TEXT NOT NULL,
+    decision BLOB,
+    detail TEXT,
+    updated_at REAL NOT NULL
+)
+"""
+WAITING, DECIDED, REPORTED, FAILED = "waiting", "decided", "reported", "failed"
+FetchResult = Callable[[str], pb.GradeResult]  # CloudUplink.get_result
+# Outcomes of the desk -> verdicts of the reports (edge/clinic/reports/content.py PLAIN_WORDS).
+VERDICTS = {"refer": "refer", "no_referable": "no_refer", "ungradable": "ungradable"}
+
+
+def wait_for_review(conn: sqlite3.Connection, scan_id: str, cloud_id: str) -> None:
+    """Mark a scan whose final result says "review" (inside the caller's transaction)."""
+    conn.execute(
+        "INSERT OR IGNORE INTO review_decisions (scan_id, cloud_id, state, updated_at) "
+        "VALUES (?, ?, ?, ?)",
+        (scan_id, cloud_id, WAITING, time.time()),
+    )
+
+
+class ReviewFollower:
+    """One thread: every `poll_s`, ask the cloud about each waiting scan; store decisions."""
+
+    def __init__(
+        self,
+        db: Database,
+        fetch: FetchResult,
+        on_decided: Callable[[], None],
+        poll_s: float = 2.0,
+    ) -> None:
+        self.db = db
+        self.fetch = fetch
+        self.on_decided = on_decided
+        self.poll_s = poll_s
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, name="review-follower", daemon=True)
+        self._failing = False
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=10)
+
+    def _loop(self) -> None:
+        while not self._stop.wait(self.poll_s):
+            try:
+                if self.poll_once():
+                    self.on_decided()
+            except Exception:  # a bug here must not stop later decisions; it is logged
+                log.exception("following review decisions failed")
+
+    def poll_once(self) -> int:
+        """Ask about every waiting scan (oldest first, 100 a round); returns how many decided."""
+        rows = self.db.read(
+            "SELECT scan_id, cloud_id FROM review_decisions WHERE state = ? "
+            "ORDER BY updated_at LIMIT 100",
+            (WAITING,),
+        )
+        decided = 0
+        for row in rows:
+            try:
+                result = self.fetch(str(row["cloud_id"]))
+            except grpc.RpcError as exc:
+                # The cloud is down or forgot nothing yet: ask again next round, log once.
+                if not self._failing:
+                    code = exc.code() if isinstance(exc, grpc.Call) else "?"
+                    log.warning("review decisions: cloud not answering (%s); will retry", code)
+                self._failing = True
+                return decided
+            self._failing = False
+            if not result.HasField("review"):
+                continue
+            with self.db.transaction() as conn:
+                conn.execute(
+                    "UPDATE review_decisions SET state = ?, decision = ?, updated_at = ? "
+                    "WHERE scan_id = ? AND state = ?",
+                    (DECIDED, result.SerializeToString(), time.time(), row["scan_id"], WAITING),
+                )
+            review = result.review
+            log.info(
+                "scan %s: reviewer %s (%s) decided %s",
+                row["scan_id"],
+                review.reviewer,
+                review.role,
+                review.outcome,
+            )
+            decided += 1
+        return decided
