@@ -118,12 +118,17 @@ FUZZ_TARGETS := dicom png jpeg mqtt proto
 fuzz: $(STAMP)
 	@$(BIN)/python -c "import atheris" 2>/dev/null || $(BIN)/python -m pip install --quiet -e '.[fuzz]' \
 	  || echo "atheris does not install here: hypothesis only"
-	@mkdir -p .cache/fuzz
+	@mkdir -p .cache/fuzz && : > .cache/fuzz/summary.jsonl
 	@engines=hypothesis; $(BIN)/python -c "import atheris" 2>/dev/null && engines="hypothesis atheris"; \
 	for engine in $$engines; do for t in $(FUZZ_TARGETS); do \
 	  $(BIN)/python -m tests.fuzz.run $$t --seconds $(FUZZ_SECONDS) --engine $$engine \
-	    2>.cache/fuzz/$$t-$$engine.log || { tail -40 .cache/fuzz/$$t-$$engine.log; exit 1; }; \
+	    2>.cache/fuzz/$$t-$$engine.log | tee -a .cache/fuzz/summary.jsonl; \
+	  test "$${PIPESTATUS[0]}" = 0 || { tail -40 .cache/fuzz/$$t-$$engine.log; exit 1; }; \
 	done; done
+	@$(BIN)/python -c 'import json,sys; r=[json.loads(l) for l in open(sys.argv[1])]; \
+	  print("fuzz: %d inputs in all, %d runs, no crash, peak RSS %.0f MB (cap +%d MB)" % ( \
+	  sum(x["inputs"] for x in r), len(r), max(x["peak_rss_mb"] for x in r), r[0]["memory_cap_mb"]))' \
+	  .cache/fuzz/summary.jsonl
 
 proto: $(STAMP)
 	$(BIN)/python -m shared.proto.generate
