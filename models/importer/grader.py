@@ -4,7 +4,10 @@ The cloud grader (cloud/grading.py) explains a scan with Grad-CAM from the CAM l
 activations and the linear head's weights (cloud/cam.py). An imported grader declares which
 output holds those activations; its head W, b is fitted here by least squares from its own
 forward passes and accepted only if W·GAP(A) + b reproduces its logits on inputs the fit never
-saw. The served logits stay the model's own: the fitted head only carries Grad-CAM's gradient
+saw. The network runs on ONNX Runtime (a TorchScript grader is converted to ONNX on import);
+the cloud serves it through PyTorch eager, so Grad-CAM is pytorch-grad-cam's backward pass,
+which stops at the activations and crosses only the fitted head. The served logits stay the
+model's own: the fitted head only carries Grad-CAM's gradient
 (a straight-through sum: own + fitted - fitted.detach()).
 """
 
@@ -26,25 +29,6 @@ FIT_MARGIN = 32  # fit on K + 1 + margin inputs, so the least-squares system is 
 CHECK_INPUTS = 16
 
 
-class TorchScriptBody(nn.Module):
-    """A TorchScript grader whose forward returns a tuple: (logits, cam activations) positions."""
-
-    def __init__(self, path: Path, logits_at: int, cam_at: int, bgr: bool = False) -> None:
-        super().__init__()
-        self.scripted = torch.jit.load(str(path), map_location="cpu").eval()
-        self.logits_at, self.cam_at, self.bgr = logits_at, cam_at, bgr
-
-    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        # serving feeds RGB; a model trained on BGR gets its channels flipped here
-        out = self.scripted(x.flip(1) if self.bgr else x)
-        if not isinstance(out, tuple | list):
-            raise ModelRefusedError(
-                f"TorchScript grader returned a {type(out).__name__}; it must return a tuple "
-                "holding the logits and the CAM layer's activations"
-            )
-        return out[self.logits_at], out[self.cam_at]
-
-
 class OnnxBody(nn.Module):
     """An ONNX grader run by ONNX Runtime (CPU): no autograd, so no ONNX re-export either."""
 
@@ -59,8 +43,9 @@ class OnnxBody(nn.Module):
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         if torch.onnx.is_in_onnx_export() or torch.jit.is_tracing():
             # Tracing would freeze ONNX Runtime's answer as a constant; refuse, so the cloud
-            # grader serves this model in eager mode (its "auto" runtime falls back).
-            raise RuntimeError("an ONNX-imported grader runs on ONNX Runtime; it is not traced")
+            # grader serves this model in eager mode (its "auto" runtime falls back), with
+            # ONNX Runtime still doing the network's work inside it.
+            raise RuntimeError("an imported grader runs on ONNX Runtime; it cannot be traced")
         batch = x.detach().cpu().numpy().astype(np.float32)
         logits, acts = self.session.run(["logits", "cam_activations"], {"input": batch})
         # the activations are a leaf that asks for gradients, so pytorch-grad-cam can read
@@ -144,14 +129,6 @@ def head_record(weight: np.ndarray, bias: np.ndarray, error_checked: bool = True
     return {"weight": weight.tolist(), "bias": bias.tolist(), "checked": error_checked}
 
 
-def build_body(kind: str, path: Path, io: dict[str, Any]) -> nn.Module:
-    if kind == "torchscript":
-        return TorchScriptBody(
-            path, int(io["logits"]), int(io["cam_activations"]), bool(io.get("bgr", False))
-        )
-    return OnnxBody(path)
-
-
 def load_imported(verified: VerifiedModel) -> ImportedGrader:
     """An imported grader as registered: body from its artifact, head from its signed manifest."""
     imported = verified.manifest.extra["imported"]
@@ -160,7 +137,7 @@ def load_imported(verified: VerifiedModel) -> ImportedGrader:
             f"model {verified.manifest.model_id} was imported as a {verified.manifest.task} "
             "net; only an imported grader has a PyTorch form (the edge nets run from ONNX)"
         )
-    kind = str(imported["format"])
-    body = build_body(kind, verified.path(kind), dict(imported["io"]))
+    # a TorchScript grader was converted to ONNX on import (and parity-checked): one body
+    body = OnnxBody(verified.path("onnx"))
     head = imported["cam_head"]
     return ImportedGrader(body, np.asarray(head["weight"]), np.asarray(head["bias"])).eval()

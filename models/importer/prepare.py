@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import tempfile
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -10,6 +11,7 @@ from typing import Any
 
 import numpy as np
 
+from models.export import OPSET
 from models.importer import checks, onnx_graph
 from models.importer.declaration import Declaration
 from shared.errors import ModelRefusedError
@@ -42,56 +44,82 @@ def _fit_inputs(images: np.ndarray, needed: int) -> np.ndarray:
     return np.concatenate([noise, images])
 
 
-def _grader_fields(
-    *,
-    declaration: Declaration,
-    source: Path,
-    base: Path,
-    onnx_path: Path,
-    images: np.ndarray,
-    workdir: Path,
-    say: Progress,
-) -> tuple[dict[str, Path], dict[str, Any], dict[str, Any]]:
-    """Grader: fit and verify the CAM head; a TorchScript grader is also exported to ONNX."""
+def _cam_head(
+    declaration: Declaration, onnx_path: Path, images: np.ndarray, say: Progress
+) -> dict[str, Any]:
+    """Fit and verify the grader's GAP + linear head on its adapted graph (Grad-CAM needs it)."""
+    from models.importer.grader import OnnxBody, fit_head, head_record, inputs_needed
+
+    body = OnnxBody(onnx_path)
+    needed = inputs_needed(body, declaration.preprocess.input_size)
+    weight, bias = fit_head(body, _fit_inputs(images, needed), onnx_path.name)
+    say(f"  CAM head: logits = W·GAP(cam_activations) + b holds ({weight.shape[1]} channels)")
+    return {"cam_head": head_record(weight, bias)}
+
+
+def torchscript_to_onnx(
+    declaration: Declaration, source: Path, images: np.ndarray, workdir: Path, say: Progress
+) -> tuple[Declaration, Path, float]:
+    """The TorchScript grader as an ONNX graph with positional output names, parity-checked.
+
+    Returns the declaration rewritten for that graph, its path and the largest difference
+    between TorchScript and ONNX Runtime on the check images. (A loaded TorchScript module
+    cannot be traced inside a wrapper, so the cloud could not re-export it; as ONNX it can run.)
+    """
     import torch
 
-    from models.export import export_grader_with_cam
-    from models.importer.grader import (
-        ImportedGrader,
-        build_body,
-        fit_head,
-        head_record,
-        inputs_needed,
+    try:
+        scripted = torch.jit.load(str(source), map_location="cpu").eval()
+    except (RuntimeError, ValueError) as exc:
+        raise ModelRefusedError(f"{source}: not a TorchScript file torch can load: {exc}") from None
+    # the model's own channel order: the flip from RGB is added to the graph later, as for ONNX
+    own = np.ascontiguousarray(
+        images[:, ::-1] if declaration.preprocess.colour_order == "BGR" else images
     )
-
-    io = {
-        "logits": declaration.io.logits,
-        "cam_activations": declaration.io.cam_activations,
-        "bgr": declaration.preprocess.colour_order == "BGR",
-    }
-    kind = declaration.format
-    body = build_body(kind, source if kind == "torchscript" else onnx_path, io)
-    model = f"{source.name}"
-    size = declaration.preprocess.input_size
-    needed = inputs_needed(body, size)
-    weight, bias = fit_head(body, _fit_inputs(images, needed), model)
-    say(f"  CAM head: logits = W·GAP(cam_activations) + b holds ({weight.shape[1]} channels)")
-    files: dict[str, Path] = {}
-    parity: dict[str, Any] = {}
-    if kind == "torchscript":
-        grader = ImportedGrader(body, weight, bias).eval()
-        with torch.no_grad():
-            logits = grader(torch.from_numpy(images)).numpy()
-        checks.check_outputs({"logits": logits}, declaration, len(images), model)
-        path = workdir / f"{declaration.registry_name}.onnx"
-        parity = export_grader_with_cam(grader, torch.from_numpy(images), path)
-        say(f"  exported to ONNX with cam_activations (parity {parity['max_abs_diff']:.2g})")
-        files = {"onnx": path, "torchscript": source}
-        parity |= checks.check_references(
-            declaration, base, lambda b: grader(torch.from_numpy(b)).detach().numpy(), model
+    x = torch.from_numpy(own)
+    with torch.no_grad():
+        out = scripted(x)
+    if not isinstance(out, tuple | list) or not all(isinstance(t, torch.Tensor) for t in out):
+        raise ModelRefusedError(
+            f"{source}: forward returns {type(out).__name__}; a TorchScript grader returns a "
+            "tuple of tensors holding the logits and the CAM layer's activations (io.logits, "
+            "io.cam_activations are positions in it)"
         )
-    record = {"io": io, "cam_head": head_record(weight, bias)}
-    return files, parity, record
+    names = [f"output{i}" for i in range(len(out))]
+    positions = {
+        role: int(getattr(declaration.io, role))
+        for role in ("logits", "cam_activations", "features")
+        if getattr(declaration.io, role) is not None
+    }
+    for role, at in positions.items():
+        if not 0 <= at < len(out):
+            raise ModelRefusedError(
+                f"{source}: io.{role} is position {at}, but forward returns {len(out)} tensors"
+            )
+    path = workdir / f"{source.stem}-torchscript.onnx"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the TorchScript exporter's deprecation notice
+        torch.onnx.export(
+            scripted,
+            (x[:2],),
+            str(path),
+            dynamo=False,
+            input_names=["torchscript_input"],
+            output_names=names,
+            dynamic_axes={n: {0: "batch"} for n in ["torchscript_input", *names]},
+            opset_version=OPSET,
+        )
+    got = checks.ort_session(path).run(names, {"torchscript_input": own})
+    worst = max(float(np.abs(t.numpy() - g).max()) for t, g in zip(out, got, strict=True))
+    if not worst <= checks.PARITY_TOLERANCE:
+        raise ModelRefusedError(
+            f"{source}: its ONNX conversion differs from TorchScript by {worst:.3g} (tolerance "
+            f"{checks.PARITY_TOLERANCE:g}); export the grader to ONNX yourself and import that"
+        )
+    say(f"  TorchScript converted to ONNX (parity {worst:.2g} on {len(images)} images)")
+    renamed = {role: f"output{at}" for role, at in positions.items()}
+    io = declaration.io.model_copy(update={"input": "torchscript_input", **renamed})
+    return declaration.model_copy(update={"format": "onnx", "io": io}), path, worst
 
 
 def prepare(
@@ -104,61 +132,53 @@ def prepare(
     spec = declaration.preprocess.serving_spec()
     images = checks.load_images(check_files, spec)
     files: dict[str, Path] = {}
-    parity: dict[str, Any] = {}
-    if declaration.format == "onnx":
-        adapted = onnx_graph.adapt(onnx_graph.load_checked(source), declaration, source)
-        path = workdir / f"{declaration.registry_name}.onnx"
-        onnx_graph.save(adapted, path)
-        session = checks.ort_session(path)
-        say(f"  ONNX Runtime (CPU) loads it; input {[d for d in session.get_inputs()[0].shape]}")
-        out = checks.run_contract(session, images)
-        checks.check_outputs(out, declaration, len(images), source.name)
-        worst = checks.original_parity(source, declaration, images, out)
-        parity = {"max_abs_diff": worst, "n_images": float(len(images)), "tolerance": 1e-4}
-        say(
-            f"  shapes fit {len(declaration.labels)} labels; adapted graph = original ({worst:.2g})"
+    as_onnx, onnx_source, conversion = declaration, source, 0.0
+    if declaration.format == "torchscript":
+        as_onnx, onnx_source, conversion = torchscript_to_onnx(
+            declaration, source, images, workdir, say
         )
-        parity |= checks.check_references(
-            declaration, base, lambda b: checks.run_contract(session, b)["logits"], source.name
-        )
-        files = {"onnx": path}
-    record: dict[str, Any] = {}
-    if declaration.task == "grader":
-        more, grader_parity, record = _grader_fields(
-            declaration=declaration,
-            source=source,
-            base=base,
-            onnx_path=workdir / f"{declaration.registry_name}.onnx",
-            images=images,
-            workdir=workdir,
-            say=say,
-        )
-        files |= more
-        parity |= grader_parity
+        files["torchscript"] = source
+    adapted = onnx_graph.adapt(onnx_graph.load_checked(onnx_source), as_onnx, source)
+    path = workdir / f"{declaration.registry_name}.onnx"
+    onnx_graph.save(adapted, path)
+    files["onnx"] = path
+    session = checks.ort_session(path)
+    say(f"  ONNX Runtime (CPU) loads it; input {list(session.get_inputs()[0].shape)}")
+    out = checks.run_contract(session, images)
+    checks.check_outputs(out, declaration, len(images), source.name)
+    worst = max(conversion, checks.original_parity(onnx_source, as_onnx, images, out))
+    parity: dict[str, float] = {
+        "max_abs_diff": worst,
+        "n_images": float(len(images)),
+        "tolerance": checks.PARITY_TOLERANCE,
+    }
+    say(f"  shapes fit {len(declaration.labels)} labels; graph parity {worst:.2g}")
+    parity |= checks.check_references(
+        declaration, base, lambda b: checks.run_contract(session, b)["logits"], source.name
+    )
     if "reference_pairs" in parity:
         say(f"  {int(parity['reference_pairs'])} declared reference pair(s) reproduced")
+    record = _cam_head(declaration, path, images, say) if declaration.task == "grader" else {}
+    thresholds = dict(declaration.thresholds)
     fields = {
         "preprocess": spec,
         "input_shape": ["batch", 3, spec.size, spec.size],
         "labels": list(declaration.labels),
         "temperature": declaration.temperature,
-        "thresholds": dict(declaration.thresholds),
-        "operating_point": {
-            "chosen_by": "the declaring site",
-            "thresholds": declaration.thresholds,
-        },
+        "thresholds": thresholds,
+        "operating_point": {"chosen_by": "the declaring site", "thresholds": thresholds},
         "data_snapshot": {
             "id": f"imported-{digest[:16]}",
             "trained_on": declaration.trained_on or "not declared",
         },
-        "parity": {k: float(v) for k, v in parity.items()},
+        "parity": parity,
         "extra": {
             "imported": {
                 "format": declaration.format,
                 "source_file": source.name,
                 "source_sha256": digest,
                 "declared_preprocess": declaration.preprocess.model_dump(mode="json"),
-                "output_kind": declaration.io.output_kind,
+                "declared_io": declaration.io.model_dump(mode="json"),
                 **record,
             }
         },
