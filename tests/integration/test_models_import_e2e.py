@@ -8,11 +8,13 @@ from __future__ import annotations
 import csv
 import hashlib
 import json
+import os
 import shutil
 import subprocess
 import sys
 import warnings
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import onnxruntime as ort
@@ -28,6 +30,12 @@ from cloud.model_loading import load_grader, resolve
 from shared.preprocess import PreprocessSpec, preprocess, to_tensor
 from shared.registry import Registry
 from shared.scan_decode import decode
+from shared.security.signing import (
+    PUBLIC_KEY_ENV,
+    SIGNING_KEY_ENV,
+    load_public_key,
+    make_keypair,
+)
 
 pytestmark = [pytest.mark.slow, pytest.mark.e2e]
 SIZE = 64
@@ -35,13 +43,16 @@ GRADES = [f"grade{i}" for i in range(5)]
 VERDICTS = {"retake", "refer", "no_immediate_concern", "review", "rejected"}
 
 
-def edgeward(*args: str | Path, check: bool = True) -> subprocess.CompletedProcess[str]:
+def edgeward(
+    *args: str | Path, check: bool = True, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
     done = subprocess.run(
         [sys.executable, "-m", "shared.cli", *map(str, args)],
         capture_output=True,
         text=True,
         check=False,
         timeout=300,
+        env={**os.environ, **(env or {})},
     )
     if check and done.returncode != 0:
         raise AssertionError(
@@ -173,25 +184,38 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     return {"root": root, "eval": root / "eval", "registry": root / "registry"}
 
 
-def test_imported_models_are_evaluated_promoted_and_served_unchanged(
-    site: dict[str, Path],
-) -> None:
-    root, registry = site["root"], site["registry"]
+@pytest.fixture(scope="module")
+def promoted(site: dict[str, Path]) -> dict[str, Any]:
+    """The three imports promoted with the site's model-signing key: what the command said."""
+    root = site["root"]
+    private, public = make_keypair(root / "keys")
     done = edgeward(
         "models", "import", root / "quality.yaml", root / "triage.yaml", root / "grader.yaml",
-        "--registry", registry, "--images", site["eval"], "--bar", root / "bar.yaml",
+        "--registry", site["registry"], "--images", site["eval"], "--bar", root / "bar.yaml",
         "--promote", "--out", root / "report",
+        env={PUBLIC_KEY_ENV: str(public), SIGNING_KEY_ENV: str(private)},
     )  # fmt: skip
-    out = done.stdout
+    return {"stdout": done.stdout, "public": public}
+
+
+def test_imported_models_are_evaluated_promoted_and_served_unchanged(
+    site: dict[str, Path], promoted: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Promotion signs the imports; a gateway and a replica that trust only the public key
+    serve them."""
+    root, registry, public = site["root"], site["registry"], promoted["public"]
+    trust = {PUBLIC_KEY_ENV: str(public)}
+    out = promoted["stdout"]
     assert "registered fundus-triage:1 as a candidate" in out
     assert "TorchScript converted to ONNX" in out
     assert "CAM head: logits = W·GAP(cam_activations) + b holds (16 channels)" in out
     assert "promoted fundus-grader:1 to champion" in out
     assert (root / "report" / "report.html").is_file()
-    reg = Registry(registry)
+    reg = Registry(registry, trusted_key=load_public_key(public), use_env=False)
     for name, source in [("fundus-quality", "quality.onnx"), ("fundus-grader", "grader.pt")]:
         champion = reg.champion(name)
         assert champion is not None and reg.problems(champion) == []
+        assert set(champion.signatures) == set(champion.artifacts)
         digest = hashlib.sha256((root / source).read_bytes()).hexdigest()
         assert champion.extra["imported"]["source_sha256"] == digest
         assert champion.metrics["n_labelled"] == 32.0
@@ -199,13 +223,14 @@ def test_imported_models_are_evaluated_promoted_and_served_unchanged(
     # the gateway: its own offline command judges a photograph with the imported nets
     scan = sorted((site["eval"] / "images").iterdir())[0]
     line = json.loads(
-        edgeward("edge", "check", "--registry", registry, scan).stdout.splitlines()[-1]
+        edgeward("edge", "check", "--registry", registry, scan, env=trust).stdout.splitlines()[-1]
     )
     assert line["verdict"] in VERDICTS and line["codes"] != ["internal_error"]
     assert line["model_versions"] == {"quality": "fundus-quality:1", "triage": "fundus-triage:1"}
 
     # the cloud grader: its Grad-CAM equals the closed form from the registered graph's
     # activations and the signed, fitted head
+    monkeypatch.setenv(PUBLIC_KEY_ENV, str(public))
     verified = resolve(registry, "", "fundus-grader")
     image = decode(scan.read_bytes())[0]
     core = GraderCore(load_grader(verified), verified.manifest, runtime="auto")
@@ -229,7 +254,7 @@ def test_imported_models_are_evaluated_promoted_and_served_unchanged(
 
 
 def test_grader_imported_as_onnx_grades_like_its_torchscript_import(
-    site: dict[str, Path], tmp_path: Path
+    site: dict[str, Path], promoted: dict[str, Any], tmp_path: Path
 ) -> None:
     """The same net imported as ONNX instead of TorchScript: the cloud grades it the same."""
     registry = tmp_path / "registry"
@@ -256,7 +281,7 @@ def test_grader_imported_as_onnx_grades_like_its_torchscript_import(
 
 
 def test_model_below_the_bar_is_imported_but_not_promoted(
-    site: dict[str, Path], tmp_path: Path
+    site: dict[str, Path], promoted: dict[str, Any], tmp_path: Path
 ) -> None:
     """A grader with a zero head gives every image the same probability: AUC 0.5 < 0.9."""
     registry = tmp_path / "registry"
