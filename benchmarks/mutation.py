@@ -4,8 +4,11 @@ Runs cosmic-ray over each target module in a private copy of the source tree (co
 files in place, so the working tree is never touched), one mutant at a time, with the target's
 own fast tests as the judge. A mutant is *killed* when a test fails, *survived* when every test
 still passes. Score = killed / (killed + survived); mutants that cannot even import
-(incompetent) and mutants inside annotations the module never evaluates (equivalent) are left
-out. Not a CI gate: `make mutation` or `edgeward bench mutation`, read the survivors.
+(incompetent), mutants inside annotations the module never evaluates and the reviewed
+equivalents in `mutation_equivalents.toml` (each with its reason) are left out, and the last two
+are not even run. Each module's cosmic-ray session is kept in the output folder, so `--resume`
+can finish a stopped run and re-judge its survivors against new tests. Not a CI gate:
+`make mutation` or `edgeward bench mutation`, read the survivors.
 """
 
 from __future__ import annotations
@@ -25,6 +28,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from tqdm import tqdm
+
+from benchmarks import mutation_equivalents
 
 REPO = Path(__file__).resolve().parents[1]
 COPIED = ("shared", "edge", "cloud", "models", "sim", "benchmarks", "tests", "pyproject.toml")
@@ -50,7 +55,14 @@ TARGETS: dict[str, Target] = {
         Target(
             "traffic-safety",
             ("edge/traffic/safety_clock.py", "edge/traffic/program.py"),
-            ("tests/unit/test_traffic_applier.py", "tests/unit/test_traffic_applier_properties.py"),
+            # the pure tests first: they kill most mutants in milliseconds, and a mutant that
+            # loops forever in seconds (their timeout) instead of at the run's timeout
+            (
+                "tests/unit/test_traffic_safety_core.py",
+                "tests/unit/test_traffic_program.py",
+                "tests/unit/test_traffic_applier.py",
+                "tests/unit/test_traffic_applier_properties.py",
+            ),
         ),
     )
 }
@@ -70,8 +82,19 @@ class TargetScore:
     killed: int = 0
     survived: int = 0
     incompetent: int = 0
-    equivalent: int = 0  # inside annotations the module never evaluates
+    equivalent: int = 0  # inside annotations the module never evaluates, or reviewed
+    reviewed: int = 0  # of which on the reviewed list
     survivors: list[Survivor] = field(default_factory=list)
+    stale: list[str] = field(default_factory=list)  # reviewed entries no mutant matches now
+
+    def add(self, part: TargetScore) -> None:
+        self.killed += part.killed
+        self.survived += part.survived
+        self.incompetent += part.incompetent
+        self.equivalent += part.equivalent
+        self.reviewed += part.reviewed
+        self.survivors += part.survivors
+        self.stale += part.stale
 
     @property
     def score(self) -> float:
@@ -117,13 +140,82 @@ def _count(session: Path, table: str) -> int:
         return int(db.execute(f"SELECT count(*) FROM {table}").fetchone()[0])
 
 
-def _run_module(work: Path, module: str, target: Target, timeout_s: float) -> TargetScore:
+def _mutants(session: Path) -> list[tuple[str, str, int, int, int]]:
+    """(job id, operator, line, column, occurrence) of every mutant in the session."""
+    with sqlite3.connect(session) as db:
+        rows = db.execute(
+            "SELECT job_id, operator_name, start_pos_row, start_pos_col, occurrence "
+            "FROM mutation_specs"
+        ).fetchall()
+    return [(str(j), str(o), int(r), int(c), int(n)) for j, o, r, c, n in rows]
+
+
+def _equivalent_reason(module: str, source: str, session: Path) -> dict[str, str]:
+    """job id -> why the mutant cannot change behaviour, for every mutant known equivalent."""
+    spans = annotation_spans(source)
+    reviewed = mutation_equivalents.load()
+    keys = mutation_equivalents.keys_of(module, source, _mutants(session))
+    out: dict[str, str] = {}
+    for job, _operator, line, col, _ in _mutants(session):
+        if _inside((line, col), spans):
+            out[job] = "annotation: never evaluated under `from __future__ import annotations`"
+        elif keys[job] in reviewed:
+            out[job] = "reviewed: " + reviewed[keys[job]].reason
+    return out
+
+
+def _skip_equivalents(module: str, source: str, session: Path) -> None:
+    """Record the known equivalents not yet judged as skipped: each would cost a full test run.
+
+    A mutant already judged keeps its verdict: a reviewed entry never hides a kill.
+    """
+    from cosmic_ray.work_db import WorkDB, use_db
+    from cosmic_ray.work_item import WorkerOutcome, WorkResult
+
+    with sqlite3.connect(session) as db:
+        judged = {str(j) for (j,) in db.execute("SELECT job_id FROM work_results")}
+    reasons = _equivalent_reason(module, source, session)
+    with use_db(str(session), WorkDB.Mode.open) as db:
+        for job, why in reasons.items():
+            if job not in judged:
+                db.set_result(job, WorkResult(worker_outcome=WorkerOutcome.SKIPPED, output=why))
+
+
+def _resume(module: str, source: str, session: Path, mutated: Path) -> None:
+    """Continue the kept session of `module`: forget its survivors, keep everything else.
+
+    Refused unless the module's text is the one it was mutated from (the positions would be
+    wrong otherwise). Killed stays killed: tests are only ever added between the runs.
+    """
+    if not session.exists() or not mutated.exists() or mutated.read_text() != source:
+        raise SystemExit(
+            f"mutation: --resume needs the session of {module} in {session.parent}, mutated "
+            "from the module as it is now; run without --resume to start a new one"
+        )
+    with sqlite3.connect(session) as db:
+        db.execute("DELETE FROM work_results WHERE lower(test_outcome) = 'survived'")
+
+
+def _run_module(
+    work: Path, module: str, target: Target, timeout_s: float, out: Path, *, resume: bool
+) -> TargetScore:
     stem = module.replace("/", "_")
-    config, session = work / f"{stem}.toml", work / f"{stem}.sqlite"
+    config = work / f"{stem}.toml"
+    # the session lives in the output folder from the start, so a stopped run can be resumed
+    session, mutated = out / f"{stem}.sqlite", out / f"{stem}.source"
     config.write_text(_config(module, target.tests, timeout_s))
-    init = _cosmic_ray("init", str(config), str(session), cwd=work)
-    if init.returncode != 0:
-        raise SystemExit(f"mutation: cosmic-ray init failed for {module}:\n{init.stderr[-2000:]}")
+    source = (work / module).read_text()
+    if resume:
+        _resume(module, source, session, mutated)
+    else:
+        session.unlink(missing_ok=True)
+        init = _cosmic_ray("init", str(config), str(session), cwd=work)
+        if init.returncode != 0:
+            raise SystemExit(
+                f"mutation: cosmic-ray init failed for {module}:\n{init.stderr[-2000:]}"
+            )
+        mutated.write_text(source)
+    _skip_equivalents(module, source, session)
     baseline = _cosmic_ray("baseline", str(config), cwd=work)
     if baseline.returncode != 0:
         raise SystemExit(
@@ -150,7 +242,7 @@ def _run_module(work: Path, module: str, target: Target, timeout_s: float) -> Ta
         bar.close()
     if run.returncode != 0:
         raise SystemExit(f"mutation: cosmic-ray exec failed for {module}:\n{run.stderr[-2000:]}")
-    return _score(session, target.name, module, (work / module).read_text())
+    return _score(session, module, module, source)
 
 
 def annotation_spans(source: str) -> list[tuple[tuple[int, int], tuple[int, int]]]:
@@ -186,18 +278,26 @@ def _inside(pos: tuple[int, int], spans: list[tuple[tuple[int, int], tuple[int, 
 
 def _score(session: Path, name: str, module: str, source: str) -> TargetScore:
     score = TargetScore(name)
-    spans = annotation_spans(source)
+    equivalent = _equivalent_reason(module, source, session)
+    keys = set(mutation_equivalents.keys_of(module, source, _mutants(session)).values())
+    score.stale = sorted(
+        f"{k.operator} on `{k.source}`"
+        for k in mutation_equivalents.load()
+        if k.module == module and k not in keys
+    )
     query = (
-        "SELECT r.worker_outcome, r.test_outcome, r.diff, s.operator_name, s.start_pos_row, "
-        "s.start_pos_col FROM work_results r JOIN mutation_specs s ON r.job_id = s.job_id"
+        "SELECT r.job_id, r.worker_outcome, r.test_outcome, r.diff, s.operator_name, "
+        "s.start_pos_row FROM work_results r JOIN mutation_specs s ON r.job_id = s.job_id"
     )
     with sqlite3.connect(session) as db:
-        for worker, outcome, diff, operator, line, col in db.execute(query):
-            if _inside((int(line), int(col)), spans):
-                score.equivalent += 1
+        for job, worker, outcome, diff, operator, line in db.execute(query):
             # A mutant that hangs the tests is caught by the timeout: that counts as killed.
-            elif str(outcome).lower() == "killed" or str(worker).lower() == "timeout":
+            # A kill beats a reviewed entry: the test proved the entry wrong.
+            if str(outcome).lower() == "killed" or str(worker).lower() == "timeout":
                 score.killed += 1
+            elif job in equivalent:
+                score.equivalent += 1
+                score.reviewed += equivalent[job].startswith("reviewed")
             elif str(outcome).lower() == "survived":
                 score.survived += 1
                 score.survivors.append(Survivor(module, operator, int(line), diff or ""))
@@ -206,26 +306,31 @@ def _score(session: Path, name: str, module: str, source: str) -> TargetScore:
     return score
 
 
-def run_targets(names: list[str], out: Path, timeout_s: float) -> list[TargetScore]:
+def run_targets(
+    names: list[str],
+    out: Path,
+    timeout_s: float,
+    module: str | None = None,
+    resume: bool = False,
+) -> list[TargetScore]:
+    """Score each target over its modules (only `module`, if given); per-module parts inside."""
     out.mkdir(parents=True, exist_ok=True)
-    scores = []
+    scores, parts = [], []
     with tempfile.TemporaryDirectory(prefix="edgeward-mutation-") as tmp:
         work = Path(tmp)
         _copy_tree(work)
         for name in names:
             target = TARGETS[name]
             total = TargetScore(name)
-            for module in target.modules:
-                part = _run_module(work, module, target, timeout_s)
-                total.killed += part.killed
-                total.survived += part.survived
-                total.incompetent += part.incompetent
-                total.equivalent += part.equivalent
-                total.survivors += part.survivors
+            for m in target.modules:
+                if module is None or m == module:
+                    part = _run_module(work, m, target, timeout_s, out, resume=resume)
+                    total.add(part)
+                    parts.append(part)
             scores.append(total)
-    report = [{**asdict(s), "score": round(s.score, 4)} for s in scores]
+    report = [{**asdict(s), "score": round(s.score, 4)} for s in [*scores, *parts]]
     (out / "mutation.json").write_text(json.dumps(report, indent=2))
-    return scores
+    return [*scores, *parts]
 
 
 SUMMARY = "mutation score of the safety cores: do the tests catch a broken safety rule?"
@@ -237,6 +342,18 @@ def _target(name: str) -> str:
             f"unknown target {name!r}; choose from {', '.join(sorted(TARGETS))}"
         )
     return name
+
+
+def _module_of(names: list[str], module: str | None) -> str | None:
+    if module is None:
+        return None
+    known = sorted({m for n in names for m in TARGETS[n].modules})
+    if module not in known:
+        raise SystemExit(
+            f"mutation: --module {module!r} is not a module of {', '.join(names)}; "
+            f"choose from {', '.join(known)}"
+        )
+    return module
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -256,16 +373,34 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--timeout", type=float, default=120.0, help="seconds one mutant's test run may take"
     )
+    parser.add_argument(
+        "--module",
+        metavar="PATH",
+        help="mutate only this module of the target (e.g. edge/traffic/program.py)",
+    )
+    parser.add_argument(
+        "--resume",
+        action="store_true",
+        help="continue the sessions kept in --out: judge the mutants not yet run and re-judge "
+        "the survivors against today's tests (the module must be unchanged; killed stay killed)",
+    )
 
 
 def run_from_args(args: argparse.Namespace) -> int:
     started = time.monotonic()
-    scores = run_targets(list(args.targets) or sorted(TARGETS), args.out, args.timeout)
+    names = list(args.targets) or sorted(TARGETS)
+    module = _module_of(names, args.module)
+    scores = run_targets(names, args.out, args.timeout, module, args.resume)
     for s in scores:
         print(
             f"{s.name}: {s.score:.1%} killed ({s.killed} killed, {s.survived} survived, "
-            f"{s.incompetent} incompetent, {s.equivalent} in never-evaluated annotations)"
+            f"{s.incompetent} incompetent, {s.equivalent} equivalent: "
+            f"{s.equivalent - s.reviewed} in never-evaluated annotations, {s.reviewed} reviewed)"
         )
+        if s.name in TARGETS:
+            continue  # its survivors are listed under its modules
+        for stale in s.stale:
+            print(f"  stale entry in {mutation_equivalents.LIST.name}: {stale}")
         for v in s.survivors:
             print(f"  survived: {v.module}:{v.line} {v.operator}")
             print("    " + "\n    ".join(v.diff.strip().splitlines()[-6:]))

@@ -6,6 +6,7 @@ steps (NTP, a daylight change) must never stretch or cut a yellow.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Sequence
 
 from edge.traffic.signal_port import PhaseDef
@@ -20,7 +21,9 @@ _YELLOW = "yY"
 
 def min_green(safety: SignalSafety, has_crossing: bool) -> float:
     """Shortest allowed green: pedestrians need their walk time where a crossing exists."""
-    return max(safety.min_green_s, safety.pedestrian_min_s if has_crossing else 0.0)
+    if has_crossing:
+        return max(safety.min_green_s, safety.pedestrian_min_s)
+    return safety.min_green_s
 
 
 def max_green(safety: SignalSafety, has_crossing: bool) -> float:
@@ -36,17 +39,19 @@ def red_duration(safety: SignalSafety, programmed_s: float) -> float:
     return max(safety.all_red_s, programmed_s)
 
 
+def _greens(program: Sequence[PhaseDef]) -> list[int]:
+    return [i for i, p in enumerate(program) if p.kind == "green"]
+
+
 def program_order_tails(
     program: Sequence[PhaseDef], held: Sequence[int], shortest: Callable[[int], float]
 ) -> dict[tuple[int, int], float]:
     """(green, link) -> least time the link stays green after that green, in program order."""
     n = len(program)
     out: dict[tuple[int, int], float] = {}
-    for i, p in enumerate(program):
-        if p.kind != "green":
-            continue
+    for i in _greens(program):
         for k in held:
-            if p.state[k] not in _GREEN:
+            if program[i].state[k] not in _GREEN:
                 continue
             tail, j = 0.0, (i + 1) % n
             while program[j].state[k] in _GREEN and j != i:
@@ -72,36 +77,36 @@ def worst_exits(
     green forever counts as max green: that green then ends at its minimum.
     """
     n = len(program)
-    greens = [i for i, p in enumerate(program) if p.kind == "green"]
+    greens = _greens(program)
     routes: dict[int, list[tuple[list[int], int]]] = {g: [] for g in greens}
     for (g, t), path in paths.items():
         routes[g].append((path, t))
     for g in greens:
         path, j = [], (g + 1) % n
-        while program[j].kind != "green":
+        while j not in greens:
             path.append(j)
             j = (j + 1) % n
         routes[g].append((path, j))
     memo: dict[tuple[int, int], float] = {}
 
+    def run(path: list[int], t: int, k: int, seen: frozenset[int]) -> float:
+        """Longest link k stays green along one way out, then after green t."""
+        green = 0.0
+        for i in path:
+            if program[i].state[k] not in _GREEN:
+                return green  # its green ends on the way: nothing later counts
+            green += shortest(i)
+        if program[t].state[k] in _GREEN:
+            green += floor(t) + worst(t, k, seen)
+        return green
+
     def worst(g: int, k: int, seen: frozenset[int]) -> float:
         if g in seen:
             return max_green_s
-        if (g, k) in memo:
-            return memo[(g, k)]
-        longest = 0.0
-        for path, t in routes[g]:
-            run, through = 0.0, True
-            for i in path:
-                if program[i].state[k] not in _GREEN:
-                    through = False
-                    break
-                run += shortest(i)
-            if through and program[t].state[k] in _GREEN:
-                run += floor(t) + worst(t, k, seen | {g})
-            longest = max(longest, run)
-        memo[(g, k)] = longest
-        return longest
+        if (g, k) not in memo:
+            # every green has at least its program-order way out, so max() has something
+            memo[(g, k)] = max(run(path, t, k, seen | {g}) for path, t in routes[g])
+        return memo[(g, k)]
 
     return {
         (g, k): worst(g, k, frozenset())
@@ -121,7 +126,7 @@ class ClearanceClock:
         self.all_red_s = all_red_s
         self._conflicts = conflicts
         self._n = n_links
-        self._yellow_end = [-1e18] * n_links
+        self._yellow_end = [-math.inf] * n_links  # no yellow has ended yet
         self._state = ""
 
     def show(self, state: str, now: float) -> None:

@@ -1,0 +1,75 @@
+"""The program the applier drives: which programs it refuses, and what it adds to them."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from edge.traffic.program import (
+    ProgramError,
+    clearance_paths,
+    drive,
+    follow_on_greens,
+    validate_program,
+)
+from edge.traffic.signal_port import PhaseDef
+from shared.traffic.conflicts import ConflictMatrix
+from tests.unit.traffic_fakes import four_phase_program
+
+pytestmark = pytest.mark.timeout(10)
+
+
+def test_a_conflict_matrix_wider_than_the_program_is_refused_naming_both_widths() -> None:
+    with pytest.raises(ProgramError, match=r"J7: its program has 8 links.*conflict matrix 9"):
+        validate_program("J7", four_phase_program(), ConflictMatrix(9))
+
+
+def test_a_matrix_as_wide_as_the_program_is_accepted() -> None:
+    validate_program("J7", four_phase_program(), ConflictMatrix(8))
+
+
+def _as_read_from_a_file(program: list[PhaseDef]) -> list[PhaseDef]:
+    """The same phases with kinds parsed from JSON: equal strings, not the interned literals."""
+    rows = json.loads(json.dumps([[p.state, p.duration_s, p.kind] for p in program]))
+    return [PhaseDef(state, d, d, d, kind) for state, d, kind in rows]
+
+
+# a through green, its yellow, a protected left that follows it, its yellow and an all-red
+CHAINED = [
+    PhaseDef.from_state(state, d)
+    for state, d in (
+        ("GGrr", 30.0),
+        ("GGGr", 10.0),
+        ("yyyr", 4.0),
+        ("rrrG", 20.0),
+        ("rrry", 4.0),
+        ("rrrr", 2.0),
+    )
+]
+
+
+@pytest.mark.parametrize("program", [four_phase_program(), CHAINED], ids=["four", "chained"])
+def test_a_program_read_from_a_file_is_driven_like_the_same_program_written_in_code(
+    program: list[PhaseDef],
+) -> None:
+    parsed = _as_read_from_a_file(program)
+    assert all(
+        a.kind == b.kind and a.kind is not b.kind for a, b in zip(parsed, program, strict=True)
+    )
+    validate_program("J1", parsed, None)
+    ours, theirs = drive(parsed, 2.0), drive(program, 2.0)
+    assert [p.state for p in ours.phases] == [p.state for p in theirs.phases]
+    assert ours.clearance_of == theirs.clearance_of
+    assert ours.clearance_of  # the yellows did get their clearance phases
+    duration = {i: p.duration_s for i, p in enumerate(program)}
+    assert clearance_paths(parsed, duration.__getitem__) == clearance_paths(
+        program, duration.__getitem__
+    )
+    assert follow_on_greens(parsed) == follow_on_greens(program)
+
+
+def test_a_program_of_file_kinds_without_a_green_phase_is_refused() -> None:
+    parsed = _as_read_from_a_file([PhaseDef.from_state("yy", 4.0), PhaseDef.from_state("rr", 2)])
+    with pytest.raises(ProgramError, match="no green phase"):
+        validate_program("J1", parsed, None)
