@@ -314,6 +314,7 @@ def run_targets(
     resume: bool = False,
 ) -> list[TargetScore]:
     """Score each target over its modules (only `module`, if given); per-module parts inside."""
+    out = out.resolve()  # cosmic-ray runs in the private copy: a relative path would miss
     out.mkdir(parents=True, exist_ok=True)
     scores, parts = [], []
     with tempfile.TemporaryDirectory(prefix="edgeward-mutation-") as tmp:

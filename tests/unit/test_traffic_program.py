@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import pytest
@@ -73,3 +74,10 @@ def test_a_program_of_file_kinds_without_a_green_phase_is_refused() -> None:
     parsed = _as_read_from_a_file([PhaseDef.from_state("yy", 4.0), PhaseDef.from_state("rr", 2)])
     with pytest.raises(ProgramError, match="no green phase"):
         validate_program("J1", parsed, None)
+
+
+def test_the_driven_program_cannot_be_changed_once_built() -> None:
+    driven = drive(four_phase_program(), 2.0)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        driven.own = 0  # type: ignore[misc]
+    assert driven.origin(4) == 1  # the clearance phase after yellow 1 stands for it
