@@ -266,7 +266,7 @@ class SafeApplier:
                     if target is not None and turn is not None and long_enough:
                         target = turn  # its follow-on turn phase runs before anything else
                 if target is not None:
-                    self._route = [*self._paths[(current, target)], target]
+                    self._route = self._route_to(current, target)
                 elif elapsed + _EPS < self._ceiling(current) and not due:
                     return
             elif elapsed + _EPS < self._duration:
@@ -337,14 +337,38 @@ class SafeApplier:
         """The green to go to next, or None to keep serving the current one."""
         assert self._priorities is not None
         current = self._phase
-        options = [
-            k for k in self.green_phases if (current, k) in self._paths and k not in self._follow_on
-        ]
+        options = [k for k in self.green_phases if self._reachable(current, k)]
         waited = {k: now - self._served_at[k] for k in options}
         at_ceiling = elapsed + _EPS >= self._ceiling(current)
         return choose_green(
-            current, waited, self._priorities, self.policy, forced=forced or at_ceiling
+            current,
+            waited,
+            self._priorities,
+            self.policy,
+            forced=forced or at_ceiling,
+            elapsed=elapsed,
         )
+
+    def _reachable(self, current: int, k: int) -> bool:
+        """A green the current one may hand over to: directly, or through its follow-on green.
+
+        A crossing's program (walk green -> the same green without walk -> yellow) has no
+        clearance path out of the walk green but through its follow-on: without this, acyclic
+        control found nowhere to go and held every walk green to its maximum.
+        """
+        if k in self._follow_on:
+            return False
+        if (current, k) in self._paths:
+            return True
+        turn = self._turn_after.get(current)
+        return k != current and turn is not None and (turn, k) in self._paths
+
+    def _route_to(self, current: int, target: int) -> list[int]:
+        """The phases to show from the current green to `target` (its clearance path)."""
+        if (current, target) in self._paths:
+            return [*self._paths[(current, target)], target]
+        turn = self._turn_after[current]
+        return [*self._paths[(current, turn)], turn, *self._paths[(turn, target)], target]
 
     def _floor(self, i: int) -> float:
         return min_green(self.safety, self._crossing[i])

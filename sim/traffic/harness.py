@@ -44,6 +44,9 @@ class RunConfig:
     # Pace the simulation 1:1 with the wall clock and give the ports wall time, so gateways can
     # work against a real cloud coordinator (the demo); otherwise run as fast as SUMO goes.
     realtime: bool = False
+    # Baselines (fixed, actuated, delay_based) run their programs rewritten to `safety`'s change
+    # intervals and green limits (sim.traffic.envelope): the fair comparison with edgeward.
+    baseline_envelope: bool = False
 
 
 def run(cfg: RunConfig, controller: Controller | None = None) -> dict[str, Any]:
@@ -60,7 +63,7 @@ def run(cfg: RunConfig, controller: Controller | None = None) -> dict[str, Any]:
     ctrl = controller or make_controller(cfg.controller, **cfg.controller_options)
     scenario = build_scenario(spec, out / "scenario", seed=cfg.seed, minutes=cfg.minutes)
     kind = cfg.controller
-    net_file = scenario.network_for(kind)
+    net_file = scenario.network_for(kind, cfg.safety if cfg.baseline_envelope else None)
     junctions = junctions_of(read_net(net_file))
     schedule.validate(
         {
@@ -140,6 +143,7 @@ def run(cfg: RunConfig, controller: Controller | None = None) -> dict[str, Any]:
         "wall_start_epoch": wall_start_epoch,
         "network": str(net_file),
         "safety": cfg.safety.model_dump(),
+        "baseline_envelope": cfg.baseline_envelope,
     }
     series = delay_series(trips, horizon, CHART_BIN_S)
     (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")

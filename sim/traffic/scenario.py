@@ -22,8 +22,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from shared.config.traffic import SignalSafety
 from shared.errors import EdgewardError
 from sim.traffic.demand import PROFILES, Gate, generate_trips
+from sim.traffic.envelope import apply_envelope
 from sim.traffic.network import NetworkError, junctions_of, read_net
 from sim.traffic.sumo_bin import run_tool
 
@@ -66,8 +68,19 @@ class Scenario:
     workdir: Path = Path(".")
     generated: bool = False
 
-    def network_for(self, controller: str) -> Path:
-        """The network a controller runs on: actuated/delay_based rebuild the programs."""
+    def network_for(self, controller: str, envelope: SignalSafety | None = None) -> Path:
+        """The network a controller runs on: actuated/delay_based rebuild the programs.
+
+        With `envelope`, a baseline's programs are rewritten to edgeward's change intervals and
+        green limits (`sim.traffic.envelope`), so it pays for clearance as edgeward does.
+        """
+        net = self._network_for(controller)
+        if envelope is None or controller not in ("fixed", "actuated", "delay_based"):
+            return net
+        stem = self.net_file.name.removesuffix(".gz").removesuffix(".net.xml")
+        return apply_envelope(net, self.workdir / f"{stem}.{controller}.envelope.net.xml", envelope)
+
+    def _network_for(self, controller: str) -> Path:
         if controller not in ("actuated", "delay_based"):
             return self.net_file
         stem = self.net_file.name.removesuffix(".gz").removesuffix(".net.xml")
