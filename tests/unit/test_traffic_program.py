@@ -30,6 +30,42 @@ def test_a_matrix_as_wide_as_the_program_is_accepted() -> None:
     validate_program("J7", four_phase_program(), ConflictMatrix(8))
 
 
+def test_an_empty_program_is_refused() -> None:
+    with pytest.raises(ProgramError, match="J2: its signal program has no phases"):
+        validate_program("J2", [], None)
+
+
+def test_phases_of_different_widths_are_refused_naming_the_widths() -> None:
+    program = [PhaseDef.from_state("GGr", 30), PhaseDef.from_state("yyrr", 4)]
+    with pytest.raises(ProgramError, match=r"different lengths \[3, 4\]"):
+        validate_program("J1", program, None)
+
+
+def test_a_walk_signal_may_go_straight_to_dont_walk_but_a_road_link_after_it_may_not() -> None:
+    # link 0 is a pedestrian crossing: green -> red without yellow is how a walk signal ends
+    walk = [PhaseDef.from_state("GrG", 30), PhaseDef.from_state("rry", 4)]
+    validate_program("J1", walk, ConflictMatrix.of(3, [], crossings=[0]))
+    with pytest.raises(ProgramError, match="link 0 from green to red"):
+        validate_program("J1", walk, None)  # without the network it is a road link
+    # the crossing does not excuse the road link 1 that comes after it
+    road = [PhaseDef.from_state("GGG", 30), PhaseDef.from_state("rry", 4)]
+    with pytest.raises(ProgramError, match="link 1 from green to red"):
+        validate_program("J1", road, ConflictMatrix.of(3, [], crossings=[0]))
+
+
+def test_a_big_joined_controller_with_a_matching_network_is_accepted() -> None:
+    # 300 links: widths beyond the few hundred small ints Python keeps once must compare too
+    width = 300
+    program = [
+        PhaseDef.from_state("G" * width, 30),
+        PhaseDef.from_state("y" * width, 4),
+        PhaseDef.from_state("r" * width, 2),
+    ]
+    validate_program("J9", program, ConflictMatrix(width))
+    with pytest.raises(ProgramError, match="300 links, the network's conflict matrix 301"):
+        validate_program("J9", program, ConflictMatrix(width + 1))
+
+
 def _as_read_from_a_file(program: list[PhaseDef]) -> list[PhaseDef]:
     """The same phases with kinds parsed from JSON: equal strings, not the interned literals."""
     rows = json.loads(json.dumps([[p.state, p.duration_s, p.kind] for p in program]))
