@@ -214,3 +214,38 @@ def test_a_links_own_yellow_never_holds_back_its_next_green_however_many_links()
     clock.show("r" * 300, 4.0)  # link 299's own yellow ended at 4
     assert clock.wait_s("r" * last + "G", 5.0) == 0.0
     assert clock.wait_s("G" + "r" * last, 5.0) == pytest.approx(1.0)  # a foe waits it out
+
+
+# The program starts on a yellow, so its greens sit at odd indexes: 1 and 3. Link 0 keeps its
+# green from green 1 through link 1's yellow (phase 2) into green 3.
+ODD = _program("yr", "GG", "Gy", "Gr", "yr")
+ODD_SHORTEST = [1.0, 2.0, 3.0, 4.0, 5.0]
+
+
+def test_program_order_tail_starts_at_the_phase_after_the_green_wherever_the_green_sits() -> None:
+    tails = program_order_tails(ODD, [0, 1], lambda i: ODD_SHORTEST[i])
+    assert tails == {(1, 0): 3.0 + 4.0, (1, 1): 0.0, (3, 0): 0.0}
+
+
+def test_worst_exit_walks_from_the_phase_after_the_green_wherever_the_green_sits() -> None:
+    exits = worst_exits(
+        ODD,
+        [0, 1],
+        {},
+        shortest=lambda i: ODD_SHORTEST[i],
+        floor=lambda i: {1: 10.0, 3: 20.0}[i],
+        max_green_s=90.0,
+    )
+    assert exits == {(1, 0): 3.0 + 20.0, (1, 1): 0.0, (3, 0): 0.0}
+
+
+def test_worst_exit_takes_its_two_time_functions_and_the_limit_by_name_only() -> None:
+    # shortest and floor have the same type: by position they could be swapped unnoticed
+    with pytest.raises(TypeError):
+        worst_exits(ODD, [0], {}, lambda i: 1.0, lambda i: 1.0, 90.0)  # type: ignore[call-arg]
+
+
+def test_before_any_yellow_has_ended_no_clearance_is_owed() -> None:
+    clock = ClearanceClock(2, 2.0, ConflictMatrix(2, foes=frozenset({(0, 1)})))
+    clock.show("rr", 0.0)
+    assert clock.wait_s("Gr", 0.5) == 0.0
