@@ -177,7 +177,12 @@ class ClinicGateway:
             from edge.clinic.reports.worker import ReportWorker
 
             self.reports = ReportWorker(
-                self.db, self.store, self.outbox, config.dicom, fetch_result=self.uplink.get_result
+                self.db,
+                self.store,
+                self.outbox,
+                config.dicom,
+                fetch_result=self.uplink.get_result,
+                pseudonyms=self.pseudonyms,
             )
             self.judging.on_judged(self.reports.notify)
         watch = Path(config.watch_dir) if config.watch_dir is not None else None

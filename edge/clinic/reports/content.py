@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import io
 import time
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -59,11 +58,13 @@ def _split(version: str, fallback: str) -> tuple[str, str]:
     return (name, ver) if ver else (fallback, version or "unknown")
 
 
-def final_result(record: ScanRecord, data: bytes) -> FinalResult:
-    """The final result of a judged DICOM scan (the caller checked both)."""
-    image = pydicom.dcmread(io.BytesIO(data))
+def final_result(record: ScanRecord, image: pydicom.Dataset) -> FinalResult:
+    """The final result of a judged scan; `image` is its DICOM instance (the camera's, or the
+    gateway's Secondary Capture of a JPEG/PNG/TIFF scan)."""
     outcome: dict[str, Any] = record.outcome
-    laterality = str(outcome.get("laterality") or image.get("ImageLaterality", "") or "")
+    laterality = str(
+        outcome.get("laterality") or image.get("ImageLaterality") or image.get("Laterality") or ""
+    )
     if record.cloud_state == "graded" and record.cloud_result:
         result = pb.GradeResult.FromString(record.cloud_result)
         name, version = _split(result.model_version, "cloud-grader")
@@ -100,7 +101,9 @@ def final_result(record: ScanRecord, data: bytes) -> FinalResult:
     )
 
 
-def reviewed_result(record: ScanRecord, data: bytes, result: pb.GradeResult) -> FinalResult:
+def reviewed_result(
+    record: ScanRecord, image: pydicom.Dataset, result: pb.GradeResult
+) -> FinalResult:
     """The final result a reviewer's decision makes: their verdict, the model's numbers as shown
     to them (the cloud's result), and who decided when."""
     review = result.review
@@ -109,7 +112,7 @@ def reviewed_result(record: ScanRecord, data: bytes, result: pb.GradeResult) -> 
             f"scan {record.scan_id}: review outcome {review.outcome!r} is not one of "
             f"{', '.join(VERDICTS)}; the cloud and gateway versions disagree"
         )
-    cloud = final_result(record, data)
+    cloud = final_result(record, image)
     when = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(review.decided_at))
     reasons = [
         f"Decided by {review.role or 'reviewer'} {review.reviewer} on {when}: {review.outcome} "

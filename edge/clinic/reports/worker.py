@@ -10,13 +10,18 @@ the outbox, retried with backoff, so nothing is lost.
 
 from __future__ import annotations
 
+import io
 import logging
 import threading
 import time
 from collections.abc import Callable
 from typing import Any
 
+import pydicom
+
 from edge.clinic.database import Database
+from edge.clinic.pseudonym import Pseudonymiser
+from edge.clinic.reports.capture import dataset_bytes, secondary_capture
 from edge.clinic.reports.content import final_result, is_dicom, reviewed_result
 from edge.clinic.reports.fhir import FhirSender, bundle_json
 from edge.clinic.reports.pacs import PacsSender
@@ -31,7 +36,7 @@ from edge.clinic.reports.review import (
 )
 from edge.clinic.reports.review import SCHEMA as REVIEW_SCHEMA
 from edge.clinic.reports.sr import build_sr, sr_bytes
-from edge.clinic.store import JUDGED, ScanStore
+from edge.clinic.store import JUDGED, ScanRecord, ScanStore
 from edge.outbox import Outbox, OutboxItem
 from shared.config.dicom import DicomSettings
 from shared.proto import edgeward_pb2 as pb
@@ -129,8 +134,10 @@ class ReportWorker:
         *,
         fetch_result: FetchResult | None = None,
         review_poll_s: float = 2.0,
+        pseudonyms: Pseudonymiser | None = None,
     ) -> None:
         self.db = db
+        self.pseudonyms = pseudonyms  # names the patient of a JPEG/PNG scan's new study
         self.store = store
         self.outbox = outbox
         self.settings = settings
@@ -198,16 +205,31 @@ class ReportWorker:
             self._report_review(str(row["scan_id"]), pb.GradeResult.FromString(row["decision"]))
         return len(ids) + len(decided)
 
+    def _image(self, record: ScanRecord, data: bytes) -> tuple[pydicom.Dataset, bool]:
+        """(the scan's DICOM instance, whether the gateway made it): the camera's, or a
+        Secondary Capture in a new study for a JPEG/PNG/TIFF scan."""
+        if is_dicom(data):
+            return pydicom.dcmread(io.BytesIO(data)), False
+        assert self.pseudonyms is not None  # checked by the caller
+        patient = record.outcome.get("patient_id") or record.metadata.get("patient_id")
+        ref = self.pseudonyms.patient(str(patient)) if patient else record.cloud_id
+        return secondary_capture(record, data, ref), True
+
     def _report(self, scan_id: str) -> None:
         record = self.store.get(scan_id)
         data = self.store.image(scan_id)
-        if record is None or not is_dicom(data):
+        # Without a pseudonymiser or a PACS, a non-DICOM scan has nowhere to go as DICOM.
+        capture = self.pseudonyms is not None and self.settings.pacs is not None
+        if record is None or not (is_dicom(data) or capture):
             self._mark(scan_id, "not-dicom", [])
             return
         try:
-            result = final_result(record, data)
+            image, made = self._image(record, data)
+            result = final_result(record, image)
             institution = self.settings.institution
             queued: list[tuple[str, str, bytes]] = []
+            if made:  # the study's image first: the SR's evidence must be in the PACS too
+                queued.append((PACS, f"sc:{scan_id}", dataset_bytes(image)))
             if self.settings.pacs is not None:
                 queued.append((PACS, f"sr:{scan_id}", sr_bytes(result, institution)))
                 queued.append((PACS, f"pdf:{scan_id}", pdf_bytes(result, institution)))
@@ -235,10 +257,10 @@ class ReportWorker:
         try:
             if record is None:
                 raise ValueError("the scan is no longer in the gateway's records")
-            data = self.store.image(scan_id)
+            image, _made = self._image(record, self.store.image(scan_id))
             institution = self.settings.institution
-            automated = build_sr(final_result(record, data), institution)
-            reviewed = reviewed_result(record, data, result)
+            automated = build_sr(final_result(record, image), institution)
+            reviewed = reviewed_result(record, image, result)
             queued = [
                 (PACS, f"sr-review:{scan_id}", sr_bytes(reviewed, institution, automated)),
                 (PACS, f"pdf-review:{scan_id}", pdf_bytes(reviewed, institution)),
