@@ -14,7 +14,6 @@ can finish a stopped run and re-judge its survivors against new tests. Not a CI 
 from __future__ import annotations
 
 import argparse
-import ast
 import json
 import os
 import shutil
@@ -86,6 +85,7 @@ class TargetScore:
     reviewed: int = 0  # of which on the reviewed list
     survivors: list[Survivor] = field(default_factory=list)
     stale: list[str] = field(default_factory=list)  # reviewed entries no mutant matches now
+    pending: int = 0  # not judged yet (a stopped run): --resume judges them
 
     def add(self, part: TargetScore) -> None:
         self.killed += part.killed
@@ -95,6 +95,7 @@ class TargetScore:
         self.reviewed += part.reviewed
         self.survivors += part.survivors
         self.stale += part.stale
+        self.pending += part.pending
 
     @property
     def score(self) -> float:
@@ -152,12 +153,12 @@ def _mutants(session: Path) -> list[tuple[str, str, int, int, int]]:
 
 def _equivalent_reason(module: str, source: str, session: Path) -> dict[str, str]:
     """job id -> why the mutant cannot change behaviour, for every mutant known equivalent."""
-    spans = annotation_spans(source)
+    spans = mutation_equivalents.annotation_spans(source)
     reviewed = mutation_equivalents.load()
     keys = mutation_equivalents.keys_of(module, source, _mutants(session))
     out: dict[str, str] = {}
     for job, _operator, line, col, _ in _mutants(session):
-        if _inside((line, col), spans):
+        if mutation_equivalents.inside((line, col), spans):
             out[job] = "annotation: never evaluated under `from __future__ import annotations`"
         elif keys[job] in reviewed:
             out[job] = "reviewed: " + reviewed[keys[job]].reason
@@ -245,37 +246,6 @@ def _run_module(
     return _score(session, module, module, source)
 
 
-def annotation_spans(source: str) -> list[tuple[tuple[int, int], tuple[int, int]]]:
-    """(start, end) positions of every annotation, when the module never evaluates them.
-
-    Under `from __future__ import annotations` an annotation is a string no code reads, so a
-    mutant inside one (`A | None` -> `A & None`) cannot change behaviour: it is equivalent, and
-    counting it as a survivor would blame the tests for what no test can see.
-    """
-    tree = ast.parse(source)
-    lazy = any(
-        isinstance(n, ast.ImportFrom)
-        and n.module == "__future__"
-        and any(a.name == "annotations" for a in n.names)
-        for n in tree.body
-    )
-    if not lazy:
-        return []
-    nodes: list[ast.expr] = []
-    for n in ast.walk(tree):
-        if isinstance(n, ast.FunctionDef | ast.AsyncFunctionDef) and n.returns is not None:
-            nodes.append(n.returns)
-        elif isinstance(n, ast.arg | ast.AnnAssign) and n.annotation is not None:
-            nodes.append(n.annotation)
-    return [
-        ((a.lineno, a.col_offset), (a.end_lineno or a.lineno, a.end_col_offset or 0)) for a in nodes
-    ]
-
-
-def _inside(pos: tuple[int, int], spans: list[tuple[tuple[int, int], tuple[int, int]]]) -> bool:
-    return any(start <= pos < end for start, end in spans)
-
-
 def _score(session: Path, name: str, module: str, source: str) -> TargetScore:
     score = TargetScore(name)
     equivalent = _equivalent_reason(module, source, session)
@@ -289,6 +259,7 @@ def _score(session: Path, name: str, module: str, source: str) -> TargetScore:
         "SELECT r.job_id, r.worker_outcome, r.test_outcome, r.diff, s.operator_name, "
         "s.start_pos_row FROM work_results r JOIN mutation_specs s ON r.job_id = s.job_id"
     )
+    score.pending = _count(session, "work_items") - _count(session, "work_results")
     with sqlite3.connect(session) as db:
         for job, worker, outcome, diff, operator, line in db.execute(query):
             # A mutant that hangs the tests is caught by the timeout: that counts as killed.
@@ -310,28 +281,47 @@ def run_targets(
     names: list[str],
     out: Path,
     timeout_s: float,
+    *,
     module: str | None = None,
     resume: bool = False,
+    score_only: bool = False,
 ) -> list[TargetScore]:
-    """Score each target over its modules (only `module`, if given); per-module parts inside."""
+    """Score each target over its modules (only `module`, if given); per-module parts inside.
+
+    `score_only` runs nothing: it scores the sessions kept in `out` as far as they got.
+    """
     out = out.resolve()  # cosmic-ray runs in the private copy: a relative path would miss
     out.mkdir(parents=True, exist_ok=True)
     scores, parts = [], []
     with tempfile.TemporaryDirectory(prefix="edgeward-mutation-") as tmp:
         work = Path(tmp)
-        _copy_tree(work)
+        if not score_only:
+            _copy_tree(work)
         for name in names:
             target = TARGETS[name]
             total = TargetScore(name)
             for m in target.modules:
                 if module is None or m == module:
-                    part = _run_module(work, m, target, timeout_s, out, resume=resume)
+                    if score_only:
+                        part = _score_kept(out, m)
+                    else:
+                        part = _run_module(work, m, target, timeout_s, out, resume=resume)
                     total.add(part)
                     parts.append(part)
             scores.append(total)
     report = [{**asdict(s), "score": round(s.score, 4)} for s in [*scores, *parts]]
     (out / "mutation.json").write_text(json.dumps(report, indent=2))
     return [*scores, *parts]
+
+
+def _score_kept(out: Path, module: str) -> TargetScore:
+    stem = module.replace("/", "_")
+    session, mutated = out / f"{stem}.sqlite", out / f"{stem}.source"
+    if not session.exists() or not mutated.exists():
+        raise SystemExit(
+            f"mutation: --score-only found no session of {module} in {out}; run it first"
+        )
+    return _score(session, module, module, mutated.read_text())
 
 
 SUMMARY = "mutation score of the safety cores: do the tests catch a broken safety rule?"
@@ -380,6 +370,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="mutate only this module of the target (e.g. edge/traffic/program.py)",
     )
     parser.add_argument(
+        "--score-only",
+        action="store_true",
+        help="run nothing: score the sessions kept in --out as far as they got",
+    )
+    parser.add_argument(
         "--resume",
         action="store_true",
         help="continue the sessions kept in --out: judge the mutants not yet run and re-judge "
@@ -391,12 +386,21 @@ def run_from_args(args: argparse.Namespace) -> int:
     started = time.monotonic()
     names = list(args.targets) or sorted(TARGETS)
     module = _module_of(names, args.module)
-    scores = run_targets(names, args.out, args.timeout, module, args.resume)
+    scores = run_targets(
+        names,
+        args.out,
+        args.timeout,
+        module=module,
+        resume=args.resume,
+        score_only=args.score_only,
+    )
     for s in scores:
         print(
             f"{s.name}: {s.score:.1%} killed ({s.killed} killed, {s.survived} survived, "
             f"{s.incompetent} incompetent, {s.equivalent} equivalent: "
-            f"{s.equivalent - s.reviewed} in never-evaluated annotations, {s.reviewed} reviewed)"
+            f"{s.equivalent - s.reviewed} in never-evaluated annotations, {s.reviewed} reviewed"
+            + (f"; {s.pending} not judged yet" if s.pending else "")
+            + ")"
         )
         if s.name in TARGETS:
             continue  # its survivors are listed under its modules

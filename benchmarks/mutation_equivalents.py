@@ -9,6 +9,7 @@ reason never outlives the code it was written about.
 
 from __future__ import annotations
 
+import ast
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
@@ -74,3 +75,34 @@ def keys_of(
         out[job] = MutantKey(module, operator, text, seen[(operator, text)])
         seen[(operator, text)] += 1
     return out
+
+
+def annotation_spans(source: str) -> list[tuple[tuple[int, int], tuple[int, int]]]:
+    """(start, end) positions of every annotation, when the module never evaluates them.
+
+    Under `from __future__ import annotations` an annotation is a string no code reads, so a
+    mutant inside one (`A | None` -> `A & None`) cannot change behaviour: it is equivalent, and
+    counting it as a survivor would blame the tests for what no test can see.
+    """
+    tree = ast.parse(source)
+    lazy = any(
+        isinstance(n, ast.ImportFrom)
+        and n.module == "__future__"
+        and any(a.name == "annotations" for a in n.names)
+        for n in tree.body
+    )
+    if not lazy:
+        return []
+    nodes: list[ast.expr] = []
+    for n in ast.walk(tree):
+        if isinstance(n, ast.FunctionDef | ast.AsyncFunctionDef) and n.returns is not None:
+            nodes.append(n.returns)
+        elif isinstance(n, ast.arg | ast.AnnAssign) and n.annotation is not None:
+            nodes.append(n.annotation)
+    return [
+        ((a.lineno, a.col_offset), (a.end_lineno or a.lineno, a.end_col_offset or 0)) for a in nodes
+    ]
+
+
+def inside(pos: tuple[int, int], spans: list[tuple[tuple[int, int], tuple[int, int]]]) -> bool:
+    return any(start <= pos < end for start, end in spans)
