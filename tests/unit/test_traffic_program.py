@@ -9,6 +9,7 @@ import pytest
 
 from edge.traffic.program import (
     ProgramError,
+    _jump_is_safe,
     clearance_paths,
     drive,
     follow_on_greens,
@@ -117,3 +118,73 @@ def test_the_driven_program_cannot_be_changed_once_built() -> None:
     with pytest.raises(dataclasses.FrozenInstanceError):
         driven.own = 0  # type: ignore[misc]
     assert driven.origin(4) == 1  # the clearance phase after yellow 1 stands for it
+
+
+def test_two_pairs_of_foes_green_together_are_reported_by_the_first_pair() -> None:
+    program = [PhaseDef.from_state("GGGG", 30), PhaseDef.from_state("yyyy", 4)]
+    conflicts = ConflictMatrix.of(4, [(0, 1), (2, 3)])
+    with pytest.raises(ProgramError, match="links 0 and 1, which cross"):
+        validate_program("J1", program, conflicts)
+
+
+def test_green_to_red_without_yellow_is_found_after_any_phase() -> None:
+    # the bad step leaves phase 1: every phase is checked against the one after it
+    program = [PhaseDef.from_state(s, 10) for s in ("ry", "Gr", "rr")]
+    with pytest.raises(ProgramError, match=r"phase 1 \(Gr\) -> phase 2 \(rr\)"):
+        validate_program("J1", program, None)
+
+
+@pytest.mark.parametrize(
+    ("a", "b", "into_green", "safe"),
+    [
+        ("rrrr", "GGrr", True, True),  # from an all-red: red clearance already served
+        ("yyrr", "GGrr", True, False),  # from a yellow: the clearance is still due
+        ("GGyy", "yyrr", False, True),  # greens turn yellow, yellows turn red
+        ("GGyy", "Gyrr", False, True),  # a green may stay green or turn yellow
+        ("GGrr", "rrrr", False, False),  # a green may not go straight to red
+        ("yyrr", "yyrr", False, False),  # a yellow may not start over
+        ("yyrr", "GGrr", False, False),  # nor turn green
+        ("rryy", "yyrr", False, False),  # a red link may not wake up
+    ],
+)
+def test_a_jump_inside_the_clearance_keeps_every_yellow_and_red(
+    a: str, b: str, into_green: bool, safe: bool
+) -> None:
+    assert _jump_is_safe(a, b, into_green) is safe
+
+
+@pytest.mark.parametrize("scale", [1.0, 0.1], ids=["seconds", "tenths"])
+def test_clearance_paths_of_a_chained_program_at_any_time_scale(scale: float) -> None:
+    paths = clearance_paths(CHAINED, lambda i: CHAINED[i].duration_s * scale)
+    assert paths == {
+        (0, 1): [],  # the through green runs straight into the left turn's green
+        (1, 3): [2],  # the program's own way: the yellow, then green 3
+        (1, 0): [2, 5],  # back to green 0 only through the all-red
+        (3, 0): [4, 5],
+        (3, 1): [4, 5],  # green 1 skipped to from the all-red
+    }
+
+
+def test_a_green_running_into_the_first_phase_over_the_wrap_needs_no_clearance() -> None:
+    program = [PhaseDef.from_state(s, d) for s, d in (("GG", 30), ("yy", 4), ("rr", 2), ("Gr", 20))]
+    assert clearance_paths(program, lambda i: program[i].duration_s) == {
+        (0, 3): [1, 2],
+        (3, 0): [],
+    }
+
+
+# a permissive left (g) in green 0, protected (G) in green 1 that follows it: a follow-on
+FOLLOW = [
+    PhaseDef.from_state(s, d)
+    for s, d in (("Ggrr", 30), ("GGrr", 10), ("yyrr", 4), ("rrGG", 20), ("rryy", 4))
+]
+
+
+def test_a_green_continuing_the_movements_of_the_green_before_it_is_a_follow_on() -> None:
+    assert follow_on_greens(FOLLOW) == {1: 0}
+    assert follow_on_greens(_as_read_from_a_file(FOLLOW)) == {1: 0}
+
+
+def test_a_two_green_program_has_no_follow_on_even_when_one_green_is_within_the_other() -> None:
+    program = [PhaseDef.from_state(s, d) for s, d in (("GG", 30), ("Gy", 4), ("Gr", 20), ("yr", 4))]
+    assert follow_on_greens(program) == {}
