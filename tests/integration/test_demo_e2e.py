@@ -57,6 +57,10 @@ def test_the_report_is_written_with_its_charts(demo_report: Path) -> None:
         "zero signal safety violations (fixed)",
         "every traffic run completed",
         "cloud ingress refuses a request without an API key",
+        "gateway->cloud gRPC is mutual TLS: no client certificate, no call",
+        "a clinic's certificate cannot grade as another site",
+        "a junction's certificate cannot publish another junction's plan (deploy/mosquitto ACL)",
+        "a clinic gateway refuses an upload without a token",
         "every C-STORE scan's SR and PDF reached the PACS",
     ],
 )
