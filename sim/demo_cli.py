@@ -20,7 +20,12 @@ Run both cases end to end on this machine, with a failure thrown in:
   - writes one HTML report (verdicts, Grad-CAM overlays, retakes with reasons, the review queue,
     delay over time with the outage shaded, latency per stage, the upload backlog and its drain).
 
-Ctrl-C stops everything the demo started. Exit status 1 if any of the report's checks failed."""
+Run at a terminal, the demo then keeps the cloud, the review desk, the gateways and Orthanc up:
+it prints the desk's URL and logins and Orthanc's explorer URL; decide a case in the desk, then
+find the reviewer's SR and PDF in that study in Orthanc. Ctrl-C stops everything the demo
+started. Without a terminal (CI, a pipe) or with --no-hold it stops after the report, having
+decided one case through the desk's form itself and checked that its SR reached Orthanc.
+Exit status 1 if any of the report's checks failed."""
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -40,7 +45,9 @@ def _run(args: argparse.Namespace) -> int:
         quick_models=args.quick_models,
         traffic=not args.no_traffic,
     )
-    demo = Demo(settings)
+    from sim.demo.hold import should_hold
+
+    demo = Demo(settings, hold=should_hold(args.no_hold))
     path = demo.run()
     print(f"\nreport: {path}")
     facts = (path.parent / "facts.json").read_text()
@@ -79,4 +86,10 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument("--seed", type=int, default=1, help="seed of scans and traffic")
     p.add_argument("--quick-models", action="store_true", help="build tiny models if none exist")
     p.add_argument("--no-traffic", action="store_true", help="clinics only")
+    p.add_argument(
+        "--no-hold",
+        action="store_true",
+        help="stop everything after the report, even at a terminal (the default there is to "
+        "keep the desk, gateways and Orthanc up until Ctrl-C)",
+    )
     p.set_defaults(handler=_run)

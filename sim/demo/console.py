@@ -33,6 +33,10 @@ class Console:
             print(f"[{now - self.t0:6.1f}s] {text}", file=self.stream or sys.stdout, flush=True)
             self._last = now
 
+    def last_line_at(self) -> float:
+        """When the last line was printed (time.monotonic())."""
+        return self._last
+
     def heartbeat_line(self, now: float) -> str | None:
         """The status line due at `now` (the console was silent for `every_s`), else None."""
         activity = self.activity

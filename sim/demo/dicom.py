@@ -14,6 +14,7 @@ from typing import Any
 import httpx
 import pydicom
 
+from edge.clinic.reports.capture import study_uid_of
 from shared.errors import EdgewardError
 from sim.demo.facts import Check, ScanRecord
 from sim.pacs import AET, Orthanc
@@ -125,3 +126,31 @@ def check_pacs(records: list[ScanRecord], found: dict[str, set[str]], url: str) 
         f"{len(wanted) - len(missing)}/{len(wanted)} studies sent by storescu have an SR and a "
         f"PDF in Orthanc ({url})" + (f"; missing: {missing[:3]}" if missing else ""),
     )
+
+
+def check_studies(
+    orthanc: Orthanc, records: list[ScanRecord], say: Callable[[str], None]
+) -> tuple[Check, list[str]]:
+    """Wait for each C-STORE study's SR and PDF in the PACS; the check and notes for the report."""
+    found = wait_for_reports(orthanc, records, 120.0, say)
+    check = check_pacs(records, found, orthanc.url)
+    say(f"pacs: {check.detail}")
+    notes = [
+        f"PACS: study {r.study_uid} (scan {r.scan_id}): "
+        f"{', '.join(sorted(found.get(str(r.study_uid), set()))) or 'nothing'} in Orthanc"
+        for r in records[:5]
+    ]
+    return check, notes
+
+
+PACS_CLINIC = "clinic-1"  # the demo configures a PACS for the first clinic only
+
+
+def study_of(record: ScanRecord) -> str | None:
+    """The study of a scan's reports in the PACS: the camera's for a C-STORE scan, the one the
+    gateway makes for a JPEG/PNG scan of the clinic with a PACS; None for the others."""
+    if record.study_uid:
+        return record.study_uid
+    if record.clinic == PACS_CLINIC and record.fmt in ("jpeg", "png"):
+        return study_uid_of(record.scan_id)
+    return None

@@ -237,6 +237,7 @@ def render(data: DemoData, out: Path) -> Path:
                 "backlog_peak": max((d for _, _, d in data.backlog), default=0),
                 "traffic": {r.controller: r.summary for r in data.traffic},
                 "review_cases": len(data.review_cases),
+                "notes": list(data.notes),
             },
             indent=2,
         )
@@ -261,3 +262,35 @@ def _empty_queue_reason(scans: list[ScanRecord]) -> str:
         f"No case needed a person: none of the {len(graded)} cloud grades fell in the uncertain "
         "band, and none contradicted the edge verdict."
     )
+
+
+def traffic_checks(runs: list[TrafficRun], failures: list[str], enabled: bool) -> list[Check]:
+    """Zero safety violations per controller, and every run completed (when traffic ran)."""
+    checks = []
+    for run in runs:
+        violations = int(run.summary.get("safety_violations", -1))
+        checks.append(
+            Check(
+                f"zero signal safety violations ({run.controller})",
+                violations == 0,
+                f"{violations} violations",
+            )
+        )
+    if enabled:
+        checks.append(
+            Check(
+                "every traffic run completed",
+                not failures,
+                "; ".join(failures) or f"{len(runs)} runs completed",
+            )
+        )
+    return checks
+
+
+def cloud_stage_seconds(scans: list[ScanRecord]) -> dict[str, list[float]]:
+    """Seconds per cloud stage (queue, preprocess, infer, explain) over every graded scan."""
+    stages: dict[str, list[float]] = {}
+    for s in scans:
+        for stage, secs in ((s.cloud or {}).get("timings_s") or {}).items():
+            stages.setdefault(stage, []).append(float(secs))
+    return stages

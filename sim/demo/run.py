@@ -26,20 +26,19 @@ from shared.broker import CLOUD_IDENTITY, MosquittoBroker, free_port
 from shared.errors import EdgewardError
 from shared.registry import Registry
 from shared.security.apikeys import KEY_FILE_ENV
+from sim.demo import desk, hold, trust
 from sim.demo import dicom as demo_dicom
 from sim.demo import traffic as demo_traffic
-from sim.demo import trust
 from sim.demo.clinics import ClinicHandle, Feeder, backlog, describe, refresh
 from sim.demo.console import Console, waiting
 from sim.demo.facts import Check, ScanRecord, check_scans
 from sim.demo.feeder import scan_stream
-from sim.demo.report import DemoData, render
+from sim.demo.report import DemoData, cloud_stage_seconds, render, traffic_checks
 from sim.demo.settings import DemoSettings
 from sim.demo.supervisor import (
     Process,
     Supervisor,
     edgeward_cmd,
-    http_json,
     start_with_fresh_ports,
     wait_http,
 )
@@ -77,8 +76,10 @@ def _write_yaml(path: Path, data: dict[str, Any]) -> Path:
 
 
 class Demo:
-    def __init__(self, settings: DemoSettings) -> None:
+    def __init__(self, settings: DemoSettings, hold: bool = False) -> None:
         self.s = settings
+        self.hold = hold  # keep everything up for a person at the end (sim/demo/hold.py)
+        self.reviewers: list[desk.Reviewer] = []
         self.t0 = time.monotonic()
         self.t0_epoch = time.time()
         self.say = Console(self.t0)
@@ -174,25 +175,16 @@ class Demo:
             start_with_fresh_ports(launch, ready, "cloud tier")
 
     def open_review_desk(self, config: Path) -> None:
-        """Two demo reviewers (a second opinion goes to the other) with random passwords,
-        printed once; made with the admin CLI, the way an operator would."""
-        for name in ("demo-reviewer", "demo-second-reader"):
-            password = secrets.token_urlsafe(12)
-            done = subprocess.run(
-                edgeward_cmd("cloud", "users", "add", name, "--config", str(config)),
-                check=False,
-                env={**self.env, "EDGEWARD_DESK_PASSWORD": password},
-                capture_output=True,
-                text=True,
-                timeout=120,
-            )
-            if done.returncode != 0:
-                self.notes.append(f"review desk account {name} not made: {done.stderr.strip()}")
-                continue
-            self.say(
-                f"review desk: http://127.0.0.1:{self.cloud_http}/desk/ "
-                f"login {name} password {password}"
-            )
+        """Two demo reviewers (a second opinion goes to the other), passwords printed once."""
+        names = ("demo-reviewer", "demo-second-reader")
+        self.reviewers, problems = desk.make_reviewers(str(config), self.env, names)
+        self.notes += problems
+        for r in self.reviewers:
+            self.say(f"review desk: {self.desk_url}/ login {r.name} password {r.password}")
+
+    @property
+    def desk_url(self) -> str:
+        return f"http://127.0.0.1:{self.cloud_http}/desk"
 
     # ---- the run ----
     def run(self) -> Path:
@@ -243,19 +235,64 @@ class Demo:
             try:
                 scans = self.drive(sup, clinics, cloud_cfg)
                 self.check_pacs(clinics)
+                if not self.hold:  # a person decides their own cases; unattended, we do one
+                    self.check_desk_decision(scans)
+                traffic_results = []
+                if traffic_plan is not None:
+                    traffic_results = demo_traffic.finish(
+                        traffic_plan, runs, self.outage, self.t0_epoch, self.say
+                    )
+                review = self.review_cases()
+                self.checks.append(trust.probe_api_keys(self.cloud_http))
+                self.checks += trust.probe_links(self.uplink, broker, junctions, clinics)
+                failures = traffic_plan.failures if traffic_plan is not None else []
+                path = self.report(scans, traffic_results, review, failures)
+                if self.hold:
+                    self.hold_open(path, scans)
             finally:
                 if self.orthanc is not None:
                     self.orthanc.stop()
-            traffic_results = []
-            if traffic_plan is not None:
-                traffic_results = demo_traffic.finish(
-                    traffic_plan, runs, self.outage, self.t0_epoch, self.say
-                )
-            review = self.review_cases()
-            self.checks.append(trust.probe_api_keys(self.cloud_http))
-            self.checks += trust.probe_links(self.uplink, broker, junctions, clinics)
-        failures = traffic_plan.failures if traffic_plan is not None else []
-        return self.report(scans, traffic_results, review, failures)
+        return path
+
+    def check_desk_decision(self, scans: list[ScanRecord]) -> None:
+        if self.orthanc is None or not self.reviewers:
+            return
+        with self.say.during(waiting("review desk: waiting for the SR", time.monotonic())):
+            check = desk.check_decision_reaches_pacs(
+                self.desk_url,
+                self.reviewers[-1],
+                [(r, study) for r in scans if (study := demo_dicom.study_of(r))],
+                self.open_case,
+                self.orthanc,
+                say=self.say,
+            )
+        if check is None:
+            self.notes.append(desk.NOTHING_TO_DECIDE)
+            self.say(f"review desk: {desk.NOTHING_TO_DECIDE}")
+            return
+        self.say(f"review desk: {check.detail}")
+        self.checks.append(check)
+
+    def open_case(self, scan_id: str) -> str | None:
+        """The open review case of a (cloud) scan id, if the queue holds one."""
+        cases = desk.review_cases(self.cloud_http, self.reviewer_key)
+        return next(
+            (str(c["case_id"]) for c in cases if c["scan_id"] == scan_id and c["status"] == "open"),
+            None,
+        )
+
+    def hold_open(self, report: Path, scans: list[ScanRecord]) -> None:
+        def decided() -> int:
+            cases = desk.review_cases(self.cloud_http, self.reviewer_key)
+            return sum(c.get("status") == "decided" for c in cases)
+
+        dicom = [
+            f"scan {r.scan_id} (cloud id {r.cloud['scan_id']}), study {study}"
+            for r in scans
+            if (study := demo_dicom.study_of(r)) and r.cloud and r.cloud.get("needs_review")
+        ]
+        info = hold.HoldInfo(self.desk_url, self.reviewers, self.orthanc, report, dicom)
+        hold.hold(info, self.say, decided)
 
     def start_pacs(self) -> None:
         """An Orthanc for the first clinic's SR and PDF results (storescu must be present)."""
@@ -269,16 +306,11 @@ class Demo:
         )
 
     def check_pacs(self, clinics: list[ClinicHandle]) -> None:
-        if self.orthanc is None:
-            return
-        records = [r for c in clinics for r in c.records if r.study_uid]
-        found = demo_dicom.wait_for_reports(self.orthanc, records, 120.0, self.say)
-        check = demo_dicom.check_pacs(records, found, self.orthanc.url)
-        self.say(f"pacs: {check.detail}")
-        self.checks.append(check)
-        for r in records[:5]:
-            got = ", ".join(sorted(found.get(str(r.study_uid), set()))) or "nothing"
-            self.notes.append(f"PACS: study {r.study_uid} (scan {r.scan_id}): {got} in Orthanc")
+        if self.orthanc is not None:
+            records = [r for c in clinics for r in c.records if r.study_uid]
+            check, notes = demo_dicom.check_studies(self.orthanc, records, self.say)
+            self.checks.append(check)
+            self.notes += notes
 
     def start_clinics(self, sup: Supervisor, broker: MosquittoBroker) -> list[ClinicHandle]:
         clinics = []
@@ -368,15 +400,10 @@ class Demo:
 
     def review_cases(self) -> list[dict[str, Any]]:
         try:
-            data = http_json(
-                f"http://127.0.0.1:{self.cloud_http}/v1/review?status=all",
-                headers={"Authorization": f"Bearer {self.reviewer_key}"},
-            )
+            return desk.review_cases(self.cloud_http, self.reviewer_key)
         except OSError as exc:
             self.notes.append(f"review queue not readable: {exc}")
             return []
-        assert isinstance(data, dict)
-        return list(data.get("cases", []))
 
     def report(
         self,
@@ -388,27 +415,7 @@ class Demo:
         gradable = [s for s in scans if s.gradable]
         checks = check_scans(scans, len(gradable), sum(s.cloud is not None for s in gradable))
         checks += self.checks
-        for run in traffic:
-            violations = int(run.summary.get("safety_violations", -1))
-            checks.append(
-                Check(
-                    f"zero signal safety violations ({run.controller})",
-                    violations == 0,
-                    f"{violations} violations",
-                )
-            )
-        if self.s.traffic:
-            checks.append(
-                Check(
-                    "every traffic run completed",
-                    not traffic_failures,
-                    "; ".join(traffic_failures) or f"{len(traffic)} runs completed",
-                )
-            )
-        cloud_stages: dict[str, list[float]] = {}
-        for s in scans:
-            for stage, secs in ((s.cloud or {}).get("timings_s") or {}).items():
-                cloud_stages.setdefault(stage, []).append(float(secs))
+        checks += traffic_checks(traffic, traffic_failures, self.s.traffic)
         data = DemoData(
             scans=scans,
             checks=checks,
@@ -416,7 +423,7 @@ class Demo:
             backlog=self.backlog,
             review_cases=review,
             traffic=traffic,
-            cloud_stage_seconds=cloud_stages,
+            cloud_stage_seconds=cloud_stage_seconds(scans),
             duration_s=self.now(),
             notes=self.notes,
         )

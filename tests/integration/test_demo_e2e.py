@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from sim.demo.desk import CHECK_NAME, NOTHING_TO_DECIDE
 from sim.demo.run import Demo, DemoSettings
 
 pytestmark = [pytest.mark.e2e, pytest.mark.ray, pytest.mark.mqtt, pytest.mark.sumo]
@@ -90,3 +91,16 @@ def test_traffic_gateways_fell_back_and_came_back(demo_report: Path) -> None:
     fell = [i for i, m in enumerate(modes) if m["from_mode"] == "coordinated"]
     assert fell, "no junction left coordinated mode while the cloud was down"
     assert any(m["to_mode"] == "coordinated" for m in modes[fell[0] + 1 :])
+
+
+def test_a_desk_decision_by_the_form_reaches_the_demos_orthanc(demo_report: Path) -> None:
+    """Unattended, the demo decides one case of clinic-1 (the clinic with a PACS) through the
+    desk's login and CSRF form and waits for the reviewer's SR in Orthanc. Which scans the
+    cloud sends to review is the model's call: with none of clinic-1's, the report says so
+    (test_review_desk_sr.py covers that path with a controlled review case)."""
+    data = json.loads((demo_report.parent / "facts.json").read_text())
+    facts = _facts(demo_report)
+    if CHECK_NAME in facts:
+        assert facts[CHECK_NAME]["ok"], facts[CHECK_NAME]["detail"]
+    else:
+        assert NOTHING_TO_DECIDE in data["notes"], data["notes"]

@@ -15,6 +15,7 @@ import pytest
 from edge.clinic.app import ClinicGateway
 from edge.clinic.reports.worker import PACS
 from shared.broker import MosquittoBroker, free_port
+from sim.demo.desk import Reviewer
 from tests.integration.support.clinic_gateway import API_TOKENS, SITE_KEY, gateway_config, rows
 from tests.integration.support.desk_cloud import MODEL, DeskCloud, decide_by_form
 from tests.integration.support.dicom_camera import (
@@ -32,6 +33,7 @@ pytestmark = [pytest.mark.dicom, pytest.mark.orthanc, pytest.mark.mqtt]
 ENCAPSULATED_PDF = "1.2.840.10008.5.1.4.1.1.104.1"
 COMPREHENSIVE_SR = "1.2.840.10008.5.1.4.1.1.88.33"
 PASSWORD = "correct horse battery"
+REVIEWER = Reviewer("grader-7", PASSWORD)
 
 
 @pytest.fixture
@@ -76,7 +78,7 @@ def test_desk_decision_reaches_the_study_as_amended_sr_and_pdf(
         # The cloud said "review": the automated SR goes out, and the gateway waits for a person.
         wait_for(lambda: rows(service, "SELECT state FROM review_decisions") == [("waiting",)],
                  20, "the gateway following the review case")  # fmt: skip
-        case_id = decide_by_form(desk_cloud.desk.url, "grader-7", PASSWORD, "refer", "new vessels")
+        case_id = decide_by_form(desk_cloud.desk.url, REVIEWER, "refer", "new vessels")
         wait_for(lambda: f"sr-review:{uid}" in dict(_pending(service)), 20, "review SR queued")
         # The PACS is still down: the reviewer's reports wait in the outbox with the rest.
         assert [k for k, _n in _pending(service)] == [

@@ -4,20 +4,19 @@ ingress does (with the reviewer's decision once made). The grading is the only s
 
 from __future__ import annotations
 
-import re
 import time
 from concurrent import futures
 from pathlib import Path
 from types import TracebackType
 
 import grpc
-import httpx
 
 from cloud.review_desk.server import DeskServer
 from cloud.store import CloudStore, ReviewCase
 from shared.broker import free_port
 from shared.proto import edgeward_pb2 as pb
 from shared.proto import edgeward_pb2_grpc as pb_grpc
+from sim.demo.desk import DeskClient, Reviewer
 
 MODEL = "fundus-grader:7"
 
@@ -92,42 +91,18 @@ class DeskCloud:
         self.store.close()
 
 
-def csrf_of(html: str) -> str:
-    match = re.search(r'name="csrf" value="([^"]+)"', html)
-    if match is None:
-        raise AssertionError("no CSRF field on the page")
-    return match.group(1)
-
-
-def decide_by_form(desk_url: str, name: str, password: str, outcome: str, note: str) -> str:
-    """Log in to the desk, open the next case and decide it through the HTML form, as a
-    browser posts it (session cookie, CSRF token). Returns the decided case id."""
-    with httpx.Client(follow_redirects=False, timeout=10) as client:
-        login = client.get(f"{desk_url}/login")
-        resp = client.post(
-            f"{desk_url}/login",
-            data={"csrf": csrf_of(login.text), "name": name, "password": password, "next": ""},
-        )
-        if resp.status_code != 303:
-            raise AssertionError(f"desk login as {name}: HTTP {resp.status_code}")
+def decide_by_form(desk_url: str, who: Reviewer, outcome: str, note: str) -> str:
+    """Log in to the desk and decide the next case through its HTML form, as a browser posts
+    it (session cookie, CSRF token). Returns the decided case id."""
+    desk = DeskClient(desk_url)
+    try:
+        desk.login(who)
         deadline = time.monotonic() + 60
-        while True:
-            target = client.get(f"{desk_url}/next").headers["location"]
-            if "/cases/" in target:
-                break
+        while (case_id := desk.next_case()) is None:
             if time.monotonic() > deadline:
                 raise AssertionError("no case reached the review desk within 60 s")
             time.sleep(0.5)
-        case_url = (
-            target
-            if target.startswith("http")
-            else f"{desk_url.split('/desk', maxsplit=1)[0]}{target}"
-        )
-        page = client.get(case_url)
-        resp = client.post(
-            f"{case_url}/decision",
-            data={"csrf": csrf_of(page.text), "outcome": outcome, "note": note, "grade": ""},
-        )
-        if resp.status_code != 303:
-            raise AssertionError(f"desk decision: HTTP {resp.status_code}: {resp.text[:300]}")
-        return case_url.rsplit("/", 1)[-1]
+        desk.decide(case_id, outcome, note)
+        return case_id
+    finally:
+        desk.close()
