@@ -76,14 +76,13 @@ def envelope_logic(logic: ET.Element, safety: SignalSafety) -> int:
         if safety.all_red_s <= 0:
             continue
         clear = "".join("r" if c in "yY" else c for c in state)
-        nxt = phases[(i + 1) % len(phases)].get("state", "")
-        if nxt == clear or (_kind(nxt) == "red" and set(nxt) <= set(clear) | set("rs")):
-            # the program's own all-red follows: give it the clearance time
-            follower = phases[(i + 1) % len(phases)]
-            if _kind(nxt) == "red":
-                seconds = max(safety.all_red_s, float(follower.get("duration", "0")))
-                _fixed_times(follower, seconds)
+        follower = phases[(i + 1) % len(phases)]
+        nxt = follower.get("state", "")
+        if _kind(nxt) == "red":  # the program's own all-red follows: give it the clearance
+            _fixed_times(follower, max(safety.all_red_s, float(follower.get("duration", "0"))))
             continue
+        if not any(b in _GREEN and a not in _GREEN for a, b in zip(state, nxt, strict=False)):
+            continue  # nothing turns green (a turn that was already permissive): no clearance
         red = ET.Element("phase", {"duration": _fmt(safety.all_red_s), "state": clear})
         if p.get("minDur") is not None:
             red.set("minDur", _fmt(safety.all_red_s))

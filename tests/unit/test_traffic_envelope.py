@@ -52,12 +52,15 @@ def test_a_netconvert_program_under_the_envelope_has_no_violations_and_was_full_
     before = check_sequence(_cycle(logic), safety, conflicts, end_time=end)
     assert {v.kind for v in before} >= {"short_yellow", "no_red_clearance"}
 
-    assert envelope_logic(logic, safety) == 4  # one red clearance per yellow
+    # a red clearance after every yellow into a green that releases a link, not after the
+    # through yellow into its own protected turn (those links were green already)
+    assert envelope_logic(logic, safety) == 3
     phases = [(float(p.get("duration", "")), p.get("state", "")) for p in logic.iter("phase")]
-    assert phases[1:4] == [
+    assert phases[1:5] == [
         (4.0, "rrrryyyygrrrryyyggrrrr"),
-        (2.0, "rrrrrrrrgrrrrrrrggrrrr"),  # the yellow links red, the rest as they were
         (7.0, "rrrrrrrrGrrrrrrrGGrrrr"),  # 6 s turn green stretched to the minimum
+        (4.0, "rrrrrrrryrrrrrrryyrrrr"),
+        (2.0, "rrrrrrrrrrrrrrrrrrrrrr"),  # the yellow links red, the rest as they were
     ]
     end = sum(d for d, _ in phases) * 3
     assert check_sequence(_cycle(logic), safety, conflicts, end_time=end) == []
@@ -94,7 +97,16 @@ def test_a_network_file_is_rewritten_and_a_bad_one_named(tmp_path: Path) -> None
     root.append(_logic(FIVE_LEG))
     ET.ElementTree(root).write(net)
     out = apply_envelope(net, tmp_path / "env" / "n.net.xml", SignalSafety())
-    assert len(list(ET.parse(out).getroot().iter("phase"))) == 12
+    assert len(list(ET.parse(out).getroot().iter("phase"))) == 11
     (tmp_path / "bad.net.xml").write_text("<net><tlLogic")
     with pytest.raises(EnvelopeError, match=r"bad\.net\.xml"):
         apply_envelope(tmp_path / "bad.net.xml", tmp_path / "x.net.xml", SignalSafety())
+
+
+def test_no_clearance_where_nothing_turns_green_as_after_a_through_yellow_into_its_turn() -> None:
+    # netgenerate's grid: the through yellow leaves the permissive turn green into its own phase
+    logic = _logic(
+        [(29, "GGGggrr"), (4, "yyyggrr"), (6, "rrrGGrr"), (4, "rrryyrr"), (2, "rrrrrrr")]
+    )
+    assert envelope_logic(logic, SignalSafety()) == 0
+    assert [p.get("duration") for p in logic.iter("phase")] == ["29", "4", "7", "4", "2"]
