@@ -165,6 +165,26 @@ def test_clearance_paths_of_a_chained_program_at_any_time_scale(scale: float) ->
     }
 
 
+# from yellow 1 the controller may jump to the short all-red 5 instead of the long all-red 2
+JUMPY = [
+    PhaseDef.from_state(s, d)
+    for s, d in (
+        ("GGrr", 30.0),
+        ("yyrr", 4.0),
+        ("rrrr", 3.0),
+        ("rrGG", 30.0),
+        ("rryy", 4.0),
+        ("rrrr", 1.0),
+    )
+]
+
+
+@pytest.mark.parametrize("scale", [1.0, 0.1], ids=["seconds", "tenths"])
+def test_clearance_paths_take_the_fastest_safe_chain_at_any_time_scale(scale: float) -> None:
+    paths = clearance_paths(JUMPY, lambda i: JUMPY[i].duration_s * scale)
+    assert paths == {(0, 3): [1, 5], (3, 0): [4, 5]}
+
+
 def test_a_green_running_into_the_first_phase_over_the_wrap_needs_no_clearance() -> None:
     program = [PhaseDef.from_state(s, d) for s, d in (("GG", 30), ("yy", 4), ("rr", 2), ("Gr", 20))]
     assert clearance_paths(program, lambda i: program[i].duration_s) == {
