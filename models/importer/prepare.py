@@ -19,6 +19,7 @@ from shared.registry import sha256_file
 
 Progress = Callable[[str], None]
 NOISE_SEED = 0
+OOD_MIN_IMAGES = 20  # half fit the mean and precision, half the thresholds
 
 
 @dataclass
@@ -69,7 +70,9 @@ def torchscript_to_onnx(
     import torch
 
     try:
-        scripted = torch.jit.load(str(source), map_location="cpu").eval()
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", FutureWarning)  # "torch.jit.load is deprecated"
+            scripted = torch.jit.load(str(source), map_location="cpu").eval()
     except (RuntimeError, ValueError) as exc:
         raise ModelRefusedError(f"{source}: not a TorchScript file torch can load: {exc}") from None
     # the model's own channel order: the flip from RGB is added to the graph later, as for ONNX
@@ -122,10 +125,54 @@ def torchscript_to_onnx(
     return declaration.model_copy(update={"format": "onnx", "io": io}), path, worst
 
 
+def _ood_reference(
+    declaration: Declaration, session: Any, files: list[Path], say: Progress
+) -> dict[str, Any]:
+    """The gateway's OOD reference (models/ood.py) from the site's photographs, for an edge net.
+
+    The factory fits it on its training split; an imported net brings no training data, so the
+    site's evaluation photographs stand in: every other image gives the mean and precision,
+    the rest the thresholds. Without a `features` output or enough photographs the gateway's
+    Mahalanobis and energy signals stay off for this net, and the import says so.
+    """
+    from models.ood import fit_reference
+
+    name = declaration.registry_name
+    if declaration.task == "grader":
+        return {}
+    if declaration.io.features is None:
+        say(f"  no io.features: the gateway's out-of-distribution guard is off for {name}")
+        return {}
+    if len(files) < OOD_MIN_IMAGES:
+        say(
+            f"  {len(files)} photographs < {OOD_MIN_IMAGES}: no out-of-distribution reference "
+            f"for {name} (pass more with --images)"
+        )
+        return {}
+    batch = checks.load_images(files, declaration.preprocess.serving_spec())
+    out = checks.run_contract(session, batch)
+    features = out["features"].astype(np.float64)
+    logits = out["logits"].astype(np.float64)
+    reference = fit_reference(features[::2], features[1::2], logits[1::2])
+    reference["fitted_on"] |= {"source": "the import's evaluation photographs"}
+    say(f"  out-of-distribution reference fitted on {len(files)} site photographs")
+    return {"ood": reference}
+
+
 def prepare(
-    declaration: Declaration, base: Path, check_files: list[Path], workdir: Path, say: Progress
+    declaration: Declaration,
+    base: Path,
+    check_files: list[Path],
+    workdir: Path,
+    say: Progress,
+    *,
+    site_files: list[Path] | None = None,
 ) -> Prepared:
-    """Convert, check and describe one model; raises ModelRefusedError naming what failed."""
+    """Convert, check and describe one model; raises ModelRefusedError naming what failed.
+
+    `check_files` are run through the model before anything else; `site_files` (default: the
+    same) are the photographs an edge net's out-of-distribution reference is fitted on.
+    """
     source = (base / declaration.model_file).resolve()
     digest = sha256_file(source)
     say(f"{declaration.registry_name}: {source} ({declaration.format}, sha256 {digest[:12]}…)")
@@ -159,6 +206,7 @@ def prepare(
     if "reference_pairs" in parity:
         say(f"  {int(parity['reference_pairs'])} declared reference pair(s) reproduced")
     record = _cam_head(declaration, path, images, say) if declaration.task == "grader" else {}
+    ood = _ood_reference(declaration, session, site_files or check_files, say)
     thresholds = dict(declaration.thresholds)
     fields = {
         "preprocess": spec,
@@ -180,7 +228,8 @@ def prepare(
                 "declared_preprocess": declaration.preprocess.model_dump(mode="json"),
                 "declared_io": declaration.io.model_dump(mode="json"),
                 **record,
-            }
+            },
+            **ood,
         },
     }
     return Prepared(declaration, source, files, fields)

@@ -89,7 +89,10 @@ def run_import(
     labels_csv = _labels_for(images, labels)
     workdir = new_workdir()
     try:
-        prepared = [prepare(d, base, files[:CHECK_IMAGES], workdir, say) for d, base in loaded]
+        prepared = [
+            prepare(d, base, files[:CHECK_IMAGES], workdir, say, site_files=files)
+            for d, base in loaded
+        ]
         candidates = []
         for p in prepared:
             manifest = register_model(

@@ -27,6 +27,8 @@ from cloud.cam import LinearHead, cam_from_activations
 from cloud.explain import model_view
 from cloud.grading import GraderCore
 from cloud.model_loading import load_grader, resolve
+from edge.clinic.pipeline import ClinicPipeline
+from shared.config.clinic import ClinicGatewayConfig
 from shared.preprocess import PreprocessSpec, preprocess, to_tensor
 from shared.registry import Registry
 from shared.scan_decode import decode
@@ -125,6 +127,12 @@ def write_declaration(path: Path, **fields: object) -> Path:
     return path
 
 
+def good_scan(folder: Path) -> Path:
+    """A photograph the twin rendered without acquisition defects (the gate lets it through)."""
+    with (folder / "labels.csv").open() as fh:
+        return folder / next(r["file"] for r in csv.DictReader(fh) if r["quality"] == "good")
+
+
 @pytest.fixture(scope="module")
 def site(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     """Twin photographs (train and evaluate), three trained nets and their declarations."""
@@ -132,7 +140,7 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     edgeward(
         "sim", "fundus", "--n", "120", "--size", "192", "--seed", "21", "--out", root / "train"
     )
-    edgeward("sim", "fundus", "--n", "32", "--size", "192", "--seed", "22", "--out", root / "eval")
+    edgeward("sim", "fundus", "--n", "32", "--size", "320", "--seed", "22", "--out", root / "eval")
     with (root / "train" / "labels.csv").open() as fh:
         rows = list(csv.DictReader(fh))
     # BGR in 0-255 units for the triage net: the import must adapt it, not the gateway
@@ -221,16 +229,27 @@ def test_imported_models_are_evaluated_promoted_and_served_unchanged(
         assert champion.metrics["n_labelled"] == 32.0
 
     # the gateway: its own offline command judges a photograph with the imported nets
-    scan = sorted((site["eval"] / "images").iterdir())[0]
+    scan = good_scan(site["eval"])
     line = json.loads(
-        edgeward("edge", "check", "--registry", registry, scan, env=trust).stdout.splitlines()[-1]
+        edgeward(
+            "edge", "check", "--measures", "--registry", registry, scan, env=trust
+        ).stdout.splitlines()[-1]
     )
     assert line["verdict"] in VERDICTS and line["codes"] != ["internal_error"]
     assert line["model_versions"] == {"quality": "fundus-quality:1", "triage": "fundus-triage:1"}
+    assert "too_small" not in line["codes"]
+    # the gateway's OOD guard is on for both imported nets (reference from the site's photos)
+    monkeypatch.setenv(PUBLIC_KEY_ENV, str(public))
+    config = ClinicGatewayConfig(site_id="byom", registry_dir=registry, data_dir=root / "gw")
+    pipeline = ClinicPipeline(config, backend="onnx-cpu")
+    try:
+        assert pipeline.ood_refs["quality"].present and pipeline.ood_refs["triage"].present
+        assert pipeline.ood_refs["triage"].mean.shape == (16,)
+    finally:
+        pipeline.close()
 
     # the cloud grader: its Grad-CAM equals the closed form from the registered graph's
     # activations and the signed, fitted head
-    monkeypatch.setenv(PUBLIC_KEY_ENV, str(public))
     verified = resolve(registry, "", "fundus-grader")
     image = decode(scan.read_bytes())[0]
     core = GraderCore(load_grader(verified), verified.manifest, runtime="auto")

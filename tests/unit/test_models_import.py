@@ -113,6 +113,23 @@ def test_triage_onnx_is_adapted_to_the_contract_and_described(
     assert p.fields["data_snapshot"]["id"] == f"imported-{sha[:16]}"
 
 
+def test_edge_net_with_features_gets_an_ood_reference_from_site_photographs(
+    tmp_path: Path,
+) -> None:
+    (tmp_path / "img").mkdir()
+    site = [fundus_png(tmp_path / "img" / f"{i}.png", i) for i in range(24)]
+    export(TinyNet(2), tmp_path / "net.onnx")
+    decl, base = load_declaration(declaration(tmp_path))
+    lines: list[str] = []
+    p = prepare(decl, base, site[:4], tmp_path, lines.append, site_files=site)
+    ood = p.fields["extra"]["ood"]
+    assert len(ood["feature_mean"]) == 8 and np.isfinite(ood["mahalanobis_threshold"])
+    assert ood["fitted_on"]["train"] == 12 and ood["fitted_on"]["validation"] == 12
+    few = prepare(decl, base, site[:4], tmp_path, lines.append, site_files=site[:10])
+    assert "ood" not in few.fields["extra"]
+    assert any("10 photographs < 20" in line for line in lines)
+
+
 def test_bgr_model_with_255_units_serves_from_rgb_input(tmp_path: Path) -> None:
     """The serving spec (RGB, 0-1) plus the in-graph flip equals the model on its own input."""
     source = export(TinyNet(2), tmp_path / "net.onnx")
