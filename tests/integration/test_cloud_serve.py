@@ -303,9 +303,10 @@ def test_review_queue_round_trip(cloud: Cloud):
     kept = np.frombuffer(base64.b64decode(full["image_b64"]), np.uint8)
     sent = np.frombuffer(png, np.uint8)
     assert full["content_type"] == "image/png"
-    assert np.array_equal(
-        cv2.imdecode(kept, cv2.IMREAD_COLOR), cv2.imdecode(sent, cv2.IMREAD_COLOR)
-    )
+    kept_pixels = cv2.imdecode(kept, cv2.IMREAD_COLOR)
+    sent_pixels = cv2.imdecode(sent, cv2.IMREAD_COLOR)
+    assert kept_pixels is not None and sent_pixels is not None
+    assert np.array_equal(kept_pixels, sent_pixels)
     assert base64.b64decode(full["heatmap_png_b64"]) == base64.b64decode(body["heatmap_png"])
     bad = cloud.http.post(
         f"/v1/review/{case['case_id']}/decision", json={"label": "grade7", "reviewer": "dr-a"}
