@@ -72,8 +72,11 @@ class CoordinatorSettings:
     # 4x4 rush hour (30 min, seed 1, truth counts) 86 s mean delay against 118 for the splits.
     max_pressure: bool = True
     # The downstream camera sees only the last 60 m of the next link: its queue is a weak,
-    # late spillback signal, so it counts half (one for one lost 2-3 s in the twin).
-    pressure_down_weight: float = 0.5
+    # late spillback signal (one for one lost 2-3 s in the twin). With green extension, any
+    # weight cost delay: corpus five_leg/crossings/shared_light, seeds 1-2, 10 min: 0.5 ->
+    # 53/44/90 s, 0 -> 53/44/85, and grid 4x4 rush seed 1 68 -> 67 s; the downstream queue
+    # still holds back the cyclic splits (`downstream_weight`).
+    pressure_down_weight: float = 0.0
     gap_out_load: float = GAP_OUT_LOAD  # see shared.traffic.demand
     gap_out_penalty: float = GAP_OUT_PENALTY
     sender: str = "coordinator"

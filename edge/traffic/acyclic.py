@@ -37,16 +37,17 @@ class AcyclicPolicy:
 # always 115 s (oracle), after greens of >= 30 s 81.5, never 78.8. Every switch costs ~10 s of
 # clearance, so waiting greens age slowly (30 min seed 1: 1/15 -> 100 s, 1/30 -> 82, 1/60 -> 79,
 # 0 -> 91). Acyclic greens last at least their planned green (the minimum), not a multiple.
-# Extension: a green still serving >= 2 vehicles per lane runs on up to 50 s (SUMO actuated's
-# maxDur); tuned on corpus five_leg, crossings and irregular_grid, seeds 1-2, 10 min, truth
-# counts: delay 75/43/40 s without it, 53/46/41 with it (SUMO actuated under the same
-# envelope: 55/42/41). Load 1 held greens for trickles (67 s on five_leg), 3 served too little.
+# Extension: a green still serving >= 2.5 vehicles per lane runs on up to 60 s. Tuned on
+# corpus five_leg, crossings, shared_light (and checked on the other three), seeds 1-2, 10 min,
+# truth counts: without extension five_leg 75 s; with 2 veh/lane up to 50 s 53/46/90 s, the
+# same without the coordinator's downstream term 53/44/85, with 2.5 up to 60 s 51/44/77
+# (SUMO actuated under the same envelope: 55/42/77). Load 1 held greens for trickles.
 PRODUCTION_POLICY = AcyclicPolicy(
     slot_scale=1.0,
     turn_after_s=math.inf,
     age_per_s=1.0 / 60.0,
-    extend_load=2.0,
-    extend_cap_s=50.0,
+    extend_load=2.5,
+    extend_cap_s=60.0,
 )
 
 

@@ -274,7 +274,14 @@ class SafeApplier:
         elif elapsed + _EPS < self._duration:
             return
         nxt = self._route[0] if self._route else (self.program_phase + 1) % len(self.program)
-        if self._clock.wait_s(self._all[nxt].state, now) > 0:
+        here, there = self._all[self._phase].state, self._all[nxt].state
+        relit = any(a in "yY" and b in _GREEN for a, b in zip(here, there, strict=True))
+        clear_red = 0.0
+        if relit and self._phase in self.driven.clearance_of:
+            # a yellow straight back to green (netconvert's joined programs): a yellow ends red,
+            # so its clearance phase runs first, red for all_red_s, then the green
+            nxt, clear_red = self.driven.clearance_of[self._phase], self.safety.all_red_s
+        elif self._clock.wait_s(self._all[nxt].state, now) > 0:
             # a link of the next phase would turn green inside a foe's red clearance: a yellow
             # goes to its clearance phase first; a red or green phase runs on until clear
             detour = self.driven.clearance_of.get(self._phase)
@@ -287,7 +294,7 @@ class SafeApplier:
         self._phase = nxt
         self._entered = now
         self._mark(now)
-        self._duration = self._begin(nxt, now)
+        self._duration = max(self._begin(nxt, now), clear_red)
         self.switches.append(Switch(now, nxt, self._all[nxt].state))
 
     def _mark(self, now: float) -> None:

@@ -40,7 +40,7 @@ def test_baselines_as_is_and_under_the_envelope_and_edgeward_with_the_cloud_down
     assert down["faults"] == ["cloud_down@30-60"] and down["mode_changes"] >= 2  # down, back up
     assert table["held_out_networks"] == [] and table["tuning_networks"] == ["corpus:five_leg"]
     text = format_all(table)
-    assert "held-out seeds 11 (edgeward tuned on seeds 1 2" in text
+    assert "held-out seeds 11 (edgeward tuned on seeds 1 2 3" in text
     assert "| corpus:five_leg | fixed | edgeward's |" in text
     assert json.loads((tmp_path / "compare.json").read_text()) == table
 
