@@ -41,6 +41,7 @@ def _run(args: argparse.Namespace) -> int:
         bar_path=args.bar,
         promote=args.promote,
         out=args.out,
+        json_path=args.json,
         say=lambda line: print(line, flush=True),
     )
     print_summary(result)
@@ -84,5 +85,8 @@ def add_import_parser(cmds: argparse._SubParsersAction[argparse.ArgumentParser])
         default=Path("out/import"),
         metavar="DIR",
         help="folder for the evaluation report (default out/import)",
+    )
+    p.add_argument(
+        "--json", type=Path, default=None, metavar="FILE", help="write the evaluation JSON"
     )
     p.set_defaults(handler=_run)

@@ -10,7 +10,7 @@ never by a second preprocessing path at serving time.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import Field, model_validator
 
@@ -18,6 +18,7 @@ from shared.config.base import StrictModel
 from shared.config.loader import load_config
 from shared.errors import ConfigError
 from shared.preprocess import PreprocessSpec
+from shared.registry.calibration import calibration_problems
 
 Task = Literal["quality", "triage", "grader"]
 DEFAULT_NAMES: dict[str, str] = {
@@ -115,6 +116,11 @@ class Declaration(StrictModel):
     labels: list[str] = Field(..., min_length=2, description="class names, in output order")
     thresholds: dict[str, float] = Field(..., description="operating thresholds, each 0-1")
     temperature: float = Field(1.0, gt=0, description="calibration temperature of the logits")
+    calibration: dict[str, Any] = Field(
+        default_factory=dict,
+        description="a calibration record as in a manifest (kind: temperature | "
+        "vector_scaling, with its scale and bias); empty: softmax(logits / temperature)",
+    )
     references: list[ReferencePair] = Field(
         default_factory=list, description="parity pairs: image and expected raw output"
     )
@@ -122,6 +128,9 @@ class Declaration(StrictModel):
 
     @model_validator(mode="after")
     def _fits_task(self) -> Declaration:
+        problems = calibration_problems(self.calibration, len(self.labels), "calibration")
+        if problems:
+            raise ValueError("; ".join(problems))
         for key, value in self.thresholds.items():
             if not 0.0 <= value <= 1.0:
                 raise ValueError(f"thresholds.{key} is {value}; thresholds are within 0..1")

@@ -85,7 +85,7 @@ def adapt(model: onnx.ModelProto, declaration: Declaration, source: Path) -> onn
         node.input[:] = [renamed.get(t, t) for t in node.input]
         node.output[:] = [renamed.get(t, t) for t in node.output]
     taken = {t for n in graph.node for t in [*n.input, *n.output]} | initialisers
-    clash = sorted(taken & {INPUT, *ROLES})
+    clash = sorted(taken & {INPUT, *declared})
     if clash:
         raise _refuse(
             source,

@@ -70,6 +70,7 @@ def run_import(
     bar_path: Path | None = None,
     promote: bool = False,
     out: Path = Path("out/import"),
+    json_path: Path | None = None,
     say: Progress = print,
 ) -> ImportResult:
     """Import every declared model as a candidate, evaluate them together, promote if met."""
@@ -111,6 +112,9 @@ def run_import(
         )
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
+    if json_path is not None:
+        json_path.parent.mkdir(parents=True, exist_ok=True)
+        json_path.write_text(json.dumps(data, indent=1))
     summary = data["summary"]
     result = ImportResult(candidates, summary=summary, report=data["html"])
     metrics = acceptance.metrics_of(summary)

@@ -225,6 +225,10 @@ def test_unknown_output_name_is_refused_with_the_graphs_names(
         ({"labels": ["a", "b"]}, r"lack \['referable'\]"),
         ({"colour": "RGB"}, "colour: Extra inputs are not permitted"),
         ({"format": "torchscript"}, "format torchscript is for the cloud grader"),
+        (
+            {"calibration": {"kind": "vector_scaling", "scale": [1.0], "bias": [0.0, 0.0]}},
+            "calibration: vector_scaling needs 'scale' as 2 numbers",
+        ),
     ],
 )
 def test_bad_declaration_is_refused_naming_the_field(
