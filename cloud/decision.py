@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 
 from shared.verdicts import Verdict
@@ -27,11 +28,18 @@ def review_band(
     return low, high
 
 
+def sampled(scan_id: str, rate: float) -> bool:
+    """Whether the scan is in the quality-assurance sample (stable per scan id)."""
+    digest = hashlib.sha256(f"qa-sample:{scan_id}".encode()).digest()
+    return int.from_bytes(digest[:8], "big") < rate * 2**64
+
+
 def decide(
     referable_probability: float,
     thresholds: dict[str, float],
     band: tuple[float, float],
     edge_verdict: str = "",
+    qa_sample: bool = False,
 ) -> Decision:
     p = referable_probability
     refer = p >= thresholds.get("referable", 0.5)
@@ -46,6 +54,8 @@ def decide(
     disputed = {Verdict.REFER.value, Verdict.NO_IMMEDIATE_CONCERN.value}
     if edge_verdict in disputed and edge_verdict != cloud.value:
         reasons.append(f"tiers disagree: edge triage said {edge_verdict}, cloud grade says {cloud}")
+    if not reasons and qa_sample:
+        reasons.append("quality-assurance sample: a confident result picked for a second look")
     if reasons:
         return Decision(Verdict.REVIEW, confidence, True, "; ".join(reasons), cloud)
     return Decision(cloud, confidence, False, "", cloud)

@@ -151,6 +151,7 @@ class Ingress:
             tuple(self.config.review_band),  # type: ignore[arg-type]
             self.config.grader.model,
             image_retention_days=self.config.image_retention_days,
+            review_sample=self.config.review_sample,
         )
         bind_desk(self.store, self._label_to_grader)
 

@@ -9,7 +9,7 @@ import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
-from cloud.decision import decide
+from cloud.decision import decide, sampled
 from cloud.decode import BadScanError, decode_scan
 from cloud.grader import GradeFailure, GradeJob
 from cloud.grading import Grading
@@ -77,8 +77,11 @@ class GradingService:
         review_band: tuple[float, float],
         default_model: str,
         image_retention_days: float | None = None,
+        *,
+        review_sample: float = 0.0,
     ) -> None:
         self.store = store
+        self.review_sample = review_sample  # QA: this fraction of confident results also reviewed
         self.grade_call = grade_call
         self.review_band = review_band
         self.default_model = default_model
@@ -151,7 +154,13 @@ class GradingService:
                 scan_id
             )  # the gateway's MQTT event, if it came first
             edge = recorded[0] if recorded else ""
-        decision = decide(graded.referable_probability, graded.thresholds, self.review_band, edge)
+        decision = decide(
+            graded.referable_probability,
+            graded.thresholds,
+            self.review_band,
+            edge,
+            qa_sample=sampled(scan_id, self.review_sample),
+        )
         # A case keeps decoded pixels only: an upload's DICOM tags or EXIF never reach the store.
         kept, kept_type = review_image(image) if decision.needs_review else (b"", "")
         result = pb.GradeResult(

@@ -49,6 +49,13 @@ class CloudConfig(StrictModel):
     review_band: tuple[float, float] = Field(
         (0.2, 0.8), description="referable probabilities in this band go to a human"
     )
+    review_sample: float = Field(
+        0.0,
+        ge=0.0,
+        le=1.0,
+        description="fraction of confident results also sent to a reviewer as a quality-"
+        "assurance sample (picked by scan id, so a replay picks the same); 0 sends none",
+    )
     mqtt: MqttSettings = Field(default_factory=MqttSettings)
     image_retention_days: float = Field(
         90.0,

@@ -4,6 +4,8 @@ and Orthanc up, say what to do, report what happens, and stop everything on Ctrl
 from __future__ import annotations
 
 import json
+import logging
+import signal
 import sys
 import time
 from collections.abc import Callable
@@ -58,8 +60,8 @@ def instructions(info: HoldInfo) -> list[str]:
             lines += [f"    {c}" for c in info.dicom_cases[:10]]
         else:
             lines.append(
-                "  (no scan sent by C-STORE went to review this run: JPEG/PNG scans have no "
-                "DICOM study, so their decisions get no SR)"
+                "  (no scan of clinic-1, the clinic with the PACS, went to review this run: the "
+                "model decides which do; other clinics' decisions get no SR, they have no PACS)"
             )
     lines.append("  press Ctrl-C to stop everything")
     return lines
@@ -95,9 +97,32 @@ def hold(
     decided: Callable[[], int],
     sleep: Callable[[float], None] = time.sleep,
 ) -> None:
-    """Wait for Ctrl-C, printing what happens and a line at least every STILL_UP_S."""
+    """Wait for Ctrl-C (or SIGTERM, or the terminal closing), printing what happens and a line
+    at least every STILL_UP_S."""
     for line in instructions(info):
         say(line)
+    # Ctrl-C is what the instructions promise, even where the shell started us ignoring SIGINT;
+    # SIGTERM and a closed terminal stop as cleanly. httpx would log every poll at INFO.
+    stops = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+    previous = {s: signal.signal(s, _interrupt) for s in stops}
+    quiet = logging.getLogger("httpx")
+    level = quiet.level
+    quiet.setLevel(logging.WARNING)
+    try:
+        _wait(info, say, decided, sleep)
+    finally:
+        quiet.setLevel(level)
+        for s, handler in previous.items():
+            signal.signal(s, handler)
+
+
+def _interrupt(signum: int, _frame: object) -> None:
+    raise KeyboardInterrupt(signal.Signals(signum).name)
+
+
+def _wait(
+    info: HoldInfo, say: Console, decided: Callable[[], int], sleep: Callable[[float], None]
+) -> None:
     watch = PacsWatch(info.orthanc)
     known = _count(decided, say)
     try:

@@ -46,6 +46,7 @@ from sim.pacs import Orthanc
 
 log = logging.getLogger(__name__)
 MODELS = ("fundus-quality", "fundus-triage", "fundus-grader", "traffic-counter")
+REVIEW_SAMPLE = 0.34  # a third of the cloud's confident results also go to the review desk
 
 
 def ensure_models(settings: DemoSettings, say: Console) -> None:
@@ -123,6 +124,8 @@ class Demo:
                 "registry_dir": str(self.s.registry.resolve()),
                 "http_port": self.cloud_http,
                 "grpc_port": self.cloud_grpc,
+                # The models are sure of most synthetic scans: a QA sample gives the desk cases.
+                "review_sample": REVIEW_SAMPLE,
                 "mqtt": broker.client_settings(CLOUD_IDENTITY).model_dump(mode="json"),
             },
         )
@@ -216,7 +219,11 @@ class Demo:
                 "TLS, a client certificate per identity, topic ACLs"
             )
             cloud_cfg = self.cloud_config(broker)
-            self.say("cloud: starting Ray Serve (grader + Grad-CAM, coordinator, MQTT bridge)")
+            self.say(
+                "cloud: starting Ray Serve (grader + Grad-CAM, coordinator, MQTT bridge); "
+                f"review_sample {REVIEW_SAMPLE}: that share of confident results also goes to "
+                "the review desk as a quality-assurance sample"
+            )
             self.start_cloud(sup, cloud_cfg)
             self.say(f"cloud: ready on http://127.0.0.1:{self.cloud_http}")
             self.notes.append(trust.summary(broker.port, self.uplink, n, self.cloud_http))

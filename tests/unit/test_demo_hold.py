@@ -6,6 +6,8 @@ from __future__ import annotations
 import io
 import itertools
 import json
+import os
+import signal
 import sys
 import time
 from pathlib import Path
@@ -74,3 +76,19 @@ def test_holds_only_at_a_terminal_and_not_with_no_hold(monkeypatch: pytest.Monke
     monkeypatch.setattr(sys, "stdin", Tty())
     assert should_hold(no_hold=False)
     assert not should_hold(no_hold=True)
+
+
+def test_sigterm_ends_the_hold_cleanly_and_restores_the_handlers(tmp_path: Path) -> None:
+    before = signal.getsignal(signal.SIGTERM)
+    out = io.StringIO()
+    calls = []
+
+    def sleep(_seconds: float) -> None:
+        calls.append(1)
+        if len(calls) == 3:
+            os.kill(os.getpid(), signal.SIGTERM)  # `kill PID`, or a service manager stopping it
+
+    hold(_info(tmp_path), Console(time.monotonic(), stream=out), lambda: 0, sleep=sleep)
+    assert "stopping the gateways, the cloud, the broker and Orthanc" in out.getvalue()
+    assert len(calls) == 3
+    assert signal.getsignal(signal.SIGTERM) is before

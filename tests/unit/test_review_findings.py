@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 from fastapi import FastAPI
 
+from cloud import decision
 from cloud.grader import GradeJob
 from cloud.grading import Grading
 from cloud.review_desk import mount_desk
@@ -135,3 +136,17 @@ def test_desk_decision_comes_back_on_the_scans_result(store: CloudStore) -> None
     )
     assert review.model_version == "fundus-dr:7" and review.case_id == case.case_id
     assert review.note == "microaneurysms inferior arcade" and review.decided_at > 0
+
+
+def test_qa_sample_sends_a_stable_share_of_confident_results_to_review() -> None:
+    ids = [f"s-{i:04d}" for i in range(2000)]
+    picked = [i for i in ids if decision.sampled(i, 0.25)]
+    assert 400 < len(picked) < 600  # a quarter, give or take the hash
+    assert picked == [i for i in ids if decision.sampled(i, 0.25)]  # the same scans every time
+    assert not any(decision.sampled(i, 0.0) for i in ids) and all(
+        decision.sampled(i, 1.0) for i in ids
+    )
+    confident = decision.decide(0.99, {"referable": 0.5}, (0.2, 0.8), "refer", qa_sample=True)
+    assert confident.needs_review and confident.review_reason.startswith("quality-assurance")
+    assert confident.grade_verdict.value == "refer"
+    assert not decision.decide(0.99, {"referable": 0.5}, (0.2, 0.8), "refer").needs_review
