@@ -74,6 +74,7 @@ def _run(args: argparse.Namespace) -> int:
             progress=not args.no_progress,
             camera_condition=args.camera_condition,
             realtime=args.realtime,
+            baseline_envelope=args.envelope,
         )
     )
     keys = ["mean_delay_s", "mean_waiting_s", "throughput", "stops", "safety_violations"]
@@ -197,6 +198,12 @@ def add_traffic_parser(cmds: argparse._SubParsersAction[argparse.ArgumentParser]
         choices=["model", "truth"],
         default="model",
         help="edgeward only: count with the ONNX model (default) or SUMO's truth (debugging)",
+    )
+    p.add_argument(
+        "--envelope",
+        action="store_true",
+        help="fixed/actuated/delay_based only: run the network's programs under edgeward's "
+        "change intervals and green limits (the fair comparison; see sim/traffic/envelope.py)",
     )
     p.add_argument(
         "--realtime",

@@ -56,3 +56,27 @@ def test_baselines_as_is_and_under_the_envelope_and_edgeward_with_the_cloud_down
     )
     assert again["scenarios"]["corpus:five_leg"]["fixed"] == rows["fixed"]
     assert not (tmp_path / "corpus_five_leg" / "fixed-seed11" / "tripinfo.xml").exists()
+
+
+def test_the_cli_runs_a_baseline_under_the_envelope(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    from sim.traffic.corpus.generate import build
+
+    cfg = build("five_leg", tmp_path / "net", seed=11, seconds=120)
+    edgeward = Path(sys.executable).with_name("edgeward")
+    for flag, out in (["--envelope"], tmp_path / "env"), ([], tmp_path / "own"):
+        args = ["--scenario", str(cfg), "--controller", "fixed", "--minutes", "2"]
+        proc = subprocess.run(
+            [str(edgeward), "sim", "traffic", *args, "--out", str(out), "--no-progress", *flag],
+            capture_output=True,
+            text=True,
+            timeout=240,
+            check=False,
+        )
+        assert proc.returncode == 0, proc.stderr[-2000:]
+    env = json.loads((tmp_path / "env" / "summary.json").read_text())
+    own = json.loads((tmp_path / "own" / "summary.json").read_text())
+    assert env["baseline_envelope"] is True and env["network"].endswith(".envelope.net.xml")
+    assert env["safety_violations"] == 0 < own["safety_violations"]
