@@ -15,6 +15,7 @@ from models.datasets import DatasetRequest, view_name
 from models.progress import bar
 from shared.preprocess import PreprocessSpec, resize_for_model
 from sim.datasets.code import source_key
+from sim.fundus.defects import apply_jpeg
 from sim.fundus.families import FAMILIES, HELD_OUT_FAMILY, photograph, randomised
 from sim.fundus.generator import GENERATOR_VERSION, generate_sample
 from sim.fundus.nonfundus import nonfundus_images
@@ -48,7 +49,18 @@ def _render_one(job: _Job) -> dict[str, Any]:
     image, camera = sample.image_bgr, str(lab.camera)
     # a share stays as the bare twin renders it (the fleet the demo and the tests photograph)
     if np.random.default_rng([seed, index, 4242]).random() < family_rate:
+        jpeg = lab.defects.get("jpeg_compression", 0.0)
+        if jpeg > 0:
+            # A camera writes its JPEG last: reframing a compressed render would smooth the
+            # blocks away and teach the quality net rejects it cannot see. Same scan without
+            # that step (same streams, same pixels otherwise), photographed, then compressed.
+            plain = {k: v for k, v in lab.defects.items() if k != "jpeg_compression"}
+            image = generate_sample(
+                seed, index, size=render_size, defect_rate=defect_rate, defects=plain
+            ).image_bgr
         image, camera = _acquire(seed, index, image, camera, train)
+        if jpeg > 0:
+            image = apply_jpeg(image, jpeg)
     return {
         "views": {view_name(s): resize_for_model(image, s) for s in specs},
         "grade": int(lab.grade),

@@ -185,7 +185,8 @@ def randomised(base: CameraFamily, rng: np.random.Generator, frame_max: int) -> 
     """
     aspect = base.width / base.height
     field: Field = FIELDS[int(rng.integers(len(FIELDS)))]
-    fill = float(rng.uniform(1.05, 1.15)) if field == "cropped" else float(rng.uniform(0.85, 0.98))
+    # wide-frame cameras often cut a quarter of the circle's height away (top and bottom)
+    fill = float(rng.uniform(1.05, 1.3)) if field == "cropped" else float(rng.uniform(0.85, 0.98))
     if aspect < 1.2 and field == "cropped":  # a near-square frame is not cut at top and bottom
         fill = float(rng.uniform(0.9, 0.98))
     height = round(frame_max / max(aspect, 1.0))

@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+import sim.datasets.fundus as fundus_renderer
 from models.counter.data import CounterParams, counter_data
 from models.data import DataRecipe, fundus_dataset, nonfundus, splits
 from models.datasets import DatasetRequest, ensure, find_renderer, view_name
@@ -146,6 +147,37 @@ def test_the_held_out_family_is_drawn_only_outside_the_training_split() -> None:
 
     assert drawn(train=False) == set(FAMILY_NAMES)  # 40 draws of 5 names (fixed seeds)
     assert drawn(train=True) == set(FAMILY_NAMES) - {HELD_OUT_FAMILY}
+
+
+def _block_edges(image: np.ndarray) -> float:
+    """Mean step across 8-px JPEG block edges over the mean step inside blocks (lit field)."""
+    g = image[:, :, 1].astype(float)
+    step = np.abs(np.diff(g, axis=1))
+    lit = g[:, :-1] > 20
+    edge = (np.arange(step.shape[1]) % 8 == 7)[None, :] & lit
+    return float(step[edge].mean() / step[~edge & lit].mean())
+
+
+def test_a_photographed_scan_keeps_its_jpeg_defect_visible(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The camera's JPEG comes last: reframing must not smooth a compression defect away."""
+    index = next(
+        i
+        for i in range(200)
+        if generate_sample(0, i, size=320).labels.defects.get("jpeg_compression", 0) > 0.85
+    )
+    frames: list[np.ndarray] = []
+
+    def keep_frame(image: np.ndarray, spec: PreprocessSpec) -> np.ndarray:
+        frames.append(image)  # the photographed frame, before the model's crop and resize
+        return resize_for_model(image, spec)
+
+    monkeypatch.setattr(fundus_renderer, "resize_for_model", keep_frame)
+    row = fundus_renderer._render_one((0, index, 320, 0.2, 1.0, False, (PreprocessSpec(size=48),)))
+    assert row["camera"] in FAMILY_NAMES and row["quality"] == 2  # photographed, still a reject
+    assert _block_edges(frames[0]) > 1.5  # the 8-px grid of a heavy JPEG is in the frame
+    clean = next(i for i in range(200) if not generate_sample(0, i, size=320).labels.defects)
+    fundus_renderer._render_one((0, clean, 320, 0.2, 1.0, False, (PreprocessSpec(size=48),)))
+    assert _block_edges(frames[1]) < 1.5  # a clean scan, photographed, has no such grid
 
 
 def test_counter_frames_come_from_the_registered_renderer_and_are_cached(tmp_path: Path) -> None:
