@@ -82,7 +82,12 @@ def _show(args: argparse.Namespace) -> int:
 
 
 def _promote(args: argparse.Namespace) -> int:
+    from models.importer.acceptance import promotion_refusal
+
     reg = _registry(args)
+    refusal = promotion_refusal(reg.manifest(args.name, args.version))
+    if args.stage == "champion" and refusal is not None:
+        raise EdgewardError(refusal)
     manifest = reg.set_stage(args.name, args.version, args.stage, reason=args.reason)
     print(f"{manifest.model_id} is now {manifest.stage}")
     return 0

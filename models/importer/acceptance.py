@@ -111,3 +111,25 @@ def metrics_of(summary: dict[str, Any]) -> dict[str, float]:
     metrics["n_images"] = float(summary.get("n", 0))
     metrics["n_labelled"] = float(summary.get("n_labelled", 0))
     return metrics
+
+
+def acceptance_record(bar_path: Path | None, failures: list[str] | None) -> dict[str, Any]:
+    """What the manifest keeps about the bar: `edgeward models promote` reads it back."""
+    if bar_path is None or failures is None:
+        return {"met": False, "bar": None, "failures": ["no acceptance bar was given"]}
+    return {"met": not failures, "bar": str(bar_path), "failures": failures}
+
+
+def promotion_refusal(manifest: Manifest) -> str | None:
+    """Why an imported version may not become champion by hand; None when it may."""
+    if not isinstance(manifest.extra.get("imported"), dict):
+        return None
+    record = manifest.operating_point.get("acceptance") or {}
+    if record.get("met") is True:
+        return None
+    failures = "; ".join(record.get("failures") or ["it was never evaluated"])
+    return (
+        f"cannot promote {manifest.model_id}: it was imported and has not met the site's "
+        f"acceptance bar ({failures}); import it again with `edgeward models import ... "
+        "--bar FILE --promote`"
+    )

@@ -118,15 +118,20 @@ def run_import(
     summary = data["summary"]
     result = ImportResult(candidates, summary=summary, report=data["html"])
     metrics = acceptance.metrics_of(summary)
+    failures = None if bar is None else acceptance.failed_bars(summary, bar)
     for i, manifest in enumerate(candidates):
-        point = {**manifest.operating_point, "evaluated_on": [str(p) for p in images]}
+        point = {
+            **manifest.operating_point,
+            "evaluated_on": [str(p) for p in images],
+            "acceptance": acceptance.acceptance_record(bar_path, failures),
+        }
         updated = manifest.model_copy(update={"metrics": metrics, "operating_point": point})
         registry.save(updated)
         candidates[i] = updated
-    if bar is None:
+    if failures is None:
         say("no --bar given: candidates registered and evaluated, not checked against a bar")
         return result
-    result.failures = acceptance.failed_bars(summary, bar)
+    result.failures = failures
     if result.failures:
         say("acceptance bar NOT met, so nothing is promoted:")
         for failure in result.failures:

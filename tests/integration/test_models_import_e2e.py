@@ -224,6 +224,7 @@ def test_imported_models_are_evaluated_promoted_and_served_unchanged(
         champion = reg.champion(name)
         assert champion is not None and reg.problems(champion) == []
         assert set(champion.signatures) == set(champion.artifacts)
+        assert champion.operating_point["acceptance"]["met"] is True
         digest = hashlib.sha256((root / source).read_bytes()).hexdigest()
         assert champion.extra["imported"]["source_sha256"] == digest
         assert champion.metrics["n_labelled"] == 32.0
@@ -322,6 +323,13 @@ def test_model_below_the_bar_is_imported_but_not_promoted(
     assert reg.manifest("fundus-grader", "2").stage == "candidate"
     assert reg.manifest("fundus-grader", "2").metrics["auc"] == 0.5
     assert reg.champion("fundus-grader").version == "1"  # type: ignore[union-attr]
+    # nor can it be promoted by hand past the failed bar
+    refused = edgeward(
+        "models", "promote", "fundus-grader", "2", "--stage", "champion", "--registry", registry,
+        check=False,
+    )  # fmt: skip
+    assert refused.returncode != 0
+    assert "has not met the site's acceptance bar (min_auc: grader" in refused.stderr
 
 
 def test_declaration_with_a_bad_field_is_refused_before_anything_is_registered(
