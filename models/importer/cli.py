@@ -8,9 +8,9 @@ from pathlib import Path
 DESCRIPTION = """\
 Bring a model trained elsewhere: the edge quality or triage net as ONNX, the cloud grader as
 ONNX or TorchScript. Each model comes with a declaration (YAML; see
-deploy/import/grader.yaml) of its task, file, preprocessing (input size, channel
-order, mean/std and their units, fundus crop), input/output names, labels, thresholds and,
-optionally, reference image/output pairs.
+deploy/import/grader.yaml) of its task, file, preprocessing (input size, channel order,
+mean/std and their units, fundus crop), input/output names, labels, thresholds, calibration
+and, optionally, reference image/output pairs.
 
 Checks, before anything is registered: ONNX Runtime loads it on CPU; the input shape matches
 the declared size with a dynamic batch; the outputs fit the labels and are finite (a declared
@@ -18,15 +18,18 @@ probabilities output must sum to 1); the graph rewritten to edgeward's contract 
 in RGB, outputs `logits`, `features`, `cam_activations`) computes what the original does; each
 reference pair is reproduced through the shared decoder and the declared preprocessing; a
 grader's logits are W·GAP(cam_activations) + b (fitted and verified on unseen inputs), which
-is what its Grad-CAM needs. The sha256 of the file is recorded.
+is what its Grad-CAM needs. The sha256 of the file is recorded. A TorchScript grader is
+converted to ONNX (parity-checked) and kept beside it. An edge net with a `features` output
+gets the gateway's out-of-distribution reference, fitted on the --images photographs.
 
 Then every model is registered as a candidate, evaluated with `edgeward models evaluate`'s
 functions (the real gateway pipeline and the grader) on --images (default: a fresh sample of
 the digital twin), with the candidates standing in for the champions, and checked against the
 site's acceptance bar (--bar, YAML; see deploy/import/acceptance.yaml). With --promote they
 become champions only if every bar is met; otherwise the failed bars are listed and the exit
-status is 3. Import the quality, triage and grader models in one command when the registry
-has no champions yet.
+status is 3, and `edgeward models promote` refuses them too. Import the quality, triage and
+grader models in one command when the registry has no champions yet. With
+EDGEWARD_MODEL_SIGNING_KEY set, promotion signs them like any other version.
 """
 
 
