@@ -6,10 +6,18 @@ the pixels the edge triage saw; this module adds the cloud's content types and e
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 
 from shared.errors import EdgewardError
-from shared.scan_decode import DEFAULT_LIMITS, DecodeLimits, ScanDecodeError, decode
+from shared.scan_decode import (
+    DEFAULT_LIMITS,
+    DecodeLimits,
+    ScanDecodeError,
+    decode,
+    reduction_for,
+)
 
 MAX_BYTES = 64 * 1024 * 1024  # a 4k x 4k 16-bit DICOM is ~100 MB uncompressed; fundus are smaller
 MIN_SIDE = 64
@@ -29,6 +37,16 @@ def normalise_content_type(value: str | None) -> str:
     )
 
 
+@dataclass(frozen=True)
+class ScaledScan:
+    """A scan decoded at 1/`factor` of each side (the codec's DCT scaling), and its full size."""
+
+    image: np.ndarray
+    factor: int
+    width: int
+    height: int
+
+
 def decode_scan(
     data: bytes,
     content_type: str | None,
@@ -36,6 +54,21 @@ def decode_scan(
     limits: DecodeLimits = DEFAULT_LIMITS,
 ) -> np.ndarray:
     """The scan as uint8 BGR HxWx3; BadScanError names the scan, the problem and the fix."""
+    return decode_scan_scaled(data, content_type, scan_id, limits).image
+
+
+def decode_scan_scaled(
+    data: bytes,
+    content_type: str | None,
+    scan_id: str = "?",
+    limits: DecodeLimits = DEFAULT_LIMITS,
+    *,
+    min_side: int | None = None,
+) -> ScaledScan:
+    """`decode_scan`, straight to at least `min_side` px where the codec allows (JPEG).
+
+    shared.scan_decode's rule, the one the edge uses: the same `min_side` gives the same pixels.
+    """
     kind = normalise_content_type(content_type)
     if kind not in CONTENT_TYPES:
         raise BadScanError(
@@ -50,19 +83,19 @@ def decode_scan(
             "send the scan at its native resolution without padding"
         )
     try:
-        image, header = decode(data, content_type=kind, limits=limits)
+        image, header = decode(data, content_type=kind, limits=limits, min_side=min_side)
     except ScanDecodeError as exc:
         if exc.code == "not_an_image":
             raise _mismatch(scan_id, kind) from None
         raise BadScanError(f"scan {scan_id}: {exc}") from None
     if header.fmt != _FORMAT_OF[kind]:
         raise _mismatch(scan_id, kind)
-    if min(image.shape[:2]) < MIN_SIDE:
+    if min(header.height, header.width) < MIN_SIDE:  # the scan's size, not the reduced decode's
         raise BadScanError(
-            f"scan {scan_id}: image is {image.shape[1]}x{image.shape[0]} pixels, smaller than "
+            f"scan {scan_id}: image is {header.width}x{header.height} pixels, smaller than "
             f"{MIN_SIDE}x{MIN_SIDE}; send the full-resolution scan"
         )
-    return image
+    return ScaledScan(image, reduction_for(header, min_side), header.width, header.height)
 
 
 def _mismatch(scan_id: str, kind: str) -> BadScanError:

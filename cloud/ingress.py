@@ -36,6 +36,7 @@ from cloud.service import (
     NotFoundError,
     RetryableError,
     check_scan_id,
+    grading_decode_side,
 )
 from cloud.store import (
     DecisionConflictError,
@@ -152,6 +153,7 @@ class Ingress:
             self.config.grader.model,
             image_retention_days=self.config.image_retention_days,
             review_sample=self.config.review_sample,
+            decode_min_side=grading_decode_side(self.config.registry_dir, self.config.grader.model),
         )
         bind_desk(self.store, self._label_to_grader)
 

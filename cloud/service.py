@@ -8,9 +8,11 @@ import time
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from pathlib import Path
 
 from cloud.decision import decide, sampled
-from cloud.decode import BadScanError, decode_scan
+from cloud.decode import BadScanError, ScaledScan, decode_scan, decode_scan_scaled
+from cloud.explain import HotRegion
 from cloud.grader import GradeFailure, GradeJob
 from cloud.grading import Grading
 from cloud.metrics import request_counter, request_seconds
@@ -67,6 +69,38 @@ def check_scan_id(scan_id: str) -> str:
     return scan_id
 
 
+def grading_decode_side(registry_dir: Path, model: str) -> int | None:
+    """The side scans are decoded to for grading: twice the serving grader's input side.
+
+    Twice, so the crop to the field of view and the area resize to the model's input still
+    average over real pixels (the edge asks its decoder for 2x its nets' sides by the same rule).
+    A per-site model or a later champion with a larger input still grades, on fewer pixels; None
+    (full-size decode) where the champion cannot be read here.
+    """
+    from shared.registry import Registry
+
+    try:
+        return 2 * Registry(registry_dir).load_serving(model).manifest.preprocess.size
+    except (EdgewardError, OSError) as exc:
+        log.warning("grader %s: decoding scans at full size (%s)", model, exc)
+        return None
+
+
+def full_size(region: HotRegion, scan: ScaledScan) -> HotRegion:
+    """A hot region found on a reduced decode, in the scan's own pixels (the reviewer's frame)."""
+    f = scan.factor
+    if f == 1:
+        return region
+    x, y = min(region.x * f, scan.width - 1), min(region.y * f, scan.height - 1)
+    return HotRegion(
+        x=x,
+        y=y,
+        width=max(1, min(region.width * f, scan.width - x)),
+        height=max(1, min(region.height * f, scan.height - y)),
+        score=region.score,
+    )
+
+
 class GradingService:
     """Transport-free core of the ingress (tested without Ray by passing a plain grade call)."""
 
@@ -79,8 +113,13 @@ class GradingService:
         image_retention_days: float | None = None,
         *,
         review_sample: float = 0.0,
+        decode_min_side: int | None = None,
     ) -> None:
         self.store = store
+        # Scans are decoded straight to at least this side where the codec allows (JPEG DCT
+        # scaling): the grader looks at ~200 px, and decoding and cropping a 2048 px scan whole
+        # cost more than its forward pass. None: always at full size.
+        self.decode_min_side = decode_min_side
         self.review_sample = review_sample  # QA: this fraction of confident results also reviewed
         self.grade_call = grade_call
         self.review_band = review_band
@@ -130,9 +169,12 @@ class GradingService:
         except BadModelIdError as exc:
             raise InvalidRequestError(f"scan {scan_id}: {exc}") from None
         try:
-            image = decode_scan(inp.image, inp.content_type, scan_id)
+            scan = decode_scan_scaled(
+                inp.image, inp.content_type, scan_id, min_side=self.decode_min_side
+            )
         except BadScanError as exc:
             raise InvalidRequestError(str(exc)) from None
+        image = scan.image
         job = GradeJob(scan_id, image, request_id=request_id, model_id=inp.model_id)
         try:
             graded = await self.grade_call(job)
@@ -162,7 +204,12 @@ class GradingService:
             qa_sample=sampled(scan_id, self.review_sample),
         )
         # A case keeps decoded pixels only: an upload's DICOM tags or EXIF never reach the store.
-        kept, kept_type = review_image(image) if decision.needs_review else (b"", "")
+        # The reviewer gets the scan at full size: decoded again only for the cases that need it.
+        kept, kept_type = (
+            review_image(image if scan.factor == 1 else decode_scan(inp.image, inp.content_type))
+            if decision.needs_review
+            else (b"", "")
+        )
         result = pb.GradeResult(
             scan_id=scan_id,
             grade_probabilities=graded.probabilities,
@@ -173,7 +220,7 @@ class GradingService:
             heatmap_png=graded.heatmap_png,
             regions=[
                 pb.Region(x=r.x, y=r.y, width=r.width, height=r.height, score=r.score)
-                for r in graded.regions
+                for r in (full_size(r, scan) for r in graded.regions)
             ],
             needs_review=decision.needs_review,
             review_reason=decision.review_reason,

@@ -24,6 +24,7 @@ import cv2
 import numpy as np
 from tqdm import tqdm
 
+from benchmarks.cloud_ceiling import add_ceiling
 from benchmarks.memory import PeakRss
 from benchmarks.results import BenchRun
 from benchmarks.runner import Budget, measure
@@ -189,6 +190,11 @@ def run_cloud(run: BenchRun, plan: CloudPlan) -> None:
             run.skip("cloud tier", f"could not start Ray Serve with the grader: {exc}")
             return
         url = f"{cloud.http_url}/v1/grade"
+        from cloud.grader import load_core
+        from cloud.service import grading_decode_side
+
+        ceiling_core = load_core(plan.registry, "", "fundus-grader")
+        decode_side = grading_decode_side(plan.registry, "fundus-grader")
         try:
             grader = serve.get_deployment_handle("Grader", app_name=APP_NAME)
             run.sections["cloud"] = {
@@ -217,7 +223,18 @@ def run_cloud(run: BenchRun, plan: CloudPlan) -> None:
                             variant=v,
                         )
                         bar.update()
+                    # measured between Serve's levels, so a slow spell hits both alike
+                    add_ceiling(
+                        run,
+                        ceiling_core,
+                        scans,
+                        clients=c,
+                        per_client=plan.per_client(c),
+                        variant=plan.variants[0],
+                        decode_min_side=decode_side,
+                    )
         finally:
+            ceiling_core.close()
             cloud.stop()
     _headline(run, plan)
 
@@ -405,10 +422,11 @@ def _headline(run: BenchRun, plan: CloudPlan) -> None:
         )
     cam = by.get(f"cloud/in-process batch{plan.cam_batch} gradcam")
     fwd = by.get(f"cloud/in-process batch{plan.cam_batch} forward only")
-    if serve_b and cam:
-        # the in-process batched grader, measured in this run, is the ceiling Serve can reach
+    ceiling = by.get(f"cloud/in-process ceiling/c{top}")
+    if serve_b and ceiling:
+        # the same clients, batching and threads without a server, measured between Serve's levels
         run.headline[f"Serve vs in-process ceiling (throughput, c={top})"] = (
-            f"{serve_b['throughput']['value'] / cam['throughput']['value']:.2f}x"
+            f"{serve_b['throughput']['value'] / ceiling['throughput']['value']:.2f}x"
         )
     if cam and fwd:
         run.headline[f"Grad-CAM cost vs plain forward (batch {plan.cam_batch}, in-process)"] = (
