@@ -3,8 +3,8 @@
 Runs cosmic-ray over each target module in a private copy of the source tree (cosmic-ray mutates
 files in place, so the working tree is never touched), one mutant at a time, with the target's
 own fast tests as the judge. A mutant is *killed* when a test fails, *survived* when every test
-still passes. Score = killed / (killed + survived); mutants that cannot even import
-(incompetent), mutants inside annotations the module never evaluates and the reviewed
+still passes. Score = killed / (killed + survived); mutants that are not valid Python or cannot
+even import (incompetent), mutants inside annotations the module never evaluates and the reviewed
 equivalents in `mutation_equivalents.toml` (each with its reason) are left out, and the last two
 are not even run. Each module's cosmic-ray session is kept in the output folder, so `--resume`
 can finish a stopped run and re-judge its survivors against new tests. Not a CI gate:
@@ -260,11 +260,14 @@ def _score(session: Path, name: str, module: str, source: str) -> TargetScore:
         "s.start_pos_row FROM work_results r JOIN mutation_specs s ON r.job_id = s.job_id"
     )
     score.pending = _count(session, "work_items") - _count(session, "work_results")
+    broken = mutation_equivalents.stillborn(source, _mutants(session))
     with sqlite3.connect(session) as db:
         for job, worker, outcome, diff, operator, line in db.execute(query):
             # A mutant that hangs the tests is caught by the timeout: that counts as killed.
             # A kill beats a reviewed entry: the test proved the entry wrong.
-            if str(outcome).lower() == "killed" or str(worker).lower() == "timeout":
+            if job in broken:
+                score.incompetent += 1
+            elif str(outcome).lower() == "killed" or str(worker).lower() == "timeout":
                 score.killed += 1
             elif job in equivalent:
                 score.equivalent += 1

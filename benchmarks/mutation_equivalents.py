@@ -10,6 +10,7 @@ reason never outlives the code it was written about.
 from __future__ import annotations
 
 import ast
+import warnings
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
@@ -106,3 +107,24 @@ def annotation_spans(source: str) -> list[tuple[tuple[int, int], tuple[int, int]
 
 def inside(pos: tuple[int, int], spans: list[tuple[tuple[int, int], tuple[int, int]]]) -> bool:
     return any(start <= pos < end for start, end in spans)
+
+
+def stillborn(source: str, mutants: list[tuple[str, str, int, int, int]]) -> set[str]:
+    """Job ids of mutants that are not even Python (`*,` -> `+,`): their "kill" is a SyntaxError.
+
+    cosmic-ray reports them killed, since the tests fail to import the module; no test caught
+    anything, so they count as incompetent, not as kills.
+    """
+    from cosmic_ray.mutating import mutate_code
+    from cosmic_ray.plugins import get_operator
+
+    out = set()
+    for job, operator, _, _, occurrence in mutants:
+        code = mutate_code(source, get_operator(operator)(), occurrence)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", SyntaxWarning)  # `is "green"`: valid, if odd
+            try:
+                compile(code or source, "<mutant>", "exec")
+            except SyntaxError:
+                out.add(job)
+    return out
