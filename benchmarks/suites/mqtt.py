@@ -1,9 +1,10 @@
 """`bench mqtt`: simulated gateways publish QoS 1 aggregates through a real mosquitto.
 
-Two subscribers are measured in the same run, one after the other, on the same broker and the same
-publishers: a plain paho client that only keeps what arrives (mosquitto's own ceiling here), then
-the cloud bridge's replicas (cloud/bridge_client.py on an MQTT v5 shared subscription, with the real
-`BridgeCore`: decode, identity-from-topic check, per-junction order, batch hand-over). Latency is
+Three subscribers are measured in the same run, one after the other, on the same broker and the
+same publishers: a plain paho client that only keeps what arrives (mosquitto's own ceiling here),
+round 1's single bridge (`mqtt_round1.py`, "today's" in issue 17), then the cloud bridge's
+replicas (cloud/bridge_client.py on an MQTT v5 shared subscription, with the real `BridgeCore`:
+decode, identity-from-topic check, per-junction order, batch hand-over). Latency is
 the receive time minus the sender's `sent_at` (same host, same clock). Loss must be zero at QoS 1.
 """
 
@@ -28,7 +29,7 @@ from shared.config.base import MqttSettings
 from shared.errors import EdgewardError
 from shared.mqtt import QOS
 
-SUBSCRIBERS = ("plain", "bridge")
+SUBSCRIBERS = ("plain", "round1", "bridge")
 
 
 @dataclass(frozen=True)
@@ -116,6 +117,7 @@ def _headline(run: BenchRun) -> None:
     rows = [r for r in run.results if r["suite"] == "mqtt"]
     bridge = [r for r in rows if r["params"]["subscriber"] == "bridge"]
     plain = [r for r in rows if r["params"]["subscriber"] == "plain"]
+    round1 = [r for r in rows if r["params"]["subscriber"] == "round1"]
     paced = [r for r in bridge if r["params"]["phase"] == "paced"]
     # Latency means something only where the path kept up with the offered rate; past that
     # point it measures the queue that builds up (in this process as much as in the broker).
@@ -133,7 +135,11 @@ def _headline(run: BenchRun) -> None:
         )
     for phase, what in (("saturated", "gateways unpaced"), ("drain", "draining a backlog")):
         best: dict[str, float] = {}
-        for name, group in (("bridge", bridge), ("plain subscriber", plain)):
+        for name, group in (
+            ("bridge", bridge),
+            ("plain subscriber", plain),
+            ("round-1 bridge", round1),
+        ):
             rows_ = [r for r in group if r["params"]["phase"] == phase]
             if rows_:
                 top = max(rows_, key=lambda r: r["throughput"]["value"])
@@ -145,6 +151,10 @@ def _headline(run: BenchRun) -> None:
         if "bridge" in best and best.get("plain subscriber"):
             run.headline[f"bridge / plain subscriber messages/s, {what} (same run)"] = round(
                 best["bridge"] / best["plain subscriber"], 3
+            )
+        if "bridge" in best and best.get("round-1 bridge"):
+            run.headline[f"bridge / round-1 bridge messages/s, {what} (same run)"] = round(
+                best["bridge"] / best["round-1 bridge"], 3
             )
     run.headline["lost messages (all runs, must be 0)"] = sum(r["metrics"]["lost"] for r in rows)
     run.headline["duplicates delivered (QoS 1 allows)"] = sum(

@@ -16,6 +16,7 @@ import paho.mqtt.client as paho
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
+from benchmarks.suites.mqtt_round1 import Round1Sink
 from cloud.bridge_client import BridgeClient
 from cloud.bridge_core import AggregateBatch, BridgeCore, Outgoing
 from cloud.store import SqliteStore
@@ -92,18 +93,26 @@ class BridgeSink:
             return len(self.arrivals)
 
 
+KINDS = ("plain", "round1", "bridge")
+
+
 class Subscriber:
-    """One kind of subscriber (`plain` or `bridge`) on the broker; `sink` is what it records."""
+    """One kind of subscriber on the broker (`plain`, `round1`: round 1's single bridge, or
+    `bridge`: today's replicas); `sink` is what it records."""
 
     def __init__(
         self, kind: str, settings: MqttSettings, tag: str, replicas: int, scratch: Path
     ) -> None:
-        if kind not in ("plain", "bridge"):
-            raise EdgewardError(f"mqtt bench: subscriber {kind!r} is unknown; use plain or bridge")
+        if kind not in KINDS:
+            raise EdgewardError(
+                f"mqtt bench: subscriber {kind!r} is unknown; use one of {', '.join(KINDS)}"
+            )
         self.kind = kind
         self.settings = settings
         self.tag = tag
-        self.sink: PlainSink | BridgeSink = PlainSink() if kind == "plain" else BridgeSink()
+        self.sink: PlainSink | Round1Sink | BridgeSink = (
+            PlainSink() if kind == "plain" else Round1Sink() if kind == "round1" else BridgeSink()
+        )
         self._plain: paho.Client | None = None
         self._replicas: list[BridgeClient] = []
         self._cores = [
@@ -119,8 +128,8 @@ class Subscriber:
 
     def resume(self) -> None:
         """Connect (again, same session ids): a queued backlog starts flowing at once."""
-        if isinstance(self.sink, PlainSink):
-            client = make_client(self.settings, f"bench-plain-{self.tag}")
+        if isinstance(self.sink, PlainSink | Round1Sink):
+            client = make_client(self.settings, f"bench-{self.kind}-{self.tag}")
             client.on_message = self.sink.on_message
             subscribed = threading.Event()
             client.on_connect = lambda c, *_: c.subscribe(topics.ALL_TRAFFIC_AGGREGATES, qos=QOS)
@@ -166,8 +175,8 @@ class Subscriber:
         """Pause and end the sessions, so the broker queues nothing more for this subscriber."""
         self.pause()
         ids = (
-            [f"bench-plain-{self.tag}"]
-            if self.kind == "plain"
+            [f"bench-{self.kind}-{self.tag}"]
+            if self.kind != "bridge"
             else [f"bench-bridge-{self.tag}-{i}" for i in range(len(self._cores))]
         )
         for client_id in ids:

@@ -122,8 +122,9 @@ def test_bench_mqtt_quick_loses_nothing_at_qos_1(
         assert m["lost"] == 0
         assert m["received"] == m["sent"]
     assert {r["params"]["phase"] for r in data["results"]} == {"paced", "saturated", "drain"}
-    assert {r["params"]["subscriber"] for r in data["results"]} == {"plain", "bridge"}
+    assert {r["params"]["subscriber"] for r in data["results"]} == {"plain", "round1", "bridge"}
     assert data["headline"]["lost messages (all runs, must be 0)"] == 0
+    assert any(k.startswith("bridge / round-1 bridge messages/s") for k in data["headline"])
     assert any(k.startswith("edge-to-cloud latency ms") for k in data["headline"])
 
 
@@ -275,12 +276,18 @@ def test_bench_cloud_quick_sweeps_serve_variants_and_the_naive_peer(
         "serve batching, no gradcam",
         "naive FastAPI+PyTorch",
         "in-process gradcam",
+        "in-process ceiling",
     } <= paths
     for r in data["results"]:
         if r["params"]["path"].startswith(("serve", "naive")):
             assert r["metrics"]["errors"] == 0, r["metrics"]["error_samples"]
     headline = data["headline"]
-    for key in ("batching gain", "Serve vs naive peer throughput", "Serve overhead"):
+    for key in (
+        "batching gain",
+        "Serve vs naive peer throughput",
+        "Serve overhead",
+        "Serve vs in-process ceiling",
+    ):
         assert any(k.startswith(key) for k in headline), (key, headline)
     assert (tmp_path / "c" / "curve_concurrency.png").exists()
 
