@@ -145,3 +145,9 @@ class Feeder(threading.Thread):
 
 def summary_json(records: list[ScanRecord]) -> str:
     return json.dumps([r.__dict__ for r in records], default=str)
+
+
+def clinic_status(clinics: list[ClinicHandle]) -> str:
+    records = [r for c in clinics for r in c.records]
+    pending = sum(r.edge_verdict is None or (r.gradable and r.cloud is None) for r in records)
+    return f"clinics: {len(records)} scans sent, {pending} still awaiting a verdict"

@@ -28,7 +28,7 @@ class HoldInfo:
     reviewers: list[Reviewer]
     orthanc: Orthanc | None
     report: Path  # report.html, beside its facts.json
-    # Open cases whose scan came by C-STORE: "scan X, study Y" (their decision gets an SR).
+    # Open cases of the clinic with the PACS: "scan X (cloud id), study Y" (decisions get an SR).
     dicom_cases: list[str] = field(default_factory=list)
 
 
@@ -56,7 +56,9 @@ def instructions(info: HoldInfo) -> list[str]:
             "has the reviewer's SR and PDF beside the automated ones"
         )
         if info.dicom_cases:
-            lines.append("  cases from clinic-1's camera (DICOM, so their decision gets an SR):")
+            lines.append(
+                "  open cases of clinic-1, the clinic with the PACS (their decisions get an SR):"
+            )
             lines += [f"    {c}" for c in info.dicom_cases[:10]]
         else:
             lines.append(

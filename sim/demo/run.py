@@ -14,7 +14,6 @@ import logging
 import os
 import secrets
 import shutil
-import subprocess
 import threading
 import time
 from pathlib import Path
@@ -24,15 +23,15 @@ import yaml
 
 from shared.broker import CLOUD_IDENTITY, MosquittoBroker, free_port
 from shared.errors import EdgewardError
-from shared.registry import Registry
 from shared.security.apikeys import KEY_FILE_ENV
 from sim.demo import desk, hold, trust
 from sim.demo import dicom as demo_dicom
 from sim.demo import traffic as demo_traffic
-from sim.demo.clinics import ClinicHandle, Feeder, backlog, describe, refresh
+from sim.demo.clinics import ClinicHandle, Feeder, backlog, clinic_status, describe, refresh
 from sim.demo.console import Console, waiting
 from sim.demo.facts import Check, ScanRecord, check_scans
 from sim.demo.feeder import scan_stream
+from sim.demo.models import ensure_models
 from sim.demo.report import DemoData, cloud_stage_seconds, render, traffic_checks
 from sim.demo.settings import DemoSettings
 from sim.demo.supervisor import (
@@ -45,29 +44,7 @@ from sim.demo.supervisor import (
 from sim.pacs import Orthanc
 
 log = logging.getLogger(__name__)
-MODELS = ("fundus-quality", "fundus-triage", "fundus-grader", "traffic-counter")
 REVIEW_SAMPLE = 0.34  # a third of the cloud's confident results also go to the review desk
-
-
-def ensure_models(settings: DemoSettings, say: Console) -> None:
-    """Build the models with our own training code if the registry lacks a champion."""
-    reg = Registry(settings.registry)
-    missing = [m for m in MODELS if reg.champion(m) is None]
-    if not missing:
-        say(f"models: champions present in {settings.registry} ({', '.join(MODELS)})")
-        return
-    say(f"models: building {', '.join(missing)} (first run only; progress below)")
-    cmd = edgeward_cmd("models", "build", "--if-missing", "--registry", str(settings.registry))
-    if settings.quick_models:
-        cmd.append("--quick")
-    if subprocess.run(cmd, check=False).returncode != 0:
-        raise EdgewardError("model build failed; see its output above")
-
-
-def _clinic_status(clinics: list[ClinicHandle]) -> str:
-    records = [r for c in clinics for r in c.records]
-    pending = sum(r.edge_verdict is None or (r.gradable and r.cloud is None) for r in records)
-    return f"clinics: {len(records)} scans sent, {pending} still awaiting a verdict"
 
 
 def _write_yaml(path: Path, data: dict[str, Any]) -> Path:
@@ -349,7 +326,7 @@ class Demo:
             target=self.outage_cycle, args=(sup, cloud_cfg, start), name="outage", daemon=True
         )
         outage.start()
-        with self.say.during(lambda: _clinic_status(clinics)):
+        with self.say.during(lambda: clinic_status(clinics)):
             self._watch(clinics, feeders, outage)
         for f in feeders:
             f.join(timeout=5)
