@@ -16,7 +16,7 @@ import paho.mqtt.client as paho
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
-from benchmarks.suites.mqtt_round1 import Round1Sink
+from benchmarks.suites.mqtt_round1 import Handover, Round1Sink
 from cloud.bridge_client import BridgeClient
 from cloud.bridge_core import AggregateBatch, BridgeCore, Outgoing
 from cloud.store import SqliteStore
@@ -73,8 +73,11 @@ class BridgeSink:
     duplicates: int = 0
     bad: list[str] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
+    handover: Handover | None = None
 
     def forward_batch(self, batch: AggregateBatch) -> Outgoing:
+        if self.handover is not None:  # one call to the coordinator per batch
+            self.handover([(topic, payload) for topic, payload, _ in batch])
         now = time.time()
         with self.lock:
             for _, _, agg in batch:
@@ -113,6 +116,10 @@ class Subscriber:
         self.sink: PlainSink | Round1Sink | BridgeSink = (
             PlainSink() if kind == "plain" else Round1Sink() if kind == "round1" else BridgeSink()
         )
+        # the bridges hand aggregates to a coordinator in another process; the plain client keeps
+        self.handover = None if kind == "plain" else Handover()
+        if not isinstance(self.sink, PlainSink):
+            self.sink.handover = self.handover
         self._plain: paho.Client | None = None
         self._replicas: list[BridgeClient] = []
         self._cores = [
@@ -174,6 +181,8 @@ class Subscriber:
     def close(self) -> None:
         """Pause and end the sessions, so the broker queues nothing more for this subscriber."""
         self.pause()
+        if self.handover is not None:
+            self.handover.close()
         ids = (
             [f"bench-{self.kind}-{self.tag}"]
             if self.kind != "bridge"
@@ -194,4 +203,7 @@ class Subscriber:
         for core in self._cores:
             for k, v in core.counts.items():
                 total[k] = total.get(k, 0) + v
+        if self.handover is not None:
+            key = f"{self.kind}_handover_calls"
+            total[key] = total.get(key, 0) + self.handover.calls
         return total
