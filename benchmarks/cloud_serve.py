@@ -102,7 +102,7 @@ class NaivePeer:
     def __init__(self, registry: Path) -> None:
         import uvicorn
 
-        from benchmarks.suites.cloud import naive_app
+        from benchmarks.cloud_naive import naive_app
         from cloud.grader import load_core
 
         self.core = load_core(registry, "", "fundus-grader")

@@ -25,6 +25,7 @@ import numpy as np
 from tqdm import tqdm
 
 from benchmarks.cloud_ceiling import add_ceiling
+from benchmarks.cloud_naive import naive_app
 from benchmarks.memory import PeakRss
 from benchmarks.results import BenchRun
 from benchmarks.runner import Budget, measure
@@ -269,6 +270,7 @@ def _level(
 def _in_process(run: BenchRun, plan: CloudPlan, scans: list[bytes]) -> None:
     """The grader called directly, one scan at a time: the floor under any serving path."""
     from cloud.grader import load_core
+    from cloud.service import grading_decode_side
 
     core = load_core(plan.registry, "", "fundus-grader")
     run.sections["grader runtime"] = {"forward": core.runtime, "cam": core.explainer}
@@ -276,7 +278,11 @@ def _in_process(run: BenchRun, plan: CloudPlan, scans: list[bytes]) -> None:
     try:
         for explain in (True, False):
             record = measure(
-                _one_by_one(core, scans, explain), plan.in_process_budget, unit="scans/s"
+                _one_by_one(
+                    core, scans, explain, grading_decode_side(plan.registry, "fundus-grader")
+                ),
+                plan.in_process_budget,
+                unit="scans/s",
             )
             label = "gradcam" if explain else "no gradcam"
             run.add(
@@ -313,46 +319,28 @@ def _decode(data: bytes) -> np.ndarray:
     return np.asarray(img)
 
 
-def _one_by_one(core: Any, scans: list[bytes], explain: bool) -> Callable[[], object]:
+def _one_by_one(
+    core: Any, scans: list[bytes], explain: bool, min_side: int | None
+) -> Callable[[], object]:
     """Decode and grade the next scan: what one request costs without any serving layer."""
+    from cloud.decode import decode_scan_scaled
+
     state = {"i": 0}
 
     def call() -> object:
         state["i"] += 1
-        return core.grade([_decode(scans[state["i"] % len(scans)])], explain)
+        data = scans[state["i"] % len(scans)]
+        # decoded as the ingress decodes (reduced to the grader's need), so Serve's overhead
+        # is the difference of the same work
+        return core.grade(
+            [decode_scan_scaled(data, "image/jpeg", min_side=min_side).image], explain
+        )
 
     return call
 
 
 def _bound(fn: Callable[..., object], *args: object) -> Callable[[], object]:
     return lambda: fn(*args)
-
-
-def naive_app(core: Any) -> Any:
-    """FastAPI calling the PyTorch grader per request: what one writes without a serving layer."""
-    from fastapi import FastAPI, Request
-    from fastapi.responses import JSONResponse
-
-    app = FastAPI()
-
-    async def grade(request: Request) -> JSONResponse:
-        data = await request.body()
-        img = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
-        if img is None:
-            return JSONResponse({"error": "not an image"}, status_code=400)
-        g = core.grade([img], True)[0]  # blocks the event loop: the naive part
-        return JSONResponse(
-            {
-                "scan_id": request.headers.get("x-scan-id", ""),
-                "probabilities": [float(p) for p in g.probabilities],
-            }
-        )
-
-    # Real classes, not the strings `from __future__ import annotations` leaves: FastAPI reads
-    # them to know what to inject.
-    grade.__annotations__ = {"request": Request, "return": JSONResponse}
-    app.add_api_route("/v1/grade", grade, methods=["POST"])
-    return app
 
 
 def _naive(run: BenchRun, plan: CloudPlan, scans: list[bytes]) -> None:
