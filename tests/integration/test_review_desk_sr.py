@@ -5,6 +5,7 @@ Orthanc, through the durable outbox (the PACS is down when the decision comes)."
 from __future__ import annotations
 
 import io
+import json
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -61,6 +62,7 @@ def test_desk_decision_reaches_the_study_as_amended_sr_and_pdf(
         "scp": {"port": 0, "allowed_calling_ae_titles": [CAMERA]},
         "pacs": {"port": pacs_port, "ae_title": AET, "backoff_initial_s": 0.05,
                  "backoff_max_s": 0.3, "timeout_s": 5},
+        "fhir": {"folder": str(tmp_path / "fhir")},
         "institution": "Test Eye Clinic",
     }  # fmt: skip
     config = gateway_config(tmp_path, broker, desk_cloud, dicom=dicom)  # type: ignore[arg-type]
@@ -88,6 +90,8 @@ def test_desk_decision_reaches_the_study_as_amended_sr_and_pdf(
             assert storescu(pacs_port, scan, called=AET).returncode == 0
             wait_for(lambda: not _pending(service), 30, "PACS outbox drained")
             raw = orthanc.study_files(study)
+        fhir = tmp_path / "fhir" / f"fhir-review_{uid}.json"
+        wait_for(fhir.exists, 20, "the amended FHIR report")
     finally:
         service.stop()
     files = {pydicom.dcmread(io.BytesIO(f)).SOPInstanceUID: f for f in raw}
@@ -118,3 +122,9 @@ def test_desk_decision_reaches_the_study_as_amended_sr_and_pdf(
     assert bytes(reviewed_pdf.EncapsulatedDocument).startswith(b"%PDF")
     assert rows(service, "SELECT state FROM review_decisions") == [("reported",)]
     assert desk_cloud.store.case(case_id).reviewer == "grader-7"
+    # ... and the EHR gets the amended DiagnosticReport, naming the reviewer.
+    bundle = json.loads(fhir.read_text())
+    (report,) = [e["resource"] for e in bundle["entry"]
+                 if e["resource"]["resourceType"] == "DiagnosticReport"]  # fmt: skip
+    assert report["status"] == "amended" and report["conclusion"].startswith("Refer")
+    assert report["performer"][0]["display"] == "reviewer grader-7"

@@ -76,8 +76,12 @@ def build_bundle(result: FinalResult) -> Bundle:
             )
         )
     entries = [_entry(o) for o in observations]
+    reviewed = result.source == "review"
+    performers = [{"display": device}]
+    if reviewed:  # the reviewer's decision replaces the automated report of the same scan
+        performers.insert(0, {"display": f"{result.reviewer_role} {result.reviewer}"})
     report = DiagnosticReport(
-        status="final",
+        status="amended" if reviewed else "final",
         identifier=[{"system": f"{SYSTEM}:scan", "value": result.scan_id}],
         code=_concept(LOINC, "18748-4", "Diagnostic imaging study"),
         subject=patient,
@@ -86,7 +90,7 @@ def build_bundle(result: FinalResult) -> Bundle:
         result=[{"reference": e["fullUrl"]} for e in entries],
         conclusion=result.plain_words,
         imagingStudy=None,
-        performer=[{"display": device}],
+        performer=performers,
     )
     return Bundle(type="transaction", entry=[*entries, _entry(report)])
 

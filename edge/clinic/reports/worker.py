@@ -265,13 +265,16 @@ class ReportWorker:
                 (PACS, f"sr-review:{scan_id}", sr_bytes(reviewed, institution, automated)),
                 (PACS, f"pdf-review:{scan_id}", pdf_bytes(reviewed, institution)),
             ]
+            if self.settings.fhir is not None:  # the EHR gets the amended report too
+                queued.append((FHIR, f"fhir-review:{scan_id}", bundle_json(reviewed)))
         except Exception as exc:  # e.g. its raw bytes were purged: say so, go on
             log.error("scan %s: no report of the reviewer's decision: %s", scan_id, exc)
             self._settle_review(scan_id, FAILED, [], str(exc)[:500])
             return
         self._settle_review(scan_id, REPORTED, queued)
         log.info("scan %s: reviewer's decision %s reported", scan_id, reviewed.verdict)
-        self.drains[PACS].wake.set()
+        for queue, _key, _payload in queued:
+            self.drains[queue].wake.set()
 
     def _settle_review(
         self, scan_id: str, state: str, queued: list[tuple[str, str, bytes]], detail: str = ""
