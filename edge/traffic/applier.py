@@ -16,13 +16,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from edge.traffic.acyclic import PRODUCTION_POLICY, AcyclicPolicy, choose_green
-from edge.traffic.program import (
-    ProgramError,
-    clearance_paths,
-    drive,
-    follow_on_greens,
-    validate_program,
-)
+from edge.traffic.program import ProgramError, clearance_paths, drive, validate_program
+from edge.traffic.routes import Routes
 from edge.traffic.safety_clock import (
     ClearanceClock,
     max_green,
@@ -126,11 +121,7 @@ class SafeApplier:
         self.switches: list[Switch] = [Switch(now, self._phase, self._all[self._phase].state)]
         self._route: list[int] = []  # phases still to show on the way to a chosen green
         self._served_at = dict.fromkeys(self.green_phases, now)
-        self._follow_on = follow_on_greens(self.program)
-        self._turn_after = {
-            parent: j for j, parent in self._follow_on.items() if (parent, j) in self._paths
-        }
-        self._follow_on = {j: p for j, p in self._follow_on.items() if self._turn_after.get(p) == j}
+        self._routes = Routes(self.program, self._paths)
 
     # -- what callers may change --------------------------------------------------------------
 
@@ -252,7 +243,7 @@ class SafeApplier:
                     if (current, k) in self._exit
                 )
                 due = due and elapsed + _EPS >= self._floor(current)
-                if current in self._follow_on:
+                if current in self._routes.follow_on:
                     # a protected turn after its parent green: its planned time, then choose
                     if elapsed + _EPS < self._duration and not due:
                         return
@@ -261,12 +252,12 @@ class SafeApplier:
                     if elapsed + _EPS < self._slot(current) and not due:
                         return
                     target = self._choose(now, elapsed, forced=due)
-                    turn = self._turn_after.get(current)
+                    turn = self._routes.turn_after.get(current)
                     long_enough = elapsed >= self.policy.turn_after_s
                     if target is not None and turn is not None and long_enough:
                         target = turn  # its follow-on turn phase runs before anything else
                 if target is not None:
-                    self._route = self._route_to(current, target)
+                    self._route = self._routes.route_to(current, target)
                 elif elapsed + _EPS < self._ceiling(current) and not due:
                     return
             elif elapsed + _EPS < self._duration:
@@ -344,7 +335,7 @@ class SafeApplier:
         """The green to go to next, or None to keep serving the current one."""
         assert self._priorities is not None
         current = self._phase
-        options = [k for k in self.green_phases if self._reachable(current, k)]
+        options = [k for k in self.green_phases if self._routes.reachable(current, k)]
         waited = {k: now - self._served_at[k] for k in options}
         at_ceiling = elapsed + _EPS >= self._ceiling(current)
         return choose_green(
@@ -355,27 +346,6 @@ class SafeApplier:
             forced=forced or at_ceiling,
             elapsed=elapsed,
         )
-
-    def _reachable(self, current: int, k: int) -> bool:
-        """A green the current one may hand over to: directly, or through its follow-on green.
-
-        A crossing's program (walk green -> the same green without walk -> yellow) has no
-        clearance path out of the walk green but through its follow-on: without this, acyclic
-        control found nowhere to go and held every walk green to its maximum.
-        """
-        if k in self._follow_on:
-            return False
-        if (current, k) in self._paths:
-            return True
-        turn = self._turn_after.get(current)
-        return k != current and turn is not None and (turn, k) in self._paths
-
-    def _route_to(self, current: int, target: int) -> list[int]:
-        """The phases to show from the current green to `target` (its clearance path)."""
-        if (current, target) in self._paths:
-            return [*self._paths[(current, target)], target]
-        turn = self._turn_after[current]
-        return [*self._paths[(current, turn)], turn, *self._paths[(turn, target)], target]
 
     def _floor(self, i: int) -> float:
         return min_green(self.safety, self._crossing[i])
