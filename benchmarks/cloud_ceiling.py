@@ -147,7 +147,7 @@ def ceiling_record(
     """
     batcher = InProcessBatcher(core, max_batch_size, wait_s, explain)
     try:
-        closed_loop_in_process(batcher, scans, clients, 1, decode_min_side)  # warm-up, as Serve's
+        warm, _ = closed_loop_in_process(batcher, scans, clients, 1, decode_min_side)  # as Serve's
         batcher.batch_sizes.clear()
         with PeakRss() as mem:
             lat, wall = closed_loop_in_process(batcher, scans, clients, per_client, decode_min_side)
@@ -156,6 +156,11 @@ def ceiling_record(
     return {
         "latency_ms": summarize_ms(lat),
         "throughput": {"value": len(lat) / wall, "unit": "scans/s"},
+        "warmup": {
+            "iterations": len(warm),
+            "first_ms": warm[0] * 1e3 if warm else 0.0,
+            "mean_ms": float(np.mean(warm)) * 1e3 if warm else 0.0,
+        },
         "iterations": len(lat),
         "stop_reason": "fixed_count",
         "stable": True,

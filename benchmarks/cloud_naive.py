@@ -2,10 +2,18 @@
 
 from __future__ import annotations
 
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 import cv2
 import numpy as np
+
+from shared.broker import free_port
+from shared.errors import EdgewardError
 
 
 def naive_app(core: Any) -> Any:
@@ -33,3 +41,33 @@ def naive_app(core: Any) -> Any:
     grade.__annotations__ = {"request": Request, "return": JSONResponse}
     app.add_api_route("/v1/grade", grade, methods=["POST"])
     return app
+
+
+@contextmanager
+def naive_server(registry: Path) -> Iterator[str]:
+    """The peer on a free loopback port, its grade URL while the block runs.
+
+    The PyTorch-eager grader (with pytorch-grad-cam), as one writes it naively.
+    """
+    import uvicorn
+
+    from cloud.grader import load_core
+
+    core = load_core(registry, "", "fundus-grader", runtime="torch")
+    port = free_port()
+    server = uvicorn.Server(
+        uvicorn.Config(naive_app(core), host="127.0.0.1", port=port, log_level="warning")
+    )
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    try:
+        deadline = time.monotonic() + 30
+        while not server.started:
+            if time.monotonic() > deadline or not thread.is_alive():
+                raise EdgewardError(f"uvicorn did not start on port {port}")
+            time.sleep(0.05)
+        yield f"http://127.0.0.1:{port}/v1/grade"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=30)
+        core.close()

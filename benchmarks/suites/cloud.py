@@ -5,7 +5,9 @@ has a fresh scan id (a repeated id would be answered from the result store, not 
 Variants switch the live grader through its `configure` method: batching on (the configured
 batch) or off (batch 1), Grad-CAM on or off. The naive peer is FastAPI + uvicorn calling the
 same PyTorch grader per request, in this process, with the same scans and the same explanations.
-In-process calls of the grader give the floor the Serve path's overhead is measured against.
+In-process calls of the grader give the floor the Serve path's overhead is measured against, and
+the in-process ceiling (benchmarks/cloud_ceiling.py) the throughput Serve is measured against. At
+each concurrency the Serve variants, the ceiling and the naive peer run seconds apart.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -25,7 +28,7 @@ import numpy as np
 from tqdm import tqdm
 
 from benchmarks.cloud_ceiling import add_ceiling
-from benchmarks.cloud_naive import naive_app
+from benchmarks.cloud_naive import naive_server
 from benchmarks.memory import PeakRss
 from benchmarks.results import BenchRun
 from benchmarks.runner import Budget, measure
@@ -165,12 +168,19 @@ def run_cloud(run: BenchRun, plan: CloudPlan) -> None:
     logging.getLogger("httpx").setLevel(logging.WARNING)  # one INFO line per request otherwise
     logging.getLogger("ray.serve").setLevel(logging.WARNING)
     scans = _scans(plan.scan_size)
-    # In-process and naive peer first: Ray's processes linger a while after shutdown and would
-    # take CPU from whatever ran after them.
+    # In-process first: Ray's processes linger a while after shutdown and would take CPU from
+    # whatever ran after them.
     _in_process(run, plan, scans)
-    if plan.naive_peer:
-        _naive(run, plan, scans)
-    with tempfile.TemporaryDirectory(prefix="edgeward-bench-cloud-") as tmp:
+    with ExitStack() as stack:
+        tmp = stack.enter_context(tempfile.TemporaryDirectory(prefix="edgeward-bench-cloud-"))
+        # The naive peer is up (idle) during Serve's levels and is loaded at each level right
+        # after Serve and the ceiling: the three throughputs are seconds apart, not minutes.
+        naive_url = None
+        if plan.naive_peer:
+            try:
+                naive_url = stack.enter_context(naive_server(plan.registry))
+            except (ImportError, EdgewardError) as exc:
+                run.skip("naive FastAPI peer", str(exc))
         config = CloudConfig(
             data_dir=Path(tmp) / "data",
             registry_dir=plan.registry.resolve(),
@@ -234,6 +244,16 @@ def run_cloud(run: BenchRun, plan: CloudPlan) -> None:
                         variant=plan.variants[0],
                         decode_min_side=decode_side,
                     )
+                    if naive_url is not None:
+                        _level(
+                            run,
+                            url=naive_url,
+                            scans=scans,
+                            clients=c,
+                            per_client=plan.per_client(c),
+                            series="naive FastAPI+PyTorch",
+                            variant=None,
+                        )
         finally:
             ceiling_core.close()
             cloud.stop()
@@ -341,46 +361,6 @@ def _one_by_one(
 
 def _bound(fn: Callable[..., object], *args: object) -> Callable[[], object]:
     return lambda: fn(*args)
-
-
-def _naive(run: BenchRun, plan: CloudPlan, scans: list[bytes]) -> None:
-    try:
-        import uvicorn
-
-        from cloud.grader import load_core
-    except ImportError as exc:
-        run.skip("naive FastAPI peer", str(exc))
-        return
-    # The peer is the PyTorch-eager grader (with pytorch-grad-cam), as one writes it naively.
-    core = load_core(plan.registry, "", "fundus-grader", runtime="torch")
-    port = free_port()
-    server = uvicorn.Server(
-        uvicorn.Config(naive_app(core), host="127.0.0.1", port=port, log_level="warning")
-    )
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    try:
-        deadline = time.monotonic() + 30
-        while not server.started:
-            if time.monotonic() > deadline or not thread.is_alive():
-                run.skip("naive FastAPI peer", f"uvicorn did not start on port {port}")
-                return
-            time.sleep(0.05)
-        url = f"http://127.0.0.1:{port}/v1/grade"
-        for c in tqdm(plan.concurrency, desc="naive peer", unit="level"):
-            _level(
-                run,
-                url=url,
-                scans=scans,
-                clients=c,
-                per_client=plan.per_client(c),
-                series="naive FastAPI+PyTorch",
-                variant=None,
-            )
-    finally:
-        server.should_exit = True
-        thread.join(timeout=30)
-        core.close()
 
 
 def _headline(run: BenchRun, plan: CloudPlan) -> None:
