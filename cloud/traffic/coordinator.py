@@ -78,6 +78,11 @@ class CoordinatorSettings:
     # still holds back the cyclic splits (`downstream_weight`).
     pressure_down_weight: float = 0.0
     gap_out_load: float = GAP_OUT_LOAD  # see shared.traffic.demand
+    # Arrivals from upstream (what a junction cannot see: its camera covers the last ~60 m):
+    # an approach counts this times the vehicles per lane that the upstream junction's
+    # current green is releasing towards it, so a green is kept for, or given to, a platoon on
+    # its way (a green wave without fixed offsets). 0 turns it off.
+    upstream_weight: float = 0.0
     gap_out_penalty: float = GAP_OUT_PENALTY
     sender: str = "coordinator"
 
@@ -189,6 +194,9 @@ class Coordinator:
         self._p_entry = np.asarray(p_entry, dtype=np.int64)
         self._p_down = np.asarray(p_down, dtype=np.int64)
         self._p_weight = np.asarray(p_weight, dtype=np.float64)
+        # the green phase each entry belongs to, to tell whether it is discharging now
+        self._p_phase = np.asarray([rows[e_row[e]][1] for e in p_entry], dtype=np.int64)
+        self._p_junction = self._row_junction[self._e_row[self._p_entry]]
 
     def _fixed_duration(self, kind: str, programmed: float) -> float:
         if kind == "yellow":
@@ -296,6 +304,7 @@ class Coordinator:
         up = np.where(np.isnan(load), busiest[self._owner], load)
         down = np.zeros(len(self._e_row))
         np.add.at(down, self._p_entry, self._p_weight * np.nan_to_num(load, nan=0.0)[self._p_down])
+        up = up + self.settings.upstream_weight * self._arrivals(load)
         value = self._e_share * (up[self._e_app] - self.settings.pressure_down_weight * down)
         out = np.zeros(len(self._rows))
         np.add.at(out, self._e_row, value)
@@ -304,6 +313,23 @@ class Coordinator:
         # gap-out: a green with (nearly) nobody to serve yields to any phase with demand
         gap = self.settings.gap_out_penalty
         return np.where(served < self.settings.gap_out_load, out - gap, out)
+
+    def _arrivals(self, load: np.ndarray) -> np.ndarray:
+        """Per approach: vehicles per lane the upstream junctions' current greens release to it."""
+        out = np.zeros(len(self._lanes))
+        if self.settings.upstream_weight == 0.0 or not len(self._p_entry):
+            return out
+        showing = np.asarray(
+            [
+                self._latest[jid].phase_index if jid in self._latest else -1
+                for jid in self.junction_ids
+            ],
+            dtype=np.int64,
+        )
+        moving = showing[self._p_junction] == self._p_phase
+        source = np.nan_to_num(load, nan=0.0)[self._e_app[self._p_entry]]
+        np.add.at(out, self._p_down, np.where(moving, self._p_weight * source, 0.0))
+        return out
 
     def plans(self, now: float) -> list[SignalPlan]:
         """Signed-off plans with an expiry, one per junction with fresh counts."""

@@ -200,3 +200,27 @@ def test_green_with_nobody_to_serve_yields_to_any_demand() -> None:
     assert pressures[0] is not None and pressures[2] is not None
     # phase 0 serves nobody: below zero by the gap-out penalty, so one car outranks it
     assert pressures[0] < 0 < pressures[2]
+
+
+def _pressure(plans: list[SignalPlan], jid: str, phase: int) -> float:
+    plan = next(p for p in plans if p.junction_id == jid)
+    return next(float(g.pressure or 0.0) for g in plan.greens if g.phase_index == phase)
+
+
+@pytest.mark.parametrize(("a_showing", "gain"), [(0, 4.0), (2, 0.0)])
+def test_a_platoon_released_upstream_raises_the_pressure_of_the_green_it_will_reach(
+    a_showing: int, gain: float
+) -> None:
+    # A releases 8 vehicles from its west approach towards B (A's phase 0 serves west->AB)
+    settings = CoordinatorSettings(upstream_weight=0.5)
+    c = Coordinator(_line(), SignalSafety(), settings)
+    a = _agg("A", 100, {**QUIET, "west": 8})
+    c.add(a.model_copy(update={"phase_index": a_showing}))
+    c.add(_agg("B", 100, {**QUIET, "west": 1, "north": 1}))
+    off = Coordinator(_line(), SignalSafety(), CoordinatorSettings(upstream_weight=0.0))
+    off.add(a.model_copy(update={"phase_index": a_showing}))
+    off.add(_agg("B", 100, {**QUIET, "west": 1, "north": 1}))
+    plans, plain = c.plans(100), off.plans(100)
+    # B's phase 0 serves its west approach (from A): half of A's 8 arriving vehicles per lane
+    assert _pressure(plans, "B", 0) - _pressure(plain, "B", 0) == pytest.approx(gain)
+    assert _pressure(plans, "B", 2) == pytest.approx(_pressure(plain, "B", 2))
