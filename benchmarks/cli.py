@@ -143,6 +143,8 @@ def _cloud(args: argparse.Namespace) -> int:
     plan = CloudPlan.quick(args.registry) if args.quick else CloudPlan(args.registry)
     if args.concurrency:
         plan = replace(plan, concurrency=tuple(args.concurrency))
+    if args.requests:
+        plan = replace(plan, requests_per_level=args.requests)
     return _run(args, "cloud", lambda run: run_cloud(run, plan), _nothing_measured)
 
 
@@ -208,6 +210,11 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     _common(c)
     _registry_option(c)
     c.add_argument("--concurrency", type=positive_int, action="append", help="clients (repeatable)")
+    c.add_argument(
+        "--requests",
+        type=positive_int,
+        help="timed requests per level and path, split among the clients (default 48)",
+    )
     c.set_defaults(handler=_cloud)
 
     t = cmds.add_parser("traffic", help=SUITES["traffic"], description=SUITES["traffic"] + ".")
