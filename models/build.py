@@ -45,6 +45,15 @@ COUNTER = "traffic-counter"
 PARITY_IMAGES = 64
 
 
+# Share of training scans photographed by randomised camera families. Measured at 0.6 (with 10
+# quality epochs), full build, seed 0: twin quality reject recall 0.979 (was 0.995), triage AUC
+# 0.966 (0.997), grader AUC 0.999; on the real dev set median P(reject) of healthy photographs
+# 0.33 (0.84) and the grader's median P(referable) 0.064 (1.2e-7), but still no all-clear: the
+# quality net's reject threshold (0.028) is set by twin rejects at the edge of the reject class.
+# Off until that threshold is chosen on what the classical gate misses (issue 13).
+FAMILY_RATE = 0.0
+
+
 @dataclass(frozen=True)
 class ModelRecipe:
     arch: str
@@ -64,14 +73,13 @@ class BuildPlan:
 def plan(quick: bool, seed: int) -> BuildPlan:
     """The quick plan is for tests (same shapes and contract, tiny data, few epochs)."""
     if quick:
-        data = DataRecipe(n_train=200, n_val=64, n_test=64, render_size=192, seed=seed)
+        data = DataRecipe(200, 64, 64, render_size=192, seed=seed, family_rate=FAMILY_RATE)
         # enough steps for the edge nets to separate classes (reject AUC ~0.99, triage ~0.8)
         epochs = {"fundus-quality": 15, "fundus-triage": 12, "fundus-grader": 4}
         edge_lr = 5e-3
     else:
-        data = DataRecipe(n_train=3000, n_val=800, n_test=1000, render_size=320, seed=seed)
-        # the quality net needs more passes once camera families vary the look (6 -> 10)
-        epochs = {"fundus-quality": 10, "fundus-triage": 12, "fundus-grader": 10}
+        data = DataRecipe(3000, 800, 1000, render_size=320, seed=seed, family_rate=FAMILY_RATE)
+        epochs = {"fundus-quality": 6, "fundus-triage": 12, "fundus-grader": 10}
         edge_lr = 3e-3
     edge = {"widths": [16, 24, 32, 48, 64]}
     models = {
