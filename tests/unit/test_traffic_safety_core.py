@@ -34,7 +34,8 @@ def _program(*states: str) -> list[PhaseDef]:
 # Link 1, a left turn, keeps its green from green 4 through link 0's yellow and past the end of
 # the program into green 0; link 3 is a right turn that is green ('g') in every phase.
 ROTATED = _program("rGrg", "ryrg", "rrGg", "rryg", "GGrg", "yGrg")
-SHORTEST = [13.0, 5.0, 17.0, 7.0, 11.0, 3.0]
+# by phase index, as the applier's own: a walk that strays off the program finds no entry
+SHORTEST = dict(enumerate([13.0, 5.0, 17.0, 7.0, 11.0, 3.0]))
 
 
 def test_program_order_tail_is_the_time_a_link_stays_green_after_each_green() -> None:
