@@ -108,7 +108,7 @@ class SafeApplier:
             self._held,
             self._paths,
             shortest=self._shortest,
-            floor=self._floor,
+            floor=self._walk_floor,
             max_green_s=safety.max_green_s,
         )
         # Take control now: hold the current phase (so the controller stops advancing on its
@@ -307,7 +307,7 @@ class SafeApplier:
         phase first, which keeps the yellow's greens green for up to `all_red_s` more.
         """
         if self.program[i].kind == "green":
-            return self._floor(i)
+            return self._walk_floor(i)
         seconds = self._duration_for(i, 0.0)
         if i in self.driven.clearance_of:
             here, nxt = self.program[i].state, self.program[(i + 1) % len(self.program)].state
@@ -349,6 +349,16 @@ class SafeApplier:
 
     def _floor(self, i: int) -> float:
         return min_green(self.safety, self._crossing[i])
+
+    def _walk_floor(self, i: int) -> float:
+        """Least time a later green i can keep a link green on the way out of a green.
+
+        Its minimum, or the red clearance if longer: right after a foe's yellow, the clock holds
+        the phase after i until `all_red_s` has passed, and i is what is shown meanwhile (a
+        follow-on turn before a conflicting green ran 9 s, not its 3 s minimum, and a link
+        that was timed out at 42 s ran 47).
+        """
+        return max(self._floor(i), self.safety.all_red_s)
 
     def _slot(self, i: int) -> float:
         """Shortest acyclic green: its planned green scaled, within the safety limits."""

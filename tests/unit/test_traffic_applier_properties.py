@@ -226,3 +226,36 @@ def test_acyclic_applier_skips_phases_without_skipping_a_yellow_or_clearance(  #
         step += 1
     assert _oracle(port, safety, network, gaps) == []
     assert len(applier.switches) > 1
+
+
+def test_a_green_held_by_a_red_clearance_still_counts_toward_max_green() -> None:
+    """Link 7 is green from phase 5 through its follow-on turn 0 into phase 1. After link 8's
+    yellow the clock holds phase 1 (link 3, a foe of 8) for the 9 s red clearance, and turn 0
+    is shown meanwhile: the applier must leave phase 5 early enough for that wait too."""
+
+    def green(state: str) -> PhaseDef:
+        return PhaseDef(state=state, duration_s=1.0, min_s=1.0, max_s=10.0, kind="green")
+
+    def yellow(state: str) -> PhaseDef:
+        return PhaseDef(state=state, duration_s=1.0, min_s=1.0, max_s=1.0, kind="yellow")
+
+    program = [
+        green("GGGrGGGGr"),
+        green("GGGGGGGGr"),
+        yellow("GGGyGGGyr"),
+        green("GGGrGGgrG"),
+        green("GGGrGGGrG"),
+        green("GGGrGGGGG"),
+        yellow("GGGrGGGGy"),
+    ]
+    safety = SignalSafety(min_green_s=3.0, max_green_s=42.0, yellow_s=3.0, all_red_s=9.0)
+    network = _network(program, frozenset())
+    port = MemoryPort(program, start_phase=0, crossing_links=network.crossings)
+    applier = SafeApplier(port, safety, PRODUCTION_POLICY, network)
+    applier.set_targets(dict.fromkeys(applier.green_phases, safety.min_green_s), "test")
+    applier.set_priorities({}, "test")
+    while port.now < 400.0:
+        applier.step()
+        port.now += 1.0
+    assert _oracle(port, safety, network, [1.0]) == []
+    assert len(applier.switches) > 4  # it did cycle through the route, not sit still
