@@ -17,7 +17,7 @@ help:
 	@echo "make test-unit  only the fast tests (no broker, Ray or SUMO)"
 	@echo "make models     build the models into ./registry if not built yet"
 	@echo "make fuzz       fuzz each scan and payload parser for FUZZ_SECONDS (60) per engine"
-	@echo "make mutation   mutation score of the safety cores (not a CI gate; ~10-20 min)"
+	@echo "make mutation   mutation score of the safety cores (not a CI gate; about an hour on 2 cores)"
 	@echo "make bench-check quick benches vs benchmarks/baselines/ (flags regressions; not in make test)"
 
 setup: $(STAMP) mosquitto postgresql dcmtk orthanc chromium
