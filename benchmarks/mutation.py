@@ -8,7 +8,8 @@ even import (incompetent), mutants inside annotations the module never evaluates
 equivalents in `mutation_equivalents.toml` (each with its reason) are left out, and the last two
 are not even run. Each module's cosmic-ray session is kept in the output folder, so `--resume`
 can finish a stopped run and re-judge its survivors against new tests. Not a CI gate:
-`make mutation` or `edgeward bench mutation`, read the survivors.
+`make mutation` or `edgeward bench mutation`, read the survivors. The kept sessions and their
+scoring live in `benchmarks/mutation_sessions.py`.
 """
 
 from __future__ import annotations
@@ -17,18 +18,19 @@ import argparse
 import json
 import os
 import shutil
-import sqlite3
 import subprocess
 import sys
 import tempfile
 import threading
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from tqdm import tqdm
 
 from benchmarks import mutation_equivalents
+from benchmarks import mutation_sessions as sessions
+from benchmarks.mutation_sessions import TargetScore
 
 REPO = Path(__file__).resolve().parents[1]
 COPIED = ("shared", "edge", "cloud", "models", "sim", "benchmarks", "tests", "pyproject.toml")
@@ -67,42 +69,6 @@ TARGETS: dict[str, Target] = {
 }
 
 
-@dataclass
-class Survivor:
-    module: str
-    operator: str
-    line: int
-    diff: str
-
-
-@dataclass
-class TargetScore:
-    name: str
-    killed: int = 0
-    survived: int = 0
-    incompetent: int = 0
-    equivalent: int = 0  # inside annotations the module never evaluates, or reviewed
-    reviewed: int = 0  # of which on the reviewed list
-    survivors: list[Survivor] = field(default_factory=list)
-    stale: list[str] = field(default_factory=list)  # reviewed entries no mutant matches now
-    pending: int = 0  # not judged yet (a stopped run): --resume judges them
-
-    def add(self, part: TargetScore) -> None:
-        self.killed += part.killed
-        self.survived += part.survived
-        self.incompetent += part.incompetent
-        self.equivalent += part.equivalent
-        self.reviewed += part.reviewed
-        self.survivors += part.survivors
-        self.stale += part.stale
-        self.pending += part.pending
-
-    @property
-    def score(self) -> float:
-        judged = self.killed + self.survived
-        return self.killed / judged if judged else 0.0
-
-
 def _copy_tree(dest: Path) -> None:
     ignore = shutil.ignore_patterns("__pycache__", "*.pyc", ".mypy_cache", ".pytest_cache")
     for name in COPIED:
@@ -136,78 +102,16 @@ def _cosmic_ray(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
     )
 
 
-def _count(session: Path, table: str) -> int:
-    with sqlite3.connect(session) as db:
-        return int(db.execute(f"SELECT count(*) FROM {table}").fetchone()[0])
-
-
-def _mutants(session: Path) -> list[tuple[str, str, int, int, int]]:
-    """(job id, operator, line, column, occurrence) of every mutant in the session."""
-    with sqlite3.connect(session) as db:
-        rows = db.execute(
-            "SELECT job_id, operator_name, start_pos_row, start_pos_col, occurrence "
-            "FROM mutation_specs"
-        ).fetchall()
-    return [(str(j), str(o), int(r), int(c), int(n)) for j, o, r, c, n in rows]
-
-
-def _equivalent_reason(module: str, source: str, session: Path) -> dict[str, str]:
-    """job id -> why the mutant cannot change behaviour, for every mutant known equivalent."""
-    spans = mutation_equivalents.annotation_spans(source)
-    reviewed = mutation_equivalents.load()
-    keys = mutation_equivalents.keys_of(module, source, _mutants(session))
-    out: dict[str, str] = {}
-    for job, _operator, line, col, _ in _mutants(session):
-        if mutation_equivalents.inside((line, col), spans):
-            out[job] = "annotation: never evaluated under `from __future__ import annotations`"
-        elif keys[job] in reviewed:
-            out[job] = "reviewed: " + reviewed[keys[job]].reason
-    return out
-
-
-def _skip_equivalents(module: str, source: str, session: Path) -> None:
-    """Record the known equivalents not yet judged as skipped: each would cost a full test run.
-
-    A mutant already judged keeps its verdict: a reviewed entry never hides a kill.
-    """
-    from cosmic_ray.work_db import WorkDB, use_db
-    from cosmic_ray.work_item import WorkerOutcome, WorkResult
-
-    with sqlite3.connect(session) as db:
-        judged = {str(j) for (j,) in db.execute("SELECT job_id FROM work_results")}
-    reasons = _equivalent_reason(module, source, session)
-    with use_db(str(session), WorkDB.Mode.open) as db:
-        for job, why in reasons.items():
-            if job not in judged:
-                db.set_result(job, WorkResult(worker_outcome=WorkerOutcome.SKIPPED, output=why))
-
-
-def _resume(module: str, source: str, session: Path, mutated: Path) -> None:
-    """Continue the kept session of `module`: forget its survivors, keep everything else.
-
-    Refused unless the module's text is the one it was mutated from (the positions would be
-    wrong otherwise). Killed stays killed: tests are only ever added between the runs.
-    """
-    if not session.exists() or not mutated.exists() or mutated.read_text() != source:
-        raise SystemExit(
-            f"mutation: --resume needs the session of {module} in {session.parent}, mutated "
-            "from the module as it is now; run without --resume to start a new one"
-        )
-    with sqlite3.connect(session) as db:
-        db.execute("DELETE FROM work_results WHERE lower(test_outcome) = 'survived'")
-
-
 def _run_module(
     work: Path, module: str, target: Target, timeout_s: float, out: Path, *, resume: bool
 ) -> TargetScore:
-    stem = module.replace("/", "_")
-    config = work / f"{stem}.toml"
+    config = work / f"{module.replace('/', '_')}.toml"
     # the session lives in the output folder from the start, so a stopped run can be resumed
-    session, mutated = out / f"{stem}.sqlite", out / f"{stem}.source"
+    session, mutated = sessions.session_files(out, module)
     config.write_text(_config(module, target.tests, timeout_s))
     source = (work / module).read_text()
     if resume:
-        _resume(module, source, session, mutated)
+        sessions.resume(module, source, session, mutated)
     else:
         session.unlink(missing_ok=True)
         init = _cosmic_ray("init", str(config), str(session), cwd=work)
@@ -216,20 +120,20 @@ def _run_module(
                 f"mutation: cosmic-ray init failed for {module}:\n{init.stderr[-2000:]}"
             )
         mutated.write_text(source)
-    _skip_equivalents(module, source, session)
+    sessions.skip_equivalents(module, source, session)
     baseline = _cosmic_ray("baseline", str(config), cwd=work)
     if baseline.returncode != 0:
         raise SystemExit(
             f"mutation: the tests of {target.name} fail before any mutation "
             f"({' '.join(target.tests)}); fix them first:\n{baseline.stdout[-2000:]}"
         )
-    total = _count(session, "work_items")
+    total = sessions.count(session, "work_items")
     done = threading.Event()
     bar = tqdm(total=total, desc=f"{target.name}: {module}", unit="mutant")
 
     def follow() -> None:
         while not done.wait(2.0):
-            bar.n = _count(session, "work_results")
+            bar.n = sessions.count(session, "work_results")
             bar.refresh()
 
     watcher = threading.Thread(target=follow, daemon=True)
@@ -239,45 +143,11 @@ def _run_module(
     finally:
         done.set()
         watcher.join()
-        bar.n = _count(session, "work_results")
+        bar.n = sessions.count(session, "work_results")
         bar.close()
     if run.returncode != 0:
         raise SystemExit(f"mutation: cosmic-ray exec failed for {module}:\n{run.stderr[-2000:]}")
-    return _score(session, module, module, source)
-
-
-def _score(session: Path, name: str, module: str, source: str) -> TargetScore:
-    score = TargetScore(name)
-    equivalent = _equivalent_reason(module, source, session)
-    keys = set(mutation_equivalents.keys_of(module, source, _mutants(session)).values())
-    score.stale = sorted(
-        f"{k.operator} on `{k.source}`"
-        for k in mutation_equivalents.load()
-        if k.module == module and k not in keys
-    )
-    query = (
-        "SELECT r.job_id, r.worker_outcome, r.test_outcome, r.diff, s.operator_name, "
-        "s.start_pos_row FROM work_results r JOIN mutation_specs s ON r.job_id = s.job_id"
-    )
-    score.pending = _count(session, "work_items") - _count(session, "work_results")
-    broken = mutation_equivalents.stillborn(source, _mutants(session))
-    with sqlite3.connect(session) as db:
-        for job, worker, outcome, diff, operator, line in db.execute(query):
-            # A mutant that hangs the tests is caught by the timeout: that counts as killed.
-            # A kill beats a reviewed entry: the test proved the entry wrong.
-            if job in broken:
-                score.incompetent += 1
-            elif str(outcome).lower() == "killed" or str(worker).lower() == "timeout":
-                score.killed += 1
-            elif job in equivalent:
-                score.equivalent += 1
-                score.reviewed += equivalent[job].startswith("reviewed")
-            elif str(outcome).lower() == "survived":
-                score.survived += 1
-                score.survivors.append(Survivor(module, operator, int(line), diff or ""))
-            else:
-                score.incompetent += 1
-    return score
+    return sessions.score(session, module, module, source)
 
 
 def run_targets(
@@ -306,7 +176,7 @@ def run_targets(
             for m in target.modules:
                 if module is None or m == module:
                     if score_only:
-                        part = _score_kept(out, m)
+                        part = sessions.score_kept(out, m)
                     else:
                         part = _run_module(work, m, target, timeout_s, out, resume=resume)
                     total.add(part)
@@ -315,16 +185,6 @@ def run_targets(
     report = [{**asdict(s), "score": round(s.score, 4)} for s in [*scores, *parts]]
     (out / "mutation.json").write_text(json.dumps(report, indent=2))
     return [*scores, *parts]
-
-
-def _score_kept(out: Path, module: str) -> TargetScore:
-    stem = module.replace("/", "_")
-    session, mutated = out / f"{stem}.sqlite", out / f"{stem}.source"
-    if not session.exists() or not mutated.exists():
-        raise SystemExit(
-            f"mutation: --score-only found no session of {module} in {out}; run it first"
-        )
-    return _score(session, module, module, mutated.read_text())
 
 
 SUMMARY = "mutation score of the safety cores: do the tests catch a broken safety rule?"
