@@ -19,15 +19,14 @@ import time
 from pathlib import Path
 from typing import Any
 
-import yaml
-
-from shared.broker import CLOUD_IDENTITY, MosquittoBroker, free_port
+from shared.broker import MosquittoBroker, free_port
 from shared.errors import EdgewardError
 from shared.security.apikeys import KEY_FILE_ENV
-from sim.demo import desk, hold, trust
+from sim.demo import configs, desk, hold, trust
 from sim.demo import dicom as demo_dicom
 from sim.demo import traffic as demo_traffic
 from sim.demo.clinics import ClinicHandle, Feeder, backlog, clinic_status, describe, refresh
+from sim.demo.configs import REVIEW_SAMPLE
 from sim.demo.console import Console, waiting
 from sim.demo.facts import Check, ScanRecord, check_scans
 from sim.demo.feeder import scan_stream
@@ -44,13 +43,6 @@ from sim.demo.supervisor import (
 from sim.pacs import Orthanc
 
 log = logging.getLogger(__name__)
-REVIEW_SAMPLE = 0.34  # a third of the cloud's confident results also go to the review desk
-
-
-def _write_yaml(path: Path, data: dict[str, Any]) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(yaml.safe_dump(data, sort_keys=False))
-    return path
 
 
 class Demo:
@@ -92,59 +84,11 @@ class Demo:
         return time.monotonic() - self.t0
 
     # ---- the parts ----
-    def cloud_config(self, broker: MosquittoBroker) -> Path:
-        return _write_yaml(
-            self.out / "config" / "cloud.yaml",
-            {
-                "role": "cloud",
-                "data_dir": str(self.cloud_data),
-                "registry_dir": str(self.s.registry.resolve()),
-                "http_port": self.cloud_http,
-                "grpc_port": self.cloud_grpc,
-                # The models are sure of most synthetic scans: a QA sample gives the desk cases.
-                "review_sample": REVIEW_SAMPLE,
-                "mqtt": broker.client_settings(CLOUD_IDENTITY).model_dump(mode="json"),
-            },
-        )
-
-    def clinic_config(self, i: int, broker: MosquittoBroker, port: int) -> Path:
-        name = f"clinic-{i + 1}"
-        extra: dict[str, Any] = {}
-        if i == 0 and self.orthanc is not None and self.dicom_port is not None:
-            # The first clinic's camera sends by C-STORE; its results go to the demo's PACS.
-            extra["dicom"] = {
-                "scp": demo_dicom.scp_settings(self.dicom_port),
-                "pacs": demo_dicom.pacs_settings(self.orthanc),
-                "fhir": {"folder": str(self.out / name / "fhir")},
-                "institution": "edgeward demo clinic 1",
-            }
-        return _write_yaml(
-            self.out / "config" / f"{name}.yaml",
-            {
-                "role": "clinic_gateway",
-                "site_id": name,
-                "gateway_id": f"gw-{name}",
-                "data_dir": str(self.out / name),
-                "registry_dir": str(self.s.registry.resolve()),
-                "backend": "onnx-cpu",
-                "http": {"host": "127.0.0.1", "port": port},
-                "grpc_port": 0,
-                "cloud": {
-                    **self.uplink.clinic_settings(name),
-                    "backoff_initial_s": 1.0,
-                    "backoff_max_s": 5.0,
-                },
-                "mqtt": broker.client_settings(f"gw-{name}").model_dump(mode="json"),
-                **extra,
-            },
-        )
-
     def start_cloud(self, sup: Supervisor, config: Path) -> None:
         def launch(attempt: int) -> Process:
             if attempt > 1:  # the ports were free when picked and taken since: fresh ones
                 self.cloud_http, self.cloud_grpc = free_port(), free_port()
-                ports = {"http_port": self.cloud_http, "grpc_port": self.cloud_grpc}
-                _write_yaml(config, {**yaml.safe_load(config.read_text()), **ports})
+                configs.set_cloud_ports(config, self.cloud_http, self.cloud_grpc)
             self.uplink.start_front(sup, self.cloud_grpc, self.cloud_data)
             return sup.start("cloud", edgeward_cmd("cloud", "up", "--config", str(config)))
 
@@ -195,7 +139,14 @@ class Demo:
                 f"broker: mosquitto on 127.0.0.1:{broker.port} with deploy/mosquitto's config: "
                 "TLS, a client certificate per identity, topic ACLs"
             )
-            cloud_cfg = self.cloud_config(broker)
+            cloud_cfg = configs.cloud_config(
+                self.out,
+                data_dir=self.cloud_data,
+                registry=self.s.registry.resolve(),
+                http_port=self.cloud_http,
+                grpc_port=self.cloud_grpc,
+                broker=broker,
+            )
             self.say(
                 "cloud: starting Ray Serve (grader + Grad-CAM, coordinator, MQTT bridge); "
                 f"review_sample {REVIEW_SAMPLE}: that share of confident results also goes to "
@@ -300,8 +251,17 @@ class Demo:
         clinics = []
         for i in range(self.s.clinics):
             port = free_port()
-            cfg = self.clinic_config(i, broker, port)
             name = f"clinic-{i + 1}"
+            cfg = configs.clinic_config(
+                self.out,
+                i,
+                registry=self.s.registry.resolve(),
+                port=port,
+                broker=broker,
+                uplink=self.uplink,
+                orthanc=self.orthanc if i == 0 else None,  # clinic-1's camera sends by C-STORE
+                dicom_port=self.dicom_port,
+            )
             proc = sup.start(name, edgeward_cmd("edge", "clinic", "--config", str(cfg)))
             url = f"http://127.0.0.1:{port}"
             self.say(f"{name}: generating {self.s.scans_per_clinic} scans")
