@@ -181,25 +181,33 @@ def run_cloud(run: BenchRun, plan: CloudPlan) -> None:
                 naive_url = stack.enter_context(naive_server(plan.registry))
             except (ImportError, EdgewardError) as exc:
                 run.skip("naive FastAPI peer", str(exc))
-        config = CloudConfig(
-            data_dir=Path(tmp) / "data",
-            registry_dir=plan.registry.resolve(),
-            http_port=free_port(),
-            grpc_port=free_port(),
-        )
-        cloud = LocalCloud(
-            config,
-            num_cpus=2,
-            with_bridge=False,
-            namespace=f"edgeward-bench-{uuid.uuid4().hex[:8]}",
-            log_to_driver=False,  # replica logs stay in the Ray session dir, not over the bar
-            insecure_dev=True,  # loopback only, for the duration of the bench
-        )
-        try:
-            cloud.start()
-        except Exception as exc:
-            run.skip("cloud tier", f"could not start Ray Serve with the grader: {exc}")
-            return
+        # Ports are picked free, but a loaded host can hand one to another process before Ray
+        # Serve binds it: a second start on fresh ports, then give up with the reason.
+        for attempt in (1, 2):
+            config = CloudConfig(
+                data_dir=Path(tmp) / f"data-{attempt}",
+                registry_dir=plan.registry.resolve(),
+                http_port=free_port(),
+                grpc_port=free_port(),
+            )
+            cloud = LocalCloud(
+                config,
+                num_cpus=2,
+                with_bridge=False,
+                namespace=f"edgeward-bench-{uuid.uuid4().hex[:8]}",
+                log_to_driver=False,  # replica logs stay in the Ray session dir, not over the bar
+                insecure_dev=True,  # loopback only, for the duration of the bench
+            )
+            try:
+                cloud.start()
+                break
+            except Exception as exc:
+                if attempt == 2:
+                    run.skip("cloud tier", f"could not start Ray Serve with the grader: {exc}")
+                    return
+                logging.getLogger(__name__).warning(
+                    "cloud tier did not start (%s); trying again on fresh ports", exc
+                )
         url = f"{cloud.http_url}/v1/grade"
         from cloud.grader import load_core
         from cloud.service import grading_decode_side
