@@ -112,6 +112,8 @@ class Demo:
 
     # ---- the run ----
     def run(self) -> Path:
+        # httpx logs every request at INFO: the desk and Orthanc checks would flood the console
+        logging.getLogger("httpx").setLevel(logging.WARNING)
         if self.out.exists():
             shutil.rmtree(self.out)
         self.out.mkdir(parents=True)
