@@ -169,7 +169,7 @@ def render(data: DemoData, out: Path) -> Path:
             grade = (s.cloud or {}).get("verdict", "?")
             parts.append(
                 f"<figure style='display:inline-block'>{_inline_png(base64.b64decode(png))}"
-                f"<figcaption>{html.escape(s.scan_id[:10])}: truth grade {s.truth_grade}, "
+                f"<figcaption>{html.escape('…' + s.scan_id[-10:])}: truth grade {s.truth_grade}, "
                 f"cloud {html.escape(str(grade))}</figcaption></figure>"
             )
             shown += 1
