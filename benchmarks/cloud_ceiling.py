@@ -27,6 +27,27 @@ from benchmarks.stats import summarize_ms, thin
 from shared.errors import EdgewardError
 
 
+def closed_loop_record(
+    lat: list[float], wall: float, warm: list[float], mem: PeakRss
+) -> dict[str, Any]:
+    """One closed-loop level as a result record (seconds in, the bench's units out): the same
+    shape for Serve, the naive peer and the in-process ceiling, so their rows compare."""
+    return {
+        "latency_ms": summarize_ms(lat),
+        "throughput": {"value": len(lat) / wall, "unit": "scans/s"},
+        "warmup": {
+            "iterations": len(warm),
+            "first_ms": warm[0] * 1e3 if warm else 0.0,
+            "mean_ms": float(np.mean(warm)) * 1e3 if warm else 0.0,
+        },
+        "iterations": len(lat),
+        "stop_reason": "fixed_count",
+        "stable": True,
+        "memory": mem.as_dict(),
+        "samples_ms": thin([v * 1e3 for v in lat]),
+    }
+
+
 @dataclass
 class _Job:
     image: np.ndarray
@@ -154,18 +175,7 @@ def ceiling_record(
     finally:
         batcher.close()
     return {
-        "latency_ms": summarize_ms(lat),
-        "throughput": {"value": len(lat) / wall, "unit": "scans/s"},
-        "warmup": {
-            "iterations": len(warm),
-            "first_ms": warm[0] * 1e3 if warm else 0.0,
-            "mean_ms": float(np.mean(warm)) * 1e3 if warm else 0.0,
-        },
-        "iterations": len(lat),
-        "stop_reason": "fixed_count",
-        "stable": True,
-        "memory": mem.as_dict(),
-        "samples_ms": thin([v * 1e3 for v in lat]),
+        **closed_loop_record(lat, wall, warm, mem),
         "metrics": {
             "mean_batch": float(np.mean(batcher.batch_sizes)) if batcher.batch_sizes else 0.0
         },

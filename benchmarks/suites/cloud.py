@@ -27,12 +27,11 @@ import cv2
 import numpy as np
 from tqdm import tqdm
 
-from benchmarks.cloud_ceiling import add_ceiling
+from benchmarks.cloud_ceiling import add_ceiling, closed_loop_record
 from benchmarks.cloud_naive import naive_server
 from benchmarks.memory import PeakRss
 from benchmarks.results import BenchRun
 from benchmarks.runner import Budget, measure
-from benchmarks.stats import summarize_ms, thin
 from shared.broker import free_port
 from shared.errors import EdgewardError
 
@@ -139,20 +138,7 @@ def _load_record(
         lat, wall, errors = closed_loop(url, scans, clients, per_client)
     if not lat:
         raise EdgewardError(f"bench cloud: every request to {url} failed: {errors[:3]}")
-    return {
-        "latency_ms": summarize_ms(lat),
-        "throughput": {"value": len(lat) / wall, "unit": "scans/s"},
-        "warmup": {
-            "iterations": len(warm),
-            "first_ms": warm[0] * 1e3 if warm else 0.0,
-            "mean_ms": float(np.mean(warm)) * 1e3 if warm else 0.0,
-        },
-        "iterations": len(lat),
-        "stop_reason": "fixed_count",
-        "stable": True,
-        "memory": mem.as_dict(),
-        "samples_ms": thin([v * 1e3 for v in lat]),
-    }, errors
+    return closed_loop_record(lat, wall, warm, mem), errors
 
 
 def run_cloud(run: BenchRun, plan: CloudPlan) -> None:

@@ -59,13 +59,7 @@ def write_api_keys(path: Path, clinics: int) -> tuple[str, int]:
 def probe_api_keys(cloud_http: int) -> Check:
     """The ingress must refuse a request that carries no key."""
     url = f"http://127.0.0.1:{cloud_http}/v1/review?status=all"
-    try:
-        with urllib.request.urlopen(url, timeout=10) as resp:
-            answer = str(resp.status)
-    except urllib.error.HTTPError as exc:
-        answer = str(exc.code)
-    except OSError as exc:
-        answer = f"nothing ({exc})"
+    answer = _status_of(url)
     return Check(
         "cloud ingress refuses a request without an API key",
         answer == "401",
@@ -246,13 +240,7 @@ def probe_gateway_token(url: str) -> Check:
     req = urllib.request.Request(
         f"{url}/scans", data=b"\xff\xd8\xff", headers={"Content-Type": "image/jpeg"}
     )
-    try:
-        with urllib.request.urlopen(req, timeout=10) as resp:
-            answer = str(resp.status)
-    except urllib.error.HTTPError as exc:
-        answer = str(exc.code)
-    except OSError as exc:
-        answer = f"nothing ({exc})"
+    answer = _status_of(req)
     return Check(
         "a clinic gateway refuses an upload without a token",
         answer == "401",
@@ -282,3 +270,14 @@ def probe_links(
     if clinics:
         checks.append(probe_gateway_token(clinics[0].base_url))
     return checks
+
+
+def _status_of(request: str | urllib.request.Request) -> str:
+    """The HTTP status a request got, as text, or what went wrong when there was no answer."""
+    try:
+        with urllib.request.urlopen(request, timeout=10) as resp:
+            return str(resp.status)
+    except urllib.error.HTTPError as exc:
+        return str(exc.code)
+    except OSError as exc:
+        return f"nothing ({exc})"
