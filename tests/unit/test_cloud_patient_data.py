@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import cv2
@@ -22,24 +21,9 @@ from cloud.retention import DAY_S, ImageRetention
 from cloud.service import GradeInput, GradingService
 from cloud.store import CloudStore
 from shared.config import CloudConfig
-from tests.postgres_support import PgCluster, postgres_cluster
 from tests.scan_corpus import dicom
 
 PATIENT = {"PatientName": "DOE^JANE", "PatientID": "MRN-4711-0815", "PatientBirthDate": "19610203"}
-
-
-@pytest.fixture(scope="module")
-def pg() -> Iterator[PgCluster]:
-    with postgres_cluster() as cluster:
-        yield cluster
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[CloudStore]:
-    url = request.getfixturevalue("pg").new_database() if request.param == "postgresql" else None
-    s = CloudStore(tmp_path, url=url)
-    yield s
-    s.close()
 
 
 def _fundus(seed: int) -> np.ndarray:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import re
-from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
 
@@ -23,24 +22,8 @@ from cloud.review_desk.samples import sample_case
 from cloud.store import CloudStore, DecisionError, ReviewCase
 from sim.fundus.dicom import to_dicom_bytes
 from sim.fundus.generator import generate_sample
-from tests.postgres_support import PgCluster, postgres_cluster
 
 PASSWORD = "correct horse battery"
-
-
-@pytest.fixture(scope="module")
-def pg() -> Iterator[PgCluster]:
-    with postgres_cluster() as cluster:
-        yield cluster
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[CloudStore]:
-    """The cloud store on both databases it supports (PostgreSQL: a fresh database)."""
-    url = request.getfixturevalue("pg").new_database() if request.param == "postgresql" else None
-    s = CloudStore(tmp_path, url=url)
-    yield s
-    s.close()
 
 
 @pytest.fixture

@@ -4,10 +4,7 @@ desk decision comes back on the scan's result (GetResult) for the gateway to rep
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
-from pathlib import Path
 
-import pytest
 from fastapi import FastAPI
 
 from cloud import decision
@@ -19,7 +16,6 @@ from cloud.service import GradeInput, GradingService
 from cloud.store import CloudStore, EdgeFindings
 from edge.clinic.upload import split_measures
 from shared.proto import edgeward_pb2 as pb
-from tests.postgres_support import PgCluster, postgres_cluster
 from tests.unit.test_review_desk import PASSWORD, decide, login
 
 MEASURES = {
@@ -28,20 +24,6 @@ MEASURES = {
     "quality_energy": -3.25,
     "triage_mahalanobis": 17.5,
 }
-
-
-@pytest.fixture(scope="module")
-def pg() -> Iterator[PgCluster]:
-    with postgres_cluster() as cluster:
-        yield cluster
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[CloudStore]:
-    url = request.getfixturevalue("pg").new_database() if request.param == "postgresql" else None
-    s = CloudStore(tmp_path, url=url)
-    yield s
-    s.close()
 
 
 def _upload(scan_id: str, with_findings: bool) -> pb.GradeRequest:
