@@ -3,9 +3,9 @@
 Operating points (chosen on validation, reported on the held-out split):
 - quality: `reject` = highest p_reject threshold that still catches >= 99% of validation
   rejects (1 point of margin over the 98% target, which the held-out split must meet).
-- triage: `clear` = highest threshold keeping >= 97% of referable eyes at or above it, so at
-  most 3% of referable eyes could be told "no immediate concern"; `refer` = lowest threshold
-  at which >= 95% of non-referable eyes stay below it. Between them lies the `review` band.
+- triage: a split-conformal review band [clear, refer): a new referable eye falls below `clear`
+  ("no immediate concern") with probability <= 3%, a healthy one reaches `refer` with
+  probability <= 5%, and the band is never narrower than MIN_BAND_WIDTH.
 - grader: `referable` = highest threshold with referable sensitivity >= 95%;
   `review_low` (sensitivity >= 99%) and `review_high` (specificity >= 97%) bound the band in
   which the cloud sends the case to a human.
@@ -25,7 +25,6 @@ from models.metrics import auc, ece, sensitivity, specificity
 from models.operating_point import (
     conformal_band,
     threshold_for_sensitivity,
-    threshold_for_specificity,
 )
 from shared.probabilities import softmax
 
@@ -108,22 +107,28 @@ class TriageTask(FundusTask):
     name: ClassVar[str] = "triage"
     model_name: ClassVar[str] = "fundus-triage"
     labels: ClassVar[tuple[str, ...]] = ("not_referable", "referable")
-    clear_sensitivity: float = 0.97
-    refer_specificity: float = 0.95
+    # Split-conformal on validation, as the grader: a new referable eye is scored below `clear`
+    # (told "no immediate concern") with probability <= alpha; a new healthy eye reaches `refer`
+    # with probability <= beta. The band between is never narrower than MIN_BAND_WIDTH: with
+    # quantile thresholds alone it had collapsed to one point (clear = refer = 0.81), so nothing
+    # the net was unsure of reached a person.
+    false_all_clear_alpha: float = 0.03
+    unreviewed_referral_beta: float = 0.05
 
     def targets(self, split: Split) -> np.ndarray:
         return split.referable.astype(np.int64)
 
     def choose(self, probs: np.ndarray, y: np.ndarray) -> tuple[dict[str, float], dict[str, Any]]:
         p, pos = probs[:, 1], y == 1
-        clear = threshold_for_sensitivity(p, pos, self.clear_sensitivity)
-        refer = max(clear, threshold_for_specificity(p, pos, self.refer_specificity))
-        th = {"refer": refer, "clear": clear}
+        band = conformal_band(p, pos, self.false_all_clear_alpha, self.unreviewed_referral_beta)
+        th = {"refer": band.high, "clear": band.low}
         return th, {
             "criterion": (
-                f"clear: >= {self.clear_sensitivity} of referable eyes score >= clear; "
-                f"refer: >= {self.refer_specificity} of non-referable eyes score < refer"
+                f"clear: P(referable eye scored below clear) <= {self.false_all_clear_alpha}; "
+                f"refer: P(non-referable eye at or above refer) <= "
+                f"{self.unreviewed_referral_beta}"
             ),
+            "review_band": band.record(),
             "validation": self.evaluate(probs, y, th),
         }
 

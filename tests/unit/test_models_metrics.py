@@ -9,7 +9,11 @@ from sklearn.metrics import roc_auc_score
 
 from models.calibrate import fit_temperature
 from models.metrics import auc, ece, subgroup_metrics
-from models.operating_point import threshold_for_sensitivity, threshold_for_specificity
+from models.operating_point import (
+    MIN_BAND_WIDTH,
+    threshold_for_sensitivity,
+    threshold_for_specificity,
+)
 from models.tasks import GraderTask, TriageTask, quadratic_kappa, referable_probability
 from shared.probabilities import softmax
 
@@ -86,10 +90,21 @@ def test_triage_thresholds_leave_a_review_band_and_clear_few_referable_eyes() ->
     y = (rng.random(2000) < 0.4).astype(np.int64)
     p = np.clip(0.5 + (y - 0.5) * 0.6 + rng.normal(0, 0.2, 2000), 0, 1)
     probs = np.stack([1 - p, p], axis=1)
-    th, _ = TriageTask().choose(probs, y)
-    assert th["clear"] <= th["refer"]
+    th, op = TriageTask().choose(probs, y)
+    assert th["refer"] - th["clear"] >= MIN_BAND_WIDTH - 1e-12
     cleared_referable = (p[y == 1] < th["clear"]).mean()
     assert cleared_referable <= 0.03 + 1e-9
+    assert op["review_band"]["alpha_false_all_clear"] == 0.03
+
+
+def test_triage_band_never_collapses_on_perfectly_separated_scores() -> None:
+    # The twin separates almost perfectly: quantile thresholds alone met at one point and
+    # nothing the net was unsure of could reach a person.
+    y = np.array([0] * 300 + [1] * 300)
+    p = np.where(y == 1, 0.99, 0.01)
+    th, _ = TriageTask().choose(np.stack([1 - p, p], axis=1), y)
+    assert th["refer"] - th["clear"] >= MIN_BAND_WIDTH - 1e-12
+    assert th["clear"] <= 0.99
 
 
 def test_grader_review_band_brackets_the_referable_threshold() -> None:
