@@ -17,6 +17,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from cloud.traffic.platoons import Feeds, Platoons, travel_times
 from cloud.traffic.topology import NetworkTopology
 from shared.config.traffic import SignalSafety
 from shared.errors import SchemaError
@@ -78,14 +79,14 @@ class CoordinatorSettings:
     # still holds back the cyclic splits (`downstream_weight`).
     pressure_down_weight: float = 0.0
     gap_out_load: float = GAP_OUT_LOAD  # see shared.traffic.demand
-    # Arrivals from upstream (what a junction cannot see: its camera covers the last ~60 m):
-    # an approach counts this times the vehicles per lane that the upstream junction's
-    # current green is releasing towards it, so a green is kept for, or given to, a platoon on
-    # its way (a green wave without fixed offsets). 0 turns it off. Tuning seeds 1-3, corpus
-    # arterial_offsets / crossings, 10 min, truth counts: 0 -> 26.8 / 36.2 s, 0.5 -> 26.7 / 37.5,
-    # 1.0 -> 26.9 / 34.9, 2.0 -> 26.5 (arterial only): inside the seed-to-seed spread, so off
-    # (SUMO under the same envelope: delay_based 26.1 / 40.0, actuated 27.7 / 34.1).
+    # Arrivals from upstream (what a junction cannot see: its camera covers the last
+    # `camera_range_m`): an approach counts this times the vehicles per lane that upstream
+    # greens released towards it, still out of its camera's sight, due at its stop line within
+    # `arrival_horizon_s` (`cloud.traffic.platoons`), so a green is kept for, or given to, a
+    # platoon on its way (a green wave without fixed offsets). 0 turns it off.
     upstream_weight: float = 0.0
+    arrival_horizon_s: float = 20.0
+    camera_range_m: float = 60.0
     gap_out_penalty: float = GAP_OUT_PENALTY
     sender: str = "coordinator"
 
@@ -152,6 +153,7 @@ class Coordinator:
         p_entry: list[int] = []
         p_down: list[int] = []
         p_weight: list[float] = []
+        p_travel: list[tuple[float, float]] = []
         lost: dict[str, float] = {}
         for jid in self.junction_ids:
             j = topo.junctions[jid]
@@ -183,6 +185,7 @@ class Coordinator:
                             p_entry.append(e)
                             p_down.append(self._approach_index[target])
                             p_weight.append(1.0 / len(moving))
+                            p_travel.append(self._travel(out_of[i], target))
         self._rows = rows
         self._row_junction = np.asarray(
             [self._junction_pos_of[jid] for jid, _ in rows], dtype=np.int64
@@ -200,6 +203,29 @@ class Coordinator:
         # the green phase each entry belongs to, to tell whether it is discharging now
         self._p_phase = np.asarray([rows[e_row[e]][1] for e in p_entry], dtype=np.int64)
         self._p_junction = self._row_junction[self._e_row[self._p_entry]]
+        links = Feeds(
+            junction=self._p_junction,
+            phase=self._p_phase,
+            source=self._e_app[self._p_entry],
+            down=self._p_down,
+            weight=self._p_weight,
+            hidden_s=np.asarray([h for h, _ in p_travel], dtype=np.float64).reshape(-1),
+            travel_s=np.asarray([t for _, t in p_travel], dtype=np.float64).reshape(-1),
+        )
+        self._platoons = Platoons(links, len(lanes), self._lanes)
+
+    def _travel(self, out_edge: str, target: tuple[str, str]) -> tuple[float, float]:
+        """Seconds from a link's stop line out of sight, and to the next stop line."""
+        topo = self.topology
+        approach = next(
+            a for a in topo.junctions[target[0]].approaches if a.approach_id == target[1]
+        )
+        edges = [out_edge] + ([approach.edge_id] if approach.edge_id != out_edge else [])
+        lengths = [topo.edge_lengths_m.get(e) for e in edges]
+        speed = topo.edge_speeds_ms.get(out_edge)
+        if any(x is None for x in lengths):
+            return travel_times(None, speed, self.settings.camera_range_m)
+        return travel_times(sum(x or 0.0 for x in lengths), speed, self.settings.camera_range_m)
 
     def _fixed_duration(self, kind: str, programmed: float) -> float:
         if kind == "yellow":
@@ -230,12 +256,18 @@ class Coordinator:
         self._reported_at[self._junction_pos[jid]] = aggregate.interval_start + aggregate.interval_s
         first, last = self._junction_span[jid]
         seen = np.full(last - first, np.nan)
+        held_before = self._snap[first:last].copy()  # what each held when the interval began
         for c in aggregate.approaches:
             k = self._approach_index.get((jid, c.approach_id))
             if k is not None and c.camera_healthy:
                 seen[k - first] = c.queue + APPROACHING_WEIGHT * c.approaching
         # A snapshot depends on which phase is showing (the green approach has just emptied),
         # so demand is a moving average over about a cycle; a blind approach resets to unknown.
+        if self.settings.upstream_weight:
+            waiting = np.where(np.isnan(held_before), seen, held_before)
+            pos = self._junction_pos[jid]
+            start, seconds = aggregate.interval_start, aggregate.interval_s
+            self._platoons.release(pos, aggregate.phase_index, start, seconds, waiting, first=first)
         self._snap[first:last] = seen
         held = self._raw[first:last]
         alpha = self.settings.smoothing
@@ -274,7 +306,7 @@ class Coordinator:
             greens = split_greens(
                 need, self._fixed, self._row_junction, len(self.junction_ids), self.safety
             )
-        pressure = self._pressures(fresh)
+        pressure = self._pressures(fresh, now)
         drafts: dict[str, dict[int, float]] = {}
         pressures: dict[str, dict[int, float]] = {}
         fresh_ids = {jid for jn, jid in enumerate(self.junction_ids) if fresh[jn]}
@@ -292,7 +324,7 @@ class Coordinator:
             for jid, gs in drafts.items()
         ]
 
-    def _pressures(self, fresh: np.ndarray) -> np.ndarray:
+    def _pressures(self, fresh: np.ndarray, now: float) -> np.ndarray:
         """Max-pressure per green phase from the latest counts (not the smoothed demand).
 
         Sum over the phase's movements of (vehicles per lane waiting upstream minus those on the
@@ -307,7 +339,9 @@ class Coordinator:
         up = np.where(np.isnan(load), busiest[self._owner], load)
         down = np.zeros(len(self._e_row))
         np.add.at(down, self._p_entry, self._p_weight * np.nan_to_num(load, nan=0.0)[self._p_down])
-        up = up + self.settings.upstream_weight * self._arrivals(load)
+        if self.settings.upstream_weight:
+            arriving = self._platoons.expected(now, self.settings.arrival_horizon_s)
+            up = up + self.settings.upstream_weight * arriving
         value = self._e_share * (up[self._e_app] - self.settings.pressure_down_weight * down)
         out = np.zeros(len(self._rows))
         np.add.at(out, self._e_row, value)
@@ -316,23 +350,6 @@ class Coordinator:
         # gap-out: a green with (nearly) nobody to serve yields to any phase with demand
         gap = self.settings.gap_out_penalty
         return np.where(served < self.settings.gap_out_load, out - gap, out)
-
-    def _arrivals(self, load: np.ndarray) -> np.ndarray:
-        """Per approach: vehicles per lane the upstream junctions' current greens release to it."""
-        out = np.zeros(len(self._lanes))
-        if self.settings.upstream_weight == 0.0 or not len(self._p_entry):
-            return out
-        showing = np.asarray(
-            [
-                self._latest[jid].phase_index if jid in self._latest else -1
-                for jid in self.junction_ids
-            ],
-            dtype=np.int64,
-        )
-        moving = showing[self._p_junction] == self._p_phase
-        source = np.nan_to_num(load, nan=0.0)[self._e_app[self._p_entry]]
-        np.add.at(out, self._p_down, np.where(moving, self._p_weight * source, 0.0))
-        return out
 
     def plans(self, now: float) -> list[SignalPlan]:
         """Signed-off plans with an expiry, one per junction with fresh counts."""

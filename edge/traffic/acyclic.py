@@ -32,6 +32,12 @@ class AcyclicPolicy:
     # `extend_cap_s`, whatever outranks it; every switch costs a whole change interval.
     extend_load: float = math.inf
     extend_cap_s: float = 0.0
+    # Switch margin: another green must outrank the serving one by this many vehicles per
+    # lane, or by `relative_margin` x (both priorities) if that is less, but never by less
+    # than `margin_floor` (see `switch_margin`).
+    switch_margin: float = SWITCH_MARGIN
+    relative_margin: float = math.inf
+    margin_floor: float = 0.0
 
 
 # What the gateways run (tests drive this one). Acyclic control never adds the protected turn
@@ -83,6 +89,15 @@ def choose_green(
     busy = priorities.get(current, 0.0) >= policy.extend_load
     if busy and elapsed < policy.extend_cap_s:
         return None
-    if score(best) > priorities.get(current, 0.0) + SWITCH_MARGIN:
+    held = priorities.get(current, 0.0)
+    if score(best) > held + switch_margin(policy, held, score(best)):
         return best
     return None
+
+
+def switch_margin(policy: AcyclicPolicy, held: float, best: float) -> float:
+    """How far `best` must outrank the serving green's `held` priority to end it."""
+    if math.isinf(policy.relative_margin):  # no relative margin (inf x 0 would be NaN)
+        return policy.switch_margin
+    relative = policy.relative_margin * (max(0.0, held) + max(0.0, best))
+    return max(policy.margin_floor, min(policy.switch_margin, relative))

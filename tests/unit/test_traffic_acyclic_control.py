@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import math
 
-from edge.traffic.acyclic import PRODUCTION_POLICY, AcyclicPolicy, choose_green
+from edge.traffic.acyclic import PRODUCTION_POLICY, AcyclicPolicy, choose_green, switch_margin
 from edge.traffic.applier import SafeApplier
 from edge.traffic.signal_port import PhaseDef
 from shared.config.traffic import SignalSafety
@@ -34,6 +34,23 @@ def test_a_green_down_to_a_trickle_yields_at_once() -> None:
 
 def test_extension_never_beats_a_starving_phase() -> None:
     assert choose_green(0, {0: 0.0, 2: 130.0}, {0: 9.0, 2: 0.0}, EXTENDING, forced=False) == 2
+
+
+def test_the_switch_margin_is_a_share_of_the_load_between_a_floor_and_the_full_margin() -> None:
+    policy = AcyclicPolicy(turn_after_s=math.inf, relative_margin=0.2, margin_floor=0.5)
+    plain = AcyclicPolicy(turn_after_s=math.inf)
+    fresh = {0: 0.0, 2: 0.0}  # nobody has waited: no ageing, only the pressures
+    # a light junction: 0.6 vs 1.3 veh/lane is worth a switch (margin 0.5, the floor) ...
+    assert switch_margin(policy, 0.6, 1.3) == 0.5
+    assert choose_green(0, fresh, {0: 0.6, 2: 1.3}, policy, forced=False) == 2
+    assert choose_green(0, fresh, {0: 0.6, 2: 1.3}, plain, forced=False) is None
+    # ... a loaded one needs nearly the full margin: 2.0 vs 2.9 is not (0.2 x 4.9 = 0.98)
+    assert switch_margin(policy, 2.0, 2.9) == 0.2 * 4.9
+    assert choose_green(0, fresh, {0: 2.0, 2: 2.9}, policy, forced=False) is None
+    assert choose_green(0, fresh, {0: 2.0, 2: 3.1}, policy, forced=False) == 2
+    # never above the plain margin, and a negative (gapped-out) priority adds nothing
+    assert switch_margin(policy, 9.0, 9.0) == plain.switch_margin == 1.0
+    assert switch_margin(policy, -1.0, 1.0) == 0.5
 
 
 def test_production_policy_extends() -> None:

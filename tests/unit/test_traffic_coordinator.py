@@ -207,20 +207,45 @@ def _pressure(plans: list[SignalPlan], jid: str, phase: int) -> float:
     return next(float(g.pressure or 0.0) for g in plan.greens if g.phase_index == phase)
 
 
-@pytest.mark.parametrize(("a_showing", "gain"), [(0, 4.0), (2, 0.0)])
-def test_a_platoon_released_upstream_raises_the_pressure_of_the_green_it_will_reach(
-    a_showing: int, gain: float
-) -> None:
-    # A releases 8 vehicles from its west approach towards B (A's phase 0 serves west->AB)
-    settings = CoordinatorSettings(upstream_weight=0.5)
-    c = Coordinator(_line(), SignalSafety(), settings)
+def _measured_line() -> NetworkTopology:
+    """The A -> B line with geometry: AB is 260 m at 13 m/s (20 s to B's stop line, the first
+    200 m of it, 15.4 s, out of sight of B's 60 m camera)."""
+    topo = _line()
+    topo.edge_lengths_m["AB"] = 260.0
+    topo.edge_speeds_ms["AB"] = 13.0
+    return topo
+
+
+def _b_pressures(topo: NetworkTopology, weight: float, a_showing: int, b_at: float) -> list[float]:
+    """B's phase 0 (its west approach, fed by A) and phase 2 pressures at `b_at`."""
+    settings = CoordinatorSettings(upstream_weight=weight, arrival_horizon_s=20)
+    c = Coordinator(topo, SignalSafety(), settings)
     a = _agg("A", 100, {**QUIET, "west": 8})
     c.add(a.model_copy(update={"phase_index": a_showing}))
-    c.add(_agg("B", 100, {**QUIET, "west": 1, "north": 1}))
-    off = Coordinator(_line(), SignalSafety(), CoordinatorSettings(upstream_weight=0.0))
-    off.add(a.model_copy(update={"phase_index": a_showing}))
-    off.add(_agg("B", 100, {**QUIET, "west": 1, "north": 1}))
-    plans, plain = c.plans(100), off.plans(100)
-    # B's phase 0 serves its west approach (from A): half of A's 8 arriving vehicles per lane
-    assert _pressure(plans, "B", 0) - _pressure(plain, "B", 0) == pytest.approx(gain)
-    assert _pressure(plans, "B", 2) == pytest.approx(_pressure(plain, "B", 2))
+    c.add(_agg("B", b_at, {**QUIET, "west": 1, "north": 1}))
+    plans = c.plans(b_at)
+    return [_pressure(plans, "B", 0), _pressure(plans, "B", 2)]
+
+
+@pytest.mark.parametrize(
+    ("a_showing", "b_at", "gain"),
+    [
+        (0, 100, 2.5),  # released 95-100 (at most 5 s / 2 s headway = 2.5), due at ~117.5
+        (2, 100, 0.0),  # A's green serves north-south: nothing heads for B
+        (0, 114, 0.0),  # by 114 the platoon is inside B's camera range: B counts it itself
+    ],
+)
+def test_a_platoon_released_upstream_raises_the_pressure_of_the_green_it_will_reach(
+    a_showing: int, b_at: float, gain: float
+) -> None:
+    on = _b_pressures(_measured_line(), 1.0, a_showing, b_at)
+    off = _b_pressures(_measured_line(), 0.0, a_showing, b_at)
+    assert on[0] - off[0] == pytest.approx(gain)
+    assert on[1] == pytest.approx(off[1])
+
+
+def test_a_platoon_beyond_the_horizon_or_over_a_link_of_unknown_length_is_not_expected() -> None:
+    far = _measured_line()
+    far.edge_lengths_m["AB"] = 600.0  # 46 s away: not within the 20 s horizon
+    assert _b_pressures(far, 1.0, 0, 100) == _b_pressures(far, 0.0, 0, 100)
+    assert _b_pressures(_line(), 1.0, 0, 100) == _b_pressures(_line(), 0.0, 0, 100)
