@@ -26,13 +26,21 @@ from models.data import DataRecipe, Split, fundus_dataset, nonfundus, splits, te
 from models.data import request as fundus_request
 from models.datasets import DatasetRequest
 from models.export import export_onnx
+from models.gate_data import (
+    GateRecipe,
+    GateSplit,
+    gate_dataset,
+    gate_recipe,
+    gate_request,
+    gate_splits,
+)
 from models.metrics import ece_noise_floor, subgroup_metrics
 from models.ood import fit_reference, separation_check
 from models.progress import init_worker
 from models.quantize import quantize_int8, run_onnx
 from models.reference import build_reference
 from models.register import register_model
-from models.tasks import TASKS, FundusTask
+from models.tasks import TASKS, FundusTask, QualityTask
 from models.train import WEAK_COLOUR, Augment, TrainConfig, predict, train
 from shared.errors import EdgewardError
 from shared.preprocess import PreprocessSpec, preprocess
@@ -143,8 +151,14 @@ def build_model(
     ood_images: dict[str, np.ndarray],
     registry: Registry,
     workdir: Path,
+    gate: dict[str, GateSplit] | None = None,
+    gate_snapshot: dict[str, Any] | None = None,
 ) -> Manifest:
-    """Train, calibrate, evaluate, export and register one fundus model; returns its manifest."""
+    """Train, calibrate, evaluate, export and register one fundus model; returns its manifest.
+
+    With a gate set (the quality model), its `reject` threshold is chosen on the gate set's
+    calibrate split for what the classical gate lets through, and reported on its test split.
+    """
     started = time.monotonic()
     task: FundusTask = TASKS[name]
     spec = PreprocessSpec(size=recipe.size)
@@ -176,10 +190,21 @@ def build_model(
     temperature, calibration = fit_calibration(logits_va, y_va)
     probs_va = calibrated_probabilities(logits_va, temperature, calibration)
     thresholds, operating_point = task.choose(probs_va, y_va)
+    gate_p: dict[str, np.ndarray] = {}
+    if gate is not None and isinstance(task, QualityTask):
+        for split_name, part in gate.items():
+            gate_logits, _ = predict(model, part.images, spec)
+            gate_probs = calibrated_probabilities(gate_logits, temperature, calibration)
+            gate_p[split_name] = gate_probs[:, task.labels.index("reject")]
+        thresholds, operating_point = task.choose_on_gate(
+            gate_p["calibrate"], gate["calibrate"], thresholds
+        )
 
     logits_te, feats_te = predict(model, te.images, spec)
     probs_te = calibrated_probabilities(logits_te, temperature, calibration)
     metrics = task.evaluate(probs_te, y_te, thresholds)
+    if gate is not None and isinstance(task, QualityTask):
+        metrics |= task.gate_metrics(gate_p["test"], gate["test"], thresholds)
     metrics["uncalibrated_ece"] = task.evaluate(softmax(logits_te), y_te, thresholds)["ece"]
     # what a perfectly calibrated model would score on this many held-out images
     metrics["ece_noise_floor"] = ece_noise_floor(probs_te)
@@ -214,6 +239,7 @@ def build_model(
         "complexity": {"params": count_params(model), "flops": count_flops(model, recipe.size)},
         "ood": ood,
         "reference": reference,
+        **({"gate_set": gate_snapshot} if gate_snapshot is not None else {}),
         "training": {
             **asdict(recipe.train),
             "augment": None if recipe.augment is None else asdict(recipe.augment),
@@ -304,6 +330,8 @@ def build_all(
         # (in parallel). The counter's frames are rendered inside its job, beside the training.
         sizes = sorted({the_plan.models[n].size for n in fundus})
         fundus_dataset(the_plan.data, [PreprocessSpec(size=s) for s in sizes], cache_dir)
+    if GATED in fundus:
+        gate_dataset(_gate_recipe(quick, seed), _gate_spec(the_plan), cache_dir)
     # Longest first, so the last job to start is a short one.
     jobs = sorted(wanted, key=lambda n: -JOB_COST.get(n, 0))
     workers = max(1, min(len(jobs), os.cpu_count() or 1))
@@ -349,6 +377,11 @@ def _build_job(
     recipe = the_plan.models[name]
     spec = PreprocessSpec(size=recipe.size)
     dataset = fundus_dataset(the_plan.data, [spec], cache_dir)
+    gate, gate_snapshot = None, None
+    if name == GATED:
+        gate_recipe_ = _gate_recipe(quick, seed)
+        gate_set = gate_dataset(gate_recipe_, spec, cache_dir)
+        gate, gate_snapshot = gate_splits(gate_set, gate_recipe_, spec), gate_set.snapshot
     with tempfile.TemporaryDirectory(prefix="edgeward-build-") as tmp:
         manifest = build_model(
             name,
@@ -358,9 +391,24 @@ def _build_job(
             ood_images=nonfundus(dataset),
             registry=registry,
             workdir=Path(tmp),
+            gate=gate,
+            gate_snapshot=gate_snapshot,
         )
     print(summary_line(manifest), flush=True)
     return [manifest]
+
+
+# The model whose threshold is chosen on the gate calibration set (models/gate_data.py).
+GATED = "fundus-quality"
+
+
+def _gate_recipe(quick: bool, seed: int) -> GateRecipe:
+    """The gate set photographed like the training data (same camera-family share)."""
+    return gate_recipe(quick, seed, plan(quick, seed).data.family_rate)
+
+
+def _gate_spec(the_plan: BuildPlan) -> PreprocessSpec:
+    return PreprocessSpec(size=the_plan.models[GATED].size)
 
 
 def _build_counter(registry: Registry, quick: bool, seed: int, cache_dir: Path) -> list[Manifest]:
@@ -376,13 +424,14 @@ def dataset_requests(quick: bool, seed: int) -> list[DatasetRequest]:
     counter = counter_plan(quick, seed)
     return [
         fundus_request(the_plan.data, [PreprocessSpec(size=s) for s in sizes]),
+        gate_request(_gate_recipe(quick, seed), _gate_spec(the_plan)),
         counter_request(counter.train),
         counter_request(counter.test),
     ]
 
 
 KEY_METRICS = {
-    "quality": ("reject_recall", "gradable_kept", "ece"),
+    "quality": ("gate_reject_recall", "reject_recall", "gradable_kept", "ece"),
     "triage": ("auc", "sensitivity_not_cleared", "ece"),
     "grader": ("auc", "sensitivity", "specificity", "ece"),
 }

@@ -1,4 +1,5 @@
-"""Threshold choice on the validation split, for a stated sensitivity or specificity."""
+"""Threshold choice on a held-out split: for a stated sensitivity or specificity, a conformal
+review band, or a quality threshold for what the classical gate lets through."""
 
 from __future__ import annotations
 
@@ -16,13 +17,21 @@ def threshold_for_sensitivity(scores: np.ndarray, positive: np.ndarray, target: 
     sensitivity becomes 1, not just the target).
     """
     is_pos = positive.astype(bool)
-    pos = np.sort(scores[is_pos])
-    if len(pos) == 0:
+    if not is_pos.any():
         raise ValueError("no positive examples to choose a sensitivity threshold on")
-    # allowed misses: at most floor((1 - target) * n) positives may fall below t
-    misses = int(np.floor((1.0 - target) * len(pos) + 1e-9))
+    return _threshold_missing(scores[is_pos], scores[~is_pos], allowed_misses(target, is_pos))
+
+
+def allowed_misses(target: float, positive: np.ndarray) -> int:
+    """How many positives may fall below a threshold that must reach recall `target`."""
+    return int(np.floor((1.0 - target) * int(positive.astype(bool).sum()) + 1e-9))
+
+
+def _threshold_missing(positives: np.ndarray, negatives: np.ndarray, misses: int) -> float:
+    """The highest threshold with exactly `misses` positives below it, lowered into the gap."""
+    pos = np.sort(positives)
     highest = float(pos[misses])
-    neg = scores[~is_pos]
+    neg = negatives
     below = neg[neg < highest]
     if len(below) == 0:
         return float(min(highest, pos[0]))
@@ -43,6 +52,111 @@ def threshold_for_specificity(scores: np.ndarray, positive: np.ndarray, target: 
         return float(neg[0])
     # just above the keep-th lowest negative, so exactly those score below t
     return float(np.nextafter(neg[keep - 1], np.inf))
+
+
+# The highest reject threshold the gate rule may choose. At or above 0.5 the calibrated net
+# says "ungradable" is the more likely class; a threshold above that would let a scan the net
+# itself calls ungradable reach an all-clear on the classical checks alone, and a twin on which
+# the classical gate happens to catch every reject would switch the net off entirely.
+MAX_GATE_THRESHOLD = 0.5
+
+
+@dataclass(frozen=True)
+class GateThreshold:
+    """The quality net's `reject` threshold chosen for what the classical gate lets through.
+
+    A reject is "protected" (it cannot get an all-clear) when a classical check rejected or
+    warned on it, or when the net is in doubt: p >= doubt_fraction x threshold.
+    """
+
+    threshold: float
+    doubt_level: float  # doubt_fraction x threshold: from here up, no all-clear
+    doubt_fraction: float
+    target: float
+    cap: float
+    capped: bool  # True: the recall target allowed more, the cap held it
+    n_rejects: int
+    n_classical_missed: int  # rejects no classical check objected to
+    allowed_misses: int  # rejects that may go unprotected at the target
+
+    def record(self) -> dict[str, float | int | bool | str]:
+        return {
+            "criterion": (
+                f"largest threshold <= {self.cap} at which >= {self.target} of the gate set's "
+                "rejects are protected: classical reject or warning, or net p >= "
+                f"{self.doubt_fraction} x threshold"
+            ),
+            "doubt_fraction": self.doubt_fraction,
+            "doubt_level": self.doubt_level,
+            "protected_recall_target": self.target,
+            "cap": self.cap,
+            "capped": self.capped,
+            "n_rejects": self.n_rejects,
+            "n_classical_missed": self.n_classical_missed,
+            "allowed_misses": self.allowed_misses,
+        }
+
+
+def protected(
+    p_reject: np.ndarray, classical: np.ndarray, threshold: float, doubt_fraction: float
+) -> np.ndarray:
+    """Scans that cannot get an all-clear: a classical finding, or the net in doubt."""
+    return classical.astype(bool) | (p_reject >= doubt_fraction * threshold)
+
+
+def gate_reject_threshold(
+    p_reject: np.ndarray,
+    reject: np.ndarray,
+    classical: np.ndarray,
+    *,
+    doubt_fraction: float,
+    target: float,
+    cap: float = MAX_GATE_THRESHOLD,
+) -> GateThreshold:
+    """The largest threshold <= cap at which >= target of the rejects are protected.
+
+    Only rejects the classical gate missed (no reject, no warning) need the net. If no more of
+    them than the target allows remain, the cap is the threshold. Otherwise the doubt level is
+    the highest one leaving exactly the allowed number of them below it, lowered midway into
+    the gap to the highest unflagged gradable scan below (as `threshold_for_sensitivity` does),
+    which keeps every all-clear that level gives and protects every reject the gap allows.
+    """
+    p = np.asarray(p_reject, dtype=np.float64)
+    is_reject, flagged = reject.astype(bool), classical.astype(bool)
+    if not (len(p) == len(is_reject) == len(flagged)):
+        raise ValueError(
+            f"gate threshold: {len(p)} scores, {len(is_reject)} labels and {len(flagged)} "
+            "classical flags; pass one of each per scan"
+        )
+    if not 0.0 < doubt_fraction <= 1.0:
+        raise ValueError(f"doubt_fraction {doubt_fraction} must lie in (0, 1]")
+    if not 0.0 < target <= 1.0:
+        raise ValueError(f"recall target {target} must lie in (0, 1]")
+    if not 0.0 < cap <= 1.0:
+        raise ValueError(f"cap {cap} must lie in (0, 1]")
+    if not is_reject.any():
+        raise ValueError("no rejects in the gate set to choose a reject threshold on")
+    misses = allowed_misses(target, is_reject)
+    missed = is_reject & ~flagged
+    if int(missed.sum()) <= misses:
+        threshold = cap
+    else:
+        doubt = _threshold_missing(p[missed], p[~is_reject & ~flagged], misses)
+        threshold = doubt / doubt_fraction
+        while doubt_fraction * threshold > doubt:  # a rounding step must not lift the level
+            threshold = float(np.nextafter(threshold, 0.0))
+        threshold = min(cap, threshold)
+    return GateThreshold(
+        threshold=float(threshold),
+        doubt_level=float(doubt_fraction * threshold),
+        doubt_fraction=doubt_fraction,
+        target=target,
+        cap=cap,
+        capped=bool(int(missed.sum()) <= misses or threshold == cap),
+        n_rejects=int(is_reject.sum()),
+        n_classical_missed=int(missed.sum()),
+        allowed_misses=misses,
+    )
 
 
 # The narrowest review band the grader may have, in referable probability. On a twin the grader

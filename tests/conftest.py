@@ -95,6 +95,10 @@ def quick_registry() -> Path:
         "sim/traffic/network.py",
         "sim/traffic/faults.py",
         "shared/preprocess.py",
+        "shared/quality_doubt.py",
+        "edge/clinic/quality.py",  # with quality_fov.py and pipeline.py: the gate set's code
+        "edge/clinic/quality_fov.py",
+        "edge/clinic/pipeline.py",
         "shared/counter_input.py",
         "shared/registry",
     )

@@ -14,10 +14,9 @@ import math
 from dataclasses import dataclass
 
 from edge.clinic.ood import OOD_REASON
+from shared.quality_doubt import QUALITY_DOUBT_FRACTION  # the net in doubt: no all-clear
 from shared.verdicts import Verdict
 
-# The quality net is "in doubt" from this fraction of its reject threshold up: no all-clear then.
-QUALITY_DOUBT_FRACTION = 0.5
 # A scan that failed to be judged this often (e.g. it crashed the gateway) goes to a person.
 MAX_ATTEMPTS = 3
 GATEWAY_ERROR = "gateway_error"

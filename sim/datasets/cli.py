@@ -10,20 +10,23 @@ DESCRIPTION = """\
 Render every dataset the model build reads into OUT/<kind>-<id>/ as .npy files plus
 manifest.json (parameters, generator version, a hash of the generator's code, each file's
 sha256): fundus scans at each model input size with their labels and non-fundus images for the
-OOD check; traffic-counter frames with their counts. A folder already rendered by the same code
-and parameters is kept. `edgeward models build` renders what is missing itself (through the
-renderers registered under the `edgeward.datasets` entry points); this command does it ahead of
-time, or for a build on a machine without sim/ (copy the folders there)."""
+OOD check; the gate calibration set (gateway-scale twin scans with the classical gate's verdict,
+on which the quality net's threshold is chosen); traffic-counter frames with their counts. A
+folder already rendered by the same code and parameters is kept. `edgeward models build` renders
+what is missing itself (through the renderers registered under the `edgeward.datasets` entry
+points); this command does it ahead of time, or for a build on a machine without sim/ (copy the
+folders there)."""
 
 
 def _run(args: argparse.Namespace) -> int:
     # models.build knows the plan (sizes, seeds, views); sim only draws what it asks for.
     from models.build import dataset_requests
     from models.datasets import Renderer, ensure
-    from sim.datasets import counter, fundus
+    from sim.datasets import counter, fundus, gate
 
     renderers: dict[str, Renderer] = {
         "fundus": fundus.RENDERER,
+        "fundus-gate": gate.RENDERER,
         "traffic-counter": counter.RENDERER,
     }
     for request in dataset_requests(args.quick, args.seed):

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from multiprocessing import get_context
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 
@@ -17,12 +17,13 @@ from shared.preprocess import PreprocessSpec, resize_for_model
 from sim.datasets.code import source_key
 from sim.fundus.defects import apply_jpeg
 from sim.fundus.families import FAMILIES, HELD_OUT_FAMILY, photograph, randomised
-from sim.fundus.generator import GENERATOR_VERSION, generate_sample
+from sim.fundus.generator import GENERATOR_VERSION, FundusLabels, generate_sample
 from sim.fundus.nonfundus import nonfundus_images
 
 # seed, index, render size, defect rate, family rate, training split?, views
 _Job = tuple[int, int, int, float, float, bool, tuple[PreprocessSpec, ...]]
 MIN_FRAME = 400  # the smallest frame a camera family may have
+J = TypeVar("J")
 
 
 def _acquire(
@@ -42,8 +43,16 @@ def _acquire(
     return photograph(image, camera, randomised(base, rng, frame), rng), base.name
 
 
-def _render_one(job: _Job) -> dict[str, Any]:
-    seed, index, render_size, defect_rate, family_rate, train, specs = job
+def photographed(
+    seed: int,
+    index: int,
+    *,
+    render_size: int,
+    defect_rate: float,
+    family_rate: float,
+    train: bool,
+) -> tuple[np.ndarray, FundusLabels, str]:
+    """One twin scan as a camera took it: (image, labels, camera or family name)."""
     sample = generate_sample(seed, index, size=render_size, defect_rate=defect_rate)
     lab = sample.labels
     image, camera = sample.image_bgr, str(lab.camera)
@@ -61,6 +70,19 @@ def _render_one(job: _Job) -> dict[str, Any]:
         image, camera = _acquire(seed, index, image, camera, train)
         if jpeg > 0:
             image = apply_jpeg(image, jpeg)
+    return image, lab, camera
+
+
+def _render_one(job: _Job) -> dict[str, Any]:
+    seed, index, render_size, defect_rate, family_rate, train, specs = job
+    image, lab, camera = photographed(
+        seed,
+        index,
+        render_size=render_size,
+        defect_rate=defect_rate,
+        family_rate=family_rate,
+        train=train,
+    )
     return {
         "views": {view_name(s): resize_for_model(image, s) for s in specs},
         "grade": int(lab.grade),
@@ -73,14 +95,16 @@ def _render_one(job: _Job) -> dict[str, Any]:
     }
 
 
-def _rows(jobs: Sequence[_Job], workers: int) -> Iterator[dict[str, Any]]:
-    desc = f"render {len(jobs)} fundus scans"
+def rows(
+    render: Callable[[J], dict[str, Any]], jobs: Sequence[J], workers: int, what: str
+) -> Iterator[dict[str, Any]]:
+    """render(job) for every job, in order, in `workers` processes, with a progress bar."""
+    desc = f"render {len(jobs)} {what}"
     if workers <= 1:
-        yield from bar(map(_render_one, jobs), total=len(jobs), desc=desc, unit="img")
+        yield from bar(map(render, jobs), total=len(jobs), desc=desc, unit="img")
         return
     with ProcessPoolExecutor(workers, mp_context=get_context("spawn")) as pool:
-        rows = pool.map(_render_one, jobs, chunksize=16)
-        yield from bar(rows, total=len(jobs), desc=desc, unit="img")
+        yield from bar(pool.map(render, jobs, chunksize=16), total=len(jobs), desc=desc, unit="img")
 
 
 class FundusRenderer:
@@ -111,10 +135,10 @@ class FundusRenderer:
             )
             for i in range(total)
         ]
-        rows = list(_rows(jobs, workers))
-        arrays = {key: np.array([r[key] for r in rows]) for key in LABELS}
+        rendered = list(rows(_render_one, jobs, workers, "fundus scans"))
+        arrays = {key: np.array([r[key] for r in rendered]) for key in LABELS}
         for spec in request.views:
-            arrays[view_name(spec)] = np.stack([r["views"][view_name(spec)] for r in rows])
+            arrays[view_name(spec)] = np.stack([r["views"][view_name(spec)] for r in rendered])
         by_kind: dict[str, list[np.ndarray]] = {}
         for s in range(recipe.seed, recipe.seed + NONFUNDUS_SEEDS):
             for kind, image in nonfundus_images(s, recipe.render_size).items():
