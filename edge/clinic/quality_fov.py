@@ -26,8 +26,20 @@ class FovGeometry:
     fill: float = 0.0  # bright area / circle area inside the frame (holes, odd shapes < 1)
     spill: float = 1.0  # share of the bright region outside the circle
     in_frame: float = 0.0  # fraction of the circle inside the frame (cut-off FOV < 1)
+    # The same fraction for a circle of this radius centred in the frame: how much of the field
+    # the camera's own framing cuts (a 45-50 degree field on a 3:2 frame loses its top and bottom).
+    centred_in_frame: float = 0.0
     offset: float = 1.0  # centre distance from the frame centre, as a fraction of radius
     size: float = 0.0  # radius / half the shorter frame side
+
+    @property
+    def cut_excess(self) -> float:
+        """Share of the circle cut off beyond what centred framing cuts: the one-sided cut.
+
+        A field cut evenly at the top and bottom by the frame is how the camera frames it (0);
+        a field pushed against one edge by a misaligned eye loses more than that.
+        """
+        return max(0.0, self.centred_in_frame - self.in_frame)
 
 
 def _fit_circle(xs: np.ndarray, ys: np.ndarray) -> tuple[float, float, float]:
@@ -108,6 +120,8 @@ def find_fov(frame: np.ndarray) -> tuple[FovGeometry, np.ndarray]:
     circle = np.zeros_like(region)
     cv2.circle(circle, (round(cx), round(cy)), round(r), 1, thickness=cv2.FILLED)
     circle_px = int(circle.sum())
+    centred = np.zeros_like(region)
+    cv2.circle(centred, (round(w / 2), round(h / 2)), round(r), 1, thickness=cv2.FILLED)
     inside = filled & circle
     geometry = FovGeometry(
         found=True,
@@ -119,6 +133,7 @@ def find_fov(frame: np.ndarray) -> tuple[FovGeometry, np.ndarray]:
         fill=float(inside.sum() / max(circle_px, 1)),
         spill=float((filled & (1 - circle)).sum() / max(int(filled.sum()), 1)),
         in_frame=min(1.0, float(circle_px / (np.pi * r * r))),
+        centred_in_frame=min(1.0, float(int(centred.sum()) / (np.pi * r * r))),
         offset=float(np.hypot(cx - w / 2, cy - h / 2) / r),
         size=float(r / (min(h, w) / 2)),
     )
