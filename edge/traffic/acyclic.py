@@ -5,12 +5,18 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 SWITCH_MARGIN = 1.0  # priority (vehicles per lane) another phase needs above the serving one
 # 0.5 tried on the tuning seeds (10 min, truth counts): corpus crossings 36.2 -> 32.6 s (seeds
 # 1-3, SUMO actuated 34.1) but arterial_offsets 26.8 -> 27.3, joined_cluster seed 1 60.4 -> 67.8
-# and five_leg 54.5 -> 55.5 (seeds 1-2): a global margin trades one network for another.
+# and five_leg 54.5 -> 55.5 (seeds 1-2): a global margin trades one network for another. So is a
+# relative margin (0.2 x both priorities, between 0.5 and 1): crossings 33.1, but grid:4x4:rush
+# 63.0 -> 66.1 and five_leg 53.6 -> 55.4 (seeds 1-3).
+# The margin at a junction whose greens carry walks (`AcyclicPolicy.walk_switch_margin`): its
+# cameras do not count the people waiting to cross, and turning vehicles wait for walkers.
+# Tuning seeds 1-3, corpus crossings (the one corpus network with walks): 32.6 s.
+WALK_SWITCH_MARGIN = 0.5
 # An acyclic green lasts at least its planned green times this: every switch costs a whole
 # clearance, and in the twin's rush hour longer greens won (greens of ~40 s on the 4x4 grid).
 SLOT_SCALE = 1.4
@@ -38,6 +44,10 @@ class AcyclicPolicy:
     switch_margin: float = SWITCH_MARGIN
     relative_margin: float = math.inf
     margin_floor: float = 0.0
+    # A junction whose greens carry walks (pedestrian crossings) switches on this margin (if
+    # lower): people waiting to cross are demand its cameras do not count, and the vehicles
+    # turning across a walk wait for them, so long vehicle greens cost more than they show.
+    walk_switch_margin: float = SWITCH_MARGIN
 
 
 # What the gateways run (tests drive this one). Acyclic control never adds the protected turn
@@ -57,7 +67,15 @@ PRODUCTION_POLICY = AcyclicPolicy(
     age_per_s=1.0 / 60.0,
     extend_load=2.5,
     extend_cap_s=60.0,
+    walk_switch_margin=WALK_SWITCH_MARGIN,
 )
+
+
+def for_junction(policy: AcyclicPolicy, has_walks: bool) -> AcyclicPolicy:
+    """The policy one junction runs: the walk margin where its program has walks."""
+    if not has_walks or policy.walk_switch_margin >= policy.switch_margin:
+        return policy
+    return replace(policy, switch_margin=policy.walk_switch_margin)
 
 
 def choose_green(

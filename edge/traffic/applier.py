@@ -15,7 +15,7 @@ import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from edge.traffic.acyclic import PRODUCTION_POLICY, AcyclicPolicy, choose_green
+from edge.traffic.acyclic import PRODUCTION_POLICY, AcyclicPolicy, choose_green, for_junction
 from edge.traffic.program import ProgramError, clearance_paths, drive, validate_program
 from edge.traffic.routes import Routes
 from edge.traffic.safety_clock import (
@@ -70,7 +70,6 @@ class SafeApplier:
     ) -> None:
         self.port = port
         self.safety = safety
-        self.policy = policy
         self.program = port.phases()
         validate_program(port.junction_id, self.program, conflicts)
         n = len(self.program)
@@ -80,6 +79,7 @@ class SafeApplier:
         self._clock = ClearanceClock(len(self.program[0].state), safety.all_red_s, conflicts)
         self.green_phases = [i for i, p in enumerate(self.program) if p.kind == "green"]
         self._crossing = [port.has_pedestrian_crossing(i) for i in range(n)]
+        self.policy = for_junction(policy, any(self._crossing))
         self.fixed_greens = {
             i: self._clamp_green(i, self.program[i].duration_s) for i in self.green_phases
         }

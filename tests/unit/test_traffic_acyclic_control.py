@@ -4,8 +4,15 @@ leave (controlled inputs, the applier on a memory port, judged by the independen
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 
-from edge.traffic.acyclic import PRODUCTION_POLICY, AcyclicPolicy, choose_green, switch_margin
+from edge.traffic.acyclic import (
+    PRODUCTION_POLICY,
+    AcyclicPolicy,
+    choose_green,
+    for_junction,
+    switch_margin,
+)
 from edge.traffic.applier import SafeApplier
 from edge.traffic.signal_port import PhaseDef
 from shared.config.traffic import SignalSafety
@@ -84,3 +91,31 @@ def test_a_walk_green_outranked_leaves_through_its_follow_on_green_not_at_max_gr
     assert phases[:5] == [0, 1, 2, 2, 3]  # walk green, its follow-on, yellow, all-red, green
     assert times[1] == 7.0  # the walk's minimum, then out (it used to run to max green, 83 s)
     assert check_sequence(port.shown, safety, conflicts, end_time=port.now, tolerance_s=1) == []
+
+
+def _walk_junction(policy: AcyclicPolicy) -> list[int]:
+    """The crossing program on a memory port: phase 0 serving 1.0, phase 3 1.6 veh/lane."""
+    crossing_links = frozenset({14, 15, 16, 17})
+    port = MemoryPort(CROSSING_PROGRAM, crossing_links=crossing_links)
+    conflicts = ConflictMatrix.of(
+        18, foes_never_green_together(CROSSING_PROGRAM).foes, crossing_links
+    )
+    safety = SignalSafety(max_plan_change_s=120)
+    applier = SafeApplier(port, safety, policy, conflicts)
+    applier.set_targets(dict.fromkeys(applier.green_phases, safety.min_green_s), "test")
+    applier.set_priorities({0: 1.0, 1: 1.0, 3: 1.6, 4: 1.6}, "test")
+    while port.now < 40:  # long past the minimum and the way through the change interval
+        applier.step()
+        port.now += 1.0
+    assert check_sequence(port.shown, safety, conflicts, end_time=port.now, tolerance_s=1) == []
+    return [applier.driven.origin(s.phase) for s in applier.switches]
+
+
+def test_a_junction_with_walks_switches_on_the_walk_margin_one_without_keeps_the_full_one() -> None:
+    policy = AcyclicPolicy(turn_after_s=math.inf, age_per_s=0.0, walk_switch_margin=0.5)
+    assert for_junction(policy, has_walks=True).switch_margin == 0.5
+    assert for_junction(policy, has_walks=False) == policy  # no walks: the full margin
+    # the same walk junction and pressures: 1.6 outranks 1.0 by more than 0.5, less than 1
+    assert 3 in _walk_junction(policy)
+    assert 3 not in _walk_junction(replace(policy, walk_switch_margin=1.0))
+    assert PRODUCTION_POLICY.walk_switch_margin < PRODUCTION_POLICY.switch_margin
