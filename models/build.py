@@ -27,12 +27,13 @@ from models.data import request as fundus_request
 from models.datasets import DatasetRequest
 from models.export import export_onnx
 from models.gate_data import (
+    GATED_MODEL,
     GateRecipe,
-    GateSplit,
+    GateSet,
     gate_dataset,
     gate_recipe,
     gate_request,
-    gate_splits,
+    load_gate,
 )
 from models.metrics import ece_noise_floor, subgroup_metrics
 from models.ood import fit_reference, separation_check
@@ -151,8 +152,7 @@ def build_model(
     ood_images: dict[str, np.ndarray],
     registry: Registry,
     workdir: Path,
-    gate: dict[str, GateSplit] | None = None,
-    gate_snapshot: dict[str, Any] | None = None,
+    gate: GateSet | None = None,
 ) -> Manifest:
     """Train, calibrate, evaluate, export and register one fundus model; returns its manifest.
 
@@ -190,21 +190,21 @@ def build_model(
     temperature, calibration = fit_calibration(logits_va, y_va)
     probs_va = calibrated_probabilities(logits_va, temperature, calibration)
     thresholds, operating_point = task.choose(probs_va, y_va)
-    gate_p: dict[str, np.ndarray] = {}
+
+    def p_reject(images: np.ndarray) -> np.ndarray:
+        probs = calibrated_probabilities(predict(model, images, spec)[0], temperature, calibration)
+        return probs[:, task.labels.index("reject")]
+
     if gate is not None and isinstance(task, QualityTask):
-        for split_name, part in gate.items():
-            gate_logits, _ = predict(model, part.images, spec)
-            gate_probs = calibrated_probabilities(gate_logits, temperature, calibration)
-            gate_p[split_name] = gate_probs[:, task.labels.index("reject")]
         thresholds, operating_point = task.choose_on_gate(
-            gate_p["calibrate"], gate["calibrate"], thresholds
+            p_reject(gate.calibrate.images), gate.calibrate, thresholds
         )
 
     logits_te, feats_te = predict(model, te.images, spec)
     probs_te = calibrated_probabilities(logits_te, temperature, calibration)
     metrics = task.evaluate(probs_te, y_te, thresholds)
     if gate is not None and isinstance(task, QualityTask):
-        metrics |= task.gate_metrics(gate_p["test"], gate["test"], thresholds)
+        metrics |= task.gate_metrics(p_reject(gate.test.images), gate.test, thresholds)
     metrics["uncalibrated_ece"] = task.evaluate(softmax(logits_te), y_te, thresholds)["ece"]
     # what a perfectly calibrated model would score on this many held-out images
     metrics["ece_noise_floor"] = ece_noise_floor(probs_te)
@@ -239,7 +239,7 @@ def build_model(
         "complexity": {"params": count_params(model), "flops": count_flops(model, recipe.size)},
         "ood": ood,
         "reference": reference,
-        **({"gate_set": gate_snapshot} if gate_snapshot is not None else {}),
+        **({"gate_set": gate.snapshot} if gate is not None else {}),
         "training": {
             **asdict(recipe.train),
             "augment": None if recipe.augment is None else asdict(recipe.augment),
@@ -330,8 +330,8 @@ def build_all(
         # (in parallel). The counter's frames are rendered inside its job, beside the training.
         sizes = sorted({the_plan.models[n].size for n in fundus})
         fundus_dataset(the_plan.data, [PreprocessSpec(size=s) for s in sizes], cache_dir)
-    if GATED in fundus:
-        gate_dataset(_gate_recipe(quick, seed), _gate_spec(the_plan), cache_dir)
+    if GATED_MODEL in fundus:
+        gate_dataset(_gate_recipe(quick, seed), _gated_spec(the_plan), cache_dir)
     # Longest first, so the last job to start is a short one.
     jobs = sorted(wanted, key=lambda n: -JOB_COST.get(n, 0))
     workers = max(1, min(len(jobs), os.cpu_count() or 1))
@@ -377,11 +377,7 @@ def _build_job(
     recipe = the_plan.models[name]
     spec = PreprocessSpec(size=recipe.size)
     dataset = fundus_dataset(the_plan.data, [spec], cache_dir)
-    gate, gate_snapshot = None, None
-    if name == GATED:
-        gate_recipe_ = _gate_recipe(quick, seed)
-        gate_set = gate_dataset(gate_recipe_, spec, cache_dir)
-        gate, gate_snapshot = gate_splits(gate_set, gate_recipe_, spec), gate_set.snapshot
+    gate = load_gate(_gate_recipe(quick, seed), spec, cache_dir) if name == GATED_MODEL else None
     with tempfile.TemporaryDirectory(prefix="edgeward-build-") as tmp:
         manifest = build_model(
             name,
@@ -392,14 +388,9 @@ def _build_job(
             registry=registry,
             workdir=Path(tmp),
             gate=gate,
-            gate_snapshot=gate_snapshot,
         )
     print(summary_line(manifest), flush=True)
     return [manifest]
-
-
-# The model whose threshold is chosen on the gate calibration set (models/gate_data.py).
-GATED = "fundus-quality"
 
 
 def _gate_recipe(quick: bool, seed: int) -> GateRecipe:
@@ -407,8 +398,8 @@ def _gate_recipe(quick: bool, seed: int) -> GateRecipe:
     return gate_recipe(quick, seed, plan(quick, seed).data.family_rate)
 
 
-def _gate_spec(the_plan: BuildPlan) -> PreprocessSpec:
-    return PreprocessSpec(size=the_plan.models[GATED].size)
+def _gated_spec(the_plan: BuildPlan) -> PreprocessSpec:
+    return PreprocessSpec(size=the_plan.models[GATED_MODEL].size)
 
 
 def _build_counter(registry: Registry, quick: bool, seed: int, cache_dir: Path) -> list[Manifest]:
@@ -424,7 +415,7 @@ def dataset_requests(quick: bool, seed: int) -> list[DatasetRequest]:
     counter = counter_plan(quick, seed)
     return [
         fundus_request(the_plan.data, [PreprocessSpec(size=s) for s in sizes]),
-        gate_request(_gate_recipe(quick, seed), _gate_spec(the_plan)),
+        gate_request(_gate_recipe(quick, seed), _gated_spec(the_plan)),
         counter_request(counter.train),
         counter_request(counter.test),
     ]

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -22,6 +23,7 @@ from models.datasets import Dataset, DatasetRequest, ensure, view_name
 from shared.preprocess import PreprocessSpec
 
 KIND = "fundus-gate"
+GATED_MODEL = "fundus-quality"  # the model whose threshold is chosen on this set
 SPLITS = ("calibrate", "test")
 LABELS = ("quality", "classical_reject", "classical_warn", "findings", "camera", "defects")
 # Gate scans are drawn at scan indices from here up: the training data uses 0 .. n-1 under the
@@ -103,3 +105,21 @@ def gate_splits(dataset: Dataset, recipe: GateRecipe, spec: PreprocessSpec) -> d
         sl = slice(r.start, r.stop)
         out[split] = GateSplit(images[sl], quality[sl], rejects[sl], warns[sl])
     return out
+
+
+@dataclass(frozen=True)
+class GateSet:
+    """Both splits and the record the model's manifest keeps of the set (`extra.gate_set`)."""
+
+    calibrate: GateSplit
+    test: GateSplit
+    snapshot: dict[str, Any]
+
+
+def load_gate(
+    recipe: GateRecipe, spec: PreprocessSpec, cache_dir: Path, workers: int | None = None
+) -> GateSet:
+    """The gate set of `recipe` in this view, rendered on first use."""
+    dataset = gate_dataset(recipe, spec, cache_dir, workers)
+    parts = gate_splits(dataset, recipe, spec)
+    return GateSet(parts["calibrate"], parts["test"], dataset.snapshot)
