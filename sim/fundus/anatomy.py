@@ -16,6 +16,22 @@ import numpy as np
 
 from sim.fundus.cameras import Pigmentation
 
+# Appearance, tuned toward real photographs with the realism report (sim/fundus/realism.py, 40
+# healthy 565 px renders vs the 53 real development photographs, medians twin -> real) and by
+# the edge nets' scores on real healthy photographs (issue 13). Real fundi are orange-red and
+# smooth with a bright yellow disc and a darker macula; the twin was brown-grey, mottled, with a
+# small white disc in a dark ring (detail contrast 0.169 vs 0.070 real, KS 1.0).
+DISC_RADIUS = (0.12, 0.15)  # of the FOV radius: a 1.8 mm disc in a 45-degree field
+MOTTLE = (0.03, 0.015)  # coarse and medium pigment mottling (was 0.08, 0.05)
+GRAIN = 0.02  # fine RPE granularity (was 0.035)
+CHOROID_GAIN = 0.2  # how dark the inter-vessel pigment makes the choroidal pattern (was 0.4)
+MACULA_DEPTH = 0.38  # the macula is plainly darker than the pole around it (was 0.3)
+DISC_RING = 0.12  # peripapillary darkening (was 0.45: a hard dark ring real discs lack)
+DISC_RIM_BGR = (0.30, 0.70, 1.0)  # neuroretinal rim: yellow-orange, brighter than the fundus
+DISC_CUP_BGR = (0.55, 0.90, 1.0)  # cup: pale yellow
+# Per channel (BGR) absorption of (veins, arteries): real vessels are dark red, less dark in green
+VESSEL_ABSORB = ((0.42, 0.20), (0.36, 0.20), (0.26, 0.10))
+
 
 @dataclass(frozen=True)
 class Geometry:
@@ -52,7 +68,7 @@ def make_geometry(rng: np.random.Generator, size: int, fov_ratio: float) -> Geom
     radius = size / 2 * fov_ratio * rng.uniform(0.98, 1.02)
     cx = size / 2 + rng.normal(0, 0.01) * size
     cy = size / 2 + rng.normal(0, 0.01) * size
-    disc_r = radius * rng.uniform(0.105, 0.13)
+    disc_r = radius * rng.uniform(DISC_RADIUS[0], DISC_RADIUS[1])
     fovea = (cx + radius * rng.normal(-0.04, 0.02), cy + radius * rng.normal(0.03, 0.02))
     disc = (fovea[0] + radius * rng.uniform(0.52, 0.6), fovea[1] - radius * rng.uniform(0.02, 0.08))
     return Geometry(size, (cx, cy), radius, disc, disc_r, fovea)
@@ -112,23 +128,23 @@ def background(rng: np.random.Generator, geo: Geometry, pig: Pigmentation) -> np
     base = np.array(pig.base_bgr, np.float32) * rng.uniform(0.88, 1.12, 3).astype(np.float32)
     # Brighter around the posterior pole, darker to the periphery (fundus reflectance + optics).
     light = 1.05 - 0.35 * np.clip(r, 0, 1.2) ** 2.2
-    light *= 1.0 + 0.08 * smooth_noise(rng, q, 5) + 0.05 * smooth_noise(rng, q, 16)
+    light *= 1.0 + MOTTLE[0] * smooth_noise(rng, q, 5) + MOTTLE[1] * smooth_noise(rng, q, 16)
     fx, fy = geo.fovea[0] * f, geo.fovea[1] * f
     d2 = ((x - fx) ** 2 + (y - fy) ** 2) / rad**2
     # Macula: darker and browner (xanthophyll, denser RPE pigment).
-    light *= 1.0 - 0.3 * np.exp(-d2 / (2 * 0.16**2))
+    light *= 1.0 - MACULA_DEPTH * np.exp(-d2 / (2 * 0.15**2))
     low = base[None, None, :] * light[..., None]
     low[..., 0] *= 1.0 - 0.3 * np.exp(-d2 / (2 * 0.09**2))
     img: np.ndarray = cv2.resize(low, (s, s), interpolation=cv2.INTER_LINEAR)
     # Fine granular texture of the pigment epithelium.
-    grain: np.ndarray = 1.0 + 0.035 * smooth_noise(rng, s, max(8, s // 6))
+    grain: np.ndarray = 1.0 + GRAIN * smooth_noise(rng, s, max(8, s // 6))
     shade_gb: np.ndarray = grain
     shade_r: np.ndarray = grain
     if pig.choroid > 0.02:
         # Gaps between choroidal vessels hold pigment: darker, more so toward the periphery.
         half = max(32, s // 2)
         gap = 1.0 - cv2.resize(_choroid(rng, half, geo), (s, s), interpolation=cv2.INTER_LINEAR)
-        strength = pig.choroid * 0.4 * np.clip(r * 1.5, 0.15, 1.0).astype(np.float32)
+        strength = pig.choroid * CHOROID_GAIN * np.clip(r * 1.5, 0.15, 1.0).astype(np.float32)
         strength = cv2.resize(strength, (s, s), interpolation=cv2.INTER_LINEAR) * gap
         shade_gb = cv2.multiply(grain, 1.0 - strength)
         shade_r = cv2.multiply(grain, 1.0 - 0.6 * strength)
@@ -165,7 +181,7 @@ def draw_disc(img: np.ndarray, rng: np.random.Generator, geo: Geometry, pig: Pig
         cv2.LINE_AA,
         shift=4,
     )
-    mask = cv2.GaussianBlur(mask, (0, 0), max(0.6, r * 0.1))
+    mask = cv2.GaussianBlur(mask, (0, 0), max(0.6, r * 0.14))
     cup: np.ndarray = np.zeros((h, w), np.float32)
     cup_r = r * rng.uniform(0.3, 0.55)
     cup_c = (round((ox - r * 0.15) * 16), round(oy * 16))
@@ -184,10 +200,10 @@ def draw_disc(img: np.ndarray, rng: np.random.Generator, geo: Geometry, pig: Pig
     cup = cv2.GaussianBlur(cup, (0, 0), max(0.6, r * 0.18))
     ring = np.clip(cv2.GaussianBlur(mask, (0, 0), max(1.0, r * 0.2)) - mask, 0, 1)
     tint = rng.uniform(0.9, 1.05)
-    rim_colour = np.array([0.42, 0.58, 0.93], np.float32) * pig.disc_contrast * tint
-    cup_colour = np.array([0.72, 0.86, 0.97], np.float32)
+    rim_colour = np.array(DISC_RIM_BGR, np.float32) * pig.disc_contrast * tint
+    cup_colour = np.array(DISC_CUP_BGR, np.float32)
     roi = img[y0:y1, x0:x1]
-    roi *= (1.0 - 0.45 * ring)[..., None]
+    roi *= (1.0 - DISC_RING * ring)[..., None]
     m = mask[..., None]
     roi[:] = roi * (1 - m) + rim_colour * m
     c = 0.85 * cup[..., None]
@@ -348,7 +364,7 @@ def render_vessels(img: np.ndarray, tree: VesselTree, geo: Geometry) -> None:
     # Per channel (BGR): how much veins and arteries absorb; arteries carry a bright reflex.
     # (cv2 per-plane arithmetic: about twice as fast as numpy broadcasting here.)
     reflex_gain = cv2.multiply(rf, a, scale=0.25)
-    absorb = ((0.58, 0.32), (0.60, 0.38), (0.34, 0.14))
+    absorb = VESSEL_ABSORB
     factor = cv2.merge([cv2.add(cv2.addWeighted(v, -kv, a, -ka, 1.0), reflex_gain)
                         for kv, ka in absorb])  # fmt: skip
     cv2.multiply(img, factor, dst=img)

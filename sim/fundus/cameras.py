@@ -133,9 +133,12 @@ class Pigmentation:
 PIGMENTS: dict[str, Pigmentation] = {
     p.name: p
     for p in (
-        Pigmentation("light", (0.22, 0.40, 0.86), 0.55, 1.0),
-        Pigmentation("medium", (0.13, 0.29, 0.70), 0.25, 0.9),
-        Pigmentation("dark", (0.08, 0.19, 0.50), 0.06, 0.8),
+        # Brighter and more orange than before (was light 0.22/0.40/0.86, medium 0.13/0.29/0.70,
+        # dark 0.08/0.19/0.50): the twin's field mean was R 125 G 55 B 23 against real R 195 G 91
+        # B 55 (realism report medians); dark fundi stay darker and browner than light ones.
+        Pigmentation("light", (0.30, 0.58, 1.1), 0.45, 1.0),
+        Pigmentation("medium", (0.22, 0.45, 1.0), 0.22, 0.95),
+        Pigmentation("dark", (0.13, 0.30, 0.75), 0.06, 0.85),
     )
 }
 PIGMENTATIONS: tuple[str, ...] = tuple(PIGMENTS)
