@@ -216,13 +216,24 @@ def _measured_line() -> NetworkTopology:
     return topo
 
 
-def _b_pressures(topo: NetworkTopology, weight: float, a_showing: int, b_at: float) -> list[float]:
+def _b_pressures(
+    topo: NetworkTopology,
+    weight: float,
+    a_showing: int,
+    b_at: float,
+    *,
+    hold_only: bool = False,
+    b_showing: int = 0,
+) -> list[float]:
     """B's phase 0 (its west approach, fed by A) and phase 2 pressures at `b_at`."""
-    settings = CoordinatorSettings(upstream_weight=weight, arrival_horizon_s=20)
+    settings = CoordinatorSettings(
+        upstream_weight=weight, arrival_horizon_s=20, arrivals_hold_only=hold_only
+    )
     c = Coordinator(topo, SignalSafety(), settings)
     a = _agg("A", 100, {**QUIET, "west": 8})
     c.add(a.model_copy(update={"phase_index": a_showing}))
-    c.add(_agg("B", b_at, {**QUIET, "west": 1, "north": 1}))
+    b = _agg("B", b_at, {**QUIET, "west": 1, "north": 1})
+    c.add(b.model_copy(update={"phase_index": b_showing}))
     plans = c.plans(b_at)
     return [_pressure(plans, "B", 0), _pressure(plans, "B", 2)]
 
@@ -249,3 +260,13 @@ def test_a_platoon_beyond_the_horizon_or_over_a_link_of_unknown_length_is_not_ex
     far.edge_lengths_m["AB"] = 600.0  # 46 s away: not within the 20 s horizon
     assert _b_pressures(far, 1.0, 0, 100) == _b_pressures(far, 0.0, 0, 100)
     assert _b_pressures(_line(), 1.0, 0, 100) == _b_pressures(_line(), 0.0, 0, 100)
+
+
+@pytest.mark.parametrize(("b_showing", "gain"), [(0, 2.5), (2, 0.0)])
+def test_hold_only_arrivals_count_for_the_green_being_shown_only(
+    b_showing: int, gain: float
+) -> None:
+    line = _measured_line()
+    on = _b_pressures(line, 1.0, 0, 100, hold_only=True, b_showing=b_showing)
+    off = _b_pressures(line, 0.0, 0, 100, hold_only=True, b_showing=b_showing)
+    assert on[0] - off[0] == pytest.approx(gain)  # held for the platoon, never pulled to it
