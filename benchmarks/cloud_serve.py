@@ -169,7 +169,7 @@ def run(
                 config, num_cpus=2, with_bridge=False, log_to_driver=False, insecure_dev=True
             ) as cloud:
                 url = f"{cloud.http_url}/v1/grade"
-                grader = serve.get_deployment_handle("Grader", app_name=APP_NAME)
+                grader = serve.get_deployment_handle("Ingress", app_name=APP_NAME)
                 model = grader.model_version.remote().result()
                 for _ in range(rounds):
                     r: dict[str, Any] = {"gradcam": gradcam_cost(core, images[:batch], repeats=3)}

@@ -1,4 +1,4 @@
-"""The cloud application: Ingress -> Grader, plus the MQTT bridge and the traffic coordinator."""
+"""The cloud application: the Ingress (grader inside), the MQTT bridge, the traffic coordinator."""
 
 from __future__ import annotations
 
@@ -12,7 +12,6 @@ from ray.serve import Application
 from ray.serve.config import gRPCOptions
 
 from cloud.bridge import MqttBridge
-from cloud.grader import Grader
 from cloud.ingress import Ingress
 from shared.config import CloudConfig, load_config
 from shared.security.apikeys import required_keys
@@ -42,7 +41,28 @@ def http_options(config: CloudConfig, host: str = "127.0.0.1") -> dict[str, Any]
     return {"host": host, "port": config.http_port}
 
 
-def grader_deployment(config: CloudConfig) -> Any:
+def grader_args(config: CloudConfig) -> dict[str, Any]:
+    """`cloud.grader.Grader`'s arguments, built in each ingress replica."""
+    g = config.grader
+    return {
+        "registry_dir": str(config.registry_dir),
+        "default_model": g.model,
+        "max_batch_size": g.max_batch_size,
+        "batch_wait_timeout_s": g.batch_wait_timeout_s,
+        "explain": g.explain,
+        "canary": None if g.canary is None else g.canary.model_dump(),
+        "prediction_log": str(config.data_dir / g.prediction_log) if g.prediction_log else "",
+    }
+
+
+def grader_deployment(
+    config: CloudConfig, bridge: Any | None = None, insecure_dev: bool = False
+) -> Any:
+    """The grading deployment bound: the Ingress, with the grader in each of its replicas.
+
+    Its replicas are the grader's: `grader.min_replicas`..`max_replicas`, one CPU each,
+    autoscaled on requests in flight.
+    """
     g = config.grader
     scaling: dict[str, Any]
     if g.min_replicas == g.max_replicas:
@@ -57,19 +77,12 @@ def grader_deployment(config: CloudConfig) -> Any:
                 "target_ongoing_requests": g.max_batch_size,
             },
         }
-    return Grader.options(  # type: ignore[attr-defined]
-        max_ongoing_requests=max(16, 4 * g.max_batch_size),
+    return Ingress.options(  # type: ignore[attr-defined]
+        # four batches in flight per replica; more wait in the proxy, not in the replica
+        max_ongoing_requests=max(32, 4 * g.max_batch_size),
         ray_actor_options={"num_cpus": 1},
         **scaling,
-    ).bind(
-        str(config.registry_dir),
-        g.model,
-        g.max_batch_size,
-        g.batch_wait_timeout_s,
-        g.explain,
-        canary=None if g.canary is None else g.canary.model_dump(),
-        prediction_log=str(config.data_dir / g.prediction_log) if g.prediction_log else "",
-    )
+    ).bind(grader_args(config), config.model_dump(mode="json"), bridge, insecure_dev)
 
 
 def coordinator_deployment(config: CloudConfig) -> Any | None:
@@ -108,13 +121,13 @@ def build_app(
     required_keys(insecure_dev)
     config = absolute(config)
     config.data_dir.mkdir(parents=True, exist_ok=True)
-    as_dict = config.model_dump(mode="json")
-    grader = grader_deployment(config)
     bridge = None
     if with_bridge:
         coordinator = coordinator_deployment(config)
-        bridge = MqttBridge.bind(as_dict, coordinator)  # type: ignore[attr-defined]
-    return Ingress.bind(grader, as_dict, bridge, insecure_dev)  # type: ignore[attr-defined]
+        bridge = MqttBridge.bind(  # type: ignore[attr-defined]
+            config.model_dump(mode="json"), coordinator
+        )
+    return grader_deployment(config, bridge, insecure_dev)
 
 
 def app_builder(args: dict[str, str]) -> Application:

@@ -1,4 +1,9 @@
-"""The grader deployment: @serve.batch over a GraderCore, per-site models via @serve.multiplexed."""
+"""The grader in each cloud replica: @serve.batch over a GraderCore, per-site models via
+@serve.multiplexed.
+
+It lives in the ingress's replica (`cloud/ingress.py`), not in a deployment of its own: the scan
+is decoded and graded in one process, so no handle hop copies the pixels between replicas.
+"""
 
 from __future__ import annotations
 
@@ -59,9 +64,12 @@ def load_core(
     )
 
 
-@serve.deployment(name="Grader", max_ongoing_requests=64, ray_actor_options={"num_cpus": 0})
 class Grader:
-    """Loads the serving champion at start: a replica that cannot verify a model never goes live."""
+    """Loads the serving champion at start: a replica that cannot verify a model never goes live.
+
+    Built inside a Serve replica (batching and multiplexing need its context); tests call it
+    without Serve by replacing `_grade_batch`.
+    """
 
     def __init__(
         self,
@@ -79,6 +87,7 @@ class Grader:
         self.default_model = default_model
         self.runtime = runtime
         self.explain = explain
+        self.batch_wait_timeout_s = batch_wait_timeout_s
         self._pending = 0
         self.champion = load_core(self.registry_dir, "", default_model, runtime)
         # A challenger in canary (or shadow) takes a share of champion traffic; see cloud/flywheel.
@@ -96,10 +105,10 @@ class Grader:
         self.plog = open_grade_log(prediction_log) if prediction_log else None
         if self.canary is not None and self.canary.plog is None:
             self.canary.plog = self.plog
-        self._grade_batch.set_max_batch_size(  # type: ignore[attr-defined]
+        type(self)._grade_batch.set_max_batch_size(  # type: ignore[attr-defined]
             max_batch_size
         )
-        self._grade_batch.set_batch_wait_timeout_s(  # type: ignore[attr-defined]
+        type(self)._grade_batch.set_batch_wait_timeout_s(  # type: ignore[attr-defined]
             batch_wait_timeout_s
         )
         log.info(
@@ -117,12 +126,10 @@ class Grader:
 
     def configure(self, max_batch_size: int, batch_wait_timeout_s: float, explain: bool) -> None:
         """Change batching and explanations at run time (benchmarks compare settings this way)."""
-        self._grade_batch.set_max_batch_size(  # type: ignore[attr-defined]
+        type(self)._grade_batch.set_max_batch_size(  # type: ignore[attr-defined]
             max_batch_size
         )
-        self._grade_batch.set_batch_wait_timeout_s(  # type: ignore[attr-defined]
-            batch_wait_timeout_s
-        )
+        self.batch_wait_timeout_s = batch_wait_timeout_s
         self.explain = explain
 
     @serve.multiplexed(max_num_models_per_replica=MAX_MODELS_PER_REPLICA)
@@ -150,8 +157,15 @@ class Grader:
             if self.canary.active:  # the label may complete the gate: decide now, not next scan
                 await self.canary._settle()
 
-    async def grade(self, job: GradeJob) -> Grading | GradeFailure:
+    async def grade(self, job: GradeJob, more_coming: bool = True) -> Grading | GradeFailure:
+        """`more_coming`: another scan is on its way to the batcher (being received or decoded
+        in this replica). Only then does a batch wait for company: a lone scan at c=1 would
+        otherwise wait the whole `batch_wait_timeout_s` for nobody."""
         job.enqueued_at = time.perf_counter()
+        # the batcher's queue is the class's (Serve keeps one per decorated function)
+        type(self)._grade_batch.set_batch_wait_timeout_s(  # type: ignore[attr-defined]
+            self.batch_wait_timeout_s if more_coming else 0.0
+        )
         self._pending += 1
         try:
             if self.canary is not None and self.canary.active and not job.model_id:

@@ -1,4 +1,10 @@
-"""HTTP (FastAPI) and gRPC (`CloudGrader`) ingress of the cloud tier, in one Serve deployment."""
+"""HTTP (FastAPI) and gRPC (`CloudGrader`) ingress of the cloud tier, with the grader inside.
+
+One Serve deployment: each replica receives a scan, decodes it, grades it in its own batcher
+(`cloud.grader.Grader`) and stores the result. There is no handle hop to a grader deployment, so
+the pixels are never pickled into the object store and out again (that hop, the second replica's
+request handling and the raylet's share cost about as much CPU as grading the scan itself).
+"""
 
 # No `from __future__ import annotations`: FastAPI reads the route annotations at run time.
 import asyncio
@@ -25,7 +31,7 @@ from cloud.access import (
     authorize,
     read_bounded,
 )
-from cloud.grader import GradeFailure, GradeJob
+from cloud.grader import GradeFailure, GradeJob, Grader
 from cloud.grading import Grading
 from cloud.review_desk import MOUNT_PATH, bind_desk, desk_asgi
 from cloud.service import (
@@ -123,22 +129,24 @@ def _site_of(principal: Principal | None, claimed: str) -> str:
     return principal.name
 
 
-@serve.deployment(name="Ingress", max_ongoing_requests=256, ray_actor_options={"num_cpus": 0})
+@serve.deployment(name="Ingress", max_ongoing_requests=32, ray_actor_options={"num_cpus": 1})
 @serve.ingress(app)
 class Ingress:
     def __init__(
         self,
-        grader: DeploymentHandle,
+        grader: dict[str, Any],
         config: dict[str, Any],
         bridge: DeploymentHandle | None = None,
         insecure_dev: bool = False,
     ) -> None:
+        """`grader`: `cloud.grader.Grader`'s arguments (`cloud.app.grader_args`)."""
         self.config = CloudConfig.model_validate(config)
-        self.grader = grader
+        self.keys = required_keys(insecure_dev)  # no keys, no replica: before the model loads
+        # Loads and verifies the champion: a replica that cannot never goes live.
+        self.grader = Grader(**grader)
         self.bridge = bridge
         self.store = SqliteStore(self.config.data_dir)
         self.access = AccessLog(self.config.data_dir)
-        self.keys = required_keys(insecure_dev)
         if self.keys is None:
             log.warning(
                 "cloud HTTP ingress: INSECURE DEVELOPMENT MODE, no API keys (%s / %s unset): "
@@ -159,14 +167,27 @@ class Ingress:
 
     async def _label_to_grader(self, scan_id: str, label: str) -> None:
         """A desk decision's label into the prediction log and canary gate, as the API's."""
-        await self.grader.canary_label.remote(scan_id, label)
+        await self.grader.canary_label(scan_id, label)
 
     async def _call_grader(self, job: GradeJob) -> Grading | GradeFailure:
-        handle = self.grader
-        if job.model_id:
-            handle = handle.options(multiplexed_model_id=job.model_id)
-        result: Grading | GradeFailure = await handle.grade.remote(job)
-        return result
+        # a batch waits for company only while another scan is on its way in this replica
+        return await self.grader.grade(job, more_coming=self.service.arriving > 0)
+
+    # ---- handle methods (benchmarks and tests switch and watch the live grader) ----
+    def configure(self, max_batch_size: int, batch_wait_timeout_s: float, explain: bool) -> None:
+        """`cloud.grader.Grader.configure` on this replica."""
+        self.grader.configure(max_batch_size, batch_wait_timeout_s, explain)
+
+    def queue_depth(self) -> int:
+        """Scans this replica's grader accepted and has not graded yet."""
+        return self.grader.queue_depth()
+
+    def in_flight(self) -> int:
+        """Scans this replica holds: being received or decoded, or waiting in the grader."""
+        return self.service.arriving + self.grader.queue_depth()
+
+    def model_version(self) -> str:
+        return self.grader.model_version()
 
     # ---- HTTP ----
     @app.post("/v1/grade")
@@ -174,6 +195,7 @@ class Ingress:
         """Body: the image bytes; headers: Content-Type, X-Scan-Id, optional X-Request-Id,
         X-Site-Id, X-Model-Id, X-Edge-Verdict."""
         h = request.headers
+        arrival = self.service.arrival()  # on its way to the grader while its body comes in
         try:
             principal = authorize(self.keys, h, "site")
             site_id = _site_of(principal, h.get("x-site-id", ""))
@@ -192,9 +214,11 @@ class Ingress:
                 model_id=h.get("x-model-id", ""),
                 edge_verdict=h.get("x-edge-verdict", ""),
             )
-            result, replayed = await self.service.grade(inp, "http")
+            result, replayed = await self.service.grade(inp, "http", arrival)
         except EdgewardError as exc:
             return _http_error(exc)
+        finally:
+            arrival.handed_over()
         return JSONResponse(
             result_json(result),
             headers={"X-Request-Id": result.request_id, "X-Replayed": str(replayed).lower()},
@@ -221,13 +245,8 @@ class Ingress:
 
     @app.get("/readyz")
     async def readyz(self) -> Response:
-        try:
-            version = await asyncio.wait_for(
-                self.grader.model_version.remote(), timeout=READY_TIMEOUT_S
-            )
-        except Exception as exc:
-            return JSONResponse({"ready": False, "reason": f"grader not ready: {exc}"}, 503)
-        return JSONResponse({"ready": True, "model_version": version})
+        # the grader is in this replica and a replica goes live only with its model loaded
+        return JSONResponse({"ready": True, "model_version": self.grader.model_version()})
 
     @app.get("/v1/review")
     async def review_list(
@@ -288,7 +307,7 @@ class Ingress:
             return _http_error(exc)
         log.info("review case %s (scan %s) decided: %s", case_id, case.scan_id, case.label)
         try:  # into the prediction log and the canary's accuracy gate; the decision is kept
-            await self.grader.canary_label.remote(case.scan_id, case.label)
+            await self.grader.canary_label(case.scan_id, decision.label)
         except Exception as exc:
             log.warning(
                 "review case %s: label not passed to the grader (%s: %s); it stays in the "

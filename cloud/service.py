@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import re
 import time
@@ -101,6 +102,20 @@ def full_size(region: HotRegion, scan: ScaledScan) -> HotRegion:
     )
 
 
+class Arrival:
+    """One request counted in `GradingService.arriving` until it reaches the grader (or ends)."""
+
+    def __init__(self, service: GradingService) -> None:
+        self.service = service
+        self.open = True
+        service.arriving += 1
+
+    def handed_over(self) -> None:
+        if self.open:
+            self.open = False
+            self.service.arriving -= 1
+
+
 class GradingService:
     """Transport-free core of the ingress (tested without Ray by passing a plain grade call)."""
 
@@ -127,6 +142,9 @@ class GradingService:
         self.retention = (
             ImageRetention(store, image_retention_days) if image_retention_days else None
         )
+        # Requests received and not yet handed to the grader (checked, decoding): while there
+        # are any, a batch is worth waiting for; with none, a lone scan is graded at once.
+        self.arriving = 0
 
     def result(self, scan_id: str) -> pb.GradeResult:
         check_scan_id(scan_id)
@@ -137,22 +155,33 @@ class GradingService:
             )
         return stored
 
-    async def grade(self, inp: GradeInput, transport: str) -> tuple[pb.GradeResult, bool]:
-        """(result, replayed): a scan graded before returns its stored result, never a new one."""
+    def arrival(self) -> Arrival:
+        """Count a request as on its way from now (the HTTP ingress: before its body is read)."""
+        return Arrival(self)
+
+    async def grade(
+        self, inp: GradeInput, transport: str, arrival: Arrival | None = None
+    ) -> tuple[pb.GradeResult, bool]:
+        """(result, replayed): a scan graded before returns its stored result, never a new one.
+
+        `arrival`: the count this request holds since it arrived (made here if None).
+        """
         started = time.perf_counter()
         outcome = "error"
+        arrival = arrival or Arrival(self)
         try:
-            result, replayed = await self._grade(inp)
+            result, replayed = await self._grade(inp, arrival)
             outcome = "replayed" if replayed else "graded"
             return result, replayed
         except InvalidRequestError:
             outcome = "invalid"
             raise
         finally:
+            arrival.handed_over()
             request_counter().inc(tags={"transport": transport, "outcome": outcome})
             request_seconds().observe(time.perf_counter() - started, tags={"transport": transport})
 
-    async def _grade(self, inp: GradeInput) -> tuple[pb.GradeResult, bool]:
+    async def _grade(self, inp: GradeInput, arrival: Arrival) -> tuple[pb.GradeResult, bool]:
         scan_id = check_scan_id(inp.scan_id)
         request_id = inp.request_id or uuid.uuid4().hex
         stored = self.store.get(scan_id)
@@ -169,13 +198,20 @@ class GradingService:
         except BadModelIdError as exc:
             raise InvalidRequestError(f"scan {scan_id}: {exc}") from None
         try:
-            scan = decode_scan_scaled(
-                inp.image, inp.content_type, scan_id, min_side=self.decode_min_side
+            # in a thread: the codec releases the GIL, so the next scan decodes while a batch
+            # runs on the other core, as the in-process ceiling's client threads do
+            scan = await asyncio.to_thread(
+                decode_scan_scaled,
+                inp.image,
+                inp.content_type,
+                scan_id,
+                min_side=self.decode_min_side,
             )
         except BadScanError as exc:
             raise InvalidRequestError(str(exc)) from None
         image = scan.image
         job = GradeJob(scan_id, image, request_id=request_id, model_id=inp.model_id)
+        arrival.handed_over()
         try:
             graded = await self.grade_call(job)
         except EdgewardError:

@@ -201,7 +201,7 @@ def run_cloud(run: BenchRun, plan: CloudPlan) -> None:
         ceiling_core = load_core(plan.registry, "", "fundus-grader")
         decode_side = grading_decode_side(plan.registry, "fundus-grader")
         try:
-            grader = serve.get_deployment_handle("Grader", app_name=APP_NAME)
+            grader = serve.get_deployment_handle("Ingress", app_name=APP_NAME)
             run.sections["cloud"] = {
                 "url": url,
                 "model": grader.model_version.remote().result(),
