@@ -1,6 +1,7 @@
-"""The fundus field of view: a robust circle fitted to the rim of the lit region.
+"""The fundus field of view: a robust circle fitted to the rim of the lit region, and its rule.
 
 Split from the quality gate (`edge/clinic/quality.py`), which measures everything else inside it.
+`judge_field` says when the field is missing, off-centre or cut off on one side.
 """
 
 from __future__ import annotations
