@@ -118,4 +118,3 @@ def test_a_junction_with_walks_switches_on_the_walk_margin_one_without_keeps_the
     # the same walk junction and pressures: 1.6 outranks 1.0 by more than 0.5, less than 1
     assert 3 in _walk_junction(policy)
     assert 3 not in _walk_junction(replace(policy, walk_switch_margin=1.0))
-    assert PRODUCTION_POLICY.walk_switch_margin < PRODUCTION_POLICY.switch_margin
