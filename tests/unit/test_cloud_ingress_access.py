@@ -1,7 +1,7 @@
 """The cloud's HTTP routes over FastAPI's TestClient: API keys, per-site reads, body limits, audit.
 
 The real Ingress class and its routes run in-process; only the Serve replica lookup is replaced
-by this test's instance (the grader handle is never called: no scan here needs grading).
+by this test's instance, and the replica's grader by a stand-in (no scan here needs grading).
 """
 
 from __future__ import annotations
@@ -40,12 +40,22 @@ def _auth(who: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {KEYS[who]}"}
 
 
+class _NoGrader:
+    """Stands in for the grader each replica builds (and loads a model for): never called."""
+
+    def __init__(self, **_: Any) -> None:
+        pass
+
+
 def _ingress(data_dir: Path):
     """An Ingress built as Serve would, minus Ray: the user class's own __init__."""
     wrapper = cast(Any, ing.Ingress).func_or_class  # the Serve deployment's class
     user_cls = wrapper.__mro__[1]
     instance = object.__new__(wrapper)
-    user_cls.__init__(instance, None, CloudConfig(data_dir=data_dir).model_dump(mode="json"))
+    with pytest.MonkeyPatch.context() as patch:
+        # the globals the class's code reads (Serve may hold a copy of the module's)
+        patch.setitem(user_cls.__init__.__globals__, "Grader", _NoGrader)
+        user_cls.__init__(instance, {}, CloudConfig(data_dir=data_dir).model_dump(mode="json"))
     return instance
 
 
