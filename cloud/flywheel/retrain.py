@@ -94,6 +94,21 @@ def _concat(a: Any, b: Any) -> Any:
     return Split(**arrays, defects=[*a.defects, *b.defects])
 
 
+def _champion_gate(extra: dict[str, Any], spec: Any, cache_dir: Path) -> Any:
+    """The gate calibration set the champion's threshold was chosen on (None if it had none)."""
+    from dataclasses import fields
+
+    from models.gate_data import GateRecipe, load_gate
+
+    snapshot = extra.get("gate_set")
+    if not isinstance(snapshot, dict):
+        return None
+    recipe = GateRecipe(
+        **{f.name: snapshot[f.name] for f in fields(GateRecipe) if f.name in snapshot}
+    )
+    return load_gate(recipe, spec, cache_dir)
+
+
 def retrain_candidate(
     registry_dir: Path,
     name: str,
@@ -111,12 +126,13 @@ def retrain_candidate(
     from models.calibrate import fit_calibration
     from models.data import DataRecipe, load_dataset, tensors
     from models.export import export_onnx
+    from models.gate_data import REJECT
     from models.loading import load_torch_model
     from models.metrics import subgroup_metrics
     from models.ood import fit_reference
     from models.reference import build_reference
     from models.register import register_model
-    from models.tasks import TASKS
+    from models.tasks import TASKS, QualityTask
     from models.train import Augment, TrainConfig, predict, train
     from shared.registry.calibration import calibrated_probabilities
 
@@ -159,6 +175,13 @@ def retrain_candidate(
 
     probs_va = calibrated(logits_va)
     thresholds, operating_point = task.choose(probs_va, y_va)
+    gate = _champion_gate(cm.extra, spec, cache_dir) if isinstance(task, QualityTask) else None
+    if gate is not None and isinstance(task, QualityTask):
+        # As the build does: the threshold is chosen for what the classical gate lets through,
+        # on the champion's own gate set, or a retrained quality net would come back with the
+        # net-alone threshold (~0.05) and object to every photograph from a new camera again.
+        gate_p = calibrated(predict(model, gate.calibrate.images, spec)[0])[:, REJECT]
+        thresholds, operating_point = task.choose_on_gate(gate_p, gate.calibrate, thresholds)
 
     def evaluate(net: Any, to_probs: Any, th: dict[str, float], split: Any) -> dict[str, float]:
         logits, _ = predict(net, split.images, spec)
@@ -183,6 +206,10 @@ def retrain_candidate(
             "candidate": evaluate(model, calibrated, thresholds, hs),
             "champion": evaluate(champion_model, cm.probabilities, cm.thresholds, hs),
         }
+    if gate is not None and isinstance(task, QualityTask):
+        # the system's figures on the gate set's held-out split, as the build reports them
+        gate_te = calibrated(predict(model, gate.test.images, spec)[0])[:, REJECT]
+        metrics = metrics | task.gate_metrics(gate_te, gate.test, thresholds)
     per_group, gaps = subgroup_metrics(
         te.groups(), lambda idx: task.evaluate(probs_te[idx], y_te[idx], thresholds)
     )

@@ -16,6 +16,7 @@ from tests.flywheel_support import registry_copy
 
 pytestmark = pytest.mark.ray
 TRIAGE = "fundus-triage"
+QUALITY = "fundus-quality"
 REPO = Path(__file__).resolve().parents[2]
 
 
@@ -55,3 +56,27 @@ def test_retraining_registers_a_challenger_compared_on_the_same_held_out_set(
     reg.load(TRIAGE, "2")  # artifacts and preprocessing verify
     champ = reg.champion(TRIAGE)
     assert champ is not None and champ.version == "1"  # nothing is promoted by retraining
+
+
+def test_a_retrained_quality_net_keeps_its_threshold_chosen_on_the_gate_set(
+    quick_registry: Path, tmp_path: Path
+) -> None:
+    """Without the gate set a retrained candidate would get the net-alone threshold back."""
+    from cloud.flywheel.retrain import retrain_candidate
+    from shared.registry import Manifest
+
+    reg = registry_copy(quick_registry, tmp_path / "reg", (QUALITY,))
+    reviewed = [
+        ReviewedCase(f"rev-{s.index}", s.image_bgr, s.labels.grade, "clinic-new")
+        for s in samples("new-camera-advanced", 8, seed=9, size=192)
+    ]
+    manifest = Manifest.model_validate(
+        retrain_candidate(
+            reg.root, QUALITY, reviewed, cache_dir=REPO / ".cache" / "datasets", epochs=1
+        )
+    )
+    point = manifest.operating_point
+    assert point["chosen_on"].startswith("gate calibration set")
+    doubt = manifest.thresholds["reject"] * point["doubt_fraction"]
+    assert doubt == pytest.approx(point["doubt_level"])
+    assert {"gate_reject_recall", "classical_reject_recall"} <= set(manifest.metrics)
