@@ -145,6 +145,8 @@ def _cloud(args: argparse.Namespace) -> int:
         plan = replace(plan, concurrency=tuple(args.concurrency))
     if args.requests:
         plan = replace(plan, requests_per_level=args.requests)
+    if args.replicas:
+        plan = replace(plan, replicas=args.replicas)
     return _run(args, "cloud", lambda run: run_cloud(run, plan), _nothing_measured)
 
 
@@ -214,6 +216,11 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         "--requests",
         type=positive_int,
         help="timed requests per level and path, split among the clients (default 48)",
+    )
+    c.add_argument(
+        "--replicas",
+        type=positive_int,
+        help="grading replicas, one CPU each, of the bench's 2-CPU Ray (default 2; --quick 1)",
     )
     c.set_defaults(handler=_cloud)
 

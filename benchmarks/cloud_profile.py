@@ -120,20 +120,28 @@ def profile(
     size: int,
     spy_dir: Path | None,
     env: dict[str, str],
+    replicas: int = 1,
 ) -> dict[str, Any]:
     from benchmarks.suites.cloud import _scans
     from cloud.runtime import LocalCloud
     from shared.config import CloudConfig
+    from shared.config.cloud import GraderSettings
 
     os.environ.update(env)
     scans = _scans(size)
-    report: dict[str, Any] = {"scan": f"{size}px JPEG", "env": env, "levels": []}
+    report: dict[str, Any] = {
+        "scan": f"{size}px JPEG",
+        "env": env,
+        "replicas": replicas,
+        "levels": [],
+    }
     with tempfile.TemporaryDirectory(prefix="edgeward-prof-", dir="/tmp") as tmp:
         config = CloudConfig(
             data_dir=Path(tmp) / "data",
             registry_dir=registry.resolve(),
             http_port=free_port(),
             grpc_port=free_port(),
+            grader=GraderSettings(min_replicas=replicas, max_replicas=replicas),
         )
         with LocalCloud(
             config, num_cpus=2, with_bridge=False, log_to_driver=False, insecure_dev=True
@@ -192,6 +200,7 @@ def main() -> None:
         "--env", action="append", default=[], help="NAME=VALUE set before Ray starts"
     )
     parser.add_argument("--out", type=Path, default=None, help="also write the JSON here")
+    parser.add_argument("--replicas", type=int, default=1, help="grading replicas")
     args = parser.parse_args()
     if args.py_spy is not None:
         args.py_spy.mkdir(parents=True, exist_ok=True)
@@ -203,6 +212,7 @@ def main() -> None:
         size=args.size,
         spy_dir=args.py_spy,
         env=env,
+        replicas=args.replicas,
     )
     text = json.dumps(report, indent=2)
     if args.out is not None:

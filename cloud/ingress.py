@@ -174,9 +174,11 @@ class Ingress:
         return await self.grader.grade(job, more_coming=self.service.arriving > 0)
 
     # ---- handle methods (benchmarks and tests switch and watch the live grader) ----
-    def configure(self, max_batch_size: int, batch_wait_timeout_s: float, explain: bool) -> None:
-        """`cloud.grader.Grader.configure` on this replica."""
+    def configure(self, max_batch_size: int, batch_wait_timeout_s: float, explain: bool) -> str:
+        """`cloud.grader.Grader.configure` on this replica; returns the replica's id (a handle
+        call reaches one replica: callers repeat until every replica answered)."""
         self.grader.configure(max_batch_size, batch_wait_timeout_s, explain)
+        return str(serve.get_replica_context().replica_id.unique_id)
 
     def queue_depth(self) -> int:
         """Scans this replica's grader accepted and has not graded yet."""

@@ -60,6 +60,10 @@ class CloudPlan:
     in_process_budget: Budget = field(default_factory=lambda: Budget(time_s=8.0))
     cam_batch: int = 8  # batch for Grad-CAM vs plain forward, in-process
     naive_peer: bool = True
+    # One per CPU of the bench's 2-CPU Ray: a replica's Python (proxy hand-over, FastAPI, the
+    # store) holds one core, so one replica left the second core to the proxy alone (measured
+    # with benchmarks/cloud_profile.py at c=16: 25.6 -> 41.5 scans/s with 2).
+    replicas: int = 2
 
     def per_client(self, clients: int) -> int:
         return max(2, -(-self.requests_per_level // clients))
@@ -72,6 +76,7 @@ class CloudPlan:
             requests_per_level=6,
             cam_batch=2,
             scan_size=512,
+            replicas=1,
             in_process_budget=Budget(
                 warmup_iters=2, warmup_s=0.2, min_iters=5, max_iters=50, time_s=0.8
             ),
@@ -148,6 +153,7 @@ def run_cloud(run: BenchRun, plan: CloudPlan) -> None:
         from cloud.app import APP_NAME
         from cloud.runtime import LocalCloud
         from shared.config import CloudConfig
+        from shared.config.cloud import GraderSettings
     except ImportError as exc:
         run.skip("cloud tier", f"the Serve application cannot be imported ({exc})")
         return
@@ -175,6 +181,7 @@ def run_cloud(run: BenchRun, plan: CloudPlan) -> None:
                 registry_dir=plan.registry.resolve(),
                 http_port=free_port(),
                 grpc_port=free_port(),
+                grader=GraderSettings(min_replicas=plan.replicas, max_replicas=plan.replicas),
             )
             cloud = LocalCloud(
                 config,
@@ -214,9 +221,7 @@ def run_cloud(run: BenchRun, plan: CloudPlan) -> None:
                 # all alike instead of spoiling one whole curve.
                 for c in plan.concurrency:
                     for v in plan.variants:
-                        grader.configure.remote(
-                            v.max_batch_size, v.batch_wait_timeout_s, v.explain
-                        ).result()
+                        _configure_all(grader, plan.replicas, v)
                         bar.set_postfix_str(f"{v.name} c={c}")
                         _level(
                             run,
@@ -252,6 +257,22 @@ def run_cloud(run: BenchRun, plan: CloudPlan) -> None:
             ceiling_core.close()
             cloud.stop()
     _headline(run, plan)
+
+
+def _configure_all(grader: Any, replicas: int, v: Variant) -> None:
+    """Switch every replica to variant `v`: a handle call reaches one replica, picked by Serve,
+    so call until each replica has answered (a bounded number of tries)."""
+    seen: set[str] = set()
+    for _ in range(50 * replicas):
+        seen.add(
+            grader.configure.remote(v.max_batch_size, v.batch_wait_timeout_s, v.explain).result()
+        )
+        if len(seen) >= replicas:
+            return
+    raise EdgewardError(
+        f"bench cloud: variant {v.name!r} reached {len(seen)} of {replicas} replicas; "
+        "is every replica up? (serve status)"
+    )
 
 
 def _level(
