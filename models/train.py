@@ -22,8 +22,8 @@ class Augment:
 
     Mirrors the variation between real sessions: left/right eyes (flip), head tilt and
     centring (rotation, shift, zoom), camera white balance and flash level (channel gains,
-    brightness, gamma), sensor noise. Quality nets use weak colour changes, because exposure
-    itself decides their label.
+    brightness, gamma), sensor noise. Quality nets use weak exposure changes, because exposure
+    itself decides their label; white balance and saturation do not, so they may vary widely.
     """
 
     rotate_deg: float = 20.0
@@ -33,6 +33,7 @@ class Augment:
     brightness: float = 0.15
     gamma: float = 0.15
     noise: float = 0.01
+    saturation: float = 0.0  # up to this share of each pixel replaced by its grey (luma kept)
 
     def __call__(self, x: torch.Tensor, spec: PreprocessSpec, gen: torch.Generator) -> torch.Tensor:
         n = x.shape[0]
@@ -61,11 +62,17 @@ class Augment:
         gain = gain * (1.0 + u(-1, 1, n, 1, 1, 1) * self.brightness)
         gamma = torch.exp(u(-1, 1, n, 1, 1, 1) * self.gamma)
         rgb = (rgb.clamp(0, 1) ** gamma) * gain
+        if self.saturation > 0:
+            luma = (rgb * torch.tensor((0.299, 0.587, 0.114)).view(1, 3, 1, 1)).sum(1, keepdim=True)
+            mix = u(0, self.saturation, n, 1, 1, 1)
+            rgb = rgb * (1 - mix) + luma * mix
         rgb = rgb + torch.randn(rgb.shape, generator=gen) * self.noise
         return (rgb.clamp(0, 1) - mean) / std
 
 
-WEAK_COLOUR = Augment(channel_gain=0.04, brightness=0.04, gamma=0.04, noise=0.004)
+# White balance +-15 % per channel and up to 30 % desaturation: real cameras render the same
+# healthy fundus from red to pale yellow-green, and the quality net read the paler ones as defects.
+WEAK_COLOUR = Augment(channel_gain=0.15, brightness=0.04, gamma=0.04, noise=0.004, saturation=0.3)
 
 LossFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
