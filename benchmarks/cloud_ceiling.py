@@ -17,6 +17,7 @@ from __future__ import annotations
 import queue
 import threading
 import time
+from collections.abc import Callable
 from concurrent.futures import Future
 from dataclasses import dataclass
 from typing import Any
@@ -153,13 +154,7 @@ def closed_loop_in_process(
             with lock:
                 latencies.append(time.perf_counter() - t0)
 
-    threads = [threading.Thread(target=client, args=(k,), daemon=True) for k in range(clients)]
-    began = time.perf_counter()
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    wall = time.perf_counter() - began
+    wall = run_clients(client, clients)
     if failures:
         raise EdgewardError(f"bench cloud: the in-process ceiling failed: {failures[:3]}")
     return latencies, wall
@@ -230,3 +225,14 @@ def add_ceiling(
         },
         curve=("concurrency", "in-process ceiling", clients),
     )
+
+
+def run_clients(client: Callable[[int], None], clients: int) -> float:
+    """Run client(0..clients-1) in threads at once (a closed loop each); the wall time taken."""
+    threads = [threading.Thread(target=client, args=(k,), daemon=True) for k in range(clients)]
+    began = time.perf_counter()
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return time.perf_counter() - began

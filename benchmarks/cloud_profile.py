@@ -27,6 +27,7 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+from benchmarks.cloud_ceiling import run_clients
 from shared.broker import free_port
 
 TICKS = os.sysconf("SC_CLK_TCK")
@@ -83,13 +84,7 @@ def _load(
                     latencies.append(dt)
                     stages.append({k: float(v) for k, v in timings.items()})
 
-    threads = [threading.Thread(target=client, args=(k,)) for k in range(clients)]
-    began = time.perf_counter()
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    return latencies, time.perf_counter() - began, stages
+    return latencies, run_clients(client, clients), stages
 
 
 def _py_spy(pids: dict[int, str], seconds: int, out_dir: Path) -> list[subprocess.Popen[bytes]]:

@@ -27,7 +27,7 @@ import cv2
 import numpy as np
 from tqdm import tqdm
 
-from benchmarks.cloud_ceiling import add_ceiling, closed_loop_record
+from benchmarks.cloud_ceiling import add_ceiling, closed_loop_record, run_clients
 from benchmarks.cloud_naive import naive_server
 from benchmarks.memory import PeakRss
 from benchmarks.results import BenchRun
@@ -125,13 +125,7 @@ def closed_loop(
                     else:
                         latencies.append(elapsed)
 
-    threads = [threading.Thread(target=client, args=(k,), daemon=True) for k in range(clients)]
-    began = time.perf_counter()
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    return latencies, time.perf_counter() - began, errors
+    return latencies, run_clients(client, clients), errors
 
 
 def _load_record(

@@ -107,6 +107,16 @@ def rows(
         yield from bar(pool.map(render, jobs, chunksize=16), total=len(jobs), desc=desc, unit="img")
 
 
+def stacked(
+    rendered: Sequence[dict[str, Any]], labels: Sequence[str], views: Sequence[PreprocessSpec]
+) -> dict[str, np.ndarray]:
+    """Rendered rows as arrays: one per label, one per model view (`rows` output, in order)."""
+    arrays = {key: np.array([r[key] for r in rendered]) for key in labels}
+    for spec in views:
+        arrays[view_name(spec)] = np.stack([r["views"][view_name(spec)] for r in rendered])
+    return arrays
+
+
 class FundusRenderer:
     """Renders a `models.data.DataRecipe`: every scan once, resized for each requested view."""
 
@@ -136,9 +146,7 @@ class FundusRenderer:
             for i in range(total)
         ]
         rendered = list(rows(_render_one, jobs, workers, "fundus scans"))
-        arrays = {key: np.array([r[key] for r in rendered]) for key in LABELS}
-        for spec in request.views:
-            arrays[view_name(spec)] = np.stack([r["views"][view_name(spec)] for r in rendered])
+        arrays = stacked(rendered, LABELS, request.views)
         by_kind: dict[str, list[np.ndarray]] = {}
         for s in range(recipe.seed, recipe.seed + NONFUNDUS_SEEDS):
             for kind, image in nonfundus_images(s, recipe.render_size).items():

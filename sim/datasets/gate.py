@@ -18,7 +18,7 @@ from models.datasets import DatasetRequest, view_name
 from models.gate_data import LABELS, GateRecipe
 from shared.preprocess import PreprocessSpec
 from sim.datasets.code import source_key
-from sim.datasets.fundus import photographed, rows
+from sim.datasets.fundus import photographed, rows, stacked
 from sim.fundus.generator import GENERATOR_VERSION
 
 # seed, index, render size, defect rate, family rate, views
@@ -84,10 +84,7 @@ class GateRenderer:
             for i in range(n)
         ]
         rendered = list(rows(_render_one, jobs, workers, "gate-calibration scans"))
-        arrays = {key: np.array([r[key] for r in rendered]) for key in LABELS}
-        for spec in request.views:
-            arrays[view_name(spec)] = np.stack([r["views"][view_name(spec)] for r in rendered])
-        return arrays
+        return stacked(rendered, LABELS, request.views)
 
 
 RENDERER = GateRenderer()
