@@ -37,9 +37,8 @@ class DataRecipe:
     defect_rate: float = 0.35
     seed: int = 0
     # share of scans photographed by a randomised real-camera family (sim.fundus.families);
-    # the rest stay as the twin's fleet renders them. 0 by default: at 0.6 the full build
-    # measured quality reject recall 0.979 (< 0.98) and triage AUC 0.966 on the twin, and no
-    # gain in all-clears on the real dev set (see models/build.py FAMILY_RATE)
+    # the rest stay as the twin's fleet renders them. The full build sets it (models/build.py
+    # FAMILY_RATE, with the figures that chose it); 0 here keeps a plain recipe plain.
     family_rate: float = 0.0
 
     def split_range(self, split: str) -> range:
