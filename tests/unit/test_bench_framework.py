@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -11,7 +13,6 @@ import pytest
 
 from benchmarks.compare import compare, render
 from benchmarks.flops import count_flops
-from benchmarks.memory import PeakRss
 from benchmarks.results import BenchRun, load_results
 from benchmarks.runner import Budget, measure
 from benchmarks.stats import is_stable, summarize_ms
@@ -71,10 +72,22 @@ def test_throughput_counts_items_per_call() -> None:
 
 
 def test_peak_rss_sees_a_large_allocation() -> None:
-    with PeakRss() as mem:
-        block = np.ones(40_000_000 // 8)  # 40 MB, touched
-        del block
-    assert mem.as_dict()["peak_over_baseline_mb"] >= 30
+    # In a fresh interpreter: after the suite's earlier tests this process's allocator can hold
+    # freed, still-resident memory and serve the block from it without the RSS growing (a fresh
+    # clone's run measured 0.07 MB here).
+    code = (
+        "import numpy as np\n"
+        "from benchmarks.memory import PeakRss\n"
+        "with PeakRss() as mem:\n"
+        "    block = np.ones(40_000_000 // 8)  # 40 MB, touched\n"
+        "    del block\n"
+        "print(mem.as_dict()['peak_over_baseline_mb'])\n"
+    )
+    repo = Path(__file__).resolve().parents[2]
+    run = subprocess.run(
+        [sys.executable, "-c", code], cwd=repo, capture_output=True, text=True, check=True
+    )
+    assert float(run.stdout.strip()) >= 30
 
 
 def _conv_model(path: Path) -> None:
