@@ -25,6 +25,7 @@ from typing import Any
 import cv2
 import numpy as np
 
+from models.evaluate_mirror import mirror_summary, mirrored_edge_lines
 from models.metrics import auc
 from shared.errors import EdgewardError
 from shared.preprocess import preprocess
@@ -59,6 +60,10 @@ class ImageResult:
     ood_scores: dict[str, float] = field(default_factory=dict)
     quality: dict[str, float] = field(default_factory=dict)
     error: str = ""
+    # the same photograph mirrored left-right (models/evaluate_mirror.py); empty when skipped
+    edge_verdict_mirrored: str = ""
+    edge_referable_probability_mirrored: float | None = None
+    referable_probability_mirrored: float | None = None
 
 
 # ---------------------------------------------------------------- inputs
@@ -190,8 +195,14 @@ def evaluate_images(
     grader: str = "fundus-grader",
     grader_version: str | None = None,
     backend: str | None = None,
+    mirror: bool = True,
 ) -> list[ImageResult]:
     edge = edge_judgements(files, registry, backend)
+    mirrored: dict[str, Any] = {}
+    if mirror:
+        mirrored = mirrored_edge_lines(
+            files, _decode, lambda paths: edge_judgements(paths, registry, backend)
+        )
     scorer = GraderScorer(Registry(registry), grader, grader_version)
     results = []
     for path in files:
@@ -218,6 +229,12 @@ def evaluate_images(
             r.grade = int(np.argmax(probs))
             r.referable_probability = float(probs[REFERABLE_FROM_GRADE:].sum())
             r.grader_band = scorer.band(r.referable_probability)
+            if mirror:
+                flipped = scorer.probabilities(np.ascontiguousarray(image[:, ::-1]))
+                r.referable_probability_mirrored = float(flipped[REFERABLE_FROM_GRADE:].sum())
+        if (twin := mirrored.get(key)) is not None:
+            r.edge_verdict_mirrored = twin["verdict"]
+            r.edge_referable_probability_mirrored = twin.get("referable_probability")
         results.append(r)
     return results
 
@@ -273,6 +290,7 @@ def _group_summary(results: list[ImageResult], thresholds: dict[str, float]) -> 
         "review_band_share": (
             sum(r.grader_band == "review" for r in results) / n if n else float("nan")
         ),
+        **mirror_summary(results),
     }
     labelled = [
         r for r in results if r.label_referable is not None and r.referable_probability is not None
@@ -355,6 +373,7 @@ def run_evaluate(args: argparse.Namespace) -> int:
         grader=args.model,
         grader_version=args.version,
         backend=args.backend,
+        mirror=not args.no_mirror,
     )
     thresholds = GraderScorer(Registry(args.registry), args.model, args.version).thresholds
     data = report_data(results, summarise(results, thresholds))
@@ -385,7 +404,9 @@ def add_evaluate_parser(cmds: argparse._SubParsersAction[argparse.ArgumentParser
             "Judge a folder (or list) of photographs with the edge pipeline and the grader and "
             "summarise: verdict mix, retake rate, AUC with a bootstrap CI, sensitivity and "
             "specificity at the operating point, ECE with a reliability diagram, review-band "
-            "share, per source/camera. Labels: --labels CSV with `file` and `grade` or "
+            "share, per source/camera, and how often each photograph and its mirror image get "
+            "the same verdict (models trained on both eyes should not care). Labels: --labels "
+            "CSV with `file` and `grade` or "
             "`referable`/`referable_dr` (optional `dataset`/`source`/`camera`); a folder's own "
             "manifest.csv or labels.csv is used when --labels is not given."
         ),
@@ -397,6 +418,12 @@ def add_evaluate_parser(cmds: argparse._SubParsersAction[argparse.ArgumentParser
     e.add_argument("--version", default=None, help="grader version (default: champion)")
     e.add_argument("--backend", default=None, help="edge inference backend (default: auto)")
     e.add_argument("--json", type=Path, default=None, metavar="FILE", help="write results JSON")
+    e.add_argument(
+        "--no-mirror",
+        action="store_true",
+        help="skip judging each photograph's mirror image too (halves the time; the report then "
+        "lacks the mirror agreement, a label-free sign of photographs the models do not know)",
+    )
     e.add_argument(
         "--out",
         type=Path,

@@ -64,6 +64,14 @@ def _fmt(v: Any) -> str:
     return html.escape(str(v))
 
 
+def _mirror_note(r: dict[str, Any]) -> str:
+    """' (mirror: refer)' where the mirror image got another verdict; nothing where it agreed."""
+    other = r.get("edge_verdict_mirrored") or ""
+    if not other or other == r["edge_verdict"]:
+        return ""
+    return f' <span style="color:#b00">(mirror: {html.escape(other)})</span>'
+
+
 def write_html_report(data: dict[str, Any], out: Path) -> Path:
     """out/report.html (thumbnails inline) and out/reliability.png; returns the HTML path."""
     out.mkdir(parents=True, exist_ok=True)
@@ -82,9 +90,20 @@ def write_html_report(data: dict[str, Any], out: Path) -> Path:
         "ece",
         "edge_all_clear_on_non_referable",
         "edge_all_clear_on_referable",
+        "mirror_verdict_agreement",
+        "mirror_triage_log_odds_gap_median",
+        "mirror_grader_log_odds_gap_median",
     )
     head = "".join(f"<tr><th>{k}</th><td>{_fmt(summary.get(k))}</td></tr>" for k in keys)
-    cols = ("n", "retake_rate", "review_band_share", "auc", "ece", "verdicts")
+    cols = (
+        "n",
+        "retake_rate",
+        "review_band_share",
+        "auc",
+        "ece",
+        "mirror_verdict_agreement",
+        "verdicts",
+    )
     by_source = "".join(
         f"<tr><td>{html.escape(s)}</td>"
         + "".join(f"<td>{_fmt(g.get(c))}</td>" for c in cols)
@@ -98,7 +117,8 @@ def write_html_report(data: dict[str, Any], out: Path) -> Path:
         rows.append(
             "<tr>"
             f"<td>{img}</td><td>{html.escape(Path(r['file']).name)}<br>"
-            f"{html.escape(r['source'])}</td><td><b>{html.escape(r['edge_verdict'])}</b><br>"
+            f"{html.escape(r['source'])}</td><td><b>{html.escape(r['edge_verdict'])}</b>"
+            f"{_mirror_note(r)}<br>"
             f"{html.escape('; '.join(r['edge_reasons']))}</td>"
             f"<td>{_fmt(r['referable_probability'])} ({html.escape(r['grader_band'])})</td>"
             f"<td>{_fmt(r['grade'])}</td><td>{_fmt(r['label_referable'])}</td>"

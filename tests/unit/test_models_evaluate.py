@@ -138,6 +138,11 @@ def test_evaluate_on_twin_scans_writes_json_html_and_a_reliability_diagram(
         assert im["grade"] in range(5)
         assert im["label_referable"] in (True, False)  # joined from labels.csv by path
         assert im["grader_band"] in ("below", "review", "above")
+        assert im["edge_verdict_mirrored"] in VERDICTS  # each scan judged mirrored too
+        assert 0.0 <= im["referable_probability_mirrored"] <= 1.0
+    assert summary["mirror_n"] == 8
+    agree = sum(im["edge_verdict"] == im["edge_verdict_mirrored"] for im in images) / 8
+    assert summary["mirror_verdict_agreement"] == pytest.approx(agree)
     assert sum(summary["verdicts"].values()) == 8
     assert summary["n_labelled"] == 8
     assert 0.0 <= summary["ece"] <= 1.0
