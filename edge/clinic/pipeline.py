@@ -209,12 +209,15 @@ class ClinicPipeline:
         quality = self.quality_net.predict(to_tensor(q_view, q_spec)[None])[0]
         timer.lap("quality")
         t_view = q_view if t_spec == q_spec else self._model_view(image, report, t_spec)
-        triage = self.triage_net.predict(to_tensor(t_view, t_spec)[None])[0]
+        # The view and its mirror image in one batch: an answer that flips is no answer.
+        both = np.stack([to_tensor(t_view, t_spec), to_tensor(t_view[:, ::-1], t_spec)])
+        triage, mirrored = self.triage_net.predict(both)[:2]
         timer.lap("triage")
         return self._decide(
             report=report,
             quality=quality,
             triage=triage,
+            mirrored=mirrored,
             timer=timer,
             ident=ident,
             views=(q_view, t_view),
@@ -245,6 +248,7 @@ class ClinicPipeline:
         report: QualityReport,
         quality: Prediction,
         triage: Prediction,
+        mirrored: Prediction,
         timer: _Timer,
         ident: ScanIdentity,
         views: tuple[np.ndarray, np.ndarray],
@@ -254,6 +258,8 @@ class ClinicPipeline:
         measures = dict(report.measures)
         measures["quality_net_p_reject"] = p_reject
         p = self.policy.decide(triage).referable_probability
+        p_mirrored = self.policy.decide(mirrored).referable_probability
+        measures["triage_p_referable_mirrored"] = p_mirrored
         evidence = rules.Evidence(
             rejects=tuple(rules.Note(f.code, f.message) for f in report.rejects),
             warnings=tuple(rules.Note(f.code, f.message) for f in report.warnings),
@@ -263,6 +269,7 @@ class ClinicPipeline:
             p_referable=p,
             clear=self.policy.clear,
             refer=self.policy.refer,
+            p_referable_mirrored=p_mirrored,
         )
         if not (report.rejects or rules.quality_fails(p_reject, self.reject_threshold)):
             # Past the gate only: a scan that gets a retake needs no OOD opinion.

@@ -3,9 +3,9 @@
 The worst failure is a confident `no_immediate_concern` on an image the system cannot really
 read, so an all-clear needs every stage to agree: no classical check objected (not even a
 warning), the quality net is not in doubt, no out-of-distribution signal fired, and the triage
-probability is below the manifest's `clear` threshold. Any doubt becomes `review`; `retake` only
-for a defect a classical check can name, so the photographer knows what to fix. Thresholds come
-from the model manifests, never from here.
+probability is below the manifest's `clear` threshold — on the scan and on its mirror image.
+Any doubt becomes `review`; `retake` only for a defect a classical check can name, so the
+photographer knows what to fix. Thresholds come from the model manifests, never from here.
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ GATEWAY_ERROR = "gateway_error"
 INTERNAL_ERROR = "internal_error"
 QUALITY_NET = "quality_net"
 QUALITY_DOUBT = "quality_doubt"
+MIRROR_DOUBT = "mirror_disagrees"
 DOUBT_SUFFIX = "; not confident enough to clear it — a person must review"
 UNFAMILIAR_REASON = (
     "the quality model doubts this photograph (p={p:.2f}) but no check found a defect bad "
@@ -50,6 +51,11 @@ class Evidence:
     p_referable: float  # the triage net's calibrated probability
     clear: float  # from the triage manifest
     refer: float  # from the triage manifest
+    # The triage net's probability on the mirror image of the same view (None: not measured).
+    # Nets are trained on both eyes, i.e. with mirror images; an answer that changes band when
+    # the picture is mirrored is noise, not judgement (on the twin 95 % of scans keep their
+    # verdict; on real photographs from unfamiliar cameras 68 %): a person decides instead.
+    p_referable_mirrored: float | None = None
 
 
 @dataclass(frozen=True)
@@ -109,6 +115,13 @@ def triage(p: float, clear: float, refer: float) -> TriageCall:
     )
 
 
+def mirror_disagrees(p: float, p_mirrored: float | None, clear: float, refer: float) -> bool:
+    """True when the scan and its mirror image fall in different triage bands."""
+    if p_mirrored is None:
+        return False
+    return triage(p, clear, refer).verdict is not triage(p_mirrored, clear, refer).verdict
+
+
 def judge(e: Evidence) -> Judgement:
     """The verdict for a scan that decoded and validated, in order: gate, OOD, triage, doubt."""
     # 1. A defect the photographer can fix: retake, naming it (and the net's view, if it agrees).
@@ -142,9 +155,20 @@ def judge(e: Evidence) -> Judgement:
         doubts.append(
             (QUALITY_DOUBT, f"image quality is borderline (quality model p={e.p_reject:.2f})")
         )
+    flips = mirror_disagrees(e.p_referable, e.p_referable_mirrored, e.clear, e.refer)
+    if flips:
+        doubts.append(
+            (
+                MIRROR_DOUBT,
+                "the triage model's answer changes when the photograph is mirrored "
+                f"(probability {e.p_referable:.2f}, mirrored {e.p_referable_mirrored:.2f}): it "
+                "cannot really read this photograph",
+            )
+        )
     triage_codes = (f"triage_{call.verdict.value}", *(code for code, _ in doubts))
     verdict = call.verdict
-    if verdict is Verdict.NO_IMMEDIATE_CONCERN and doubts:
+    # Doubt demotes an all-clear; an answer that flips with the picture demotes a referral too.
+    if flips or (verdict is Verdict.NO_IMMEDIATE_CONCERN and doubts):
         verdict = Verdict.REVIEW
         doubt_reasons = [message + DOUBT_SUFFIX for _, message in doubts]
     else:  # still worth telling the operator

@@ -289,16 +289,23 @@ def test_each_scan_gets_exactly_its_band_unless_a_named_doubt_sends_it_to_review
         if any(c.startswith(OOD_PREFIX) for c in out.codes):
             assert out.verdict == Verdict.REVIEW and not out.gradable, out.codes
             continue
-        band = (
-            Verdict.REFER
-            if p >= policy.refer
-            else Verdict.NO_IMMEDIATE_CONCERN
-            if p < policy.clear
-            else Verdict.REVIEW
-        )
+
+        def band_of(q: float) -> Verdict:
+            return (
+                Verdict.REFER
+                if q >= policy.refer
+                else Verdict.NO_IMMEDIATE_CONCERN
+                if q < policy.clear
+                else Verdict.REVIEW
+            )
+
+        band = band_of(p)
         assert out.codes[0] == f"triage_{band.value}", (p, out.codes)
         doubts = out.codes[1:]
-        if band is Verdict.NO_IMMEDIATE_CONCERN and doubts:
+        # the mirror image was judged too, and its band decides the mirror doubt
+        flips = band_of(out.measures["triage_p_referable_mirrored"]) is not band
+        assert ("mirror_disagrees" in doubts) == flips, (p, out.measures, out.codes)
+        if flips or (band is Verdict.NO_IMMEDIATE_CONCERN and doubts):
             assert out.verdict == Verdict.REVIEW, (p, out.codes)  # doubt demotes an all-clear
         else:
             assert out.verdict == band, (p, out.verdict, out.codes)  # a referral stays one

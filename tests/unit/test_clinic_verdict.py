@@ -44,6 +44,8 @@ def evidence(
     rejects: tuple[Note, ...] = (),
     warnings: tuple[Note, ...] = (),
     ood: tuple[str, ...] = (),
+    *,
+    mirrored: float | None = None,
 ) -> Evidence:
     return Evidence(
         rejects=rejects,
@@ -54,6 +56,15 @@ def evidence(
         p_referable=p,
         clear=CLEAR,
         refer=REFER,
+        p_referable_mirrored=mirrored,
+    )
+
+
+def flipped(p: float, mirrored: float) -> str:
+    return (
+        "the triage model's answer changes when the photograph is mirrored "
+        f"(probability {p:.2f}, mirrored {mirrored:.2f}): it cannot really read this "
+        "photograph" + SUFFIX
     )
 
 
@@ -117,6 +128,48 @@ JUDGE_CASES = {
                 "image quality is borderline (quality model p=0.38)" + SUFFIX,
             ),
             ("triage_no_immediate_concern", "underexposed", "quality_doubt"),
+            True,
+            True,
+        ),
+    ),
+    "a mirror image in the same band lets the all-clear stand": (
+        evidence(mirrored=0.2499),
+        Judgement(NIC, 0.875, (CLEAR_0125,), ("triage_no_immediate_concern",), True, True),
+    ),
+    # Probe: an all-clear that the mirror image would not give is no all-clear.
+    "a mirror image in the review band demotes an all-clear": (
+        evidence(mirrored=0.25),
+        Judgement(
+            REVIEW,
+            0.875,
+            (CLEAR_0125, flipped(0.125, 0.25)),
+            ("triage_no_immediate_concern", "mirror_disagrees"),
+            True,
+            True,
+        ),
+    ),
+    "a referral the mirror image would clear goes to a person": (
+        evidence(p=0.875, mirrored=0.125),
+        Judgement(
+            REVIEW,
+            0.875,
+            (REFER_0875, flipped(0.875, 0.125)),
+            ("triage_refer", "mirror_disagrees"),
+            True,
+            True,
+        ),
+    ),
+    "both views in the review band: review, no mirror doubt": (
+        evidence(p=0.5, mirrored=0.7499),
+        Judgement(REVIEW, 0.5, (BAND_05,), ("triage_review",), True, True),
+    ),
+    "a broken mirror answer (NaN) never reads as agreement": (
+        evidence(mirrored=NAN),
+        Judgement(
+            REVIEW,
+            0.875,
+            (CLEAR_0125, flipped(0.125, NAN)),
+            ("triage_no_immediate_concern", "mirror_disagrees"),
             True,
             True,
         ),
@@ -211,7 +264,9 @@ def test_judge_gives_the_whole_expected_judgement(case: str) -> None:
 def test_no_doubt_of_any_kind_is_the_only_way_to_an_all_clear() -> None:
     clear = [c for c, (_, j) in JUDGE_CASES.items() if j.verdict is NIC]
     assert clear and all(
-        not (e.warnings or e.rejects or e.ood_codes) and e.p_reject < 0.25
+        not (e.warnings or e.rejects or e.ood_codes)
+        and e.p_reject < 0.25
+        and (e.p_referable_mirrored is None or e.p_referable_mirrored < CLEAR)
         for e, _ in (JUDGE_CASES[c] for c in clear)
     )
 
@@ -323,6 +378,7 @@ def test_the_cloud_verdict_shown_is_review_when_unknown_or_doubtful(
 def test_machine_codes_are_the_documented_wire_names() -> None:
     assert (rules.GATEWAY_ERROR, rules.INTERNAL_ERROR) == ("gateway_error", "internal_error")
     assert (rules.QUALITY_NET, rules.QUALITY_DOUBT) == ("quality_net", "quality_doubt")
+    assert rules.MIRROR_DOUBT == "mirror_disagrees"
     assert (rules.QUALITY_DOUBT_FRACTION, rules.MAX_ATTEMPTS) == (0.5, 3)
 
 
