@@ -205,10 +205,10 @@ class ClinicPipeline:
         # A JPEG decoded at reduced scale has its 8-px codec blocks shrunk by the same factor.
         reduction = reduction_for(header, min_side)
         report = assess(image, block_period=8 // reduction if reduction <= 4 else None)
-        q_view = self._model_view(image, report, q_spec)
+        q_view = self.model_view(image, report, q_spec)
         quality = self.quality_net.predict(to_tensor(q_view, q_spec)[None])[0]
         timer.lap("quality")
-        t_view = q_view if t_spec == q_spec else self._model_view(image, report, t_spec)
+        t_view = q_view if t_spec == q_spec else self.model_view(image, report, t_spec)
         # The view and its mirror image in one batch: an answer that flips is no answer.
         both = np.stack([to_tensor(t_view, t_spec), to_tensor(t_view[:, ::-1], t_spec)])
         triage, mirrored = self.triage_net.predict(both)[:2]
@@ -224,7 +224,7 @@ class ClinicPipeline:
         )
 
     @staticmethod
-    def _model_view(image: np.ndarray, report: QualityReport, spec: PreprocessSpec) -> np.ndarray:
+    def model_view(image: np.ndarray, report: QualityReport, spec: PreprocessSpec) -> np.ndarray:
         """The model's view (cropped, resized uint8 BGR), made by the shared preprocessing.
 
         From a copy of the gate's 512 px frame at twice the model's input size when that is

@@ -49,7 +49,7 @@ def _render_one(job: _Job) -> dict[str, Any]:
     return {
         # the view the gateway gives the net (from the gate's 512 px frame, not the raw render):
         # p_reject differs by up to ~0.4 between the two on JPEG-damaged scans
-        "views": {view_name(s): ClinicPipeline._model_view(image, report, s) for s in specs},
+        "views": {view_name(s): ClinicPipeline.model_view(image, report, s) for s in specs},
         "quality": QUALITY_CLASSES.index(lab.quality),
         "classical_reject": bool(report.rejects),
         "classical_warn": bool(report.warnings),
