@@ -10,7 +10,6 @@ reports how often the two verdicts agree and how far the probabilities move (in 
 
 from __future__ import annotations
 
-import math
 import tempfile
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
@@ -19,8 +18,7 @@ from typing import Any, Protocol
 import cv2
 import numpy as np
 
-# Probabilities this close to 0 or 1 are clipped before the log-odds (a printed 0.0 is not -inf).
-_EPS = 1e-6
+from shared.probabilities import log_odds_gap
 
 
 class Mirrored(Protocol):
@@ -66,12 +64,6 @@ def mirrored_edge_lines(
         lines = judge(list(copies.values()))
         by_copy = {str(p.resolve()): original for original, p in copies.items()}
         return {by_copy[k]: line for k, line in lines.items() if k in by_copy}
-
-
-def log_odds_gap(p: float, q: float) -> float:
-    """|logit(p) - logit(q)|: how far one answer moved, on the scale calibration works in."""
-    a, b = (min(max(v, _EPS), 1.0 - _EPS) for v in (p, q))
-    return abs(math.log(a / (1.0 - a)) - math.log(b / (1.0 - b)))
 
 
 def _median_gap(pairs: list[tuple[float | None, float | None]]) -> float | None:

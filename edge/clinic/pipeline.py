@@ -41,6 +41,7 @@ from shared.config.clinic import ClinicGatewayConfig
 from shared.errors import EdgewardError, ModelRefusedError
 from shared.monitoring.summary import feature_summary
 from shared.preprocess import PreprocessSpec, resize_for_model, to_tensor
+from shared.probabilities import log_odds_gap
 from shared.registry import Registry
 from shared.scan_decode import reduction_for
 from shared.verdicts import Verdict
@@ -260,6 +261,8 @@ class ClinicPipeline:
         p = self.policy.decide(triage).referable_probability
         p_mirrored = self.policy.decide(mirrored).referable_probability
         measures["triage_p_referable_mirrored"] = p_mirrored
+        # how far mirroring moves the answer: a label-free drift feature for `edgeward monitor`
+        measures["triage_mirror_log_odds_gap"] = log_odds_gap(p, p_mirrored)
         evidence = rules.Evidence(
             rejects=tuple(rules.Note(f.code, f.message) for f in report.rejects),
             warnings=tuple(rules.Note(f.code, f.message) for f in report.warnings),

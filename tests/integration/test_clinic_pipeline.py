@@ -25,6 +25,7 @@ from edge.clinic.outcome import ScanOutcome
 from edge.clinic.pipeline import ClinicPipeline
 from edge.clinic.upload import upload_copy
 from shared.config import ClinicGatewayConfig
+from shared.probabilities import log_odds_gap
 from shared.verdicts import Verdict
 from sim.fundus.defects import QUALITY_RULES
 from sim.fundus.dicom import to_dicom_bytes
@@ -303,7 +304,12 @@ def test_each_scan_gets_exactly_its_band_unless_a_named_doubt_sends_it_to_review
         assert out.codes[0] == f"triage_{band.value}", (p, out.codes)
         doubts = out.codes[1:]
         # the mirror image was judged too, and its band decides the mirror doubt
-        flips = band_of(out.measures["triage_p_referable_mirrored"]) is not band
+        mirrored = out.measures["triage_p_referable_mirrored"]
+        flips = band_of(mirrored) is not band
+        # how far mirroring moved it is kept as a measure (monitored for drift)
+        gap = out.measures["triage_mirror_log_odds_gap"]
+        # (from the unrounded probabilities; the measures keep 5 decimals)
+        assert gap == pytest.approx(log_odds_gap(p, mirrored), rel=0.05, abs=0.05), out.measures
         assert ("mirror_disagrees" in doubts) == flips, (p, out.measures, out.codes)
         if flips or (band is Verdict.NO_IMMEDIATE_CONCERN and doubts):
             assert out.verdict == Verdict.REVIEW, (p, out.codes)  # doubt demotes an all-clear

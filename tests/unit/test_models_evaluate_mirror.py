@@ -10,12 +10,8 @@ import cv2
 import numpy as np
 import pytest
 
-from models.evaluate_mirror import (
-    log_odds_gap,
-    mirror_copies,
-    mirror_summary,
-    mirrored_edge_lines,
-)
+from models.evaluate_mirror import mirror_copies, mirror_summary, mirrored_edge_lines
+from shared.probabilities import log_odds_gap
 
 
 @dataclass
@@ -41,6 +37,10 @@ def test_log_odds_gap_is_zero_for_the_same_answer_and_symmetric():
 def test_log_odds_gap_stays_finite_at_a_printed_zero_or_one():
     gap = log_odds_gap(0.0, 1.0)
     assert math.isfinite(gap) and gap > 20
+
+
+def test_a_broken_answer_gives_no_gap_at_all():
+    assert math.isnan(log_odds_gap(float("nan"), 0.5))
 
 
 def test_agreement_counts_matching_verdicts_and_the_gap_is_a_median():
