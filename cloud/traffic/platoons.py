@@ -98,8 +98,10 @@ class Platoons:
         if not len(self._vehicles):
             return out
         f = self.feeds
-        unseen = now < self._at + f.hidden_s[:, None]
-        soon = self._at + f.travel_s[:, None] <= now + horizon_s
+        # a slot never used (-inf) on a link of unknown length (inf) is NaN: never expected
+        with np.errstate(invalid="ignore"):
+            unseen = now < self._at + f.hidden_s[:, None]
+            soon = self._at + f.travel_s[:, None] <= now + horizon_s
         on_way = np.where(unseen & soon, self._vehicles, 0.0).sum(axis=1)
         np.add.at(out, f.down, on_way)
         return out / self._lanes

@@ -170,6 +170,11 @@ class SafeApplier:
     def acyclic(self) -> bool:
         return self._priorities is not None
 
+    @property
+    def priorities(self) -> dict[int, float] | None:
+        """The per-phase priorities driving acyclic control (None: the program's order)."""
+        return None if self._priorities is None else dict(self._priorities)
+
     def greens_from_plan(self, plan: SignalPlan) -> dict[int, float]:
         """The plan's greens as a phase->seconds map, or PlanRejectedError if it is not ours."""
         if plan.junction_id != self.port.junction_id:

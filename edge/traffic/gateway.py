@@ -29,6 +29,7 @@ from shared.messages.base import decode
 from shared.messages.status import GatewayStatus
 from shared.messages.traffic import ApproachCount, ModeChange, SignalPlan, TrafficAggregate
 from shared.traffic.conflicts import ConflictMatrix
+from shared.traffic.demand import GAP_OUT_LOAD
 from shared.traffic.ids import short_id
 from shared.traffic.timing import junction_limits
 
@@ -88,6 +89,9 @@ class TrafficGateway:
         self.last_counts: dict[str, tuple[float, float]] = {}
         self._inbox: queue.SimpleQueue[bytes] = queue.SimpleQueue()
         self._next_interval = port.time()
+        self._next_look = port.time()
+        self._arriving: dict[int, float] = {}  # per green: vehicles per lane due (the plan's)
+        self._cameras: list[CameraState] = []  # as judged at the last control interval
         self._interval_start = port.time() - config.control_interval_s
         self._on_mode_change = on_mode_change
         self.uplink_delay_s = 0.0  # the twin's fault injection: aggregates leave this much later
@@ -113,9 +117,14 @@ class TrafficGateway:
             self._release(now)  # flashing: nothing drives the signals until a reset
             return
         self.take_plans(self._wall())
+        look = self.config.gap_check_s
         if now + 1e-9 >= self._next_interval:
             self.control(now)
             self._next_interval = now + self.config.control_interval_s
+            self._next_look = now + look
+        elif look > 0 and now + 1e-9 >= self._next_look:
+            self.gap_check()
+            self._next_look = now + look
         self._release(now)
         self.applier.step()
         shown = self.applier.driven.phases[self.port.current_phase()].state
@@ -137,6 +146,7 @@ class TrafficGateway:
     def control(self, now: float) -> None:
         """One control interval: look, count, report, decide the mode, set the timings."""
         cameras, counts = self._observe()
+        self._cameras = cameras
         self.last_counts = counts
         connected = self.link.connected if self.link is not None else False
         decision = self.fallback.update(self._wall(), connected, cameras)
@@ -168,6 +178,36 @@ class TrafficGateway:
             if self.stats.intervals % HEARTBEAT_EVERY == 1:
                 self._publish_status()
 
+    def gap_check(self) -> None:
+        """Between intervals: end the green shown early once the cameras it serves see nobody.
+
+        An actuated controller gaps out on its detectors within a second; the plan's pressures
+        are up to an interval (and a round trip to the cloud) old. Only an emptied green is
+        acted on: a fresh look never switches towards demand sooner, since every switch costs
+        a whole change interval. Cameras found unhealthy at the last interval are not trusted.
+        """
+        priorities = self.applier.priorities
+        shown = self.applier.current
+        current = self.applier.phase
+        if priorities is None or shown.kind != "green" or current not in priorities:
+            return
+        served = [a for a, share in self.layout.served(shown.state).items() if share > 0]
+        healthy = {c.approach_id for c in self._cameras if c.healthy}
+        if not served or not healthy.issuperset(served):
+            return
+        frames = self.frames.frames()
+        usable = {a: f for a in served if (f := frames.get(a)) is not None}
+        if len(usable) < len(served):
+            return
+        counts = self.counter.count(usable)
+        fresh = local_pressures(self.applier.program, self.layout, counts)[current]
+        # still serving someone, or the cloud knows of a platoon released towards it
+        if fresh >= 0 or self._arriving.get(current, 0.0) >= GAP_OUT_LOAD:
+            return
+        if fresh < priorities[current]:
+            priorities[current] = fresh
+            self.applier.set_priorities(priorities, self.applier.source)
+
     def _observe(self) -> tuple[list[CameraState], dict[str, tuple[float, float]]]:
         frames = self.frames.frames()
         cameras = []
@@ -184,6 +224,7 @@ class TrafficGateway:
     def _apply(self, decision: Decision, counts: dict[str, tuple[float, float]]) -> None:
         """Set the applier from the fallback's decision: the one place timings are chosen."""
         plan = decision.plan
+        self._arriving = {}
         if plan is not None:
             greens = self.applier.greens_from_plan(plan)  # validated on arrival
             # keep the cycle on the plan's grid: junctions stay coordinated with each other
@@ -192,6 +233,7 @@ class TrafficGateway:
                 # max-pressure plan: the applier picks the next phase by these priorities
                 pressures = {g.phase_index: float(g.pressure or 0.0) for g in plan.greens}
                 self.applier.set_priorities(pressures, f"plan {plan.plan_id}")
+                self._arriving = {g.phase_index: g.arriving or 0.0 for g in plan.greens}
             else:
                 self.applier.set_priorities(None, f"plan {plan.plan_id}")
         elif decision.mode == "actuated":

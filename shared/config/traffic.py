@@ -56,6 +56,13 @@ class TrafficGatewayConfig(StrictModel):
     counter_model: str = Field("traffic-counter", description="registry name of the counter")
     backend: Backend = Field("auto", description="inference backend")
     control_interval_s: float = Field(5.0, ge=1, le=60, description="aggregate period")
+    gap_check_s: float = Field(
+        1.0,
+        ge=0,
+        le=60,
+        description="between aggregates, look this often whether the green shown has emptied "
+        "and end it early (actuated's gap-out); 0 turns the look off",
+    )
     plan_expiry_grace_s: float = Field(0.0, ge=0, le=60, description="tolerance on plan expiry")
     max_plan_lifetime_s: float = Field(
         300.0,

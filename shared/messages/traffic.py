@@ -39,6 +39,12 @@ class PhaseGreen(Part):
     pressure: float | None = Field(
         None, description="max-pressure priority (vehicles per lane); acyclic plans only"
     )
+    arriving: float | None = Field(
+        None,
+        ge=0,
+        description="vehicles per lane released upstream, out of the junction's sight, due at "
+        "this phase's stop lines soon: the gateway does not gap this green out before them",
+    )
 
 
 class SignalPlan(Message):

@@ -43,6 +43,11 @@ def topology_of(conn: Any, ctx: SimContext) -> NetworkTopology:
             lengths.setdefault(out_edge, float(conn.lane.getLength(out_lane)))
             speeds.setdefault(out_edge, float(conn.lane.getMaxSpeed(out_lane)))
             links.append(LinkTopo(index, approach_of[index], out_edge))
+        for a in j.approaches:  # the approach's own edge (netconvert splits long ones)
+            for ln in a.lanes:
+                edge = ln.lane_id.rsplit("_", 1)[0]
+                lengths.setdefault(edge, float(conn.lane.getLength(ln.lane_id)))
+                speeds.setdefault(edge, float(conn.lane.getMaxSpeed(ln.lane_id)))
         phases = tuple(
             PhaseTopo(p.state, p.duration_s, p.kind) for p in ctx.port(j.junction_id).phases()
         )

@@ -270,3 +270,34 @@ def test_hold_only_arrivals_count_for_the_green_being_shown_only(
     on = _b_pressures(line, 1.0, 0, 100, hold_only=True, b_showing=b_showing)
     off = _b_pressures(line, 0.0, 0, 100, hold_only=True, b_showing=b_showing)
     assert on[0] - off[0] == pytest.approx(gain)  # held for the platoon, never pulled to it
+
+
+def _b_arriving(topo: NetworkTopology, b_at: float, **settings: float) -> list[float | None]:
+    """What B's plan says is arriving at its phase 0 (fed by A's west approach) and phase 2."""
+    c = Coordinator(topo, SignalSafety(), CoordinatorSettings(**settings))  # type: ignore[arg-type]
+    a = _agg("A", 100, {**QUIET, "west": 8})
+    c.add(a.model_copy(update={"phase_index": 0}))
+    c.add(_agg("B", b_at, {**QUIET, "west": 1, "north": 1}))
+    plan = next(p for p in c.plans(b_at) if p.junction_id == "B")
+    return [g.arriving for g in plan.greens if g.phase_index in (0, 2)]
+
+
+@pytest.mark.parametrize(
+    ("b_at", "arriving"),
+    [
+        (100, 0.0),  # due at ~117.5: beyond the 8 s hold horizon
+        (110, 2.5),  # due within 8 s and still out of B's camera range
+        (114, 0.0),  # inside B's camera range: B's own camera counts it
+    ],
+)
+def test_a_plan_tells_the_gateway_of_a_platoon_due_within_the_hold_horizon(
+    b_at: float, arriving: float
+) -> None:
+    assert _b_arriving(_measured_line(), b_at, hold_horizon_s=8.0) == [
+        pytest.approx(arriving),
+        0.0,
+    ]
+
+
+def test_plans_carry_no_arrivals_when_the_hold_is_off() -> None:
+    assert _b_arriving(_measured_line(), 110, hold_for_arrivals=False) == [None, None]
