@@ -184,7 +184,10 @@ class TrafficGateway:
         An actuated controller gaps out on its detectors within a second; the plan's pressures
         are up to an interval (and a round trip to the cloud) old. Only an emptied green is
         acted on: a fresh look never switches towards demand sooner, since every switch costs
-        a whole change interval. Cameras found unhealthy at the last interval are not trusted.
+        a whole change interval. An emptied green the plan says a platoon is due at keeps the
+        platoon's priority (`PhaseGreen.arriving`), so it ends only for a busier green.
+        Cameras found unhealthy at the last interval are not trusted. Off by default
+        (`gap_check_s`: see its config field).
         """
         priorities = self.applier.priorities
         shown = self.applier.current
@@ -201,11 +204,13 @@ class TrafficGateway:
             return
         counts = self.counter.count(usable)
         fresh = local_pressures(self.applier.program, self.layout, counts)[current]
-        # still serving someone, or the cloud knows of a platoon released towards it
-        if fresh >= 0 or self._arriving.get(current, 0.0) >= GAP_OUT_LOAD:
+        if fresh >= 0:  # still serving someone
             return
-        if fresh < priorities[current]:
-            priorities[current] = fresh
+        # emptied: what it is worth now is the platoon the cloud knows is due, if any
+        due = self._arriving.get(current, 0.0)
+        value = due if due >= GAP_OUT_LOAD else fresh
+        if value < priorities[current]:
+            priorities[current] = value
             self.applier.set_priorities(priorities, self.applier.source)
 
     def _observe(self) -> tuple[list[CameraState], dict[str, tuple[float, float]]]:

@@ -293,7 +293,8 @@ def _b_arriving(topo: NetworkTopology, b_at: float, **settings: float) -> list[f
 def test_a_plan_tells_the_gateway_of_a_platoon_due_within_the_hold_horizon(
     b_at: float, arriving: float
 ) -> None:
-    assert _b_arriving(_measured_line(), b_at, hold_horizon_s=8.0) == [
+    on = _b_arriving(_measured_line(), b_at, hold_for_arrivals=True, hold_horizon_s=8.0)
+    assert on == [
         pytest.approx(arriving),
         0.0,
     ]
