@@ -330,22 +330,25 @@ class Coordinator:
         drafts: dict[str, dict[int, float]] = {}
         pressures: dict[str, dict[int, float]] = {}
         fresh_ids = {jid for jn, jid in enumerate(self.junction_ids) if fresh[jn]}
-        hold = self.settings.hold_horizon_s
-        per_phase = self._arrivals(now, hold) if self._track_platoons else np.zeros(len(self._rows))
-        arriving: dict[str, dict[int, float]] = {}
-        rows = zip(self._rows, greens.tolist(), pressure.tolist(), per_phase.tolist(), strict=True)
-        for (jid, phase), g, pr, ar in rows:
+        for (jid, phase), g, pr in zip(self._rows, greens.tolist(), pressure.tolist(), strict=True):
             if jid in fresh_ids:
                 drafts.setdefault(jid, {})[phase] = round(g, 1)
                 pressures.setdefault(jid, {})[phase] = round(pr, 2)
-                arriving.setdefault(jid, {})[phase] = round(ar, 2)
+        # platoons due, for the gateways' gap-out: only where they are tracked and run acyclic
+        arriving: dict[str, dict[int, float]] | None = None
+        if self.settings.max_pressure and self.settings.hold_for_arrivals:
+            due = self._arrivals(now, self.settings.hold_horizon_s).tolist()
+            arriving = {}
+            for (jid, phase), ar in zip(self._rows, due, strict=True):
+                if jid in fresh_ids:
+                    arriving.setdefault(jid, {})[phase] = round(ar, 2)
         return [
             PlanDraft(
                 jid,
                 gs,
                 sum(gs.values()) + self._lost[jid],
                 pressures[jid] if self.settings.max_pressure else None,
-                arriving[jid] if self.settings.max_pressure and self._track_platoons else None,
+                None if arriving is None else arriving[jid],
             )
             for jid, gs in drafts.items()
         ]

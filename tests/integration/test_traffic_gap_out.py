@@ -32,10 +32,8 @@ class _Cameras:
 
     def __init__(self) -> None:
         self._rng = np.random.default_rng(0)
-        self.reads = 0
 
     def frames(self) -> dict[str, Frame | None]:
-        self.reads += 1
         return {
             a.approach_id: self._rng.integers(0, 255, (48, 64, 3), dtype=np.uint8)
             for a in LAYOUT.approaches

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
 from cloud.traffic.coordinator import Coordinator, CoordinatorSettings
@@ -272,9 +274,9 @@ def test_hold_only_arrivals_count_for_the_green_being_shown_only(
     assert on[0] - off[0] == pytest.approx(gain)  # held for the platoon, never pulled to it
 
 
-def _b_arriving(topo: NetworkTopology, b_at: float, **settings: float) -> list[float | None]:
+def _b_arriving(topo: NetworkTopology, b_at: float, **settings: Any) -> list[float | None]:
     """What B's plan says is arriving at its phase 0 (fed by A's west approach) and phase 2."""
-    c = Coordinator(topo, SignalSafety(), CoordinatorSettings(**settings))  # type: ignore[arg-type]
+    c = Coordinator(topo, SignalSafety(), CoordinatorSettings(**settings))
     a = _agg("A", 100, {**QUIET, "west": 8})
     c.add(a.model_copy(update={"phase_index": 0}))
     c.add(_agg("B", b_at, {**QUIET, "west": 1, "north": 1}))
