@@ -6,7 +6,9 @@ junction's own program in order (green -> its yellow -> its red clearance -> nex
 priorities it is acyclic: after the minimum green it ends the green once another phase clearly
 outranks it and goes to that phase through clearance phases of the program chosen so that no
 link ever skips its yellow or its red clearance (`clearance_paths`). Every phase duration is
-clamped to the safety limits at the moment the phase begins.
+clamped to the safety limits at the moment the phase begins; a yellow per link, not per phase
+(a change interval staggered over several yellow phases gives each link `yellow_s` once, within
+the 6 s maximum whenever `yellow_s` leaves a controller step to spare).
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ from shared.config.traffic import SignalSafety
 from shared.errors import EdgewardError
 from shared.messages.traffic import SignalPlan
 from shared.traffic.conflicts import ConflictMatrix
+from shared.traffic.timing import YELLOW_MAX_S
 
 __all__ = ["AcyclicPolicy", "PlanRejectedError", "ProgramError", "SafeApplier", "Switch"]
 
@@ -39,6 +42,8 @@ log = logging.getLogger(__name__)
 
 _EPS = 1e-6
 _GREEN = "Gg"
+_YELLOW = "yY"
+STEP_S = 1.0  # the longest controller step we plan for (SUMO's default; cabinets step 0.1 s)
 
 
 class PlanRejectedError(EdgewardError):
@@ -102,6 +107,7 @@ class SafeApplier:
             and any(p.state[k] not in _GREEN for p in self.program)
         ]
         self._green_since: dict[int, float] = {}
+        self._yellow_since: dict[int, float] = {}  # link -> when its yellow began
         self._tail = program_order_tails(self.program, self._held, self._shortest)
         self._exit = worst_exits(
             self.program,
@@ -117,9 +123,9 @@ class SafeApplier:
         self._entered = now
         self._mark(now)
         self._cap = float("inf")  # set by _begin: the longest the current green may run
+        self._route: list[int] = []  # phases still to show on the way to a chosen green
         self._duration = self._begin(self._phase, now)
         self.switches: list[Switch] = [Switch(now, self._phase, self._all[self._phase].state)]
-        self._route: list[int] = []  # phases still to show on the way to a chosen green
         self._served_at = dict.fromkeys(self.green_phases, now)
         self._routes = Routes(self.program, self._paths)
 
@@ -273,6 +279,7 @@ class SafeApplier:
         here, there = self._all[self._phase].state, self._all[nxt].state
         relit = any(a in "yY" and b in _GREEN for a, b in zip(here, there, strict=True))
         clear_red = 0.0
+        on_route = False
         if relit and self._phase in self.driven.clearance_of:
             # a yellow straight back to green (netconvert's joined programs): a yellow ends red,
             # so its clearance phase runs first, red for all_red_s, then the green
@@ -284,7 +291,11 @@ class SafeApplier:
             if detour is None:
                 return
             nxt = detour
-        elif self._route:
+        else:
+            on_route = bool(self._route)
+        if self._yellow_unserved(self._all[nxt].state, now):
+            return  # a link's yellow would end before its time (a detour cut a staggered yellow)
+        if on_route:
             self._route.pop(0)
         self.port.set_phase(nxt)
         self._phase = nxt
@@ -294,7 +305,7 @@ class SafeApplier:
         self.switches.append(Switch(now, nxt, self._all[nxt].state))
 
     def _mark(self, now: float) -> None:
-        """Track when each held link's current green run (G or g) began."""
+        """Track when each held link's current green run (G or g) and each link's yellow began."""
         state = self._all[self._phase].state
         self._clock.show(state, now)
         for k in self._held:
@@ -302,6 +313,52 @@ class SafeApplier:
                 self._green_since.setdefault(k, now)
             else:
                 self._green_since.pop(k, None)
+        for k, c in enumerate(state):
+            if c in _YELLOW:
+                self._yellow_since.setdefault(k, now)
+            else:
+                self._yellow_since.pop(k, None)
+
+    # -- per-link yellow --------------------------------------------------------------------------
+
+    def _yellow_unserved(self, there: str, now: float) -> bool:
+        """Would showing `there` end some link's yellow before `yellow_s`?"""
+        return any(
+            now - since + _EPS < self.safety.yellow_s
+            for k, since in self._yellow_since.items()
+            if there[k] not in _YELLOW
+        )
+
+    def _yellow_ahead(self, j: int, k: int) -> int:
+        """Phases from j on, in program order, that show link k yellow without a break."""
+        count = 0
+        while count < len(self.program) and self._all[j].state[k] in _YELLOW:
+            count += 1
+            j = (j + 1) % len(self.program) if j < len(self.program) else j
+        return count
+
+    def _yellow_time(self, i: int, now: float) -> float:
+        """Duration of yellow phase i beginning now, timed per link, not per phase.
+
+        Real programs stagger a change interval over several yellow phases (links 0-3 yellow
+        while link 4 is still green, then link 4 too, then 0-3 red): stretching each phase to
+        `yellow_s` would give 0-3 two yellows' worth (8 s where 6 is the most allowed). So a
+        phase runs its programmed time, longer only as far as a link whose yellow ends with it
+        needs to reach `yellow_s`, and never so long that a link passes the 6 s maximum.
+        """
+        j = self._route[0] if self._route else (i + 1) % len(self.program)
+        after = self._all[j].state
+        need, cap = 0.0, YELLOW_MAX_S
+        for k, c in enumerate(self._all[i].state):
+            if c not in _YELLOW:
+                continue
+            shown = now - self._yellow_since.get(k, now)
+            # each later phase the link stays yellow in shows for a controller step at least
+            cap = min(cap, YELLOW_MAX_S - shown - STEP_S * self._yellow_ahead(j, k))
+            if after[k] not in _YELLOW:
+                need = max(need, self.safety.yellow_s - shown)
+        # a short yellow endangers, a long one only delays: the need wins over the cap
+        return max(need, min(max(self.program[i].duration_s, need), cap))
 
     # -- per-link maximum green -----------------------------------------------------------------
 
@@ -330,6 +387,8 @@ class SafeApplier:
 
     def _begin(self, i: int, now: float) -> float:
         """Duration of phase i beginning now: a green within its limits and its links' runs."""
+        if i < len(self.program) and self.program[i].kind == "yellow":
+            return self._yellow_time(i, now)
         seconds = self._duration_for(i, now)
         if self._all[i].kind != "green":
             return seconds

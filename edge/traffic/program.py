@@ -122,6 +122,17 @@ def _jump_is_safe(a: str, b: str, into_green: bool) -> bool:
     return True
 
 
+def _staggered(before: str, state: str) -> bool:
+    """Does `state` show yellows of two ages: some begun before it, some begun with it?
+
+    A jump out of it ends all its yellows at once, so the new ones would make the old ones run
+    past the 6 s maximum: only the program's own order (old ones red first) leaves it.
+    """
+    yellows = [k for k, c in enumerate(state) if c in _YELLOW]
+    old = [k for k in yellows if before[k] in _YELLOW]
+    return bool(old) and len(old) < len(yellows)
+
+
 def clearance_paths(
     program: Sequence[PhaseDef], duration: Callable[[int], float]
 ) -> dict[tuple[int, int], list[int]]:
@@ -145,13 +156,15 @@ def clearance_paths(
             frontier.sort(key=lambda i: best[i][0])
             s = frontier.pop(0)
             cost, path = best[s]
+            before = program[path[-2]].state if len(path) > 1 else program[g].state
+            staggered = _staggered(before, program[s].state)
             for t in range(n):
                 if t == g:
                     continue
                 natural = t == (s + 1) % n
                 into_green = program[t].kind == "green"
-                if not natural and not _jump_is_safe(
-                    program[s].state, program[t].state, into_green
+                if not natural and (
+                    staggered or not _jump_is_safe(program[s].state, program[t].state, into_green)
                 ):
                     continue
                 if into_green:

@@ -80,6 +80,13 @@ def _run(args: argparse.Namespace) -> int:
     keys = ["mean_delay_s", "mean_waiting_s", "throughput", "stops", "safety_violations"]
     keys += ["mode_changes", "sim_speed"]
     print(json.dumps({k: summary[k] for k in keys}))
+    for jid, why in summary["not_driven"].items():
+        print(f"not driven: {jid}: {why}")
+    if summary["not_driven"]:
+        print(
+            f"{summary['safety_violations_own_programs']} of the violations are the network's "
+            "own programs at the lights not driven"
+        )
     print(f"wrote {Path(args.out) / 'summary.json'} and {Path(args.out) / 'delay.png'}")
     return 0
 
@@ -120,11 +127,18 @@ def _describe(args: argparse.Namespace) -> int:
         scenario = build_scenario(spec, Path(tmp), seed=args.seed, minutes=args.minutes)
         net = read_net(scenario.net_file)
         for j in junctions_of(net):
+            if not program_ids(net, j.junction_id):
+                print(f"{j.junction_id}: no program in the network (a rail signal): SUMO's own")
+                continue
             phases = phases_of(net, j.junction_id)
             ids = program_ids(net, j.junction_id)
             listed = str(ids) if len(ids) <= 4 else f"{len(ids)} programs"
             which = f" (program {ids[-1]!r} of {listed})" if len(ids) > 1 else ""
-            print(f"{j.junction_id}: {len(j.approaches)} approaches, {len(phases)} phases{which}")
+            watched = "" if j.approaches else " (no road approach: its own program, made safe)"
+            print(
+                f"{j.junction_id}: {len(j.approaches)} approaches, {len(phases)} phases{which}"
+                f"{watched}"
+            )
             for a in j.approaches:
                 print(f"  {a.approach_id:<24} edge {a.edge_id}  links {list(a.link_indices)}")
     return 0

@@ -53,6 +53,10 @@ class SimContext:
     # Added to simulated time on the ports: a run paced in real time gives the gateways a wall
     # clock, so plans stamped by a real cloud coordinator compare against the same clock.
     clock_offset: float = 0.0
+    # Traffic lights no camera watches (walk- or tram-only): a controller may still drive them.
+    unwatched: list[Junction] = field(default_factory=list)
+    # Lights a controller left on the network's own program, with why (the summary says so).
+    not_driven: dict[str, str] = field(default_factory=dict)
     mode_changes: list[ModeChangeRecord] = field(default_factory=list)
     _ports: dict[str, TraciSignalPort] = field(default_factory=dict)
     _camera: CameraRenderer | None = None
@@ -65,7 +69,8 @@ class SimContext:
     def port(self, junction_id: str) -> TraciSignalPort:
         """The `SignalPort` of one junction (created once, reused)."""
         if junction_id not in self._ports:
-            junction = next((j for j in self.junctions if j.junction_id == junction_id), None)
+            every = [*self.junctions, *self.unwatched]
+            junction = next((j for j in every if j.junction_id == junction_id), None)
             if junction is None:
                 raise ControllerError(f"junction {junction_id!r} is not a traffic light here")
             self._ports[junction_id] = TraciSignalPort(self.conn, junction, self.clock_offset)

@@ -8,7 +8,8 @@ interval's plans, so the outcome does not depend on machine speed.
 
 Faults from the schedule: cloud_down stops the coordinator, broker_down stops mosquitto,
 gateway_kill drops one gateway (its junction runs the network's own program), uplink_delay
-holds aggregates back; camera faults come from the renderer.
+holds aggregates back; camera faults come from the renderer. Lights no camera watches (walk or
+tram signals) run their own program through the safe applier, without a gateway.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from cloud.traffic.coordinator import Coordinator, CoordinatorSettings
+from edge.traffic.applier import SafeApplier
 from edge.traffic.counter import Counter, ModelCounter
 from edge.traffic.frames import Frame
 from edge.traffic.gateway import TrafficGateway
@@ -114,6 +116,7 @@ class EdgewardController:
         self.mqtt_certs = Path(mqtt_certs) if mqtt_certs else None
         self.external_coordinator = external_coordinator
         self.gateways: dict[str, TrafficGateway] = {}
+        self.fixed: dict[str, SafeApplier] = {}  # unwatched lights, on their own schedule
         self.frames: dict[str, TwinFrames] = {}
         self.count_errors: dict[str, list[tuple[float, float]]] = {}
         self.count_truth: dict[str, list[tuple[float, float]]] = {}
@@ -147,6 +150,7 @@ class EdgewardController:
         self._start_runner()
         for j in ctx.junctions:
             self._start_gateway(j)
+        self._drive_unwatched()
         self._wait_connected()
 
     def stop(self) -> None:
@@ -197,6 +201,7 @@ class EdgewardController:
             # the light keeps the network's own program; the run goes on and says why
             log.error("%s; junction %s keeps its own program", exc, jid)
             self.ctx.record_mode_change(jid, "fixed", "fixed", f"program refused: {exc}")
+            self.ctx.not_driven[jid] = f"program refused: {exc}"
             return
         link = TrafficLink(config.mqtt, jid, outbox, on_plan)
         gw = TrafficGateway(
@@ -213,6 +218,22 @@ class EdgewardController:
         self.gateways[jid] = gw
         self.frames[jid] = frames
         link.start()
+
+    def _drive_unwatched(self) -> None:
+        """Lights no camera watches (a walk or tram signal) run their own program's order and
+        times through the safe applier, so their yellows and red clearances are ours too."""
+        for junction in self.ctx.unwatched:
+            jid = junction.junction_id
+            if not self.ctx.port(jid).phases():
+                self.ctx.not_driven[jid] = "no signal program (a rail signal): SUMO drives it"
+                continue
+            try:
+                self.fixed[jid] = SafeApplier(
+                    self.ctx.port(jid), self.ctx.safety, conflicts=conflicts_of(junction.layout)
+                )
+            except ProgramError as exc:
+                log.error("%s; junction %s keeps its own program", exc, jid)
+                self.ctx.not_driven[jid] = f"program refused: {exc}"
 
     def _mqtt_for(self, jid: str) -> MqttSettings:
         if self.mqtt_certs is None:
@@ -254,6 +275,8 @@ class EdgewardController:
         self._faults(sim_time)
         for gw in self.gateways.values():
             gw.step()
+        for applier in self.fixed.values():
+            applier.step()
         sent = [j for j, gw in self.gateways.items() if gw.sent_this_step]
         for j in sent:
             self._score_counts(j)

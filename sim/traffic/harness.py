@@ -83,8 +83,8 @@ def run(cfg: RunConfig, controller: Controller | None = None) -> dict[str, Any]:
         recorder = SignalRecorder(conn, [j.junction_id for j in junctions])
         ctx = SimContext(
             conn=conn,
-            # Signals with no road approach (pedestrian- or tram-only) keep their own program.
             junctions=[j for j in junctions if j.approaches],
+            unwatched=[j for j in junctions if not j.approaches],
             faults=schedule,
             out_dir=out,
             safety=cfg.safety,
@@ -123,6 +123,8 @@ def run(cfg: RunConfig, controller: Controller | None = None) -> dict[str, Any]:
         violations += check_sequence(
             recorder.changes[j.junction_id], cfg.safety, j.layout, end_time=end
         )
+    # a light the controller left on the network's own program is the network's, not ours
+    own = [v for v in violations if v.junction_id in ctx.not_driven]
     summary: dict[str, Any] = {
         "scenario": spec.name,
         "controller": kind,
@@ -131,6 +133,8 @@ def run(cfg: RunConfig, controller: Controller | None = None) -> dict[str, Any]:
         **summarise(trips, horizon),
         "safety_violations": len(violations),
         "safety_by_kind": count_by_kind(violations),
+        "safety_violations_own_programs": len(own),
+        "not_driven": dict(ctx.not_driven),
         "mode_changes": len(ctx.mode_changes),
         "teleports": teleports,
         "junctions": len(junctions),

@@ -1,0 +1,79 @@
+"""City networks no one here wrote: SUMO's own OSM extracts, shipped in the eclipse-sumo wheel.
+
+Braunschweig's DRT extract has tram rail signals (no signal program) and a walk signal no road
+approach reaches; Ingolstadt's (tools/game/fkk_in) has a change interval staggered over three
+yellow phases and a program that gives two crossing links protected green at once. Through the
+real CLI: `--describe` lists them all, and in a short edgeward run every violation the
+independent monitor finds is at a light edgeward refused to drive, with the reason.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.sumo
+
+EDGEWARD = Path(sys.executable).with_name("edgeward")
+
+
+def _sumo_example(relative: str) -> Path:
+    import sumo
+
+    path = Path(sumo.SUMO_HOME) / "tools" / relative
+    assert path.is_file(), f"{path}: the eclipse-sumo wheel no longer ships this network"
+    return path
+
+
+def _cli(*args: str) -> str:
+    proc = subprocess.run(
+        [str(EDGEWARD), "sim", "traffic", *args],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    return proc.stdout
+
+
+def _run(net: Path, out: Path, minutes: str) -> dict:
+    _cli(
+        "--scenario", str(net), "--controller", "edgeward", "--counter", "truth",
+        "--minutes", minutes, "--no-progress", "--out", str(out),
+    )  # fmt: skip
+    return json.loads((out / "summary.json").read_text())
+
+
+def test_rail_signals_are_described_and_a_walk_signal_is_driven_safely(tmp_path: Path) -> None:
+    net = _sumo_example("game/DRT/osm.net.xml")
+    described = _cli("--scenario", str(net), "--describe")
+    assert "1906399893: no program in the network (a rail signal)" in described, described
+    assert "GS_2391105461: 0 approaches" in described
+    assert "no road approach: its own program, made safe" in described
+
+    summary = _run(net, tmp_path / "run", "3")
+    # the walk signal's own program has 3 s yellows and no red clearance: the applier's does not
+    assert summary["safety_violations"] == 0, summary["safety_by_kind"]
+    assert "GS_2391105461" not in summary["not_driven"]
+    assert summary["not_driven"]
+    assert all("rail signal" in why for why in summary["not_driven"].values())
+
+
+def test_a_staggered_yellow_stays_within_limits_and_an_unsafe_program_is_named(
+    tmp_path: Path,
+) -> None:
+    net = _sumo_example("game/fkk_in/ingolstadt.net.xml.gz")
+    summary = _run(net, tmp_path / "run", "3")
+    refused = summary["not_driven"]
+    assert list(refused) == ["gneJ21"]
+    assert "phase 0" in refused["gneJ21"] and "protected green" in refused["gneJ21"]
+    # junction 335525545 staggers its yellows over three phases: stretched phase by phase its
+    # links showed 8 s of yellow; now every violation is gneJ21's own program
+    assert summary["safety_violations"] == summary["safety_violations_own_programs"]
+    violations = json.loads((tmp_path / "run" / "safety.json").read_text())
+    assert {v["junction_id"] for v in violations} <= {"gneJ21"}
