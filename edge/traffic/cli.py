@@ -23,8 +23,9 @@ the safe applier, falling back to local actuation (cloud or broker lost) or the 
 fixed schedule (camera unhealthy as well, or a bad plan). Mode changes are published.
 
 The junction is described by two files written from the network (the twin writes them):
---layout (approaches and their signal links) and --program (the static phases). This build
-has no controller driver: the applier's switches are logged (edge/traffic/console_port.py).
+--layout (approaches and their signal links) and --program (the static phases). With --ntcip
+it drives an NTCIP 1202 controller over SNMP (edge/traffic/ntcip.py); without it the applier's
+switches are only logged (edge/traffic/console_port.py).
 Environment: EDGEWARD_MQTT_PASSWORD holds the broker password if mqtt.username is set.
 """
 
