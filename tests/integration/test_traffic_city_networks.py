@@ -10,15 +10,13 @@ independent monitor finds is at a light edgeward refused to drive, with the reas
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-pytestmark = pytest.mark.sumo
+from tests.sim_cli import sim_traffic
 
-EDGEWARD = Path(sys.executable).with_name("edgeward")
+pytestmark = pytest.mark.sumo
 
 
 def _sumo_example(relative: str) -> Path:
@@ -29,20 +27,8 @@ def _sumo_example(relative: str) -> Path:
     return path
 
 
-def _cli(*args: str) -> str:
-    proc = subprocess.run(
-        [str(EDGEWARD), "sim", "traffic", *args],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
-    assert proc.returncode == 0, proc.stderr[-2000:]
-    return proc.stdout
-
-
 def _run(net: Path, out: Path, minutes: str) -> dict:
-    _cli(
+    sim_traffic(
         "--scenario", str(net), "--controller", "edgeward", "--counter", "truth",
         "--minutes", minutes, "--no-progress", "--out", str(out),
     )  # fmt: skip
@@ -51,7 +37,7 @@ def _run(net: Path, out: Path, minutes: str) -> dict:
 
 def test_rail_signals_are_described_and_a_walk_signal_is_driven_safely(tmp_path: Path) -> None:
     net = _sumo_example("game/DRT/osm.net.xml")
-    described = _cli("--scenario", str(net), "--describe")
+    described = sim_traffic("--scenario", str(net), "--describe")
     assert "1906399893: no program in the network (a rail signal)" in described, described
     assert "GS_2391105461: 0 approaches" in described
     assert "no road approach: its own program, made safe" in described

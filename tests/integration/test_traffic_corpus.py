@@ -4,35 +4,20 @@ edgeward through the real CLI, with 0 violations from the independent SUMO monit
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import pytest
 
 from sim.traffic.corpus.generate import PLANS, build_all
+from tests.sim_cli import sim_traffic
 
 pytestmark = pytest.mark.sumo
-
-EDGEWARD = Path(sys.executable).with_name("edgeward")
 
 
 @pytest.fixture(scope="module")
 def corpus(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     return build_all(tmp_path_factory.mktemp("corpus"), seed=42, seconds=240)
-
-
-def _cli(*args: str) -> str:
-    proc = subprocess.run(
-        [str(EDGEWARD), "sim", "traffic", *args],
-        capture_output=True,
-        text=True,
-        timeout=240,
-        check=False,
-    )
-    assert proc.returncode == 0, proc.stderr[-2000:]
-    return proc.stdout
 
 
 def _lights(net: Path) -> dict[str, list[str]]:
@@ -71,14 +56,14 @@ def test_describe_and_a_short_edgeward_run_are_safe(
     net = cfg.with_suffix("").with_suffix(".net.xml")
     lights = _lights(net)
 
-    described = _cli("--scenario", str(cfg), "--describe")
+    described = sim_traffic("--scenario", str(cfg), "--describe")
     heads = {ln.split(": ")[0] for ln in described.splitlines() if not ln.startswith(" ")}
     assert heads == set(lights), described
     if name == "shared_light":  # SUMO runs the last program loaded; describe says which
         assert "program 'evening' of ['0', 'evening']" in described, described
 
     out = tmp_path / "run"
-    _cli(
+    sim_traffic(
         "--scenario", str(cfg), "--controller", "edgeward", "--counter", "truth",
         "--minutes", "2", "--seed", "5", "--out", str(out), "--no-progress",
     )  # fmt: skip
