@@ -6,9 +6,8 @@ junction's own program in order (green -> its yellow -> its red clearance -> nex
 priorities it is acyclic: after the minimum green it ends the green once another phase clearly
 outranks it and goes to that phase through clearance phases of the program chosen so that no
 link ever skips its yellow or its red clearance (`clearance_paths`). Every phase duration is
-clamped to the safety limits at the moment the phase begins; a yellow per link, not per phase
-(a change interval staggered over several yellow phases gives each link `yellow_s` once, within
-the 6 s maximum whenever `yellow_s` leaves a controller step to spare).
+clamped to the safety limits at the moment the phase begins; yellow is timed per link, not per
+phase (`yellow_clock.py`).
 """
 
 from __future__ import annotations
@@ -30,11 +29,11 @@ from edge.traffic.safety_clock import (
     yellow_duration,
 )
 from edge.traffic.signal_port import PhaseDef, SignalPort
+from edge.traffic.yellow_clock import YellowClock
 from shared.config.traffic import SignalSafety
 from shared.errors import EdgewardError
 from shared.messages.traffic import SignalPlan
 from shared.traffic.conflicts import ConflictMatrix
-from shared.traffic.timing import YELLOW_MAX_S
 
 __all__ = ["AcyclicPolicy", "PlanRejectedError", "ProgramError", "SafeApplier", "Switch"]
 
@@ -42,8 +41,6 @@ log = logging.getLogger(__name__)
 
 _EPS = 1e-6
 _GREEN = "Gg"
-_YELLOW = "yY"
-STEP_S = 1.0  # the longest controller step we plan for (SUMO's default; cabinets step 0.1 s)
 
 
 class PlanRejectedError(EdgewardError):
@@ -107,7 +104,7 @@ class SafeApplier:
             and any(p.state[k] not in _GREEN for p in self.program)
         ]
         self._green_since: dict[int, float] = {}
-        self._yellow_since: dict[int, float] = {}  # link -> when its yellow began
+        self._yellows = YellowClock([p.state for p in self._all], n, safety.yellow_s)
         self._tail = program_order_tails(self.program, self._held, self._shortest)
         self._exit = worst_exits(
             self.program,
@@ -293,7 +290,7 @@ class SafeApplier:
             nxt = detour
         else:
             on_route = bool(self._route)
-        if self._yellow_unserved(self._all[nxt].state, now):
+        if self._yellows.unserved(self._all[nxt].state, now):
             return  # a link's yellow would end before its time (a detour cut a staggered yellow)
         if on_route:
             self._route.pop(0)
@@ -313,52 +310,7 @@ class SafeApplier:
                 self._green_since.setdefault(k, now)
             else:
                 self._green_since.pop(k, None)
-        for k, c in enumerate(state):
-            if c in _YELLOW:
-                self._yellow_since.setdefault(k, now)
-            else:
-                self._yellow_since.pop(k, None)
-
-    # -- per-link yellow --------------------------------------------------------------------------
-
-    def _yellow_unserved(self, there: str, now: float) -> bool:
-        """Would showing `there` end some link's yellow before `yellow_s`?"""
-        return any(
-            now - since + _EPS < self.safety.yellow_s
-            for k, since in self._yellow_since.items()
-            if there[k] not in _YELLOW
-        )
-
-    def _yellow_ahead(self, j: int, k: int) -> int:
-        """Phases from j on, in program order, that show link k yellow without a break."""
-        count = 0
-        while count < len(self.program) and self._all[j].state[k] in _YELLOW:
-            count += 1
-            j = (j + 1) % len(self.program) if j < len(self.program) else j
-        return count
-
-    def _yellow_time(self, i: int, now: float) -> float:
-        """Duration of yellow phase i beginning now, timed per link, not per phase.
-
-        Real programs stagger a change interval over several yellow phases (links 0-3 yellow
-        while link 4 is still green, then link 4 too, then 0-3 red): stretching each phase to
-        `yellow_s` would give 0-3 two yellows' worth (8 s where 6 is the most allowed). So a
-        phase runs its programmed time, longer only as far as a link whose yellow ends with it
-        needs to reach `yellow_s`, and never so long that a link passes the 6 s maximum.
-        """
-        j = self._route[0] if self._route else (i + 1) % len(self.program)
-        after = self._all[j].state
-        need, cap = 0.0, YELLOW_MAX_S
-        for k, c in enumerate(self._all[i].state):
-            if c not in _YELLOW:
-                continue
-            shown = now - self._yellow_since.get(k, now)
-            # each later phase the link stays yellow in shows for a controller step at least
-            cap = min(cap, YELLOW_MAX_S - shown - STEP_S * self._yellow_ahead(j, k))
-            if after[k] not in _YELLOW:
-                need = max(need, self.safety.yellow_s - shown)
-        # a short yellow endangers, a long one only delays: the need wins over the cap
-        return max(need, min(max(self.program[i].duration_s, need), cap))
+        self._yellows.show(state, now)
 
     # -- per-link maximum green -----------------------------------------------------------------
 
@@ -388,7 +340,8 @@ class SafeApplier:
     def _begin(self, i: int, now: float) -> float:
         """Duration of phase i beginning now: a green within its limits and its links' runs."""
         if i < len(self.program) and self.program[i].kind == "yellow":
-            return self._yellow_time(i, now)
+            after = self._route[0] if self._route else (i + 1) % len(self.program)
+            return self._yellows.duration(i, after, self.program[i].duration_s, now)
         seconds = self._duration_for(i, now)
         if self._all[i].kind != "green":
             return seconds

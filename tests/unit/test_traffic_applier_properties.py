@@ -9,8 +9,9 @@ from hypothesis import HealthCheck, Phase, assume, given, settings
 from hypothesis import strategies as st
 
 from edge.traffic.acyclic import PRODUCTION_POLICY
-from edge.traffic.applier import STEP_S, SafeApplier
+from edge.traffic.applier import SafeApplier
 from edge.traffic.signal_port import PhaseDef
+from edge.traffic.yellow_clock import STEP_S
 from shared.config.traffic import SignalSafety
 from shared.traffic.conflicts import ConflictMatrix
 from shared.traffic.oracle import Violation, check_sequence
