@@ -127,11 +127,11 @@ def _describe(args: argparse.Namespace) -> int:
         scenario = build_scenario(spec, Path(tmp), seed=args.seed, minutes=args.minutes)
         net = read_net(scenario.net_file)
         for j in junctions_of(net):
-            if not program_ids(net, j.junction_id):
+            ids = program_ids(net, j.junction_id)
+            if not ids:
                 print(f"{j.junction_id}: no program in the network (a rail signal): SUMO's own")
                 continue
             phases = phases_of(net, j.junction_id)
-            ids = program_ids(net, j.junction_id)
             listed = str(ids) if len(ids) <= 4 else f"{len(ids)} programs"
             which = f" (program {ids[-1]!r} of {listed})" if len(ids) > 1 else ""
             watched = "" if j.approaches else " (no road approach: its own program, made safe)"

@@ -198,10 +198,8 @@ class EdgewardController:
         try:
             validate_program(jid, self.ctx.port(jid).phases(), conflicts_of(junction.layout))
         except ProgramError as exc:
-            # the light keeps the network's own program; the run goes on and says why
-            log.error("%s; junction %s keeps its own program", exc, jid)
             self.ctx.record_mode_change(jid, "fixed", "fixed", f"program refused: {exc}")
-            self.ctx.not_driven[jid] = f"program refused: {exc}"
+            self._keep_own_program(jid, exc)
             return
         link = TrafficLink(config.mqtt, jid, outbox, on_plan)
         gw = TrafficGateway(
@@ -232,8 +230,12 @@ class EdgewardController:
                     self.ctx.port(jid), self.ctx.safety, conflicts=conflicts_of(junction.layout)
                 )
             except ProgramError as exc:
-                log.error("%s; junction %s keeps its own program", exc, jid)
-                self.ctx.not_driven[jid] = f"program refused: {exc}"
+                self._keep_own_program(jid, exc)
+
+    def _keep_own_program(self, jid: str, exc: ProgramError) -> None:
+        """The light keeps the network's own program; the run goes on and says why."""
+        log.error("%s; junction %s keeps its own program", exc, jid)
+        self.ctx.not_driven[jid] = f"program refused: {exc}"
 
     def _mqtt_for(self, jid: str) -> MqttSettings:
         if self.mqtt_certs is None:
