@@ -9,7 +9,7 @@ import tempfile
 import time
 from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict
 from multiprocessing import get_context
 from pathlib import Path
 from typing import Any
@@ -22,7 +22,7 @@ from models.calibrate import fit_calibration
 from models.complexity import count_flops, count_params
 from models.counter.data import counter_plan
 from models.counter.data import request as counter_request
-from models.data import DataRecipe, Split, fundus_dataset, nonfundus, splits, tensors
+from models.data import Split, fundus_dataset, nonfundus, splits, tensors
 from models.data import request as fundus_request
 from models.datasets import DatasetRequest
 from models.export import export_onnx
@@ -37,12 +37,13 @@ from models.gate_data import (
 )
 from models.metrics import ece_noise_floor, subgroup_metrics
 from models.ood import fit_reference, separation_check
+from models.plan import BuildPlan, ModelRecipe, plan
 from models.progress import init_worker
 from models.quantize import quantize_int8, run_onnx
 from models.reference import build_reference
 from models.register import register_model
 from models.tasks import TASKS, FundusTask, QualityTask
-from models.train import WEAK_COLOUR, Augment, TrainConfig, predict, train
+from models.train import predict, train
 from shared.errors import EdgewardError
 from shared.preprocess import PreprocessSpec, preprocess
 from shared.probabilities import softmax
@@ -52,80 +53,6 @@ from shared.registry.calibration import calibrated_probabilities
 log = logging.getLogger(__name__)
 COUNTER = "traffic-counter"
 PARITY_IMAGES = 64
-
-
-# Share of training scans photographed by randomised camera families (sim/fundus/families.py).
-# At 0.6 on the old dark twin (generator 1.3.0, families with exposure 1.35-1.55 and veil 0.4-0.55)
-# it cost twin quality reject recall (0.995 -> 0.979) and triage AUC (0.997 -> 0.966). On
-# generator 1.4.0 with the families retuned to it, full build, seed 0, on the 44 real healthy
-# dev photographs (issue 13): median P(reject) / P(reject) < 0.5 with no quality-net OOD / twin
-# held-out reject AUC, without and with the wider white balance of WEAK_COLOUR (augment):
-#   0:            0.17 / 32 / 0.9992 (HRF's cut fields at 0.95); augment 0.08 / 32 / 0.9985
-#   0.3:          0.08 / 34 / 0.9915 (HRF 0.08);                   augment 0.09 / 37 / 0.9945
-# 0.3 with augment (kept): 17/44 all-clear at the gate-set threshold; gate + net twin reject
-# recall 1.000 (net alone 0.953); triage twin AUC 1.000 (was 0.997), ECE 0.004, its median
-# P(referable) on real healthy 0.007; the grader was not rebuilt with it.
-# The quick plan (tests) stays on the plain twin: 200 scans are too few to learn the families too.
-FAMILY_RATE = 0.3
-
-
-@dataclass(frozen=True)
-class ModelRecipe:
-    arch: str
-    arch_kwargs: dict[str, Any]
-    size: int
-    train: TrainConfig
-    augment: Augment | None
-    quantize: bool
-
-
-@dataclass(frozen=True)
-class BuildPlan:
-    data: DataRecipe
-    models: dict[str, ModelRecipe] = field(default_factory=dict)
-
-
-def plan(quick: bool, seed: int) -> BuildPlan:
-    """The quick plan is for tests (same shapes and contract, tiny data, few epochs)."""
-    if quick:
-        data = DataRecipe(200, 64, 64, render_size=192, seed=seed, family_rate=0.0)
-        # enough steps for the edge nets to separate classes (reject AUC ~0.99, triage ~0.8)
-        epochs = {"fundus-quality": 15, "fundus-triage": 12, "fundus-grader": 4}
-        edge_lr = 5e-3
-    else:
-        data = DataRecipe(3000, 800, 1000, render_size=320, seed=seed, family_rate=FAMILY_RATE)
-        epochs = {"fundus-quality": 6, "fundus-triage": 12, "fundus-grader": 10}
-        edge_lr = 3e-3
-    edge = {"widths": [16, 24, 32, 48, 64]}
-    models = {
-        "fundus-quality": ModelRecipe(
-            "edge_net",
-            {"num_classes": 3, **edge},
-            128,
-            TrainConfig(epochs["fundus-quality"], lr=edge_lr, seed=seed),
-            WEAK_COLOUR,
-            quantize=True,
-        ),
-        "fundus-triage": ModelRecipe(
-            "edge_net",
-            # wider early stages see microaneurysm-sized detail: held-out AUC 0.952 -> 0.999
-            # at 12 epochs (27k params); 18 epochs of the narrow net only reached 0.970
-            {"num_classes": 2, "widths": [24, 32, 48, 64, 64]},
-            192,
-            TrainConfig(epochs["fundus-triage"], lr=edge_lr, seed=seed),
-            Augment(),
-            quantize=True,
-        ),
-        "fundus-grader": ModelRecipe(
-            "resnet_grader",
-            {"num_classes": 5, "widths": [16, 24, 32, 64], "blocks": 2},
-            192,
-            TrainConfig(epochs["fundus-grader"], lr=2e-3, seed=seed),
-            Augment(),
-            quantize=False,
-        ),
-    }
-    return BuildPlan(data, models)
 
 
 class StageClock:
@@ -167,7 +94,7 @@ def build_model(
     """
     started = time.monotonic()
     task: FundusTask = TASKS[name]
-    spec = PreprocessSpec(size=recipe.size)
+    spec = recipe.spec
     tr, va, te = (task.select(splits[s]) for s in ("train", "val", "test"))
     y_tr, y_va, y_te = task.targets(tr), task.targets(va), task.targets(te)
     for split_name, y in (("train", y_tr), ("validation", y_va), ("test", y_te)):
@@ -381,8 +308,8 @@ def _build_job(
         return _build_counter(registry, quick, seed, cache_dir)
     the_plan = plan(quick, seed)
     recipe = the_plan.models[name]
-    spec = PreprocessSpec(size=recipe.size)
-    dataset = fundus_dataset(the_plan.data, [spec], cache_dir)
+    spec = recipe.spec
+    dataset = fundus_dataset(the_plan.data, [spec.view()], cache_dir)
     gate = load_gate(_gate_recipe(quick, seed), spec, cache_dir) if name == GATED_MODEL else None
     with tempfile.TemporaryDirectory(prefix="edgeward-build-") as tmp:
         manifest = build_model(

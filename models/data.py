@@ -37,7 +37,7 @@ class DataRecipe:
     defect_rate: float = 0.35
     seed: int = 0
     # share of scans photographed by a randomised real-camera family (sim.fundus.families);
-    # the rest stay as the twin's fleet renders them. The full build sets it (models/build.py
+    # the rest stay as the twin's fleet renders them. The full build sets it (models/plan.py
     # FAMILY_RATE, with the figures that chose it); 0 here keeps a plain recipe plain.
     family_rate: float = 0.0
 

@@ -61,7 +61,7 @@ class Renderer(Protocol):
 
 def view_name(spec: PreprocessSpec) -> str:
     """The array name of one model view: input size plus the preprocessing's hash."""
-    return f"view-{spec.size}-{spec.content_hash()}"
+    return f"view-{spec.size}-{spec.view().content_hash()}"
 
 
 def find_renderer(kind: str, group: str = GROUP) -> Renderer | None:

@@ -32,15 +32,28 @@ class PreprocessSpec(BaseModel):
     colour_order: Literal["RGB"] = Field("RGB", description="channel order fed to the model")
     mean: tuple[float, float, float] = Field((0.5, 0.5, 0.5), description="per-channel mean, 0-1")
     std: tuple[float, float, float] = Field((0.25, 0.25, 0.25), description="per-channel std, 0-1")
+    contrast: Literal["global", "local"] = Field(
+        "global",
+        description="global: the view as photographed; local: each pixel minus the field's "
+        "local background (colour cast, flash fall-off and haze removed, lesions kept)",
+    )
 
     def content_hash(self) -> str:
         """Same spec -> same hash on any machine; any change to a field or the code -> new hash."""
+        fields = self.model_dump(mode="json")
+        if self.contrast == "global":
+            # added after models were registered: the default keeps their recorded hashes
+            del fields["contrast"]
         canonical = json.dumps(
-            {"code_version": PREPROCESS_CODE_VERSION, **self.model_dump(mode="json")},
+            {"code_version": PREPROCESS_CODE_VERSION, **fields},
             sort_keys=True,
             separators=(",", ":"),
         )
         return hashlib.sha256(canonical.encode()).hexdigest()[:16]
+
+    def view(self) -> PreprocessSpec:
+        """The part of the spec that decides the cropped, resized view (what datasets cache)."""
+        return self.model_copy(update={"contrast": "global"})
 
 
 def verify_spec_hash(spec: PreprocessSpec, recorded: str, model: str) -> None:
@@ -128,9 +141,36 @@ def resize_for_model(image_bgr: np.ndarray, spec: PreprocessSpec) -> np.ndarray:
     return cv2.resize(image_bgr, (spec.size, spec.size), interpolation=cv2.INTER_AREA)
 
 
+# Local contrast, after Graham's preprocessing for the Kaggle DR challenge (2015): the view minus
+# a Gaussian estimate of its background, amplified and centred on mid-grey. The background sigma
+# is a thirtieth of the view (about two vessel widths at the disc), so microaneurysms, exudates
+# and vessels stay while camera colour, flash fall-off and vignetting go.
+LOCAL_SIGMA_SHARE = 1 / 30
+LOCAL_GAIN = 4.0
+
+
+def local_contrast(resized_bgr: np.ndarray, spec: PreprocessSpec) -> np.ndarray:
+    """Float32 BGR, 0-255: each pixel minus the field's local background, outside the field grey.
+
+    The background is averaged over field pixels only (normalised convolution), so the field's
+    rim does not turn into a bright ring, and the rim itself (a few pixels) reads as outside.
+    """
+    image = resized_bgr.astype(np.float32)
+    field = (resized_bgr.max(axis=2) > spec.fov_threshold).astype(np.float32)
+    rim = max(1, spec.size // 64)
+    field = cv2.erode(field, np.ones((2 * rim + 1, 2 * rim + 1), np.uint8))
+    sigma = spec.size * LOCAL_SIGMA_SHARE
+    weight = np.maximum(cv2.GaussianBlur(field, (0, 0), sigma), 1e-3)
+    background = cv2.GaussianBlur(image * field[:, :, None], (0, 0), sigma) / weight[:, :, None]
+    out = 128.0 + LOCAL_GAIN * (image - background)
+    out[field == 0] = 128.0
+    return np.clip(out, 0.0, 255.0)
+
+
 def to_tensor(resized_bgr: np.ndarray, spec: PreprocessSpec) -> np.ndarray:
     """CHW float32 normalised array from a resized uint8 BGR image."""
-    rgb = resized_bgr[:, :, ::-1].astype(np.float32) / 255.0
+    view = local_contrast(resized_bgr, spec) if spec.contrast == "local" else resized_bgr
+    rgb = view[:, :, ::-1].astype(np.float32) / 255.0
     mean = np.asarray(spec.mean, dtype=np.float32)
     std = np.asarray(spec.std, dtype=np.float32)
     return np.ascontiguousarray(((rgb - mean) / std).transpose(2, 0, 1))

@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 
 from edge.clinic.quality import assess
-from models.build import plan
 from models.datasets import find_renderer, view_name
 from models.gate_data import KIND, GateRecipe, gate_dataset, gate_recipe, gate_splits
+from models.plan import plan
 from shared.preprocess import PreprocessSpec
 from sim.datasets import code
 from sim.datasets.fundus import photographed
