@@ -49,9 +49,10 @@ cloud-image:
 	docker run --rm edgeward/cloud:dev edgeward cloud up --help
 
 # dcmtk (storescu/echoscu play the fundus camera in the DICOM tests); dicom3tools' dciodvfy
-# checks the Structured Reports where it is packaged.
+# checks the Structured Reports where it is packaged. Probed by dcmdump: pynetdicom puts its own
+# storescu on PATH when the virtualenv is activated.
 dcmtk:
-	@$(call apt_install,storescu,dcmtk dicom3tools)
+	@$(call apt_install,dcmdump,dcmtk dicom3tools)
 
 # Orthanc, the PACS of the DICOM integration tests and the demo (run from a JSON config of the
 # test's own, never as the system service), with its DICOMweb plugin where packaged.

@@ -4,7 +4,6 @@ gateway's SCP, and an Orthanc PACS where the gateway's Structured Reports and PD
 from __future__ import annotations
 
 import io
-import shutil
 import subprocess
 import time
 from collections.abc import Callable
@@ -15,6 +14,7 @@ import httpx
 import pydicom
 
 from edge.clinic.reports.capture import study_uid_of
+from shared.dcmtk import dcmtk_tool
 from shared.errors import EdgewardError
 from sim.demo.facts import Check, ScanRecord
 from sim.pacs import AET, Orthanc
@@ -26,7 +26,7 @@ ENCAPSULATED_PDF = "1.2.840.10008.5.1.4.1.1.104.1"
 
 
 def storescu_binary() -> str:
-    found = shutil.which("storescu")
+    found = dcmtk_tool("storescu")
     if found is None:
         raise EdgewardError("dcmtk's storescu is not installed: run `apt-get install dcmtk`")
     return found

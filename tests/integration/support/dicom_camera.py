@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import io
-import shutil
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -14,6 +13,7 @@ import pydicom
 import pytest
 
 from edge.clinic.outcome import ScanOutcome
+from shared.dcmtk import dcmtk_tool
 from sim.fundus.dicom import write_dicom
 from sim.fundus.generator import generate_sample
 from tests.integration.support.standin_pipeline import StandInPipeline
@@ -32,9 +32,9 @@ PROPOSE = {
 
 
 def need(tool: str) -> str:
-    path = shutil.which(tool)
+    path = dcmtk_tool(tool)
     if path is None:
-        pytest.fail(f"{tool} not found: run `make dcmtk` (apt-get install dcmtk)")
+        pytest.fail(f"dcmtk's {tool} not found: run `make dcmtk` (apt-get install dcmtk)")
     return path
 
 
