@@ -6,6 +6,7 @@ options beside the Python interpreter; with the virtualenv activated they come f
 
 from __future__ import annotations
 
+import functools
 import os
 import shutil
 import subprocess
@@ -13,7 +14,13 @@ import subprocess
 
 def dcmtk_tool(name: str) -> str | None:
     """The first `name` on PATH that says it is dcmtk's, or None."""
-    for folder in os.environ.get("PATH", "").split(os.pathsep):
+    return _find(name, os.environ.get("PATH", ""))
+
+
+@functools.cache
+def _find(name: str, search_path: str) -> str | None:
+    """Asked once per tool and PATH: each candidate is run (`--version`) to say what it is."""
+    for folder in search_path.split(os.pathsep):
         path = shutil.which(name, path=folder) if folder else None
         if path is not None and _is_dcmtk(path):
             return path

@@ -211,7 +211,9 @@ class ClinicPipeline:
         timer.lap("quality")
         t_view = q_view if t_spec == q_spec else self.model_view(image, report, t_spec)
         # The view and its mirror image in one batch: an answer that flips is no answer.
-        both = np.stack([to_tensor(t_view, t_spec), to_tensor(t_view[:, ::-1], t_spec)])
+        # Preprocessing commutes with the mirror, so the tensor is made once and mirrored.
+        view = to_tensor(t_view, t_spec)
+        both = np.stack([view, view[:, :, ::-1]])
         triage, mirrored = self.triage_net.predict(both)[:2]
         timer.lap("triage")
         return self._decide(
