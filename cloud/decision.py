@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Sequence
 from dataclasses import dataclass
 
-from shared.verdicts import Verdict
+from shared.verdicts import Verdict, answer_withheld, readability_doubts
 
 REFERABLE_FROM_GRADE = 2  # ICDR: moderate NPDR or worse is referable
 
@@ -39,8 +40,14 @@ def decide(
     thresholds: dict[str, float],
     band: tuple[float, float],
     edge_verdict: str = "",
+    *,
     qa_sample: bool = False,
+    edge_codes: Sequence[str] = (),
 ) -> Decision:
+    """The cloud's answer. The grader settles the edge triage net's uncertainty, but not the
+    gateway's doubt that the photograph can be read: an unfamiliar photograph (quality net, OOD)
+    gets no automatic answer, and any other doubt (a quality warning, borderline quality, a
+    triage answer that flips when mirrored) no all-clear, as at the edge."""
     p = referable_probability
     refer = p >= thresholds.get("referable", 0.5)
     cloud = Verdict.REFER if refer else Verdict.NO_IMMEDIATE_CONCERN
@@ -54,6 +61,17 @@ def decide(
     disputed = {Verdict.REFER.value, Verdict.NO_IMMEDIATE_CONCERN.value}
     if edge_verdict in disputed and edge_verdict != cloud.value:
         reasons.append(f"tiers disagree: edge triage said {edge_verdict}, cloud grade says {cloud}")
+    doubts = readability_doubts(edge_codes)
+    if answer_withheld(doubts):
+        reasons.append(
+            f"the gateway found the photograph unfamiliar ({', '.join(doubts)}): "
+            "a person decides, not a model"
+        )
+    elif doubts and cloud is Verdict.NO_IMMEDIATE_CONCERN:
+        reasons.append(
+            f"the gateway doubts the photograph can be read ({', '.join(doubts)}): "
+            "the grade alone cannot clear it"
+        )
     if not reasons and qa_sample:
         reasons.append("quality-assurance sample: a confident result picked for a second look")
     if reasons:

@@ -238,6 +238,7 @@ class GradingService:
             self.review_band,
             edge,
             qa_sample=sampled(scan_id, self.review_sample),
+            edge_codes=inp.edge_findings.codes if inp.edge_findings else (),
         )
         # A case keeps decoded pixels only: an upload's DICOM tags or EXIF never reach the store.
         # The reviewer gets the scan at full size: decoded again only for the cases that need it.

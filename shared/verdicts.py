@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from enum import Enum
 
 
@@ -14,3 +15,21 @@ class Verdict(str, Enum):
 
     def __str__(self) -> str:
         return self.value
+
+
+# The gateway's codes for a judged scan travel with its upload (EdgeVerdict.codes). The cloud reads
+# them by these rules, so the cloud grader never answers where the gateway's doubt forbids it.
+QUALITY_NET = "quality_net"  # the quality net objects and no check names a fixable defect
+OOD_PREFIX = "ood_"  # an out-of-distribution signal fired: ood_energy, ood_mahalanobis, ...
+TRIAGE_PREFIX = "triage_"  # the triage net's own band: triage_review, triage_refer, ...
+
+
+def answer_withheld(codes: Iterable[str]) -> bool:
+    """The gateway gave no automatic answer (an unfamiliar photograph): a person decides."""
+    return any(c == QUALITY_NET or c.startswith(OOD_PREFIX) for c in codes)
+
+
+def readability_doubts(codes: Iterable[str]) -> tuple[str, ...]:
+    """The gateway's doubts about whether the photograph can be read: every code but the triage
+    net's band (a heavier grader may settle the triage net's uncertainty, not these)."""
+    return tuple(dict.fromkeys(c for c in codes if not c.startswith(TRIAGE_PREFIX)))

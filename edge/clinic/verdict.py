@@ -15,13 +15,12 @@ from dataclasses import dataclass
 
 from edge.clinic.ood import OOD_REASON
 from shared.quality_doubt import QUALITY_DOUBT_FRACTION  # the net in doubt: no all-clear
-from shared.verdicts import Verdict
+from shared.verdicts import QUALITY_NET, Verdict
 
 # A scan that failed to be judged this often (e.g. it crashed the gateway) goes to a person.
 MAX_ATTEMPTS = 3
 GATEWAY_ERROR = "gateway_error"
 INTERNAL_ERROR = "internal_error"
-QUALITY_NET = "quality_net"
 QUALITY_DOUBT = "quality_doubt"
 MIRROR_DOUBT = "mirror_disagrees"
 DOUBT_SUFFIX = "; not confident enough to clear it — a person must review"
@@ -137,16 +136,17 @@ def judge(e: Evidence) -> Judgement:
     # 1b. The quality net objects but no check names a fixable defect: that is unfamiliarity
     # (a camera or an eye unlike the training data), not a bad photograph. Telling the
     # photographer to retake a good photograph teaches them to ignore the gateway; a person
-    # decides instead, and nothing is cleared or uploaded on the net's doubt.
+    # decides instead. The copy goes up so that the person is the cloud's review desk; the codes
+    # travel with it and the cloud gives no automatic answer either (shared/verdicts.py).
     if net_fails:
         doubt = (UNFAMILIAR_REASON.format(p=e.p_reject), *(n.message for n in e.warnings))
         doubt_codes = (QUALITY_NET, *(n.code for n in e.warnings))
-        return Judgement(Verdict.REVIEW, unit(e.p_reject), doubt, doubt_codes, False, False)
+        return Judgement(Verdict.REVIEW, unit(e.p_reject), doubt, doubt_codes, True, False)
 
-    # 2. Out of distribution: a person decides; never an automatic answer, never uploaded.
+    # 2. Out of distribution: a person decides, at the review desk; never an automatic answer.
     if e.ood_codes:
         ood = tuple(sorted(set(e.ood_codes)))
-        return Judgement(Verdict.REVIEW, unit(1.0 - e.p_reject), (OOD_REASON,), ood, False, True)
+        return Judgement(Verdict.REVIEW, unit(1.0 - e.p_reject), (OOD_REASON,), ood, True, True)
 
     # 3. Triage, with any remaining doubt demoting an all-clear to review.
     call = triage(e.p_referable, e.clear, e.refer)

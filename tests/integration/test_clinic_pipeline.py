@@ -228,7 +228,7 @@ def test_quality_net_objection_is_reported_in_plain_words(pipeline: ClinicPipeli
             alone = out.codes[0] == "quality_net"
             assert out.verdict == (Verdict.REVIEW if alone else Verdict.RETAKE), out.codes
             assert any("quality model" in r for r in out.reasons)
-            assert not out.gradable
+            assert out.gradable == alone  # a review goes up to the desk; a retake does not
     assert all(o.model_versions["quality"].startswith("fundus-quality:") for o in outs)
 
 
@@ -301,7 +301,7 @@ def test_each_scan_gets_exactly_its_band_unless_a_named_doubt_sends_it_to_review
         p = out.referable_probability
         assert p is not None
         if any(c.startswith(OOD_PREFIX) for c in out.codes):
-            assert out.verdict == Verdict.REVIEW and not out.gradable, out.codes
+            assert out.verdict == Verdict.REVIEW and out.gradable, out.codes  # to the desk
             continue
 
         def band_of(q: float) -> Verdict:
@@ -345,7 +345,9 @@ def test_non_fundus_input_is_never_cleared(
         for p in (pipeline, open_gate):
             out = judge(p, encode(image))  # type: ignore[operator]
             assert out.verdict in (Verdict.RETAKE, Verdict.REVIEW, Verdict.REJECTED), kind
-            assert out.reasons and not out.gradable, kind
+            assert out.reasons, kind
+            # only a review goes up, so that a person at the desk decides
+            assert out.gradable == (out.verdict == Verdict.REVIEW), (kind, out.verdict)
 
 
 def test_an_internal_failure_gives_review_not_a_crash(open_gate: ClinicPipeline) -> None:

@@ -218,6 +218,29 @@ def test_grpc_grade_of_a_dicom_scan_and_get_result(cloud: Cloud):
     )
 
 
+def test_the_gateways_doubt_about_a_photograph_reaches_the_desk_over_grpc(cloud: Cloud):
+    sample = generate_sample(508, 0, size=384, defect_rate=0.0)
+    png = _png(sample)
+
+    def grade(codes: list[str]) -> pb.GradeResult:
+        edge = pb.EdgeVerdict(verdict="review", codes=codes)
+        request = pb.GradeRequest(
+            scan_id=_scan_id("doubt"), image=png, content_type="image/png", edge=edge
+        )
+        return cloud.grpc.Grade(request, timeout=60)
+
+    # The triage net's own uncertainty is the grader's to settle: its answer stands as it is.
+    settled = grade(["triage_review"])
+    unfamiliar = grade(["quality_net"])
+    assert unfamiliar.verdict == "review" and unfamiliar.needs_review
+    assert "found the photograph unfamiliar (quality_net)" in unfamiliar.review_reason
+    assert unfamiliar.referable_probability == pytest.approx(settled.referable_probability)
+    cases = {c["scan_id"]: c for c in cloud.http.get("/v1/review").json()["cases"]}
+    assert unfamiliar.scan_id in cases
+    assert (settled.scan_id in cases) == settled.needs_review
+    assert "unfamiliar" not in settled.review_reason
+
+
 def test_retried_scan_returns_the_stored_result_and_adds_no_record(cloud: Cloud):
     sample = generate_sample(503, 0, size=384, defect_rate=0.0)
     scan_id = _scan_id("retry")

@@ -195,16 +195,16 @@ JUDGE_CASES = {
     ),
     "the quality net alone at its threshold is review, not retake: no defect to fix": (
         evidence(p_reject=0.5),
-        Judgement(REVIEW, 0.5, (UNFAMILIAR_050,), ("quality_net",), False, False),
+        Judgement(REVIEW, 0.5, (UNFAMILIAR_050,), ("quality_net",), True, False),
     ),
-    "the quality net alone keeps the checks' warnings as reasons, never clears or uploads": (
+    "the quality net alone keeps the checks' warnings as reasons, never clears; the desk gets it": (
         evidence(p_reject=0.625, p=0.0, warnings=(DARK,)),
         Judgement(
             REVIEW,
             0.625,
             (UNFAMILIAR_062, DARK.message),
             ("quality_net", "underexposed"),
-            False,
+            True,
             False,
         ),
     ),
@@ -232,7 +232,7 @@ JUDGE_CASES = {
     ),
     "a NaN from the quality net is review with no confidence, never a clear": (
         evidence(p_reject=NAN, p=0.0),
-        Judgement(REVIEW, 0.0, (UNFAMILIAR_NAN,), ("quality_net",), False, False),
+        Judgement(REVIEW, 0.0, (UNFAMILIAR_NAN,), ("quality_net",), True, False),
     ),
     "the gate comes before the OOD guard": (
         evidence(rejects=(CUT,), ood=("ood_energy",)),
@@ -240,11 +240,11 @@ JUDGE_CASES = {
     ),
     "out of distribution is review even when triage would clear it": (
         evidence(p_reject=0.125, ood=("ood_mahalanobis", "ood_energy", "ood_energy")),
-        Judgement(REVIEW, 0.875, (OOD,), ("ood_energy", "ood_mahalanobis"), False, True),
+        Judgement(REVIEW, 0.875, (OOD,), ("ood_energy", "ood_mahalanobis"), True, True),
     ),
     "out of distribution is review even when triage would refer": (
         evidence(p=0.875, p_reject=0.375, ood=("ood_fov",)),
-        Judgement(REVIEW, 0.625, (OOD,), ("ood_fov",), False, True),
+        Judgement(REVIEW, 0.625, (OOD,), ("ood_fov",), True, True),
     ),
     "a NaN from the triage net is review, never clear": (
         evidence(p=NAN),

@@ -94,6 +94,33 @@ def test_case_uploaded_with_findings_shows_them_on_the_case_page(store: CloudSto
     assert "0.550" in page  # the edge's P(referable)
 
 
+def test_a_confident_all_clear_on_a_photograph_the_gateway_doubts_goes_to_the_desk(
+    store: CloudStore,
+) -> None:
+    async def confident(job: GradeJob) -> Grading:
+        return Grading([0.97, 0.02, 0.01, 0.0, 0.0], 0.01, 0, "fundus-dr:7", {"referable": 0.5})
+
+    request = _upload("scan-f4", with_findings=True)
+    del request.edge.codes[:]
+    request.edge.codes.extend(["triage_no_immediate_concern", "quality_doubt"])
+    inp = GradeInput(
+        scan_id=request.scan_id,
+        image=request.image,
+        content_type=request.content_type,
+        site_id=request.site_id,
+        edge_verdict=request.edge.verdict,
+        edge_findings=EdgeFindings.from_proto(request.edge),
+    )
+    service = GradingService(store, confident, (0.3, 0.7), "fundus-dr")
+    result, _ = asyncio.run(service.grade(inp, "grpc"))
+    assert result.verdict == "review" and result.needs_review
+    (case,) = store.cases()
+    assert case.cloud_verdict == "no_immediate_concern"
+    assert "can be read (quality_doubt)" in case.reason
+    page = login(_desk(store), "ann").get(f"/desk/cases/{case.case_id}").text
+    assert "can be read (quality_doubt)" in page
+
+
 def test_case_from_an_older_gateway_says_not_recorded(store: CloudStore) -> None:
     _grade(store, _upload("scan-f2", with_findings=False))
     (case,) = store.cases()
