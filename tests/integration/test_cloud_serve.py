@@ -7,13 +7,9 @@ One Serve instance for the module (Ray start-up dominates); each test uses its o
 from __future__ import annotations
 
 import base64
-import shutil
 import threading
-import time
 import uuid
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass
-from pathlib import Path
+from collections.abc import Iterator
 from typing import Any
 
 import cv2
@@ -22,130 +18,30 @@ import httpx
 import numpy as np
 import paho.mqtt.client as paho
 import pytest
-import torch
 
-from cloud.runtime import LocalCloud
-from cloud.store import SqliteStore
 from shared import topics
-from shared.broker import MosquittoBroker, free_port
-from shared.config import CloudConfig, MqttSettings
-from shared.config.cloud import GraderSettings
+from shared.config import MqttSettings
 from shared.messages import GatewayStatus, ScanVerdictEvent
 from shared.monitoring.prediction_log import PredictionLog, pseudonymise
 from shared.mqtt import connect, make_client
 from shared.proto import edgeward_pb2 as pb
-from shared.proto import edgeward_pb2_grpc as pb_grpc
-from shared.registry import Registry
 from shared.verdicts import Verdict
 from sim.fundus.dicom import to_dicom_bytes
 from sim.fundus.generator import FundusSample, generate_sample
+from tests.integration.support.serve_cloud import (
+    DEADLINE_S,
+    GRADER,
+    SITE_KEY,
+    Cloud,
+    cloud,
+    new_scan_id,
+    png_bytes,
+    post_scan,
+    until,
+)
 
 pytestmark = [pytest.mark.ray, pytest.mark.mqtt, pytest.mark.slow]
-GRADER = "fundus-grader"
-SITE_KEY = b"cloud-serve-test-key"  # the grader logs every grade, keyed with it
-DEADLINE_S = 120.0
-
-
-@dataclass
-class Cloud:
-    local: LocalCloud
-    http: httpx.Client
-    grpc: pb_grpc.CloudGraderStub
-    store: SqliteStore
-    registry: Registry
-    broker: MosquittoBroker
-    champion: str  # the version that must serve (the newest champion is corrupt)
-    corrupt: str  # the newest champion, with tampered weights
-    site_model: str  # a per-site model id
-
-
-def _registry_with_corrupt_champion_and_site_model(
-    source: Path, root: Path
-) -> tuple[str, str, str]:
-    """The good champion becomes a former one; a new champion has tampered weights; one more
-    version stands for a site's fine-tuned model. Returns the three model ids."""
-    shutil.copytree(source, root)
-    reg = Registry(root)
-    good = reg.champion(GRADER)
-    assert good is not None
-    made = []
-    for _ in range(2):
-        version = reg.next_version(GRADER)
-        shutil.copytree(reg.version_dir(GRADER, good.version), root / GRADER / version)
-        reg.save(good.model_copy(update={"version": version, "stage": "candidate", "history": []}))
-        made.append(version)
-    corrupt, site = made
-    reg.set_stage(GRADER, corrupt, "champion", "test: to be corrupted")
-    weights = root / GRADER / corrupt / good.artifacts["pytorch"].path
-    state = torch.load(weights, weights_only=True)
-    next(iter(state.values())).mul_(-1.0)
-    torch.save(state, weights)
-    return f"{GRADER}:{good.version}", f"{GRADER}:{corrupt}", f"{GRADER}:{site}"
-
-
-@pytest.fixture(scope="module")
-def cloud(quick_registry: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cloud]:
-    tmp = tmp_path_factory.mktemp("cloud")
-    ids = _registry_with_corrupt_champion_and_site_model(quick_registry, tmp / "reg")
-    champion, corrupt, site = ids
-    env = pytest.MonkeyPatch()  # Ray's workers inherit it from this process
-    env.setenv("EDGEWARD_SITE_KEY", SITE_KEY.decode())
-    with MosquittoBroker(workdir=tmp / "mqtt") as broker:
-        config = CloudConfig(
-            data_dir=tmp / "data",
-            registry_dir=tmp / "reg",
-            http_port=free_port(),
-            grpc_port=free_port(),
-            grader=GraderSettings(max_batch_size=4, batch_wait_timeout_s=0.02),
-            mqtt=MqttSettings(host=broker.host, port=broker.port),
-        )
-        with LocalCloud(
-            config,
-            num_cpus=2,
-            namespace=f"edgeward-test-{uuid.uuid4().hex[:8]}",
-            insecure_dev=True,  # these tests are about grading; keys: test_cloud_ingress_access
-        ) as lc:
-            channel = grpc.insecure_channel(lc.grpc_target)
-            with httpx.Client(base_url=lc.http_url, timeout=60) as http:
-                yield Cloud(
-                    lc,
-                    http,
-                    pb_grpc.CloudGraderStub(channel),
-                    SqliteStore(tmp / "data"),
-                    Registry(tmp / "reg"),
-                    broker,
-                    champion,
-                    corrupt,
-                    site,
-                )
-            channel.close()
-    env.undo()
-
-
-def _png(sample: FundusSample) -> bytes:
-    return cv2.imencode(".png", sample.image_bgr)[1].tobytes()
-
-
-def _scan_id(prefix: str) -> str:
-    return f"{prefix}-{uuid.uuid4().hex[:10]}"
-
-
-def _post(
-    cloud: Cloud, scan_id: str, body: bytes | Iterator[bytes], **headers: str
-) -> httpx.Response:
-    h = {"content-type": "image/png", "x-scan-id": scan_id}
-    h.update({k.replace("_", "-"): v for k, v in headers.items()})
-    return cloud.http.post("/v1/grade", content=body, headers=h)
-
-
-def _until(what: str, check: Callable[[], Any], deadline_s: float = DEADLINE_S) -> Any:
-    end = time.monotonic() + deadline_s
-    while time.monotonic() < end:
-        value = check()
-        if value:
-            return value
-        time.sleep(0.2)
-    raise AssertionError(f"{what}: not within {deadline_s}s")
+__all__ = ["cloud"]  # fixture, used by name
 
 
 def _lesion_enrichment(sample: FundusSample, regions: list[tuple[int, int, int, int]]) -> float:
@@ -185,7 +81,9 @@ def test_http_grade_returns_probabilities_and_a_heatmap_over_the_lesions(cloud: 
     scores = []
     for i in range(2):
         sample = generate_sample(501, i, size=512, grade=4, defect_rate=0.0)
-        resp = _post(cloud, _scan_id("http"), _png(sample), x_request_id=f"req-http-{i}")
+        resp = post_scan(
+            cloud, new_scan_id("http"), png_bytes(sample), x_request_id=f"req-http-{i}"
+        )
         assert resp.status_code == 200, resp.text
         body = resp.json()
         assert body["model_version"] == cloud.champion
@@ -198,7 +96,7 @@ def test_http_grade_returns_probabilities_and_a_heatmap_over_the_lesions(cloud: 
 
 def test_grpc_grade_of_a_dicom_scan_and_get_result(cloud: Cloud):
     sample = generate_sample(502, 0, size=512, grade=4, defect_rate=0.0)
-    scan_id = _scan_id("grpc")
+    scan_id = new_scan_id("grpc")
     request = pb.GradeRequest(
         scan_id=scan_id,
         image=to_dicom_bytes(sample),
@@ -220,12 +118,12 @@ def test_grpc_grade_of_a_dicom_scan_and_get_result(cloud: Cloud):
 
 def test_the_gateways_doubt_about_a_photograph_reaches_the_desk_over_grpc(cloud: Cloud):
     sample = generate_sample(508, 0, size=384, defect_rate=0.0)
-    png = _png(sample)
+    png = png_bytes(sample)
 
     def grade(codes: list[str]) -> pb.GradeResult:
         edge = pb.EdgeVerdict(verdict="review", codes=codes)
         request = pb.GradeRequest(
-            scan_id=_scan_id("doubt"), image=png, content_type="image/png", edge=edge
+            scan_id=new_scan_id("doubt"), image=png, content_type="image/png", edge=edge
         )
         return cloud.grpc.Grade(request, timeout=60)
 
@@ -243,12 +141,13 @@ def test_the_gateways_doubt_about_a_photograph_reaches_the_desk_over_grpc(cloud:
 
 def test_retried_scan_returns_the_stored_result_and_adds_no_record(cloud: Cloud):
     sample = generate_sample(503, 0, size=384, defect_rate=0.0)
-    scan_id = _scan_id("retry")
-    first = _post(cloud, scan_id, _png(sample), x_request_id="first")
+    scan_id = new_scan_id("retry")
+    first = post_scan(cloud, scan_id, png_bytes(sample), x_request_id="first")
     before = cloud.store.count()
-    again = _post(cloud, scan_id, _png(sample), x_request_id="second")
+    again = post_scan(cloud, scan_id, png_bytes(sample), x_request_id="second")
     over_grpc = cloud.grpc.Grade(
-        pb.GradeRequest(scan_id=scan_id, image=_png(sample), content_type="image/png"), timeout=60
+        pb.GradeRequest(scan_id=scan_id, image=png_bytes(sample), content_type="image/png"),
+        timeout=60,
     )
     assert first.status_code == again.status_code == 200
     assert again.headers["x-replayed"] == "true" and first.headers["x-replayed"] == "false"
@@ -258,57 +157,62 @@ def test_retried_scan_returns_the_stored_result_and_adds_no_record(cloud: Cloud)
 
 
 def test_bad_input_gets_a_clear_4xx_and_invalid_argument_and_nothing_is_lost(cloud: Cloud):
-    bad = _post(cloud, _scan_id("bad"), b"definitely not a png")
+    bad = post_scan(cloud, new_scan_id("bad"), b"definitely not a png")
     assert bad.status_code == 400 and "not a readable image/png" in bad.json()["error"]
     no_id = cloud.http.post("/v1/grade", content=b"x", headers={"content-type": "image/png"})
     assert no_id.status_code == 400 and "X-Scan-Id" in no_id.json()["error"]
-    wrong_type = _post(cloud, _scan_id("bad"), b"x", content_type="text/plain")
+    wrong_type = post_scan(cloud, new_scan_id("bad"), b"x", content_type="text/plain")
     assert wrong_type.status_code == 400 and "image/png" in wrong_type.json()["error"]
     with pytest.raises(grpc.RpcError) as err:
         cloud.grpc.Grade(
-            pb.GradeRequest(scan_id=_scan_id("bad"), image=b"xx", content_type="application/dicom"),
+            pb.GradeRequest(
+                scan_id=new_scan_id("bad"), image=b"xx", content_type="application/dicom"
+            ),
             timeout=30,
         )
     assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
     assert "not a readable DICOM" in (err.value.details() or "")
     missing = cloud.http.get("/v1/results/never-seen")
     assert missing.status_code == 404 and "POST /v1/grade" in missing.json()["error"]
-    good = _post(cloud, _scan_id("after-bad"), _png(generate_sample(504, 0, size=256)))
+    good = post_scan(cloud, new_scan_id("after-bad"), png_bytes(generate_sample(504, 0, size=256)))
     assert good.status_code == 200
 
 
 def test_site_model_is_chosen_by_model_id(cloud: Cloud):
-    png = _png(generate_sample(505, 0, size=384, defect_rate=0.0))
-    over_http = _post(cloud, _scan_id("site"), png, x_model_id=cloud.site_model)
+    png = png_bytes(generate_sample(505, 0, size=384, defect_rate=0.0))
+    over_http = post_scan(cloud, new_scan_id("site"), png, x_model_id=cloud.site_model)
     assert over_http.status_code == 200, over_http.text
     assert over_http.json()["model_version"] == cloud.site_model
     over_grpc = cloud.grpc.Grade(
         pb.GradeRequest(
-            scan_id=_scan_id("site"), image=png, content_type="image/png", model_id=cloud.site_model
+            scan_id=new_scan_id("site"),
+            image=png,
+            content_type="image/png",
+            model_id=cloud.site_model,
         ),
         timeout=60,
     )
     assert over_grpc.model_version == cloud.site_model
-    default = _post(cloud, _scan_id("site"), png)
+    default = post_scan(cloud, new_scan_id("site"), png)
     assert default.json()["model_version"] == cloud.champion
 
 
 def test_corrupt_champion_is_refused_and_the_previous_champion_serves(cloud: Cloud):
     ready = cloud.http.get("/readyz")
     assert ready.status_code == 200 and ready.json()["model_version"] == cloud.champion
-    png = _png(generate_sample(506, 0, size=256))
-    refused = _post(cloud, _scan_id("corrupt"), png, x_model_id=cloud.corrupt)
+    png = png_bytes(generate_sample(506, 0, size=256))
+    refused = post_scan(cloud, new_scan_id("corrupt"), png, x_model_id=cloud.corrupt)
     assert refused.status_code == 422
     assert "fails its checksum" in refused.json()["error"]
-    unknown = _post(cloud, _scan_id("corrupt"), b"x", x_model_id="Bad Id!")
+    unknown = post_scan(cloud, new_scan_id("corrupt"), b"x", x_model_id="Bad Id!")
     assert unknown.status_code == 400 and "name:version" in unknown.json()["error"]
 
 
 def test_review_queue_round_trip(cloud: Cloud):
     sample = generate_sample(507, 0, size=384, grade=3, defect_rate=0.0)
-    png = _png(sample)
-    scan_id = _scan_id("review")
-    graded = _post(cloud, scan_id, png, x_site_id="site-r")
+    png = png_bytes(sample)
+    scan_id = new_scan_id("review")
+    graded = post_scan(cloud, scan_id, png, x_site_id="site-r")
     assert graded.status_code == 200
     # The edge says the opposite of what the grade alone says: that disagreement needs a person.
     threshold = cloud.registry.manifest(*cloud.champion.split(":")).thresholds["referable"]
@@ -316,8 +220,8 @@ def test_review_queue_round_trip(cloud: Cloud):
         "refer" if graded.json()["referable_probability"] >= threshold else "no_immediate_concern"
     )
     edge_call = "no_immediate_concern" if cloud_call == "refer" else "refer"
-    scan_id = _scan_id("review")
-    body = _post(cloud, scan_id, png, x_site_id="site-r", x_edge_verdict=edge_call).json()
+    scan_id = new_scan_id("review")
+    body = post_scan(cloud, scan_id, png, x_site_id="site-r", x_edge_verdict=edge_call).json()
     assert body["needs_review"] and body["verdict"] == "review"
     assert f"edge triage said {edge_call}, cloud grade says {cloud_call}" in body["review_reason"]
     cases = cloud.http.get("/v1/review").json()["cases"]
@@ -358,7 +262,7 @@ def test_review_queue_round_trip(cloud: Cloud):
 
 
 def test_gateway_last_will_marks_it_offline_and_edge_verdicts_get_the_cloud_answer(cloud: Cloud):
-    _until("bridge connected", lambda: cloud.http.get("/v1/bridge").json().get("connected"))
+    until("bridge connected", lambda: cloud.http.get("/v1/bridge").json().get("connected"))
     settings = MqttSettings(host=cloud.broker.host, port=cloud.broker.port)
     gateway = f"gw-{uuid.uuid4().hex[:6]}"
     will = GatewayStatus(sender=gateway, gateway_id=gateway, kind="clinic", state="offline")
@@ -374,7 +278,7 @@ def test_gateway_last_will_marks_it_offline_and_edge_verdicts_get_the_cloud_answ
     client.on_message = on_message
     client.on_connect = lambda c, *_: c.subscribe(verdict_topic, qos=1)
     connect(client, settings, persistent=False)
-    _until("gateway connected", client.is_connected, 30)
+    until("gateway connected", client.is_connected, 30)
     online = GatewayStatus(sender=gateway, gateway_id=gateway, kind="clinic", state="online")
     client.publish(topics.gateway_status("clinic", gateway), online.encode(), qos=1, retain=True)
 
@@ -382,23 +286,23 @@ def test_gateway_last_will_marks_it_offline_and_edge_verdicts_get_the_cloud_answ
         nodes = cloud.http.get("/v1/nodes").json()["nodes"]
         return next((n["state"] for n in nodes if n["node_id"] == gateway), None)
 
-    _until("node online", lambda: node_state() == "online", 30)
+    until("node online", lambda: node_state() == "online", 30)
 
-    scan_id = _scan_id("mqtt")
-    graded = _post(cloud, scan_id, _png(generate_sample(508, 0, size=256)))
+    scan_id = new_scan_id("mqtt")
+    graded = post_scan(cloud, scan_id, png_bytes(generate_sample(508, 0, size=256)))
     assert graded.status_code == 200
     event = ScanVerdictEvent(
         sender=gateway, scan_id=scan_id, site_id="site-m", verdict=Verdict.REFER, confidence=0.9
     )
     client.publish(verdict_topic, event.encode(), qos=1)
-    reply = _until("cloud answer on MQTT", lambda: replies, 30)[0]
+    reply = until("cloud answer on MQTT", lambda: replies, 30)[0]
     assert reply.scan_id == scan_id and reply.verdict.value == graded.json()["verdict"]
 
     client.loop_stop()
     sock = client.socket()
     assert sock is not None
     sock.close()  # the gateway vanishes without DISCONNECT: the broker publishes its Last Will
-    _until("node offline after its Last Will", lambda: node_state() == "offline", 60)
+    until("node offline after its Last Will", lambda: node_state() == "offline", 60)
 
 
 def _grader_replicas() -> list[str]:
@@ -419,8 +323,8 @@ def test_killed_grader_replica_recovers_and_the_retry_is_graded_once(cloud: Clou
     from cloud.app import APP_NAME
 
     sample = generate_sample(509, 0, size=384, defect_rate=0.0)
-    body = _png(sample)
-    scan_id = _scan_id("kill")
+    body = png_bytes(sample)
+    scan_id = new_scan_id("kill")
     (victim,) = _grader_replicas()
     replica = serve.get_deployment_handle("Ingress", app_name=APP_NAME)
     # The upload's first chunk reaches the replica, the rest is held: the kill lands while the
@@ -437,14 +341,14 @@ def test_killed_grader_replica_recovers_and_the_retry_is_graded_once(cloud: Clou
 
     def call() -> None:
         try:
-            resp = _post(cloud, scan_id, slow_body())
+            resp = post_scan(cloud, scan_id, slow_body())
             first.append(f"HTTP {resp.status_code}: {resp.text[:200]}")
         except httpx.HTTPError as exc:  # the proxy may drop the connection mid-upload
             first.append(f"{type(exc).__name__}: {exc}")
 
     caller = threading.Thread(target=call)
     caller.start()
-    _until("the scan inside the replica", lambda: replica.in_flight.remote().result() >= 1)
+    until("the scan inside the replica", lambda: replica.in_flight.remote().result() >= 1)
     ray.kill(ray.get_actor(victim, namespace="serve"), no_restart=True)
     release.set()
     caller.join(timeout=DEADLINE_S)
@@ -454,7 +358,7 @@ def test_killed_grader_replica_recovers_and_the_retry_is_graded_once(cloud: Clou
 
     def retry() -> httpx.Response | None:
         try:
-            resp = _post(cloud, scan_id, body)
+            resp = post_scan(cloud, scan_id, body)
         except httpx.TimeoutException:  # the new replica may still be starting: try again
             attempts.append(504)
             return None
@@ -463,9 +367,9 @@ def test_killed_grader_replica_recovers_and_the_retry_is_graded_once(cloud: Clou
 
     # a liveness bound, not a speed check: a new replica loads and checks its model, which took
     # ~110 s on a 2-core box busy building models beside the suite
-    final = _until("graded after the replica was killed", retry, deadline_s=360.0)
+    final = until("graded after the replica was killed", retry, deadline_s=360.0)
     print(f"first attempt: {first[0]}; retries: {attempts}")
     assert set(attempts) <= {200, 500, 503, 504}
     assert cloud.store.count() == before + 1  # one record, however many attempts
-    assert _post(cloud, scan_id, body).json() == final.json()
+    assert post_scan(cloud, scan_id, body).json() == final.json()
     assert victim not in _grader_replicas()
