@@ -27,6 +27,7 @@ from edge.clinic.outcome import ScanOutcome
 from edge.clinic.pseudonym import Pseudonymiser
 from edge.clinic.results import Results
 from edge.clinic.retention import Retention
+from edge.clinic.review_follow import ReviewFollower
 from edge.clinic.store import ScanStore
 from edge.clinic.uplink import CloudUplink
 from edge.outbox import CLOUD, EVENTS, Outbox
@@ -181,10 +182,13 @@ class ClinicGateway:
                 self.store,
                 self.outbox,
                 config.dicom,
-                fetch_result=self.uplink.get_result,
                 pseudonyms=self.pseudonyms,
             )
             self.judging.on_judged(self.reports.notify)
+        # Every scan the cloud sends to its desk is followed to the reviewer's decision.
+        self.review_follower = ReviewFollower(
+            self.db, self.uplink.get_result, self.reports.notify if self.reports else None
+        )
         watch = Path(config.watch_dir) if config.watch_dir is not None else None
         self.retention = Retention(self.db, config.retention_days, watch, config.retention_check_s)
         self.updater: ModelUpdater | None = None
@@ -203,6 +207,7 @@ class ClinicGateway:
             self._slot.load()
         self.judging.start()
         self.uplink.start()
+        self.adapters.append(self.review_follower.start())
         self.events.start()
         if serve:
             self._serve_apis()

@@ -46,6 +46,18 @@ MIGRATIONS: tuple[str, ...] = (
     DEAD_LETTER_SCHEMA + "ALTER TABLE outbox ADD COLUMN failures TEXT NOT NULL DEFAULT '{}';",
     # 3: when retention removed a scan's raw bytes and identifying metadata.
     "ALTER TABLE scans ADD COLUMN purged_at REAL;",
+    # 4: scans the cloud sent to its review desk, followed to the reviewer's decision
+    # (edge/clinic/review_follow.py; a gateway with DICOM reports made it before this one).
+    """
+CREATE TABLE IF NOT EXISTS review_decisions (
+    scan_id TEXT PRIMARY KEY,
+    cloud_id TEXT NOT NULL,
+    state TEXT NOT NULL,
+    decision BLOB,
+    detail TEXT,
+    updated_at REAL NOT NULL
+);
+""",
 )
 
 

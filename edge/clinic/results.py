@@ -12,6 +12,7 @@ from edge.clinic.database import Database
 from edge.clinic.events import EventPublisher
 from edge.clinic.metrics import GatewayMetrics
 from edge.clinic.pseudonym import Pseudonymiser
+from edge.clinic.review_follow import wait_for_review
 from edge.clinic.store import ScanStore
 from edge.outbox import Outbox, OutboxItem
 from shared.messages import ScanVerdictEvent
@@ -70,6 +71,9 @@ class Results:
             ScanStore.set_cloud(conn, scan_id, "graded", result.SerializeToString())
             Outbox.settle(conn, item)
             self.events.put(conn, event)
+            if result.needs_review:  # followed to the reviewer's decision (review_follow.py)
+                cloud_id = result.scan_id or (record.cloud_id if record else scan_id)
+                wait_for_review(conn, scan_id, cloud_id)
         self.metrics.cloud_calls.labels(result="graded").inc()
         self.events.notify()
         log.info("scan %s: cloud says %s (p=%.2f)", scan_id, verdict, result.referable_probability)
@@ -110,6 +114,29 @@ class Results:
                 f"/scans/{record.scan_id}/heatmap.png" if result.heatmap_png else None
             )
         out["cloud"] = cloud
+        out["review"] = self._review(record.scan_id)
+        return out
+
+    def _review(self, scan_id: str) -> dict[str, Any] | None:
+        """The desk's case for this scan: waiting, or the reviewer's decision (None: no case)."""
+        rows = self.db.read(
+            "SELECT state, decision, updated_at FROM review_decisions WHERE scan_id = ?",
+            (scan_id,),
+        )
+        if not rows:
+            return None
+        row = rows[0]
+        out: dict[str, Any] = {"state": row["state"]}
+        if row["decision"] is not None:
+            review = pb.GradeResult.FromString(row["decision"]).review
+            out.update(
+                outcome=review.outcome,
+                label=review.label,
+                reviewer=review.reviewer,
+                role=review.role,
+                note=review.note,
+                decided_at=review.decided_at,
+            )
         return out
 
     def heatmap(self, scan_id: str) -> bytes | None:

@@ -8,7 +8,7 @@ from typing import Any
 
 import pydicom
 
-from edge.clinic.reports.review import VERDICTS
+from edge.clinic.review_follow import VERDICTS
 from edge.clinic.store import ScanRecord
 from shared.proto import edgeward_pb2 as pb
 

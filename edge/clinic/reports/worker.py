@@ -26,16 +26,8 @@ from edge.clinic.reports.content import final_result, is_dicom, reviewed_result
 from edge.clinic.reports.fhir import FhirSender, bundle_json
 from edge.clinic.reports.pacs import PacsSender
 from edge.clinic.reports.pdf import pdf_bytes
-from edge.clinic.reports.review import (
-    DECIDED,
-    FAILED,
-    REPORTED,
-    FetchResult,
-    ReviewFollower,
-    wait_for_review,
-)
-from edge.clinic.reports.review import SCHEMA as REVIEW_SCHEMA
 from edge.clinic.reports.sr import build_sr, sr_bytes
+from edge.clinic.review_follow import DECIDED, FAILED, REPORTED
 from edge.clinic.store import JUDGED, ScanRecord, ScanStore
 from edge.outbox import Outbox, OutboxItem
 from shared.config.dicom import DicomSettings
@@ -58,6 +50,10 @@ SELECT s.scan_id FROM scans s LEFT JOIN dicom_reports r ON r.scan_id = s.scan_id
 WHERE r.scan_id IS NULL AND s.state = '{JUDGED}'
   AND (s.cloud_state IS NULL OR s.cloud_state IN ('graded', 'rejected'))
 ORDER BY s.rowid LIMIT 50
+"""
+REVIEWED_UNREPORTED = """
+SELECT v.scan_id, v.decision FROM review_decisions v JOIN dicom_reports r ON r.scan_id = v.scan_id
+WHERE v.state = ? AND r.state = 'queued' LIMIT 50
 """
 
 
@@ -132,8 +128,6 @@ class ReportWorker:
         outbox: Outbox,
         settings: DicomSettings,
         *,
-        fetch_result: FetchResult | None = None,
-        review_poll_s: float = 2.0,
         pseudonyms: Pseudonymiser | None = None,
     ) -> None:
         self.db = db
@@ -153,11 +147,6 @@ class ReportWorker:
             self.drains[FHIR] = OutboxDrain(outbox, FHIR, fhir.send, where, (1.0, 60.0))
         with db.transaction() as conn:
             conn.execute(SCHEMA)
-            conn.execute(REVIEW_SCHEMA)
-        # With a PACS and a cloud to ask, a reviewer's decision becomes an amended report.
-        self.follower: ReviewFollower | None = None
-        if fetch_result is not None and settings.pacs is not None:
-            self.follower = ReviewFollower(db, fetch_result, self.notify, review_poll_s)
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, name="dicom-reports", daemon=True)
@@ -166,15 +155,11 @@ class ReportWorker:
         for drain in self.drains.values():
             drain.start()
         self._thread.start()
-        if self.follower is not None:
-            self.follower.start()
         return self
 
     def stop(self) -> None:
         self._stop.set()
         self._wake.set()
-        if self.follower is not None:
-            self.follower.stop()
         self._thread.join(timeout=10)
         for drain in self.drains.values():
             drain.stop()
@@ -198,8 +183,10 @@ class ReportWorker:
         ids = [r["scan_id"] for r in self.db.read(FINAL_UNREPORTED)]
         for scan_id in ids:
             self._report(scan_id)
-        decided = self.db.read(
-            "SELECT scan_id, decision FROM review_decisions WHERE state = ? LIMIT 50", (DECIDED,)
+        # With a PACS, a reviewer's decision (edge/clinic/review_follow.py) becomes an amended
+        # report, once the automated one it amends is queued.
+        decided = (
+            self.db.read(REVIEWED_UNREPORTED, (DECIDED,)) if self.settings.pacs is not None else []
         )
         for row in decided:
             self._report_review(str(row["scan_id"]), pb.GradeResult.FromString(row["decision"]))
@@ -239,12 +226,7 @@ class ReportWorker:
             log.error("scan %s: no DICOM/FHIR report: %s", scan_id, exc)
             self._mark(scan_id, "failed", [], str(exc)[:500])
             return
-        # The cloud's "review" is not the last word: follow the case to the reviewer's decision.
-        follow = self.follower is not None and record.cloud_state == "graded"
-        cloud = record.cloud_result
-        needs_review = cloud is not None and pb.GradeResult.FromString(cloud).needs_review
-        review = record.cloud_id if follow and needs_review else None
-        self._mark(scan_id, "queued", queued, review_of=review)
+        self._mark(scan_id, "queued", queued)
         log.info(
             "scan %s: %s result reported (%d item(s) queued)", scan_id, result.verdict, len(queued)
         )
@@ -294,13 +276,10 @@ class ReportWorker:
         state: str,
         queued: list[tuple[str, str, bytes]],
         detail: str = "",
-        review_of: str | None = None,
     ) -> None:
         with self.db.transaction() as conn:
             for queue, key, payload in queued:
                 Outbox.put(conn, queue, key, payload, {"scan_id": scan_id})
-            if review_of is not None:
-                wait_for_review(conn, scan_id, review_of)
             conn.execute(
                 "INSERT OR IGNORE INTO dicom_reports (scan_id, state, detail, created_at) "
                 "VALUES (?, ?, ?, ?)",

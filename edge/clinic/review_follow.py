@@ -1,15 +1,15 @@
-"""A reviewer's decision, fetched from the cloud, becomes the study's final report.
+"""Follow a scan the cloud sent to its review desk until a reviewer decides.
 
-Why the gateway and not the cloud sends it: the site's gateway owns its PACS (address, AE
-titles, credentials) and the original DICOM header; the cloud never sees either (only pixels
-and a pseudonymous scan id leave the site). So the decision flows back the way the result did:
-the gateway asks the cloud (GetResult) for each of its scans that wait for review, and once a
-reviewer decided, builds an amended SR (the cloud's SR as its predecessor, verified by the
-reviewer) and a new PDF, and queues both in the same durable outbox as every report.
+The cloud's "review" is not the last word. Every gateway asks the cloud (GetResult) about each of
+its scans that wait for review, and stores the decision when it comes: `GET /scans/{id}` shows it,
+and with a PACS the report worker turns it into the study's final report (an amended SR, the
+cloud's SR its predecessor, verified by the reviewer, and a new PDF). Why the gateway asks and the
+cloud does not push: the gateway owns its PACS and the original DICOM header, and the cloud never
+learns either (only pixels and a pseudonymous scan id leave the site).
 
-States of a `review_decisions` row: waiting (asked again every poll) -> decided (the decision
-is stored; the reports are built next) -> reported (SR and PDF queued), or failed (this scan's
-header cannot carry a report; detail says why).
+States of a `review_decisions` row (edge/clinic/database.py, migration 4): waiting (asked again
+every poll) -> decided (the decision is stored) -> reported (SR and PDF queued), or failed (this
+scan's header cannot carry a report; detail says why).
 """
 
 from __future__ import annotations
@@ -27,16 +27,6 @@ from shared.proto import edgeward_pb2 as pb
 
 log = logging.getLogger(__name__)
 
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS review_decisions (
-    scan_id TEXT PRIMARY KEY,
-    cloud_id TEXT NOT NULL,
-    state TEXT NOT NULL,
-    decision BLOB,
-    detail TEXT,
-    updated_at REAL NOT NULL
-)
-"""
 WAITING, DECIDED, REPORTED, FAILED = "waiting", "decided", "reported", "failed"
 FetchResult = Callable[[str], pb.GradeResult]  # CloudUplink.get_result
 # Outcomes of the desk -> verdicts of the reports (edge/clinic/reports/content.py PLAIN_WORDS).
@@ -59,7 +49,7 @@ class ReviewFollower:
         self,
         db: Database,
         fetch: FetchResult,
-        on_decided: Callable[[], None],
+        on_decided: Callable[[], None] | None = None,  # e.g. the report worker's notify
         poll_s: float = 2.0,
     ) -> None:
         self.db = db
@@ -70,8 +60,9 @@ class ReviewFollower:
         self._thread = threading.Thread(target=self._loop, name="review-follower", daemon=True)
         self._failing = False
 
-    def start(self) -> None:
+    def start(self) -> ReviewFollower:
         self._thread.start()
+        return self
 
     def stop(self) -> None:
         self._stop.set()
@@ -80,7 +71,7 @@ class ReviewFollower:
     def _loop(self) -> None:
         while not self._stop.wait(self.poll_s):
             try:
-                if self.poll_once():
+                if self.poll_once() and self.on_decided is not None:
                     self.on_decided()
             except Exception:  # a bug here must not stop later decisions; it is logged
                 log.exception("following review decisions failed")
