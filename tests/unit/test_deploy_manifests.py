@@ -9,6 +9,8 @@ from typing import Any
 import tomllib
 import yaml
 
+from shared.config import CloudConfig
+
 REPO = Path(__file__).resolve().parents[2]
 DOCKERFILE = REPO / "deploy/docker/Dockerfile.cloud"
 RAYSERVICE = REPO / "deploy/kuberay/rayservice.yaml"
@@ -60,3 +62,18 @@ def test_kuberay_keeps_records_in_the_database_never_a_shared_sqlite_file():
     assert config["grader"]["prediction_log"] == ""  # the per-grade SQLite log stays off
     claim = docs["PersistentVolumeClaim"]["spec"]
     assert claim["accessModes"] == ["ReadOnlyMany"]
+
+
+def test_kuberay_cloud_reaches_the_production_broker_by_client_certificate():
+    # deploy/mosquitto's broker takes TLS client certificates only (no passwords), like every
+    # other deploy config: a password here is one the broker never accepts
+    docs = {d["kind"]: d for d in yaml.safe_load_all(RAYSERVICE.read_text())}
+    config = CloudConfig.model_validate(yaml.safe_load(docs["ConfigMap"]["data"]["cloud.yaml"]))
+    broker = (REPO / "deploy/mosquitto/mosquitto.conf").read_text()
+    assert "require_certificate true" in broker and f"listener {config.mqtt.port}" in broker
+    assert config.mqtt.tls and config.mqtt.username is None
+    for container in _containers(docs["RayService"]):
+        assert not any("PASSWORD" in e["name"] for e in container["env"]), container["name"]
+        mounts = [m["mountPath"] for m in container["volumeMounts"]]
+        for path in (config.mqtt.ca_file, config.mqtt.cert_file, config.mqtt.key_file):
+            assert path is not None and any(str(path).startswith(m + "/") for m in mounts), path
