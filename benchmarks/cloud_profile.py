@@ -28,7 +28,6 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks.cloud_ceiling import run_clients
-from shared.broker import free_port
 
 TICKS = os.sysconf("SC_CLK_TCK")
 
@@ -117,10 +116,8 @@ def profile(
     env: dict[str, str],
     replicas: int = 1,
 ) -> dict[str, Any]:
+    from benchmarks.local_cloud import bench_cloud
     from benchmarks.suites.cloud import _scans
-    from cloud.runtime import LocalCloud
-    from shared.config import CloudConfig
-    from shared.config.cloud import GraderSettings
 
     os.environ.update(env)
     scans = _scans(size)
@@ -130,57 +127,48 @@ def profile(
         "replicas": replicas,
         "levels": [],
     }
-    with tempfile.TemporaryDirectory(prefix="edgeward-prof-", dir="/tmp") as tmp:
-        config = CloudConfig(
-            data_dir=Path(tmp) / "data",
-            registry_dir=registry.resolve(),
-            http_port=free_port(),
-            grpc_port=free_port(),
-            grader=GraderSettings(min_replicas=replicas, max_replicas=replicas),
-        )
-        with LocalCloud(
-            config, num_cpus=2, with_bridge=False, log_to_driver=False, insecure_dev=True
-        ) as cloud:
-            url = f"{cloud.http_url}/v1/grade"
-            _load(url, scans, 4, 3)  # warm-up: connections, first batches, lazy imports
-            for c in clients:
-                per_client = max(2, -(-requests // c))
-                _load(url, scans, c, 1)
-                pids = _ray_processes()
-                before = {pid: _cpu_s(pid) for pid in pids}
-                me = _self_cpu_s()
-                spies = (
-                    _py_spy(pids, 20, spy_dir) if spy_dir is not None and c == clients[-1] else []
-                )
-                lat, wall, stages = _load(url, scans, c, per_client)
-                n = len(lat)
-                per_proc: dict[str, float] = {}
-                for pid, title in pids.items():
-                    used = _cpu_s(pid) - before[pid]
-                    per_proc[title] = per_proc.get(title, 0.0) + used * 1e3 / n
-                for p in spies:
-                    p.wait(timeout=60)
-                stage_ms = {
-                    k: statistics.median(s.get(k, 0.0) for s in stages) * 1e3
-                    for k in sorted({k for s in stages for k in s})
+    with (
+        tempfile.TemporaryDirectory(prefix="edgeward-prof-", dir="/tmp") as tmp,
+        bench_cloud(Path(tmp), registry, replicas) as cloud,
+    ):
+        url = f"{cloud.http_url}/v1/grade"
+        _load(url, scans, 4, 3)  # warm-up: connections, first batches, lazy imports
+        for c in clients:
+            per_client = max(2, -(-requests // c))
+            _load(url, scans, c, 1)
+            pids = _ray_processes()
+            before = {pid: _cpu_s(pid) for pid in pids}
+            me = _self_cpu_s()
+            spies = _py_spy(pids, 20, spy_dir) if spy_dir is not None and c == clients[-1] else []
+            lat, wall, stages = _load(url, scans, c, per_client)
+            n = len(lat)
+            per_proc: dict[str, float] = {}
+            for pid, title in pids.items():
+                used = _cpu_s(pid) - before[pid]
+                per_proc[title] = per_proc.get(title, 0.0) + used * 1e3 / n
+            for p in spies:
+                p.wait(timeout=60)
+            stage_ms = {
+                k: statistics.median(s.get(k, 0.0) for s in stages) * 1e3
+                for k in sorted({k for s in stages for k in s})
+            }
+            report["levels"].append(
+                {
+                    "clients": c,
+                    "requests": n,
+                    "throughput_per_s": n / wall,
+                    "p50_ms": statistics.median(lat) * 1e3,
+                    "cpu_ms_per_request": {
+                        k: round(v, 2)
+                        for k, v in sorted(per_proc.items(), key=lambda kv: -kv[1])
+                        if v >= 0.05
+                    },
+                    "cpu_ms_per_request_total_ray": round(sum(per_proc.values()), 2),
+                    "cpu_ms_per_request_load_client": round((_self_cpu_s() - me) * 1e3 / n, 2),
+                    "grader_stages_p50_ms": stage_ms,
+                    "load_avg_1m": os.getloadavg()[0],
                 }
-                report["levels"].append(
-                    {
-                        "clients": c,
-                        "requests": n,
-                        "throughput_per_s": n / wall,
-                        "p50_ms": statistics.median(lat) * 1e3,
-                        "cpu_ms_per_request": {
-                            k: round(v, 2)
-                            for k, v in sorted(per_proc.items(), key=lambda kv: -kv[1])
-                            if v >= 0.05
-                        },
-                        "cpu_ms_per_request_total_ray": round(sum(per_proc.values()), 2),
-                        "cpu_ms_per_request_load_client": round((_self_cpu_s() - me) * 1e3 / n, 2),
-                        "grader_stages_p50_ms": stage_ms,
-                        "load_avg_1m": os.getloadavg()[0],
-                    }
-                )
+            )
     return report
 
 

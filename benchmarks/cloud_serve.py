@@ -145,10 +145,9 @@ def run(
     runs on the host hits all of them alike; ratios are computed per round, then the median."""
     from ray import serve
 
+    from benchmarks.local_cloud import bench_cloud
     from cloud.app import APP_NAME
     from cloud.grader import load_core
-    from cloud.runtime import LocalCloud
-    from shared.config import CloudConfig
 
     logging.getLogger("httpx").setLevel(logging.WARNING)
     scans = _scans(size)
@@ -158,16 +157,8 @@ def run(
     per_round: list[dict[str, Any]] = []
     load_avg = [os.getloadavg()[0]]
     with tempfile.TemporaryDirectory(prefix="edgeward-cs-", dir="/tmp") as tmp:
-        config = CloudConfig(
-            data_dir=Path(tmp) / "data",
-            registry_dir=registry.resolve(),
-            http_port=free_port(),
-            grpc_port=free_port(),
-        )
         try:
-            with LocalCloud(
-                config, num_cpus=2, with_bridge=False, log_to_driver=False, insecure_dev=True
-            ) as cloud:
+            with bench_cloud(Path(tmp), registry) as cloud:
                 url = f"{cloud.http_url}/v1/grade"
                 grader = serve.get_deployment_handle("Ingress", app_name=APP_NAME)
                 model = grader.model_version.remote().result()
