@@ -187,7 +187,10 @@ class ClinicGateway:
             self.judging.on_judged(self.reports.notify)
         # Every scan the cloud sends to its desk is followed to the reviewer's decision.
         self.review_follower = ReviewFollower(
-            self.db, self.uplink.get_result, self.reports.notify if self.reports else None
+            self.db,
+            self.uplink.get_result,
+            record=self.results.reviewer_decided,
+            on_decided=self._review_decided,
         )
         watch = Path(config.watch_dir) if config.watch_dir is not None else None
         self.retention = Retention(self.db, config.retention_days, watch, config.retention_check_s)
@@ -315,6 +318,11 @@ class ClinicGateway:
         tmp = path.with_suffix(".tmp")
         tmp.write_text(json.dumps(info))
         tmp.replace(path)
+
+    def _review_decided(self) -> None:
+        self.events.notify()
+        if self.reports is not None:
+            self.reports.notify()
 
     def stop(self) -> None:
         for adapter in reversed(self.adapters):

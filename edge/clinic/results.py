@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from sqlite3 import Connection
 from typing import Any
 
 from google.protobuf.json_format import MessageToDict
@@ -12,11 +13,12 @@ from edge.clinic.database import Database
 from edge.clinic.events import EventPublisher
 from edge.clinic.metrics import GatewayMetrics
 from edge.clinic.pseudonym import Pseudonymiser
-from edge.clinic.review_follow import wait_for_review
+from edge.clinic.review_follow import REVIEW_VERDICTS, wait_for_review
 from edge.clinic.store import ScanStore
 from edge.outbox import Outbox, OutboxItem
 from shared.messages import ScanVerdictEvent
 from shared.proto import edgeward_pb2 as pb
+from shared.verdicts import Verdict
 
 log = logging.getLogger(__name__)
 
@@ -77,6 +79,24 @@ class Results:
         self.metrics.cloud_calls.labels(result="graded").inc()
         self.events.notify()
         log.info("scan %s: cloud says %s (p=%.2f)", scan_id, verdict, result.referable_probability)
+
+    def reviewer_decided(self, conn: Connection, scan_id: str, result: pb.GradeResult) -> None:
+        """The desk's decision as the scan's last verdict event (edge/clinic/review_follow.py)."""
+        review = result.review
+        verdict = REVIEW_VERDICTS.get(review.outcome, Verdict.REVIEW)
+        record = self.store.get(scan_id)
+        said = f"a reviewer at the desk decided {review.outcome or 'nothing usable'}"
+        event = ScanVerdictEvent(
+            sender=self.gateway_id,
+            scan_id=result.scan_id or (record.cloud_id if record else scan_id),
+            site_id=self.site_id,
+            verdict=verdict,
+            reasons=[f"{said} ({review.label})" if review.label else said],
+            confidence=1.0,
+            source="reviewer",
+            model_versions={"grader": review.model_version} if review.model_version else {},
+        )
+        self.events.put(conn, event)
 
     def cloud_rejected(self, item: OutboxItem, message: str) -> None:
         scan_id = str(item.meta["scan_id"])

@@ -24,13 +24,23 @@ import grpc
 
 from edge.clinic.database import Database
 from shared.proto import edgeward_pb2 as pb
+from shared.verdicts import Verdict
 
 log = logging.getLogger(__name__)
 
 WAITING, DECIDED, REPORTED, FAILED = "waiting", "decided", "reported", "failed"
 FetchResult = Callable[[str], pb.GradeResult]  # CloudUplink.get_result
+# Called inside the transaction that stores a decision: (conn, scan id, the cloud's result).
+Record = Callable[[sqlite3.Connection, str, pb.GradeResult], None]
 # Outcomes of the desk -> verdicts of the reports (edge/clinic/reports/content.py PLAIN_WORDS).
 VERDICTS = {"refer": "refer", "no_referable": "no_refer", "ungradable": "ungradable"}
+# ... and as the verdict of the scan's last event: a photograph a reviewer cannot grade is taken
+# again.
+REVIEW_VERDICTS = {
+    "refer": Verdict.REFER,
+    "no_referable": Verdict.NO_IMMEDIATE_CONCERN,
+    "ungradable": Verdict.RETAKE,
+}
 
 
 def wait_for_review(conn: sqlite3.Connection, scan_id: str, cloud_id: str) -> None:
@@ -49,11 +59,14 @@ class ReviewFollower:
         self,
         db: Database,
         fetch: FetchResult,
-        on_decided: Callable[[], None] | None = None,  # e.g. the report worker's notify
+        *,
+        record: Record | None = None,  # e.g. the decision's MQTT event, in the same transaction
+        on_decided: Callable[[], None] | None = None,  # after commit: wake whoever sends it
         poll_s: float = 2.0,
     ) -> None:
         self.db = db
         self.fetch = fetch
+        self.record = record
         self.on_decided = on_decided
         self.poll_s = poll_s
         self._stop = threading.Event()
@@ -103,6 +116,8 @@ class ReviewFollower:
                     "WHERE scan_id = ? AND state = ?",
                     (DECIDED, result.SerializeToString(), time.time(), row["scan_id"], WAITING),
                 )
+                if self.record is not None:
+                    self.record(conn, str(row["scan_id"]), result)
             review = result.review
             log.info(
                 "scan %s: reviewer %s (%s) decided %s",

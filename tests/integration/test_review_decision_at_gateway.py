@@ -1,5 +1,6 @@
 """A gateway without a PACS still learns the reviewer's decision: the cloud sent the scan to its
-desk, a reviewer decides through the desk's form, and `GET /scans/{id}` on the gateway says so."""
+desk, a reviewer decides through the desk's form, `GET /scans/{id}` on the gateway says so, and
+the scan's last verdict event (source `reviewer`) tells the clinic's systems over MQTT."""
 
 from __future__ import annotations
 
@@ -8,7 +9,10 @@ from pathlib import Path
 import pytest
 
 from edge.clinic.app import ClinicGateway
+from shared import topics
 from shared.broker import MosquittoBroker
+from shared.config import MqttSettings
+from shared.messages import ScanVerdictEvent, decode
 from sim.demo.desk import Reviewer
 from tests.integration.support.clinic_gateway import (
     API_TOKENS,
@@ -19,6 +23,7 @@ from tests.integration.support.clinic_gateway import (
     scan,
 )
 from tests.integration.support.desk_cloud import DeskCloud, decide_by_form
+from tests.integration.support.mqtt_collector import Collector
 from tests.integration.support.standin_pipeline import StandInPipeline, sample_jpeg
 from tests.waiting import wait_for
 
@@ -35,6 +40,13 @@ def test_the_reviewers_decision_reaches_the_gateways_scan_status(
         assert config.dicom.pacs is None and config.dicom.fhir is None  # no reports configured
         service = ClinicGateway(config, StandInPipeline(), site_key=SITE_KEY, api_tokens=API_TOKENS)
         service.start()
+        topic = topics.clinic_verdict(config.site_id, config.gateway_id)
+        collector = Collector(MqttSettings(host=broker.host, port=broker.port), topic).start()
+
+        def reviewer_events() -> list[ScanVerdictEvent]:
+            events = [decode(bytes(m.payload), ScanVerdictEvent) for m in collector.on(topic)]
+            return [e for e in events if e.source == "reviewer"]
+
         try:
             with http(service) as client:
                 response = post(client, sample_jpeg(5))
@@ -51,8 +63,14 @@ def test_the_reviewers_decision_reaches_the_gateways_scan_status(
                 )
                 wait_for(lambda: (review() or {}).get("state") == "decided", 20, "the decision")
                 decided = review()
+                cloud_id = scan(client, scan_id)["cloud"]["result"]["scan_id"]
+            wait_for(lambda: bool(reviewer_events()), 20, "the reviewer's verdict event")
         finally:
+            collector.stop()
             service.stop()
+    (event,) = reviewer_events()
+    assert (event.verdict, event.scan_id, event.confidence) == ("refer", cloud_id, 1.0)
+    assert event.reasons[0].startswith("a reviewer at the desk decided refer")
     assert decided is not None
     assert (decided["outcome"], decided["reviewer"], decided["note"]) == (
         "refer",
