@@ -51,7 +51,14 @@ def _grade(store: CloudStore, request: pb.GradeRequest) -> pb.GradeResult:
         return Grading([0.2, 0.3, 0.3, 0.1, 0.1], 0.5, 1, "fundus-dr:7", {"referable": 0.5})
 
     service = GradingService(store, uncertain, (0.3, 0.7), "fundus-dr")
-    inp = GradeInput(
+    result, _ = asyncio.run(service.grade(_input(request), "grpc"))
+    assert result.needs_review
+    return result
+
+
+def _input(request: pb.GradeRequest) -> GradeInput:
+    """What the ingress hands the grading service for a gRPC upload."""
+    return GradeInput(
         scan_id=request.scan_id,
         image=request.image,
         content_type=request.content_type,
@@ -59,9 +66,6 @@ def _grade(store: CloudStore, request: pb.GradeRequest) -> pb.GradeResult:
         edge_verdict=request.edge.verdict,
         edge_findings=EdgeFindings.from_proto(request.edge),
     )
-    result, _ = asyncio.run(service.grade(inp, "grpc"))
-    assert result.needs_review
-    return result
 
 
 def _desk(store: CloudStore) -> FastAPI:
@@ -103,16 +107,8 @@ def test_a_confident_all_clear_on_a_photograph_the_gateway_doubts_goes_to_the_de
     request = _upload("scan-f4", with_findings=True)
     del request.edge.codes[:]
     request.edge.codes.extend(["triage_no_immediate_concern", "quality_doubt"])
-    inp = GradeInput(
-        scan_id=request.scan_id,
-        image=request.image,
-        content_type=request.content_type,
-        site_id=request.site_id,
-        edge_verdict=request.edge.verdict,
-        edge_findings=EdgeFindings.from_proto(request.edge),
-    )
     service = GradingService(store, confident, (0.3, 0.7), "fundus-dr")
-    result, _ = asyncio.run(service.grade(inp, "grpc"))
+    result, _ = asyncio.run(service.grade(_input(request), "grpc"))
     assert result.verdict == "review" and result.needs_review
     (case,) = store.cases()
     assert case.cloud_verdict == "no_immediate_concern"
