@@ -140,7 +140,7 @@ class Results:
     def _review(self, scan_id: str) -> dict[str, Any] | None:
         """The desk's case for this scan: waiting, or the reviewer's decision (None: no case)."""
         rows = self.db.read(
-            "SELECT state, decision, updated_at FROM review_decisions WHERE scan_id = ?",
+            "SELECT state, decision FROM review_decisions WHERE scan_id = ?",
             (scan_id,),
         )
         if not rows:
