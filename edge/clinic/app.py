@@ -210,7 +210,7 @@ class ClinicGateway:
             self._slot.load()
         self.judging.start()
         self.uplink.start()
-        self.adapters.append(self.review_follower.start())
+        self.review_follower.start()
         self.events.start()
         if serve:
             self._serve_apis()
@@ -330,6 +330,7 @@ class ClinicGateway:
         self.adapters.clear()
         self.judging.stop()
         self.judging.pipeline.close()
+        self.review_follower.stop()
         self.uplink.stop()
         self.events.stop()
         self.db.close()
