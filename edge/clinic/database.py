@@ -58,6 +58,8 @@ CREATE TABLE IF NOT EXISTS review_decisions (
     updated_at REAL NOT NULL
 );
 """,
+    # 5: when the follower last asked the cloud about a waiting scan (it backs off).
+    "ALTER TABLE review_decisions ADD COLUMN asked_at REAL;",
 )
 
 
