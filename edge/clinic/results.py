@@ -58,10 +58,11 @@ class Results:
     def cloud_result(self, item: OutboxItem, result: pb.GradeResult) -> None:
         scan_id = str(item.meta["scan_id"])
         record = self.store.get(scan_id)
+        cloud_id = result.scan_id or (record.cloud_id if record else scan_id)
         verdict = rules.cloud_verdict(result.verdict, result.needs_review)
         event = ScanVerdictEvent(
             sender=self.gateway_id,
-            scan_id=result.scan_id or (record.cloud_id if record else scan_id),
+            scan_id=cloud_id,
             site_id=self.site_id,
             verdict=verdict,
             reasons=[result.review_reason] if result.review_reason else [],
@@ -74,21 +75,19 @@ class Results:
             Outbox.settle(conn, item)
             self.events.put(conn, event)
             if result.needs_review:  # followed to the reviewer's decision (review_follow.py)
-                cloud_id = result.scan_id or (record.cloud_id if record else scan_id)
                 wait_for_review(conn, scan_id, cloud_id)
         self.metrics.cloud_calls.labels(result="graded").inc()
         self.events.notify()
         log.info("scan %s: cloud says %s (p=%.2f)", scan_id, verdict, result.referable_probability)
 
-    def reviewer_decided(self, conn: Connection, scan_id: str, result: pb.GradeResult) -> None:
+    def reviewer_decided(self, conn: Connection, cloud_id: str, result: pb.GradeResult) -> None:
         """The desk's decision as the scan's last verdict event (edge/clinic/review_follow.py)."""
         review = result.review
         verdict = REVIEW_VERDICTS.get(review.outcome, Verdict.REVIEW)
-        record = self.store.get(scan_id)
         said = f"a reviewer at the desk decided {review.outcome or 'nothing usable'}"
         event = ScanVerdictEvent(
             sender=self.gateway_id,
-            scan_id=result.scan_id or (record.cloud_id if record else scan_id),
+            scan_id=cloud_id,
             site_id=self.site_id,
             verdict=verdict,
             reasons=[f"{said} ({review.label})" if review.label else said],

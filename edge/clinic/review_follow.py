@@ -7,9 +7,9 @@ cloud's SR its predecessor, verified by the reviewer, and a new PDF). Why the ga
 cloud does not push: the gateway owns its PACS and the original DICOM header, and the cloud never
 learns either (only pixels and a pseudonymous scan id leave the site).
 
-States of a `review_decisions` row (edge/clinic/database.py, migration 4): waiting (asked again
-every poll) -> decided (the decision is stored) -> reported (SR and PDF queued), or failed (this
-scan's header cannot carry a report; detail says why).
+States of a `review_decisions` row (edge/clinic/database.py, migrations 4-5): waiting (asked
+again when due, see DUE) -> decided (the decision is stored) -> reported (SR and PDF queued), or
+failed (this scan's header cannot carry a report; detail says why).
 """
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ log = logging.getLogger(__name__)
 
 WAITING, DECIDED, REPORTED, FAILED = "waiting", "decided", "reported", "failed"
 FetchResult = Callable[[str], pb.GradeResult]  # CloudUplink.get_result
-# Called inside the transaction that stores a decision: (conn, scan id, the cloud's result).
+# Called inside the transaction that stores a decision: (conn, the cloud's scan id, its result).
 Record = Callable[[sqlite3.Connection, str, pb.GradeResult], None]
 # Outcomes of the desk -> verdicts of the reports (edge/clinic/reports/content.py PLAIN_WORDS).
 VERDICTS = {"refer": "refer", "no_referable": "no_refer", "ungradable": "ungradable"}
@@ -106,39 +106,47 @@ class ReviewFollower:
         now = time.time() if now is None else now
         rows = self.db.read(DUE, (WAITING, now, now))
         decided = 0
-        for row in rows:
-            try:
-                result = self.fetch(str(row["cloud_id"]))
-            except grpc.RpcError as exc:
-                # The cloud is down or forgot nothing yet: ask again next round, log once.
-                if not self._failing:
-                    code = exc.code() if isinstance(exc, grpc.Call) else "?"
-                    log.warning("review decisions: cloud not answering (%s); will retry", code)
-                self._failing = True
-                return decided
-            self._failing = False
-            if not result.HasField("review"):
+        undecided: list[str] = []
+        try:
+            for row in rows:
+                try:
+                    result = self.fetch(str(row["cloud_id"]))
+                except grpc.RpcError as exc:
+                    # The cloud is down or forgot nothing yet: ask again next round, log once.
+                    if not self._failing:
+                        code = exc.code() if isinstance(exc, grpc.Call) else "?"
+                        log.warning("review decisions: cloud not answering (%s); will retry", code)
+                    self._failing = True
+                    return decided
+                self._failing = False
+                if not result.HasField("review"):
+                    undecided.append(str(row["scan_id"]))
+                    continue
+                self._store(str(row["scan_id"]), str(row["cloud_id"]), result, now)
+                decided += 1
+        finally:
+            if undecided:  # one write for the round: when each was last asked
                 with self.db.transaction() as conn:
-                    conn.execute(
+                    conn.executemany(
                         "UPDATE review_decisions SET asked_at = ? WHERE scan_id = ?",
-                        (now, row["scan_id"]),
+                        [(now, s) for s in undecided],
                     )
-                continue
-            with self.db.transaction() as conn:
-                conn.execute(
-                    "UPDATE review_decisions SET state = ?, decision = ?, updated_at = ? "
-                    "WHERE scan_id = ? AND state = ?",
-                    (DECIDED, result.SerializeToString(), time.time(), row["scan_id"], WAITING),
-                )
-                if self.record is not None:
-                    self.record(conn, str(row["scan_id"]), result)
-            review = result.review
-            log.info(
-                "scan %s: reviewer %s (%s) decided %s",
-                row["scan_id"],
-                review.reviewer,
-                review.role,
-                review.outcome,
-            )
-            decided += 1
         return decided
+
+    def _store(self, scan_id: str, cloud_id: str, result: pb.GradeResult, now: float) -> None:
+        with self.db.transaction() as conn:
+            conn.execute(
+                "UPDATE review_decisions SET state = ?, decision = ?, updated_at = ? "
+                "WHERE scan_id = ? AND state = ?",
+                (DECIDED, result.SerializeToString(), now, scan_id, WAITING),
+            )
+            if self.record is not None:
+                self.record(conn, cloud_id, result)
+        review = result.review
+        log.info(
+            "scan %s: reviewer %s (%s) decided %s",
+            scan_id,
+            review.reviewer,
+            review.role,
+            review.outcome,
+        )

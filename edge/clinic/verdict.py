@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 from edge.clinic.ood import OOD_REASON
 from shared.quality_doubt import QUALITY_DOUBT_FRACTION  # the net in doubt: no all-clear
-from shared.verdicts import QUALITY_NET, Verdict
+from shared.verdicts import QUALITY_NET, TRIAGE_PREFIX, Verdict
 
 # A scan that failed to be judged this often (e.g. it crashed the gateway) goes to a person.
 MAX_ATTEMPTS = 3
@@ -165,7 +165,7 @@ def judge(e: Evidence) -> Judgement:
                 "cannot really read this photograph",
             )
         )
-    triage_codes = (f"triage_{call.verdict.value}", *(code for code, _ in doubts))
+    triage_codes = (f"{TRIAGE_PREFIX}{call.verdict.value}", *(code for code, _ in doubts))
     verdict = call.verdict
     # Doubt demotes an all-clear; an answer that flips with the picture demotes a referral too.
     if flips or (verdict is Verdict.NO_IMMEDIATE_CONCERN and doubts):
