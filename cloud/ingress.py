@@ -41,6 +41,7 @@ from cloud.service import (
     ModelUnavailableError,
     NotFoundError,
     RetryableError,
+    check_edge_codes,
     check_scan_id,
     grading_decode_side,
 )
@@ -195,13 +196,15 @@ class Ingress:
     @app.post("/v1/grade")
     async def grade_http(self, request: Request) -> Response:
         """Body: the image bytes; headers: Content-Type, X-Scan-Id, optional X-Request-Id,
-        X-Site-Id, X-Model-Id, X-Edge-Verdict."""
+        X-Site-Id, X-Model-Id, X-Edge-Verdict, X-Edge-Codes (the gateway's codes, comma-separated:
+        a readability doubt among them is never cleared by the grade)."""
         h = request.headers
         arrival = self.service.arrival()  # on its way to the grader while its body comes in
         try:
             principal = authorize(self.keys, h, "site")
             site_id = _site_of(principal, h.get("x-site-id", ""))
             scan_id = check_scan_id(h.get("x-scan-id", ""))
+            findings = check_edge_codes(h.get("x-edge-codes", ""), scan_id)
             image = await read_bounded(
                 h.get("content-length"), request.stream(), MAX_BODY_BYTES, f"scan {scan_id}"
             )
@@ -215,6 +218,7 @@ class Ingress:
                 request_id=h.get("x-request-id", ""),
                 model_id=h.get("x-model-id", ""),
                 edge_verdict=h.get("x-edge-verdict", ""),
+                edge_findings=findings,
             )
             result, replayed = await self.service.grade(inp, "http", arrival)
         except EdgewardError as exc:

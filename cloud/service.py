@@ -22,7 +22,7 @@ from cloud.retention import ImageRetention, review_image
 from cloud.store import CloudStore, EdgeFindings, ReviewCase
 from shared.errors import EdgewardError
 from shared.proto import edgeward_pb2 as pb
-from shared.verdicts import Verdict
+from shared.verdicts import CODE, MAX_CODES, Verdict
 
 log = logging.getLogger("ray.serve")
 SCAN_ID = re.compile(r"^[A-Za-z0-9._:@~-]{1,64}$")
@@ -68,6 +68,19 @@ def check_scan_id(scan_id: str) -> str:
             "letters, digits and . _ : @ ~ - (X-Scan-Id header or GradeRequest.scan_id)"
         )
     return scan_id
+
+
+def check_edge_codes(header: str, scan_id: str) -> EdgeFindings | None:
+    """An HTTP upload's X-Edge-Codes ("quality_doubt, mirror_disagrees"): the gateway's codes,
+    so the cloud's rule reads its doubt as it does a gRPC upload's EdgeVerdict.codes."""
+    codes = [c.strip() for c in header.split(",") if c.strip()]
+    bad = [c for c in codes if not CODE.fullmatch(c)]
+    if bad or len(codes) > MAX_CODES:
+        raise InvalidRequestError(
+            f"scan {scan_id}: X-Edge-Codes must be up to {MAX_CODES} comma-separated codes "
+            f"(lower-case letters, digits and _, e.g. quality_doubt); got {(bad or codes)[:3]}"
+        )
+    return EdgeFindings(codes=codes) if codes else None
 
 
 def grading_decode_side(registry_dir: Path, model: str) -> int | None:
@@ -227,18 +240,21 @@ class GradingService:
                 raise ModelUnavailableError(f"scan {scan_id}: {graded.message}")
             raise RetryableError(f"scan {scan_id}: {graded.message}; retry with the same scan id")
         edge = inp.edge_verdict
-        if not edge:
-            recorded = self.store.edge_verdict(
-                scan_id
-            )  # the gateway's MQTT event, if it came first
-            edge = recorded[0] if recorded else ""
+        codes: tuple[str, ...] = tuple(inp.edge_findings.codes) if inp.edge_findings else ()
+        if not edge or not codes:
+            # the gateway's MQTT event, if it came first: its verdict, and its doubts for an
+            # upload that carried none (an HTTP client that sent no X-Edge-Codes)
+            recorded = self.store.edge_verdict(scan_id)
+            if recorded is not None:
+                edge = edge or recorded.verdict
+                codes = codes or recorded.codes
         decision = decide(
             graded.referable_probability,
             graded.thresholds,
             self.review_band,
             edge,
             qa_sample=sampled(scan_id, self.review_sample),
-            edge_codes=inp.edge_findings.codes if inp.edge_findings else (),
+            edge_codes=codes,
         )
         # A case keeps decoded pixels only: an upload's DICOM tags or EXIF never reach the store.
         # The reviewer gets the scan at full size: decoded again only for the cases that need it.

@@ -12,10 +12,11 @@ transaction, so no crash leaves a needs_review result without a case.
 
 from __future__ import annotations
 
+import json
 import os
 import time
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, NamedTuple, Protocol
 
 from sqlalchemy import Connection, Engine, create_engine, event, text
 from sqlalchemy.engine import make_url
@@ -42,6 +43,14 @@ class StoreConfigError(EdgewardError):
     """The database URL cannot be used (bad form, unsupported database, unreachable)."""
 
 
+class EdgeVerdictRecord(NamedTuple):
+    """The gateway's own verdict event for a scan, as the bridge recorded it."""
+
+    verdict: str
+    confidence: float
+    codes: tuple[str, ...] = ()
+
+
 class ResultStore(Protocol):
     def get(self, scan_id: str) -> pb.GradeResult | None: ...
     def put_if_absent(self, result: pb.GradeResult, site_id: str) -> tuple[pb.GradeResult, bool]:
@@ -65,7 +74,7 @@ class ResultStore(Protocol):
         confidence: float,
         event: str,
     ) -> bool: ...
-    def edge_verdict(self, scan_id: str) -> tuple[str, float] | None: ...
+    def edge_verdict(self, scan_id: str) -> EdgeVerdictRecord | None: ...
 
 
 class ReviewQueue(Protocol):
@@ -245,13 +254,18 @@ class CloudStore(ReviewCaseTable):
             )
             return cur.rowcount == 1
 
-    def edge_verdict(self, scan_id: str) -> tuple[str, float] | None:
+    def edge_verdict(self, scan_id: str) -> EdgeVerdictRecord | None:
         with self.engine.connect() as conn:
             row = conn.execute(
-                text("SELECT verdict, confidence FROM edge_verdicts WHERE scan_id = :s"),
+                text("SELECT verdict, confidence, event FROM edge_verdicts WHERE scan_id = :s"),
                 {"s": scan_id},
             ).first()
-        return None if row is None else (str(row[0]), float(row[1]))
+        if row is None:
+            return None
+        # the event was validated on arrival (ScanVerdictEvent); one stored before it carried
+        # codes has none
+        codes = json.loads(row[2] or "{}").get("codes") or []
+        return EdgeVerdictRecord(str(row[0]), float(row[1]), tuple(str(c) for c in codes))
 
     # ---- nodes ----
     def upsert(
@@ -297,6 +311,7 @@ __all__ = [
     "DecisionConflictError",
     "DecisionError",
     "EdgeFindings",
+    "EdgeVerdictRecord",
     "ReviewCase",
     "SqliteStore",
     "StoreConfigError",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 from enum import Enum
 
@@ -22,6 +23,8 @@ class Verdict(str, Enum):
 QUALITY_NET = "quality_net"  # the quality net objects and no check names a fixable defect
 OOD_PREFIX = "ood_"  # an out-of-distribution signal fired: ood_energy, ood_mahalanobis, ...
 TRIAGE_PREFIX = "triage_"  # the triage net's own band: triage_review, triage_refer, ...
+CODE = re.compile(r"[a-z][a-z0-9_]{0,63}")  # what a code looks like: lower-case, e.g. ood_energy
+MAX_CODES = 32
 
 
 def answer_withheld(codes: Iterable[str]) -> bool:
@@ -33,3 +36,10 @@ def readability_doubts(codes: Iterable[str]) -> tuple[str, ...]:
     """The gateway's doubts about whether the photograph can be read: every code but the triage
     net's band (a heavier grader may settle the triage net's uncertainty, not these)."""
     return tuple(dict.fromkeys(c for c in codes if not c.startswith(TRIAGE_PREFIX)))
+
+
+def wire_codes(codes: Iterable[str]) -> list[str]:
+    """Codes as they may travel: one that does not look like a code is sent as `unknown_code`
+    (still a doubt to the cloud's rule, never dropped), at most MAX_CODES of them."""
+    out = [c if CODE.fullmatch(c) else "unknown_code" for c in codes]
+    return list(dict.fromkeys(out))[:MAX_CODES]

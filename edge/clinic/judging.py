@@ -25,6 +25,7 @@ from edge.clinic.upload import PREPARING, UploadWorker
 from shared.config.clinic import ClinicGatewayConfig
 from shared.messages import ScanVerdictEvent
 from shared.monitoring.prediction_log import PredictionLog
+from shared.verdicts import wire_codes
 
 log = logging.getLogger(__name__)
 
@@ -142,6 +143,7 @@ class Judging:
             site_id=self.config.site_id,
             verdict=outcome.verdict,
             reasons=[self._redact(r, record, patient) for r in outcome.reasons],
+            codes=wire_codes(outcome.codes),
             confidence=outcome.confidence,
             source="edge",
             model_versions=outcome.model_versions,

@@ -29,6 +29,7 @@ from edge.clinic.validate import check_pixels
 from edge.outbox import CLOUD, Outbox
 from shared.config.clinic import ClinicGatewayConfig
 from shared.proto import edgeward_pb2 as pb
+from shared.verdicts import wire_codes
 
 log = logging.getLogger(__name__)
 
@@ -176,7 +177,7 @@ class UploadWorker:
                 referable_probability=float(p_ref or 0.0),
                 model_versions=dict(outcome["model_versions"]),
                 reasons=reasons,
-                codes=[str(c) for c in outcome.get("codes") or []],
+                codes=wire_codes(str(c) for c in outcome.get("codes") or []),
                 quality_scores=quality,
                 ood_scores=ood,
                 has_referable_probability=p_ref is not None,

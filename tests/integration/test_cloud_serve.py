@@ -137,6 +137,15 @@ def test_the_gateways_doubt_about_a_photograph_reaches_the_desk_over_grpc(cloud:
     assert unfamiliar.scan_id in cases
     assert (settled.scan_id in cases) == settled.needs_review
     assert "unfamiliar" not in settled.review_reason
+    # over HTTP the codes come as X-Edge-Codes; codes that are not codes are refused, not read
+    over_http = post_scan(
+        cloud, new_scan_id("doubt"), png, x_edge_verdict="review", x_edge_codes="quality_net"
+    )
+    assert over_http.status_code == 200, over_http.text
+    assert over_http.json()["verdict"] == "review"
+    assert "unfamiliar (quality_net)" in over_http.json()["review_reason"]
+    refused = post_scan(cloud, new_scan_id("doubt"), png, x_edge_codes="Quality Net")
+    assert refused.status_code == 400 and "X-Edge-Codes" in refused.text
 
 
 def test_retried_scan_returns_the_stored_result_and_adds_no_record(cloud: Cloud):

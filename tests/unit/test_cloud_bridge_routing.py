@@ -40,11 +40,16 @@ def test_edge_verdict_is_recorded_and_answered_once_the_cloud_graded_it(tmp_path
     )
     topic = topics.clinic_verdict("site-a", "gw-1")
     event = ScanVerdictEvent(
-        sender="gw-1", scan_id="s1", site_id="site-a", verdict=Verdict.REFER, confidence=0.8
+        sender="gw-1",
+        scan_id="s1",
+        site_id="site-a",
+        verdict=Verdict.REFER,
+        confidence=0.8,
+        codes=["triage_refer", "quality_doubt"],
     )
     core.handle(topic, event.encode())
     core.handle(topic, event.encode())
-    assert store.edge_verdict("s1") == ("refer", 0.8)
+    assert store.edge_verdict("s1") == ("refer", 0.8, ("triage_refer", "quality_doubt"))
     assert len(published) == 1
     reply = ScanVerdictEvent.model_validate_json(published[0][1])
     assert reply.source == "cloud" and reply.verdict is Verdict.REFER
@@ -112,7 +117,7 @@ def test_payload_ids_that_disagree_with_the_topic_are_refused_and_counted(tmp_pa
     core.handle(topics.clinic_verdict("site-a", "gw-1"), verdict.encode())
     core.handle(topics.traffic_aggregate("J2"), _aggregate("J2").encode())
     assert [n["node_id"] for n in store.nodes()] == ["gw-1"]
-    assert store.edge_verdict("s9") == ("refer", 0.7)
+    assert store.edge_verdict("s9") == ("refer", 0.7, ())
     assert forwarded == [topics.traffic_aggregate("J2")]
     assert core.counts["spoofed"] == 4
 

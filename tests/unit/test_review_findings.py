@@ -5,17 +5,21 @@ from __future__ import annotations
 
 import asyncio
 
+import pytest
 from fastapi import FastAPI
+from pydantic import ValidationError
 
 from cloud import decision
 from cloud.grader import GradeJob
 from cloud.grading import Grading
 from cloud.review_desk import mount_desk
 from cloud.review_desk.samples import fundus_png
-from cloud.service import GradeInput, GradingService
+from cloud.service import GradeInput, GradingService, InvalidRequestError, check_edge_codes
 from cloud.store import CloudStore, EdgeFindings
 from edge.clinic.upload import split_measures
+from shared.messages import ScanVerdictEvent
 from shared.proto import edgeward_pb2 as pb
+from shared.verdicts import Verdict, wire_codes
 from tests.unit.test_review_desk import PASSWORD, decide, login
 
 MEASURES = {
@@ -115,6 +119,73 @@ def test_a_confident_all_clear_on_a_photograph_the_gateway_doubts_goes_to_the_de
     assert "can be read (quality_doubt)" in case.reason
     page = login(_desk(store), "ann").get(f"/desk/cases/{case.case_id}").text
     assert "can be read (quality_doubt)" in page
+
+
+async def _confident(job: GradeJob) -> Grading:
+    return Grading([0.97, 0.02, 0.01, 0.0, 0.0], 0.01, 0, "fundus-dr:7", {"referable": 0.5})
+
+
+def _http_input(scan_id: str, codes_header: str) -> GradeInput:
+    """What the ingress hands the grading service for an HTTP upload with these headers."""
+    return GradeInput(
+        scan_id=scan_id,
+        image=fundus_png(3),
+        content_type="image/png",
+        edge_verdict="review",
+        edge_findings=check_edge_codes(codes_header, scan_id),
+    )
+
+
+def test_an_http_upload_carries_the_gateways_doubt_in_x_edge_codes(store: CloudStore) -> None:
+    service = GradingService(store, _confident, (0.3, 0.7), "fundus-dr")
+    doubted, _ = asyncio.run(
+        service.grade(_http_input("scan-h1", "triage_review, quality_doubt"), "http")
+    )
+    assert doubted.verdict == "review" and "can be read (quality_doubt)" in doubted.review_reason
+    # the triage net's own band is the grader's to settle, over HTTP as over gRPC
+    settled, _ = asyncio.run(service.grade(_http_input("scan-h2", "triage_review"), "http"))
+    assert settled.verdict == "no_immediate_concern" and not settled.needs_review
+
+
+def test_the_gateways_verdict_event_brings_its_doubt_to_an_upload_without_codes(
+    store: CloudStore,
+) -> None:
+    event = ScanVerdictEvent(
+        sender="gw-1",
+        scan_id="scan-h3",
+        site_id="clinic-a",
+        verdict=Verdict.REVIEW,
+        confidence=0.5,
+        codes=wire_codes(["quality_net", "Not A Code"]),
+    )
+    assert event.codes == ["quality_net", "unknown_code"]  # never dropped: still a doubt
+    store.record_edge_verdict(
+        "scan-h3",
+        site_id="clinic-a",
+        message_id=event.message_id,
+        verdict="review",
+        confidence=0.5,
+        event=event.model_dump_json(),
+    )
+    service = GradingService(store, _confident, (0.3, 0.7), "fundus-dr")
+    result, _ = asyncio.run(service.grade(_http_input("scan-h3", ""), "http"))
+    assert result.verdict == "review"
+    assert "unfamiliar (quality_net, unknown_code)" in result.review_reason
+
+
+@pytest.mark.parametrize("header", ["Quality-Doubt", "dim;rm -rf", ",".join(["dim"] * 33)])
+def test_codes_that_are_not_codes_get_a_clear_error_naming_the_header(header: str) -> None:
+    with pytest.raises(InvalidRequestError, match="X-Edge-Codes must be up to 32"):
+        check_edge_codes(header, "scan-h4")
+    with pytest.raises(ValidationError, match="not codes"):
+        ScanVerdictEvent(
+            sender="gw-1",
+            scan_id="s",
+            site_id="a",
+            verdict=Verdict.REVIEW,
+            confidence=0.5,
+            codes=[header],
+        )
 
 
 def test_case_from_an_older_gateway_says_not_recorded(store: CloudStore) -> None:
