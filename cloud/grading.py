@@ -17,8 +17,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from cloud.cam import LinearHead, TorchGradCam, cam_from_activations, linear_head
-from cloud.decision import REFERABLE_FROM_GRADE
 from cloud.explain import HotRegion, hot_regions, model_view, overlay_png
+from shared.decision import REFERABLE_FROM_GRADE
 from shared.preprocess import to_tensor
 from shared.registry import Manifest
 

@@ -11,7 +11,6 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from cloud.decision import decide, sampled
 from cloud.decode import BadScanError, ScaledScan, decode_scan, decode_scan_scaled
 from cloud.explain import HotRegion
 from cloud.grader import GradeFailure, GradeJob
@@ -20,6 +19,7 @@ from cloud.metrics import request_counter, request_seconds
 from cloud.model_loading import BadModelIdError, parse_model_id
 from cloud.retention import ImageRetention, review_image
 from cloud.store import CloudStore, EdgeFindings, ReviewCase
+from shared.decision import decide, sampled
 from shared.errors import EdgewardError
 from shared.proto import edgeward_pb2 as pb
 from shared.verdicts import CODE, MAX_CODES, Verdict

@@ -72,6 +72,15 @@ def _mirror_note(r: dict[str, Any]) -> str:
     return f' <span style="color:#b00">(mirror: {html.escape(other)})</span>'
 
 
+def _final(r: dict[str, Any]) -> str:
+    """The clinic's final answer; where the cloud gave it, why (if a person must look)."""
+    final = html.escape(r.get("final_verdict") or "–")
+    if not r.get("uploaded"):
+        return f"{final}<br><small>stays at the edge</small>"
+    reason = html.escape(r.get("final_reason") or "")
+    return f"<b>{final}</b><br><small>cloud: {reason or 'answered by the grade'}</small>"
+
+
 def write_html_report(data: dict[str, Any], out: Path) -> Path:
     """out/report.html (thumbnails inline) and out/reliability.png; returns the HTML path."""
     out.mkdir(parents=True, exist_ok=True)
@@ -90,6 +99,8 @@ def write_html_report(data: dict[str, Any], out: Path) -> Path:
         "ece",
         "edge_all_clear_on_non_referable",
         "edge_all_clear_on_referable",
+        "final_all_clear_on_non_referable",
+        "final_all_clear_on_referable",
         "mirror_verdict_agreement",
         "mirror_triage_log_odds_gap_median",
         "mirror_grader_log_odds_gap_median",
@@ -103,6 +114,7 @@ def write_html_report(data: dict[str, Any], out: Path) -> Path:
         "ece",
         "mirror_verdict_agreement",
         "verdicts",
+        "final_verdicts",
     )
     by_source = "".join(
         f"<tr><td>{html.escape(s)}</td>"
@@ -120,6 +132,7 @@ def write_html_report(data: dict[str, Any], out: Path) -> Path:
             f"{html.escape(r['source'])}</td><td><b>{html.escape(r['edge_verdict'])}</b>"
             f"{_mirror_note(r)}<br>"
             f"{html.escape('; '.join(r['edge_reasons']))}</td>"
+            f"<td>{_final(r)}</td>"
             f"<td>{_fmt(r['referable_probability'])} ({html.escape(r['grader_band'])})</td>"
             f"<td>{_fmt(r['grade'])}</td><td>{_fmt(r['label_referable'])}</td>"
             f"<td><small>{html.escape(json.dumps(r['ood_scores']))}</small></td>"
@@ -130,14 +143,17 @@ def write_html_report(data: dict[str, Any], out: Path) -> Path:
 vertical-align:top;font-size:13px}}table{{border-collapse:collapse}}img{{max-width:{THUMB_PX}px}}
 </style></head><body><h1>Site acceptance test</h1>
 <table>{head}</table>
-<h2>Verdicts</h2><pre>{html.escape(json.dumps(summary.get("verdicts"), indent=1))}</pre>
+<h2>Verdicts</h2><p>At the edge, and what the clinic is finally told (after the cloud's rule,
+<code>shared/decision.py</code>, for the scans the gateway uploads):</p>
+<pre>edge:  {html.escape(json.dumps(summary.get("verdicts")))}
+final: {html.escape(json.dumps(summary.get("final_verdicts")))}</pre>
 <h2>Edge reason codes</h2><pre>{html.escape(json.dumps(summary.get("edge_codes"), indent=1))}</pre>
 <h2>Reliability of P(referable)</h2><img src="reliability.png" style="max-width:420px">
 <h2>Per source</h2><table><tr><th>source</th>{"".join(f"<th>{c}</th>" for c in cols)}</tr>
 {by_source}</table>
 <h2>Photographs</h2><table><tr><th></th><th>file</th><th>edge verdict</th>
-<th>grader P(referable) (band)</th><th>grade</th><th>label referable</th><th>OOD</th>
-<th>error</th></tr>{"".join(rows)}</table></body></html>"""
+<th>final answer</th><th>grader P(referable) (band)</th><th>grade</th><th>label referable</th>
+<th>OOD</th><th>error</th></tr>{"".join(rows)}</table></body></html>"""
     path = out / "report.html"
     path.write_text(page)
     return path

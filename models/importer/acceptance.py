@@ -13,7 +13,8 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-from models.evaluate import evaluate_images, read_labels, report_data, summarise
+from models.evaluate import evaluate_images, read_labels
+from models.evaluate_summary import report_data, summarise
 from models.importer.declaration import DEFAULT_NAMES, AcceptanceBar
 from shared.errors import EdgewardError
 from shared.registry import Manifest, Registry

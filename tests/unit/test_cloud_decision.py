@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from cloud.decision import decide, review_band
+from shared.decision import decide, review_band
 from shared.verdicts import Verdict
 
 THRESHOLDS = {"referable": 0.4, "review_low": 0.3, "review_high": 0.5}

@@ -9,13 +9,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from models.evaluate import (
-    ImageResult,
-    bootstrap_auc_ci,
-    read_labels,
-    reliability,
-    summarise,
-)
+from models.evaluate import final_answer, read_labels
+from models.evaluate_summary import ImageResult, bootstrap_auc_ci, reliability, summarise
 from shared.cli import main
 from shared.errors import EdgewardError
 from sim.fundus.dataset import write_dataset
@@ -106,6 +101,34 @@ def test_summary_counts_retakes_all_clears_and_the_band_per_source():
     assert s["by_source"]["B"]["n_referable"] == 2
 
 
+def test_the_final_answer_is_the_clinics_after_the_clouds_rule():
+    def final(verdict: str, uploaded: bool, p: float, codes: list[str]) -> ImageResult:
+        r = ImageResult(
+            file="x",
+            edge_verdict=verdict,
+            uploaded=uploaded,
+            referable_probability=p,
+            edge_codes=codes,
+            label_referable=False,
+        )
+        final_answer(r, {"referable": 0.5}, (0.2, 0.8))
+        return r
+
+    assert final("retake", False, 0.01, ["blur"]).final_verdict == "retake"  # stays at the edge
+    # the grader settles the triage net's own band ...
+    assert final("review", True, 0.01, ["triage_review"]).final_verdict == "no_immediate_concern"
+    # ... but never clears a photograph the gateway doubts, nor answers for an unfamiliar one
+    doubted = final("review", True, 0.01, ["triage_no_immediate_concern", "quality_doubt"])
+    assert doubted.final_verdict == "review" and "quality_doubt" in doubted.final_reason
+    unfamiliar = final("review", True, 0.99, ["quality_net"])
+    assert unfamiliar.final_verdict == "review" and "unfamiliar" in unfamiliar.final_reason
+    assert final("review", True, 0.5, ["triage_review"]).final_verdict == "review"  # its band
+    s = summarise([doubted, final("review", True, 0.01, ["triage_review"])], {"referable": 0.5})
+    assert s["final_verdicts"] == {"no_immediate_concern": 1, "review": 1}
+    assert s["final_all_clear_on_non_referable"] == pytest.approx(0.5)
+    assert s["edge_all_clear_on_non_referable"] == 0.0
+
+
 def test_evaluate_on_twin_scans_writes_json_html_and_a_reliability_diagram(
     quick_registry: Path, tmp_path: Path
 ):
@@ -144,6 +167,11 @@ def test_evaluate_on_twin_scans_writes_json_html_and_a_reliability_diagram(
     agree = sum(im["edge_verdict"] == im["edge_verdict_mirrored"] for im in images) / 8
     assert summary["mirror_verdict_agreement"] == pytest.approx(agree)
     assert sum(summary["verdicts"].values()) == 8
+    for im in images:  # a scan the gateway keeps keeps its verdict; a doubted one is never cleared
+        assert im["final_verdict"] in VERDICTS, im
+        assert im["uploaded"] or im["final_verdict"] == im["edge_verdict"]
+        if im["uploaded"] and any(not c.startswith("triage_") for c in im["edge_codes"]):
+            assert im["final_verdict"] != "no_immediate_concern", im
     assert summary["n_labelled"] == 8
     assert 0.0 <= summary["ece"] <= 1.0
     with labels.open() as fh:  # the twin's labels name the camera: the breakdown is per camera
@@ -151,6 +179,7 @@ def test_evaluate_on_twin_scans_writes_json_html_and_a_reliability_diagram(
     assert set(summary["by_source"]) == cameras
     page = (out / "report.html").read_text()
     assert page.count("data:image/jpeg;base64,") == 8
+    assert "final answer" in page and "final_all_clear_on_non_referable" in page
     assert (out / "reliability.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 

@@ -9,7 +9,6 @@ import pytest
 from fastapi import FastAPI
 from pydantic import ValidationError
 
-from cloud import decision
 from cloud.grader import GradeJob
 from cloud.grading import Grading
 from cloud.review_desk import mount_desk
@@ -17,6 +16,7 @@ from cloud.review_desk.samples import fundus_png
 from cloud.service import GradeInput, GradingService, InvalidRequestError, check_edge_codes
 from cloud.store import CloudStore, EdgeFindings
 from edge.clinic.upload import split_measures
+from shared import decision
 from shared.messages import ScanVerdictEvent
 from shared.proto import edgeward_pb2 as pb
 from shared.verdicts import Verdict, wire_codes

@@ -1,4 +1,6 @@
-"""From grade probabilities to a verdict, and whether a person must look (uncertain or disputed)."""
+"""From grade probabilities to the clinic's answer, and whether a person must look (uncertain,
+disputed, or doubted by the gateway). The cloud decides with it; `edgeward models evaluate`
+reports what it would have answered, so a site's acceptance test reads the same rule."""
 
 from __future__ import annotations
 
