@@ -11,6 +11,7 @@ import numpy as np
 from models.evaluate_mirror import mirror_summary
 from models.metrics import auc
 
+NIC = "no_immediate_concern"
 BOOTSTRAP_DRAWS = 2000
 RELIABILITY_BINS = 10
 
@@ -108,7 +109,6 @@ def _group_summary(results: list[ImageResult], thresholds: dict[str, float]) -> 
         return out
     p = np.array([r.referable_probability for r in labelled], dtype=np.float64)
     pos = np.array([bool(r.label_referable) for r in labelled])
-    healthy = [r for r in labelled if not r.label_referable]
     out["n_referable"] = int(pos.sum())
     out["auc"] = auc(p, pos)
     out["auc_ci95"] = list(bootstrap_auc_ci(p, pos))
@@ -117,22 +117,13 @@ def _group_summary(results: list[ImageResult], thresholds: dict[str, float]) -> 
     out["specificity"] = float((~flagged[~pos]).mean()) if (~pos).any() else float("nan")
     out["reliability"] = reliability(p, pos)
     out["ece"] = out["reliability"]["ece"]
-    out["edge_all_clear_on_non_referable"] = (
-        sum(r.edge_verdict == "no_immediate_concern" for r in healthy) / len(healthy)
-        if healthy
-        else float("nan")
-    )
-    out["edge_all_clear_on_referable"] = sum(
-        r.edge_verdict == "no_immediate_concern" for r in labelled if r.label_referable
-    )
-    out["final_all_clear_on_non_referable"] = (
-        sum(r.final_verdict == "no_immediate_concern" for r in healthy) / len(healthy)
-        if healthy
-        else float("nan")
-    )
-    out["final_all_clear_on_referable"] = sum(
-        r.final_verdict == "no_immediate_concern" for r in labelled if r.label_referable
-    )
+    for stage in ("edge", "final"):  # the edge's verdict, and the clinic's after the cloud
+        cleared = np.array([getattr(r, f"{stage}_verdict") == NIC for r in labelled])
+        healthy = cleared[~pos]
+        out[f"{stage}_all_clear_on_non_referable"] = (
+            float(healthy.mean()) if healthy.size else float("nan")
+        )
+        out[f"{stage}_all_clear_on_referable"] = int(cleared[pos].sum())
     out["median_p_non_referable"] = float(np.median(p[~pos])) if (~pos).any() else None
     out["median_p_referable"] = float(np.median(p[pos])) if pos.any() else None
     return out
