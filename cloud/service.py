@@ -22,7 +22,7 @@ from cloud.store import CloudStore, EdgeFindings, ReviewCase
 from shared.decision import decide, sampled
 from shared.errors import EdgewardError
 from shared.proto import edgeward_pb2 as pb
-from shared.verdicts import CODE, MAX_CODES, Verdict
+from shared.verdicts import MAX_CODES, Verdict, check_codes
 
 log = logging.getLogger("ray.serve")
 SCAN_ID = re.compile(r"^[A-Za-z0-9._:@~-]{1,64}$")
@@ -73,13 +73,13 @@ def check_scan_id(scan_id: str) -> str:
 def check_edge_codes(header: str, scan_id: str) -> EdgeFindings | None:
     """An HTTP upload's X-Edge-Codes ("quality_doubt, mirror_disagrees"): the gateway's codes,
     so the cloud's rule reads its doubt as it does a gRPC upload's EdgeVerdict.codes."""
-    codes = [c.strip() for c in header.split(",") if c.strip()]
-    bad = [c for c in codes if not CODE.fullmatch(c)]
-    if bad or len(codes) > MAX_CODES:
+    try:
+        codes = check_codes([c.strip() for c in header.split(",") if c.strip()])
+    except ValueError as exc:
         raise InvalidRequestError(
             f"scan {scan_id}: X-Edge-Codes must be up to {MAX_CODES} comma-separated codes "
-            f"(lower-case letters, digits and _, e.g. quality_doubt); got {(bad or codes)[:3]}"
-        )
+            f"(lower-case letters, digits and _, e.g. quality_doubt): {exc}"
+        ) from None
     return EdgeFindings(codes=codes) if codes else None
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from enum import Enum
 
 
@@ -36,6 +36,17 @@ def readability_doubts(codes: Iterable[str]) -> tuple[str, ...]:
     """The gateway's doubts about whether the photograph can be read: every code but the triage
     net's band (a heavier grader may settle the triage net's uncertainty, not these)."""
     return tuple(dict.fromkeys(c for c in codes if not c.startswith(TRIAGE_PREFIX)))
+
+
+def check_codes(codes: Sequence[str]) -> list[str]:
+    """The codes as given, or ValueError saying which are not codes (or that there are too many):
+    the one check for codes arriving from outside (an MQTT event, an HTTP header)."""
+    bad = [c for c in codes if not CODE.fullmatch(c)]
+    if bad:
+        raise ValueError(f"codes {bad[:3]} are not codes (lower-case letters, digits, _)")
+    if len(codes) > MAX_CODES:
+        raise ValueError(f"{len(codes)} codes: at most {MAX_CODES}")
+    return list(codes)
 
 
 def wire_codes(codes: Iterable[str]) -> list[str]:

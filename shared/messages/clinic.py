@@ -7,7 +7,7 @@ from typing import Literal
 from pydantic import Field, field_validator
 
 from shared.messages.base import Message
-from shared.verdicts import CODE, MAX_CODES, Verdict
+from shared.verdicts import MAX_CODES, Verdict, check_codes
 
 
 class ScanVerdictEvent(Message):
@@ -28,7 +28,4 @@ class ScanVerdictEvent(Message):
     @field_validator("codes")
     @classmethod
     def _codes_are_codes(cls, codes: list[str]) -> list[str]:
-        bad = [c for c in codes if not CODE.fullmatch(c)]
-        if bad:
-            raise ValueError(f"codes {bad[:3]} are not codes (lower-case letters, digits, _)")
-        return codes
+        return check_codes(codes)
