@@ -22,12 +22,11 @@ import subprocess
 import sys
 import tempfile
 import threading
-import time
-import uuid
 from pathlib import Path
 from typing import Any
 
-from benchmarks.cloud_ceiling import run_clients
+from benchmarks.http_load import post_scans
+from shared.errors import EdgewardError
 
 TICKS = os.sysconf("SC_CLK_TCK")
 
@@ -64,26 +63,22 @@ def _self_cpu_s() -> float:
 def _load(
     url: str, scans: list[bytes], clients: int, per_client: int
 ) -> tuple[list[float], float, list[dict[str, float]]]:
-    import httpx
-
     latencies: list[float] = []
     stages: list[dict[str, float]] = []
     lock = threading.Lock()
 
-    def client(k: int) -> None:
-        with httpx.Client(timeout=300) as http:
-            for i in range(per_client):
-                headers = {"Content-Type": "image/jpeg", "X-Scan-Id": uuid.uuid4().hex}
-                t0 = time.perf_counter()
-                resp = http.post(url, content=scans[(k + i) % len(scans)], headers=headers)
-                dt = time.perf_counter() - t0
-                resp.raise_for_status()
-                timings = resp.json().get("timings_s", {})
-                with lock:
-                    latencies.append(dt)
-                    stages.append({k: float(v) for k, v in timings.items()})
+    def answered(status: int, body: bytes, elapsed: float) -> None:
+        if status != 200:
+            raise EdgewardError(f"{url} answered HTTP {status}: {body[:200]!r}")
+        timings = json.loads(body).get("timings_s", {})
+        with lock:
+            latencies.append(elapsed)
+            stages.append({k: float(v) for k, v in timings.items()})
 
-    return latencies, run_clients(client, clients), stages
+    wall, errors = post_scans(url, scans, clients, per_client, answered)
+    if errors:
+        raise EdgewardError(f"{url}: {len(errors)} requests failed, first: {errors[0]}")
+    return latencies, wall, stages
 
 
 def _py_spy(pids: dict[int, str], seconds: int, out_dir: Path) -> list[subprocess.Popen[bytes]]:

@@ -7,11 +7,14 @@ import os
 import shutil
 import tempfile
 import time
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 from typing import Any
 
+from cloud.haproxy_ingress import ray_node_env
 from shared.config import CloudConfig
 from shared.errors import EdgewardError
 from shared.security.apikeys import required_keys
@@ -57,6 +60,7 @@ class LocalCloud:
             num_cpus=self.num_cpus or os.cpu_count() or 1,
             namespace=self.namespace,
             log_to_driver=self.log_to_driver,
+            node_env=lambda ray_dir: ray_node_env(self.config.ingress, ray_dir),
         )
         try:
             serve.start(
@@ -107,9 +111,17 @@ class LocalCloud:
 
 
 def start_private_ray(
-    *, num_cpus: int, namespace: str, log_to_driver: bool = True, attempts: int = 3
+    *,
+    num_cpus: int,
+    namespace: str,
+    log_to_driver: bool = True,
+    attempts: int = 3,
+    node_env: Callable[[Path], Mapping[str, str]] | None = None,
 ) -> Path:
     """Start a private Ray node in a fresh temp dir, returned for the caller to remove after use.
+
+    `node_env(ray_dir)`: environment variables the node's processes (Serve's controller among
+    them) start with; this process's own environment is left as it was.
 
     `address="local"` never attaches to another engineer's or another test's Ray. On a loaded host
     the raylet occasionally fails to register with the GCS within Ray's hard-coded 30 s; a fresh
@@ -121,15 +133,16 @@ def start_private_ray(
         # Unix socket paths must stay short, so not under the project directory.
         ray_dir = Path(tempfile.mkdtemp(prefix="edgeward-ray-", dir="/tmp"))
         try:
-            ray.init(
-                address="local",
-                num_cpus=num_cpus,
-                include_dashboard=False,
-                namespace=namespace,
-                _temp_dir=str(ray_dir),
-                logging_level=logging.WARNING,
-                log_to_driver=log_to_driver,
-            )
+            with _environment(node_env(ray_dir) if node_env else {}):
+                ray.init(
+                    address="local",
+                    num_cpus=num_cpus,
+                    include_dashboard=False,
+                    namespace=namespace,
+                    _temp_dir=str(ray_dir),
+                    logging_level=logging.WARNING,
+                    log_to_driver=log_to_driver,
+                )
             return ray_dir
         except Exception as exc:
             diagnosis = _ray_startup_logs(ray_dir)
@@ -150,6 +163,21 @@ def start_private_ray(
             )
             time.sleep(2.0 * attempt)
     raise AssertionError("unreachable")
+
+
+@contextmanager
+def _environment(values: Mapping[str, str]) -> Iterator[None]:
+    """`values` in os.environ while the block runs (the Ray node's daemons inherit them)."""
+    saved = {k: os.environ.get(k) for k in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for key, old in saved.items():
+            if old is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = old
 
 
 def _ray_startup_logs(ray_dir: Path, lines: int = 15) -> str:

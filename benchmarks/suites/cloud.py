@@ -15,7 +15,6 @@ from __future__ import annotations
 import logging
 import tempfile
 import threading
-import time
 import uuid
 from collections.abc import Callable
 from contextlib import ExitStack
@@ -27,8 +26,9 @@ import cv2
 import numpy as np
 from tqdm import tqdm
 
-from benchmarks.cloud_ceiling import add_ceiling, closed_loop_record, run_clients
+from benchmarks.cloud_ceiling import add_ceiling, closed_loop_record
 from benchmarks.cloud_naive import naive_server
+from benchmarks.http_load import post_scans
 from benchmarks.memory import PeakRss
 from benchmarks.results import BenchRun
 from benchmarks.runner import Budget, measure
@@ -100,32 +100,19 @@ def closed_loop(
     url: str, scans: list[bytes], clients: int, per_client: int, timeout_s: float = 300.0
 ) -> tuple[list[float], float, list[str]]:
     """Per-request latencies (s), wall time (s) and errors for `clients` closed-loop clients."""
-    import httpx
-
     latencies: list[float] = []
-    errors: list[str] = []
+    problems: list[str] = []
     lock = threading.Lock()
 
-    def client(k: int) -> None:
-        with httpx.Client(timeout=timeout_s) as http:
-            for i in range(per_client):
-                body = scans[(k + i) % len(scans)]
-                headers = {"Content-Type": "image/jpeg", "X-Scan-Id": uuid.uuid4().hex}
-                t0 = time.perf_counter()
-                try:
-                    resp = http.post(url, content=body, headers=headers)
-                    ok = resp.status_code == 200
-                    problem = "" if ok else f"HTTP {resp.status_code}: {resp.text[:200]}"
-                except httpx.HTTPError as exc:
-                    problem = f"{type(exc).__name__}: {exc}"
-                elapsed = time.perf_counter() - t0
-                with lock:
-                    if problem:
-                        errors.append(problem)
-                    else:
-                        latencies.append(elapsed)
+    def answered(status: int, body: bytes, elapsed: float) -> None:
+        with lock:
+            if status == 200:
+                latencies.append(elapsed)
+            else:
+                problems.append(f"HTTP {status}: {body[:200].decode(errors='replace')}")
 
-    return latencies, run_clients(client, clients), errors
+    wall, errors = post_scans(url, scans, clients, per_client, answered, timeout_s=timeout_s)
+    return latencies, wall, problems + errors
 
 
 def _load_record(

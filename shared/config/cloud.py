@@ -39,12 +39,22 @@ class GraderSettings(StrictModel):
         return self
 
 
+Ingress = Literal["haproxy", "proxy"]
+
+
 class CloudConfig(StrictModel):
     role: Literal["cloud"] = Field("cloud", description="config kind")
     data_dir: Path = Field(Path("var/cloud"), description="results and review queue live here")
     registry_dir: Path = Field(Path("registry"), description="model registry root")
     http_port: int = Field(8000, ge=1, le=65535, description="Serve HTTP ingress port")
     grpc_port: int = Field(9000, ge=1, le=65535, description="Serve gRPC ingress port")
+    ingress: Ingress = Field(
+        "haproxy",
+        description="what takes the HTTP and gRPC ports of the Ray node `edgeward cloud up` "
+        "starts: 'haproxy' (Serve's HAProxy ingress, straight to the grading replicas) or "
+        "'proxy' (Serve's Python proxy, one more hop). On a cluster you start yourself, set "
+        "RAY_SERVE_ENABLE_HA_PROXY=1 in the Ray nodes' environment (deploy/kuberay does)",
+    )
     grader: GraderSettings = Field(default_factory=GraderSettings)
     review_band: tuple[float, float] = Field(
         (0.2, 0.8), description="referable probabilities in this band go to a human"

@@ -34,6 +34,7 @@ from tests.integration.support.serve_cloud import (
     SITE_KEY,
     Cloud,
     cloud,
+    listener,
     new_scan_id,
     png_bytes,
     post_scan,
@@ -75,6 +76,13 @@ def _check_grade(body: dict[str, Any] | pb.GradeResult, sample: FundusSample) ->
         x >= 0 and y >= 0 and x + w <= width and y + h <= height for x, y, w, h in regions
     )
     return _lesion_enrichment(sample, regions)
+
+
+def test_haproxy_takes_the_http_and_grpc_ports_straight_to_the_replicas(cloud: Cloud):
+    # the default ingress: no Python proxy hop between a client and a grading replica
+    assert cloud.local.config.ingress == "haproxy"
+    for port in (cloud.local.config.http_port, cloud.local.config.grpc_port):
+        assert until(f"a listener on port {port}", lambda p=port: listener(p)) == "haproxy"
 
 
 def test_http_grade_returns_probabilities_and_a_heatmap_over_the_lesions(cloud: Cloud):

@@ -77,3 +77,18 @@ def test_kuberay_cloud_reaches_the_production_broker_by_client_certificate():
         mounts = [m["mountPath"] for m in container["volumeMounts"]]
         for path in (config.mqtt.ca_file, config.mqtt.cert_file, config.mqtt.key_file):
             assert path is not None and any(str(path).startswith(m + "/") for m in mounts), path
+
+
+def test_kuberay_fronts_the_replicas_with_haproxy_on_every_ray_node():
+    # Serve reads the switch from its controller's environment; HAProxy runs on every node
+    docs = {d["kind"]: d for d in yaml.safe_load_all(RAYSERVICE.read_text())}
+    for container in _containers(docs["RayService"]):
+        env = {e["name"]: e.get("value") for e in container["env"]}
+        assert env.get("RAY_SERVE_ENABLE_HA_PROXY") == "1", container["name"]
+
+
+def test_the_cloud_image_installs_the_haproxy_binary_serve_runs():
+    project = tomllib.loads((REPO / "pyproject.toml").read_text())
+    cloud = " ".join(project["project"]["optional-dependencies"]["cloud"])
+    assert re.search(r"ray\[[^\]]*haproxy[^\]]*\]", cloud)
+    assert CloudConfig().ingress == "haproxy"

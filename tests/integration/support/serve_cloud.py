@@ -3,7 +3,9 @@ tampered weights, a per-site model, a real mosquitto, HTTP and gRPC clients."""
 
 from __future__ import annotations
 
+import re
 import shutil
+import subprocess
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -131,3 +133,12 @@ def until(what: str, check: Callable[[], Any], deadline_s: float = DEADLINE_S) -
             return value
         time.sleep(0.2)
     raise AssertionError(f"{what}: not within {deadline_s}s")
+
+
+def listener(port: int) -> str:
+    """The name of the process listening on loopback TCP `port` ('' while none is)."""
+    out = subprocess.run(
+        ["ss", "-Hltnp", f"sport = :{port}"], capture_output=True, text=True, check=True
+    ).stdout
+    names = re.findall(r'users:\(\("([^"]+)"', out)
+    return names[0] if names else ""
