@@ -55,6 +55,13 @@ def _common(p: argparse.ArgumentParser) -> None:
         default=0.10,
         help="a metric worse than OLD by more than this is a regression (default 0.10 = 10%%)",
     )
+    p.add_argument(
+        "--headline-only",
+        action="store_true",
+        help="with --compare, compare only the headline's figures (the ratios measured against "
+        "a baseline in the same run), not each measurement's milliseconds: for suites whose "
+        "absolute figures swing with the host's load (mqtt)",
+    )
 
 
 def _run(
@@ -81,7 +88,7 @@ def _run(
     if old is not None:
         from benchmarks.compare import compare, render
 
-        changes, unmatched = compare(old, run.to_json())
+        changes, unmatched = compare(old, run.to_json(), headline_only=args.headline_only)
         text, regressions = render(changes, unmatched, args.threshold)
         print(text)
         code = 1 if regressions else 0

@@ -155,6 +155,38 @@ def test_faster_run_is_not_a_regression() -> None:
     assert regressions == 0
 
 
+def test_compare_checks_the_same_run_ratios_in_the_headline_each_way_round() -> None:
+    old = {
+        "results": [],
+        "headline": {
+            "Serve vs in-process ceiling (throughput, c=16)": "0.95x",
+            "Serve overhead per request, ms (c=1 p50, vs the in-process ceiling)": 5.0,
+            "bridge / plain subscriber messages/s, draining a backlog (same run)": 0.54,
+            "lost messages (all runs, must be 0)": 0,
+            "Grad-CAM cost vs plain forward (batch 8, in-process)": "1.25x",
+            "a figure with no direction": 3.0,
+        },
+    }
+    new = {
+        "results": [],
+        "headline": {
+            "Serve vs in-process ceiling (throughput, c=16)": "0.60x",  # worse: lower
+            "Serve overhead per request, ms (c=1 p50, vs the in-process ceiling)": 9.0,  # worse
+            "bridge / plain subscriber messages/s, draining a backlog (same run)": 0.80,  # better
+            "lost messages (all runs, must be 0)": 2,  # worse: any loss
+            "Grad-CAM cost vs plain forward (batch 8, in-process)": "1.20x",  # better
+            "a figure with no direction": 30.0,
+        },
+    }
+    changes, _ = compare(old, new)
+    text, regressions = render(changes, [], threshold=0.10)
+    flagged = {line.split("  ")[0].strip() for line in text.splitlines() if "REGRESSION" in line}
+    assert regressions == 3
+    assert {c.name for c in changes} == set(new["headline"]) - {"a figure with no direction"}
+    assert any("ceiling" in f for f in flagged) and any("overhead" in f for f in flagged)
+    assert any("lost messages" in f for f in flagged)
+
+
 def _run_with_results(out: Path) -> BenchRun:
     run = BenchRun("unit", out, quick=True, config={"k": 1})
     for batch in (1, 4):
@@ -214,3 +246,20 @@ def test_peak_matmul_model_computes_the_product_it_is_timed_on() -> None:
     b = rng.standard_normal((16, 16), dtype=np.float32)
     (y,) = session.run(None, {"A": a, "B": b})
     np.testing.assert_allclose(y, a @ b, rtol=1e-5, atol=1e-5)
+
+
+def test_a_stage_of_microseconds_is_never_a_regression() -> None:
+    old = {"results": [_result("tiny", 0.07, 100.0), _result("real", 5.0, 100.0)]}
+    new = {"results": [_result("tiny", 0.14, 100.0), _result("real", 10.0, 100.0)]}
+    text, regressions = render(*compare(old, new), threshold=0.10)
+    assert regressions == 3  # real's p50, p95, p99; tiny's doubling is jitter
+    assert all(line.startswith("real ") for line in text.splitlines() if "REGRESSION" in line)
+
+
+def test_the_tail_of_a_short_run_is_not_compared_its_median_is() -> None:
+    old, new = _result("short", 10.0, 100.0), _result("short", 10.0, 100.0)
+    new["latency_ms"]["p99"] = 30.0  # one slow request among 31
+    for r in (old, new):
+        r["latency_ms"]["n"] = 31
+    changes, _ = compare({"results": [old]}, {"results": [new]})
+    assert {c.metric for c in changes} == {"latency_ms.p50", "throughput.value"}
