@@ -23,7 +23,12 @@ from shared.config.traffic import SignalSafety
 from shared.errors import SchemaError
 from shared.messages.base import decode
 from shared.messages.traffic import PhaseGreen, SignalPlan, TrafficAggregate
-from shared.traffic.demand import APPROACHING_WEIGHT, GAP_OUT_LOAD, GAP_OUT_PENALTY
+from shared.traffic.demand import (
+    APPROACHING_WEIGHT,
+    GAP_OUT_LOAD,
+    GAP_OUT_PENALTY,
+    green_share,
+)
 
 log = logging.getLogger(__name__)
 
@@ -193,7 +198,7 @@ class Coordinator:
                     moving = [i for i in idx if phase.state[i] in "Gg"]
                     if not moving:
                         continue
-                    share = sum(1.0 if phase.state[i] == "G" else 0.5 for i in moving) / len(idx)
+                    share = green_share(phase.state, idx)
                     e = len(e_row)
                     e_row.append(r)
                     e_app.append(self._approach_index[(jid, a.approach_id)])

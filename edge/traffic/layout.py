@@ -7,8 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from shared.errors import ConfigError
-
-GREEN_SHARE = {"G": 1.0, "g": 0.5}  # a permissive green ('g') moves traffic, but slower
+from shared.traffic.demand import green_share
 
 
 @dataclass(frozen=True)
@@ -25,12 +24,7 @@ class JunctionLayout:
 
     def served(self, state: str) -> dict[str, float]:
         """Share (0..1) of each approach's links that a signal state lets go."""
-        out = {}
-        for a in self.approaches:
-            links = [i for i in a.link_indices if i < len(state)]
-            share = sum(GREEN_SHARE.get(state[i], 0.0) for i in links)
-            out[a.approach_id] = share / len(links) if links else 0.0
-        return out
+        return {a.approach_id: green_share(state, list(a.link_indices)) for a in self.approaches}
 
     def to_dict(self) -> dict[str, object]:
         return {

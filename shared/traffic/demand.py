@@ -11,3 +11,15 @@ APPROACHING_WEIGHT = 1.0
 # GAP_OUT_PENALTY of pressure; the applier's switch margin is 1, so any demand elsewhere wins.
 GAP_OUT_LOAD = 0.3
 GAP_OUT_PENALTY = 1.0
+# A green lets a link's traffic go: fully on a protected green ('G'); on a permissive one ('g',
+# turning across oncoming traffic or a walk) it moves, but slower. An approach's share of a
+# phase is the mean of its links' (`green_share`).
+GREEN_SHARE = {"G": 1.0, "g": 0.5}
+
+
+def green_share(state: str, links: list[int]) -> float:
+    """The share (0..1) of `links`' traffic that signal `state` lets go."""
+    links = [i for i in links if i < len(state)]
+    if not links:
+        return 0.0
+    return sum(GREEN_SHARE.get(state[i], 0.0) for i in links) / len(links)
