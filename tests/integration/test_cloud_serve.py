@@ -10,6 +10,7 @@ import base64
 import threading
 import uuid
 from collections.abc import Iterator
+from functools import partial
 from typing import Any
 
 import cv2
@@ -82,7 +83,7 @@ def test_haproxy_takes_the_http_and_grpc_ports_straight_to_the_replicas(cloud: C
     # the default ingress: no Python proxy hop between a client and a grading replica
     assert cloud.local.config.ingress == "haproxy"
     for port in (cloud.local.config.http_port, cloud.local.config.grpc_port):
-        assert until(f"a listener on port {port}", lambda p=port: listener(p)) == "haproxy"
+        assert until(f"a listener on port {port}", partial(listener, port)) == "haproxy"
 
 
 def test_http_grade_returns_probabilities_and_a_heatmap_over_the_lesions(cloud: Cloud):
