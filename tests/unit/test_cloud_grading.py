@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shutil
+import tempfile
 
 import cv2
 import numpy as np
@@ -214,3 +215,18 @@ def test_corrupt_champion_is_refused_and_the_previous_champion_serves(quick_regi
     served = load_core(root, "", "fundus-grader")
     assert served.model_version == f"fundus-grader:{v1.version}"
     served.close()
+
+
+def test_the_exported_graph_leaves_no_file_behind_once_the_runtime_holds_it(
+    quick_registry, grade4_scans, tmp_path, monkeypatch
+):
+    # a replica Serve kills is never closed: nothing it exported may stay in the temp dir
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    fresh = load_core(quick_registry, "", "fundus-grader")
+    try:
+        assert fresh.runtime == "onnx-cpu"
+        assert list(tmp_path.iterdir()) == []
+        (graded,) = fresh.grade([grade4_scans[0].image_bgr], explain=True)
+        assert graded.probabilities and graded.heatmap_png  # it still grades and explains
+    finally:
+        fresh.close()
