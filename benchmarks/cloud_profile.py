@@ -68,14 +68,16 @@ def _load(
     lock = threading.Lock()
 
     def answered(status: int, body: bytes, elapsed: float) -> None:
-        if status != 200:
-            raise EdgewardError(f"{url} answered HTTP {status}: {body[:200]!r}")
-        timings = json.loads(body).get("timings_s", {})
-        with lock:
+        with lock:  # an error is collected, not raised: it would only end this client's thread
+            if status != 200:
+                errors.append(f"HTTP {status}: {body[:200]!r}")
+                return
             latencies.append(elapsed)
-            stages.append({k: float(v) for k, v in timings.items()})
+            stages.append({k: float(v) for k, v in json.loads(body).get("timings_s", {}).items()})
 
-    wall, errors = post_scans(url, scans, clients, per_client, answered)
+    errors: list[str] = []
+    wall, failed = post_scans(url, scans, clients, per_client, answered)
+    errors += failed
     if errors:
         raise EdgewardError(f"{url}: {len(errors)} requests failed, first: {errors[0]}")
     return latencies, wall, stages

@@ -30,7 +30,7 @@ def ray_node_env(ingress: Ingress, ray_dir: Path) -> dict[str, str]:
     """Environment variables for a Ray node serving the cloud through `ingress`."""
     if ingress == "proxy":
         return {"RAY_SERVE_ENABLE_HA_PROXY": "0"}
-    state = ray_dir  # HAProxy adds a 56-character subfolder and allows 97 for a socket path
+    # in the node's temp dir itself: HAProxy adds a 56-character folder and allows 97 for a socket
     return {
         "RAY_SERVE_ENABLE_HA_PROXY": "1",
         "RAY_SERVE_DIRECT_INGRESS_MIN_DRAINING_PERIOD_S": str(DRAIN_S),
@@ -38,9 +38,9 @@ def ray_node_env(ingress: Ingress, ray_dir: Path) -> dict[str, str]:
         "RAY_SERVE_HAPROXY_METRICS_PORT": str(free_port()),
         "RAY_SERVE_FALLBACK_PROXY_HTTP_PORT": str(free_port()),
         "RAY_SERVE_FALLBACK_PROXY_GRPC_PORT": str(free_port()),
-        "RAY_SERVE_HAPROXY_CONFIG_FILE_LOC": str(state / "haproxy.cfg"),
-        "RAY_SERVE_HAPROXY_SOCKET_PATH": str(state / "admin.sock"),
-        "RAY_SERVE_HAPROXY_METRICS_SOCKET_PATH": str(state / "metrics.sock"),
-        "RAY_SERVE_HAPROXY_SERVER_STATE_BASE": str(state),
-        "RAY_SERVE_HAPROXY_SERVER_STATE_FILE": str(state / "server-state"),
+        "RAY_SERVE_HAPROXY_CONFIG_FILE_LOC": str(ray_dir / "haproxy.cfg"),
+        "RAY_SERVE_HAPROXY_SOCKET_PATH": str(ray_dir / "admin.sock"),
+        "RAY_SERVE_HAPROXY_METRICS_SOCKET_PATH": str(ray_dir / "metrics.sock"),
+        "RAY_SERVE_HAPROXY_SERVER_STATE_BASE": str(ray_dir),
+        "RAY_SERVE_HAPROXY_SERVER_STATE_FILE": str(ray_dir / "server-state"),
     }

@@ -10,8 +10,8 @@ import numpy as np
 
 from models.evaluate_mirror import mirror_summary
 from models.metrics import auc
+from shared.verdicts import Verdict
 
-NIC = "no_immediate_concern"
 BOOTSTRAP_DRAWS = 2000
 RELIABILITY_BINS = 10
 
@@ -118,7 +118,9 @@ def _group_summary(results: list[ImageResult], thresholds: dict[str, float]) -> 
     out["reliability"] = reliability(p, pos)
     out["ece"] = out["reliability"]["ece"]
     for stage in ("edge", "final"):  # the edge's verdict, and the clinic's after the cloud
-        cleared = np.array([getattr(r, f"{stage}_verdict") == NIC for r in labelled])
+        cleared = np.array(
+            [getattr(r, f"{stage}_verdict") == Verdict.NO_IMMEDIATE_CONCERN for r in labelled]
+        )
         healthy = cleared[~pos]
         out[f"{stage}_all_clear_on_non_referable"] = (
             float(healthy.mean()) if healthy.size else float("nan")

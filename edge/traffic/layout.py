@@ -24,7 +24,7 @@ class JunctionLayout:
 
     def served(self, state: str) -> dict[str, float]:
         """Share (0..1) of each approach's links that a signal state lets go."""
-        return {a.approach_id: green_share(state, list(a.link_indices)) for a in self.approaches}
+        return {a.approach_id: green_share(state, a.link_indices) for a in self.approaches}
 
     def to_dict(self) -> dict[str, object]:
         return {

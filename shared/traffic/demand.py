@@ -3,6 +3,8 @@ gateway's local fallback, so both judge demand alike."""
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 HEADWAY_S = 2.0  # saturation headway: one vehicle per lane clears the stop line every ~2 s
 # A vehicle seen approaching (within the camera's 60 m) reaches the stop line within one 5 s
 # interval; the counter also undercounts approaching by ~25-35 % at 2-4 vehicles (vs SUMO).
@@ -17,9 +19,7 @@ GAP_OUT_PENALTY = 1.0
 GREEN_SHARE = {"G": 1.0, "g": 0.5}
 
 
-def green_share(state: str, links: list[int]) -> float:
+def green_share(state: str, links: Iterable[int]) -> float:
     """The share (0..1) of `links`' traffic that signal `state` lets go."""
-    links = [i for i in links if i < len(state)]
-    if not links:
-        return 0.0
-    return sum(GREEN_SHARE.get(state[i], 0.0) for i in links) / len(links)
+    shown = [state[i] for i in links if i < len(state)]
+    return sum(GREEN_SHARE.get(c, 0.0) for c in shown) / len(shown) if shown else 0.0
