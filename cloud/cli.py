@@ -36,9 +36,12 @@ def _up(args: argparse.Namespace) -> int:
         insecure_dev=args.insecure_dev,
     )
     stop = threading.Event()
-    for sig in (signal.SIGTERM, signal.SIGINT):  # both stop cleanly, also when run in background
-        signal.signal(sig, lambda *_: stop.set())
     with cloud:
+        # After the start: ray.init installs its own SIGTERM handler in the driver, which dies
+        # with a trace and leaves the node's temp folder behind. Both signals stop cleanly,
+        # also when run in the background or by systemd.
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(sig, lambda *_: stop.set())
         print(
             f"edgeward cloud: serving on {cloud.http_url} (HTTP) and {cloud.grpc_target} (gRPC); "
             "Ctrl-C stops",

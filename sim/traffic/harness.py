@@ -237,6 +237,9 @@ def start_sumo(
             f"SUMO would not start on {net_file} ({exc}): {text or 'no error message'}; "
             "fix the scenario files it names"
         ) from exc
+    finally:
+        if log_dir != out_dir:  # a stray file in the shared temp dir; the start's errors are read
+            errors.unlink(missing_ok=True)
     return traci.getConnection(label)
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import subprocess
+import tempfile
 from pathlib import Path
 
 import cv2
@@ -250,6 +251,23 @@ def _no_tls_net(tmp_path: Path) -> Path:
     args = ["-n", str(tmp_path / "n.nod.xml"), "-e", str(tmp_path / "n.edg.xml")]
     run_tool("netconvert", args, "test network", output=net)
     return net
+
+
+def test_sumo_errors_reach_the_user_and_leave_no_log_in_tmp_when_the_out_dir_has_a_colon(
+    tmp_path: Path,
+) -> None:
+    # SUMO reads "a:b" as host:port, so its error log goes to the shared temp dir instead
+    before = set(Path(tempfile.gettempdir()).glob("sumo-edgeward-*.errors.log"))
+    bad_routes = tmp_path / "bad.rou.xml"
+    bad_routes.write_text('<routes><trip id="x" depart="0" from="nope" to="J1_J2"/></routes>')
+    net_src = REPO / "sim/traffic/networks/irregular.net.xml"
+    with pytest.raises(SumoToolError, match=r"edge 'nope' within the route for trip 'x'"):
+        run(
+            RunConfig(
+                str(net_src), "fixed", 1, tmp_path / "run:1", routes=[bad_routes], progress=False
+            )
+        )
+    assert set(Path(tempfile.gettempdir()).glob("sumo-edgeward-*.errors.log")) == before
 
 
 def test_bad_scenario_files_give_clear_messages(tmp_path: Path) -> None:

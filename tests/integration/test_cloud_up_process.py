@@ -1,0 +1,70 @@
+"""`edgeward cloud up` as an operator runs it: a process that systemd or `timeout` stops with
+SIGTERM must shut down cleanly and leave no Ray node folder behind."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from shared.broker import free_port
+
+pytestmark = [pytest.mark.ray, pytest.mark.slow]
+
+READY_S = 240.0
+
+
+def _ray_dirs() -> set[Path]:
+    return set(Path("/tmp").glob("edgeward-ray-*"))
+
+
+def test_sigterm_stops_cloud_up_cleanly_and_removes_its_ray_folder(quick_registry, tmp_path):
+    config = tmp_path / "cloud.yaml"
+    config.write_text(
+        f"role: cloud\ndata_dir: {tmp_path / 'data'}\nregistry_dir: {quick_registry}\n"
+        f"http_port: {free_port()}\ngrpc_port: {free_port()}\n"
+    )
+    before = _ray_dirs()
+    command = [sys.executable, "-m", "shared.cli", "cloud", "up", "--config", str(config)]
+    proc = subprocess.Popen(
+        [*command, "--no-bridge", "--insecure-dev", "--num-cpus", "2"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    lines: list[str] = []
+    ready = threading.Event()
+
+    def read() -> None:
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            lines.append(line)
+            if "serving on" in line:
+                ready.set()
+
+    reader = threading.Thread(target=read, daemon=True)
+    reader.start()
+    try:
+        assert ready.wait(READY_S), "cloud up never said it was serving:\n" + "".join(lines)
+        started = _ray_dirs() - before
+        assert started, "cloud up started no Ray node folder under /tmp"
+        proc.send_signal(signal.SIGTERM)
+        rc = proc.wait(timeout=90)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    reader.join(timeout=10)
+    output = "".join(lines)
+    assert rc == 0, output
+    assert "shutting down" in output
+    assert "SIGTERM received" not in output  # Ray's own handler did not take the signal
+    deadline = time.monotonic() + 10
+    while started & _ray_dirs() and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert not started & _ray_dirs(), "the Ray node folder was left behind"
