@@ -20,8 +20,10 @@ import torch
 from models.architectures import WithFeatures, build_architecture
 from models.calibrate import fit_calibration
 from models.complexity import count_flops, count_params
+from models.counter.data import KIND as COUNTER_KIND
 from models.counter.data import counter_plan
 from models.counter.data import request as counter_request
+from models.data import KIND as FUNDUS_KIND
 from models.data import Split, fundus_dataset, nonfundus, splits, tensors
 from models.data import request as fundus_request
 from models.datasets import DatasetRequest
@@ -40,6 +42,7 @@ from models.ood import fit_reference, separation_check
 from models.plan import BuildPlan, ModelRecipe, plan
 from models.progress import init_worker
 from models.quantize import quantize_int8, run_onnx
+from models.recipe_record import BUILT_REASON, RECORD_KEY, outdated, recipe_record
 from models.reference import build_reference
 from models.register import register_model
 from models.tasks import TASKS, FundusTask, QualityTask
@@ -86,6 +89,7 @@ def build_model(
     registry: Registry,
     workdir: Path,
     gate: GateSet | None = None,
+    record: dict[str, Any] | None = None,
 ) -> Manifest:
     """Train, calibrate, evaluate, export and register one fundus model; returns its manifest.
 
@@ -168,6 +172,7 @@ def build_model(
     clock.lap("export_parity")
 
     extra: dict[str, Any] = {
+        **({RECORD_KEY: record} if record is not None else {}),
         "architecture": {"name": recipe.arch, "kwargs": recipe.arch_kwargs},
         "complexity": {"params": count_params(model), "flops": count_flops(model, recipe.size)},
         "ood": ood,
@@ -222,9 +227,7 @@ def build_model(
             "extra": extra,
         },
     )
-    return registry.set_stage(
-        name, manifest.version, "champion", reason="built by `edgeward models build`"
-    )
+    return registry.set_stage(name, manifest.version, "champion", reason=BUILT_REASON)
 
 
 def predict_raw(model: torch.nn.Module, inputs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -253,10 +256,7 @@ def build_all(
     if unknown:
         raise EdgewardError(f"unknown model {unknown[0]!r} for --only; choose from {known}")
     if if_missing:
-        have = [n for n in wanted if registry.champion(n) is not None]
-        for n in have:
-            print(f"{n}: champion {registry.champion(n).model_id} exists, skipped")  # type: ignore[union-attr]
-        wanted = [n for n in wanted if n not in have]
+        wanted = [n for n in wanted if not _current_champion(registry, n, quick, seed)]
     fundus = [n for n in wanted if n in the_plan.models]
     if fundus:
         # Models that share an input size share its rendered views; render them all up front
@@ -298,6 +298,27 @@ JOB_COST = {
 }
 
 
+def current_record(name: str, quick: bool, seed: int) -> dict[str, Any]:
+    """What building `name` today is made of (models/recipe_record.py)."""
+    if name == COUNTER:
+        return recipe_record("counter_net", counter_plan(quick, seed), COUNTER_KIND)
+    the_plan = plan(quick, seed)
+    return recipe_record(the_plan.models[name], the_plan.data, FUNDUS_KIND)
+
+
+def _current_champion(registry: Registry, name: str, quick: bool, seed: int) -> bool:
+    """True when `name` has a champion of today's recipe (or one the site chose): skip it."""
+    champion = registry.champion(name)
+    if champion is None:
+        return False
+    why = outdated(champion, current_record(name, quick, seed))
+    if why is None:
+        print(f"{name}: champion {champion.model_id} exists, skipped")
+        return True
+    print(f"{name}: champion {champion.model_id} was built {why}; building it again")
+    return False
+
+
 def _build_job(
     name: str, root: Path, quick: bool, seed: int, cache_dir: Path, *, threads: int
 ) -> list[Manifest]:
@@ -321,6 +342,7 @@ def _build_job(
             registry=registry,
             workdir=Path(tmp),
             gate=gate,
+            record=current_record(name, quick, seed),
         )
     print(summary_line(manifest), flush=True)
     return [manifest]
@@ -338,7 +360,8 @@ def _gated_spec(the_plan: BuildPlan) -> PreprocessSpec:
 def _build_counter(registry: Registry, quick: bool, seed: int, cache_dir: Path) -> list[Manifest]:
     from models.counter.build import build_counter
 
-    return [build_counter(registry, quick=quick, seed=seed, cache_dir=cache_dir)]
+    record = current_record(COUNTER, quick, seed)
+    return [build_counter(registry, quick=quick, seed=seed, cache_dir=cache_dir, record=record)]
 
 
 def dataset_requests(quick: bool, seed: int) -> list[DatasetRequest]:

@@ -146,7 +146,12 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     with_registry(b)
     b.add_argument("--quick", action="store_true", help="tiny data and few epochs (tests, <2 min)")
     b.add_argument(
-        "--if-missing", action="store_true", help="skip models that already have a champion"
+        "--if-missing",
+        action="store_true",
+        help=(
+            "skip models whose champion was built from today's recipe; a champion of an older "
+            "recipe is built again, one the site imported or promoted is kept"
+        ),
     )
     b.add_argument(
         "--only",

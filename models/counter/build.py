@@ -7,6 +7,7 @@ import hashlib
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -15,6 +16,7 @@ from models.counter.data import counter_data, counter_plan
 from models.counter.model import INPUT_SIZE
 from models.counter.train import evaluate, to_tensor, train
 from models.export import export_onnx
+from models.recipe_record import BUILT_REASON, RECORD_KEY
 from models.register import register_model
 from shared.preprocess import PreprocessSpec
 from shared.registry import Manifest, Registry
@@ -25,7 +27,9 @@ OUTPUT = "counts"
 SPEC = PreprocessSpec(size=INPUT_SIZE, crop_to_fov=False, mean=(0.0, 0.0, 0.0), std=(1.0, 1.0, 1.0))
 
 
-def build_counter(registry: Registry, quick: bool, seed: int, cache_dir: Path) -> Manifest:
+def build_counter(
+    registry: Registry, quick: bool, seed: int, cache_dir: Path, record: dict[str, Any]
+) -> Manifest:
     """Build, register and promote a new champion `traffic-counter`."""
     started = time.monotonic()
     the_plan = counter_plan(quick, seed)
@@ -77,6 +81,7 @@ def build_counter(registry: Registry, quick: bool, seed: int, cache_dir: Path) -
                 },
                 "parity": parity,
                 "extra": {
+                    RECORD_KEY: record,
                     # what `edgeward bench models` rebuilds as its PyTorch-eager reference
                     "architecture": {"name": "counter_net", "kwargs": {"width": model.width}},
                     "epochs": epochs,
@@ -84,9 +89,7 @@ def build_counter(registry: Registry, quick: bool, seed: int, cache_dir: Path) -
                 },
             },
         )
-    promoted = registry.set_stage(
-        NAME, manifest.version, "champion", reason="built by `edgeward models build`"
-    )
+    promoted = registry.set_stage(NAME, manifest.version, "champion", reason=BUILT_REASON)
     print(
         f"{promoted.model_id} -> champion: queue MAE {metrics['queue_mae']:.2f}, "
         f"approaching MAE {metrics['approaching_mae']:.2f} vehicles per frame "
