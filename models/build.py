@@ -42,7 +42,7 @@ from models.ood import fit_reference, separation_check
 from models.plan import BuildPlan, ModelRecipe, plan
 from models.progress import init_worker
 from models.quantize import quantize_int8, run_onnx
-from models.recipe_record import BUILT_REASON, RECORD_KEY, outdated, recipe_record
+from models.recipe_record import BUILT_REASON, RECORD_KEY, changes, outdated, recipe_record
 from models.reference import build_reference
 from models.register import register_model
 from models.tasks import TASKS, FundusTask, QualityTask
@@ -304,6 +304,30 @@ def current_record(name: str, quick: bool, seed: int) -> dict[str, Any]:
         return recipe_record("counter_net", counter_plan(quick, seed), COUNTER_KIND)
     the_plan = plan(quick, seed)
     return recipe_record(the_plan.models[name], the_plan.data, FUNDUS_KIND)
+
+
+def outdated_champions(registry: Registry) -> list[str]:
+    """A line for each champion that today's full or quick recipe (at its seed) would not build."""
+    lines = []
+    for name in [*plan(False, 0).models, COUNTER]:
+        champion = registry.champion(name)
+        if champion is None:
+            continue
+        recorded = champion.extra.get(RECORD_KEY)
+        data = recorded.get("data") if isinstance(recorded, dict) else None
+        seed = int(data.get("seed", 0)) if isinstance(data, dict) and name != COUNTER else 0
+        # against the plan it is closest to (a quick registry against the quick plan)
+        today = min(
+            (current_record(name, quick, seed) for quick in (False, True)),
+            key=lambda current: len(changes(recorded, current)),
+        )
+        why = outdated(champion, today)
+        if why is not None:
+            lines.append(
+                f"{champion.model_id} was built {why}; to measure what this code builds, "
+                f"rebuild it (`edgeward models build --only {name}`)"
+            )
+    return lines
 
 
 def _current_champion(registry: Registry, name: str, quick: bool, seed: int) -> bool:

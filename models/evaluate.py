@@ -232,8 +232,11 @@ def final_answer(r: ImageResult, thresholds: dict[str, float], band: tuple[float
 
 
 def run_evaluate(args: argparse.Namespace) -> int:
+    from models.build import outdated_champions
     from models.evaluate_report import write_html_report
 
+    for line in outdated_champions(Registry(args.registry)):
+        print(f"note: {line}", file=sys.stderr)
     files = collect_images(args.images)
     labels: dict[str, Label] = {}
     if args.labels is not None:

@@ -46,6 +46,17 @@ def _flat(value: Any, prefix: str = "") -> dict[str, Any]:
     return {prefix.rstrip("."): value}
 
 
+def changes(recorded: Any, current: dict[str, Any]) -> list[str]:
+    """`field: was -> now` for each field of the current record that the recorded one lacks."""
+    if not isinstance(recorded, dict):
+        return ["(no record)"]
+    if "generator" not in current:  # no renderer here to compare the data's code with
+        recorded = {k: v for k, v in recorded.items() if k != "generator"}
+    was, now = _flat(recorded), _flat(current)
+    changed = sorted(k for k in was.keys() | now.keys() if was.get(k) != now.get(k))
+    return [f"{k}: {was.get(k)!r} -> {now.get(k)!r}" for k in changed]
+
+
 def outdated(champion: Manifest, current: dict[str, Any]) -> str | None:
     """Why `champion` is not what today's recipe builds, or None when it is (or is not ours).
 
@@ -56,12 +67,8 @@ def outdated(champion: Manifest, current: dict[str, Any]) -> str | None:
     recorded = champion.extra.get(RECORD_KEY)
     if not isinstance(recorded, dict):
         return "by an edgeward that did not record its recipe"
-    if "generator" not in current:  # no renderer here to compare the data's code with
-        recorded = {k: v for k, v in recorded.items() if k != "generator"}
-    was, now = _flat(recorded), _flat(current)
-    changed = sorted(k for k in was.keys() | now.keys() if was.get(k) != now.get(k))
+    changed = changes(recorded, current)
     if not changed:
         return None
-    shown = ", ".join(f"{k}: {was.get(k)!r} -> {now.get(k)!r}" for k in changed[:3])
     more = f" and {len(changed) - 3} more" if len(changed) > 3 else ""
-    return f"from another recipe ({shown}{more})"
+    return f"from another recipe ({', '.join(changed[:3])}{more})"

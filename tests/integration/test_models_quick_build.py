@@ -282,6 +282,23 @@ def test_if_missing_skips_models_that_have_a_champion(
     assert capsys.readouterr().out.count("exists, skipped") == 3
 
 
+def test_a_champion_from_an_older_recipe_is_named_before_anyone_measures_it(
+    registry_copy: Registry,
+) -> None:
+    from models.build import outdated_champions
+    from models.recipe_record import RECORD_KEY
+
+    assert outdated_champions(registry_copy) == []  # built by this code
+    old = registry_copy.champion("fundus-quality")
+    assert old is not None
+    record = old.extra[RECORD_KEY]
+    older = {**record, "model": {**record["model"], "size": 96}}
+    registry_copy.save(old.model_copy(update={"extra": {**old.extra, RECORD_KEY: older}}))
+    (line,) = outdated_champions(registry_copy)
+    assert line.startswith(f"{old.model_id} was built from another recipe (model.size: 96 -> ")
+    assert "edgeward models build --only fundus-quality" in line
+
+
 def test_sim_datasets_names_the_folders_the_build_trained_on(
     quick_registry: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
