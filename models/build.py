@@ -38,6 +38,7 @@ from models.gate_data import (
     load_gate,
 )
 from models.metrics import ece_noise_floor, subgroup_metrics
+from models.mirror_scoring import mirror_gap, mirror_images, scored
 from models.ood import fit_reference, separation_check
 from models.plan import BuildPlan, ModelRecipe, plan
 from models.progress import init_worker
@@ -48,6 +49,7 @@ from models.register import register_model
 from models.tasks import TASKS, FundusTask, QualityTask
 from models.train import predict, train
 from shared.errors import EdgewardError
+from shared.mirror import MIRROR_GAP, mirror_averaged
 from shared.preprocess import PreprocessSpec, preprocess
 from shared.probabilities import softmax
 from shared.registry import Manifest, Registry
@@ -56,6 +58,7 @@ from shared.registry.calibration import calibrated_probabilities
 log = logging.getLogger(__name__)
 COUNTER = "traffic-counter"
 PARITY_IMAGES = 64
+TRAIN_THREADS = 1  # per model: see build_all
 
 
 class StageClock:
@@ -123,10 +126,17 @@ def build_model(
     )
 
     clock.lap("train")
-    logits_va, feats_va = predict(model, va.images, spec)
+    # `view_*`: the view alone (OOD references: the gateway scores the view's own outputs);
+    # `logits_*`: what the task is scored on (view and mirror averaged for the triage net).
+    view_va, feats_va = predict(model, va.images, spec)
+    logits_va, mirror_va = scored(model, va.images, spec, view_va, task)
     temperature, calibration = fit_calibration(logits_va, y_va)
     probs_va = calibrated_probabilities(logits_va, temperature, calibration)
     thresholds, operating_point = task.choose(probs_va, y_va)
+    if mirror_va is not None:
+        gap, chosen = mirror_gap(view_va, mirror_va, temperature, calibration, task)
+        thresholds[MIRROR_GAP] = gap
+        operating_point[MIRROR_GAP] = chosen
 
     def p_reject(images: np.ndarray) -> np.ndarray:
         probs = calibrated_probabilities(predict(model, images, spec)[0], temperature, calibration)
@@ -137,7 +147,8 @@ def build_model(
             p_reject(gate.calibrate.images), gate.calibrate, thresholds
         )
 
-    logits_te, feats_te = predict(model, te.images, spec)
+    view_te, feats_te = predict(model, te.images, spec)
+    logits_te, _ = scored(model, te.images, spec, view_te, task)
     probs_te = calibrated_probabilities(logits_te, temperature, calibration)
     metrics = task.evaluate(probs_te, y_te, thresholds)
     if gate is not None and isinstance(task, QualityTask):
@@ -154,10 +165,10 @@ def build_model(
 
     # OOD reference from training-distribution data (no augmentation)
     _, feats_tr = predict(model, tr.images, spec)
-    ood = fit_reference(feats_tr, feats_va, logits_va)
+    ood = fit_reference(feats_tr, feats_va, view_va)
     kinds = _nonfundus(spec, ood_images)
     outputs = {k: predict_raw(model, x) for k, x in kinds.items()}
-    ood["check"] = separation_check(ood, outputs, logits_te, feats_te)
+    ood["check"] = separation_check(ood, outputs, view_te, feats_te)
 
     reference = build_reference(va.images, probs_va.max(1), task.scores(probs_va))
     clock.lap("ood_reference")
@@ -196,8 +207,11 @@ def build_model(
         int8_path = workdir / name / "model.int8.onnx"
         calib = tensors(tr.images[:64], spec)
         quantize_int8(onnx_path, int8_path, calib)
-        int8_out = run_onnx(int8_path, tensors(te.images, spec))
-        int8_probs = calibrated_probabilities(int8_out["logits"], temperature, calibration)
+        int8_logits = run_onnx(int8_path, tensors(te.images, spec))["logits"]
+        if task.mirror_averaged:
+            mirrored = run_onnx(int8_path, tensors(mirror_images(te.images), spec))["logits"]
+            int8_logits = mirror_averaged(int8_logits, mirrored)
+        int8_probs = calibrated_probabilities(int8_logits, temperature, calibration)
         int8_metrics = task.evaluate(int8_probs, y_te, thresholds)
         delta = {k: int8_metrics[k] - metrics[k] for k in metrics if k in int8_metrics}
         files["onnx_int8"] = (int8_path, {"quantisation": "static QDQ int8, per-channel"})
@@ -270,13 +284,16 @@ def build_all(
     workers = max(1, min(len(jobs), os.cpu_count() or 1))
     args = (registry.root, quick, seed, cache_dir)
     built: list[Manifest] = []
+    # One thread per model, always: torch's kernels sum in another order with another thread
+    # count, and the nets that come out differ (`--only fundus-triage` with two threads cleared
+    # 28 of 44 real healthy photographs, the full build's one-thread net of the same recipe and
+    # seed 24). A model is then a function of its recipe and seed, whatever is built beside it
+    # and however many cores the machine has; the cores go to building models side by side.
     if workers == 1:
         for n in jobs:
-            built += _build_job(n, *args, threads=2)
+            built += _build_job(n, *args, threads=TRAIN_THREADS)
     else:
-        # Small nets use two threads poorly: one single-threaded process per core keeps
-        # both cores busy (the full build's wall time is then about CPU time / cores).
-        threads = max(1, (os.cpu_count() or 1) // workers)
+        threads = TRAIN_THREADS
         ctx = get_context("spawn")
         line = ctx.Value("i", 0)
         with ProcessPoolExecutor(

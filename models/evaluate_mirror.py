@@ -20,6 +20,8 @@ import numpy as np
 
 from shared.probabilities import log_odds_gap
 
+GAP = "triage_mirror_log_odds_gap"  # the gateway's own measure (edge/clinic/pipeline.py)
+
 
 class Mirrored(Protocol):
     """The fields of a result that the mirror summary reads (models.evaluate.ImageResult)."""
@@ -30,6 +32,7 @@ class Mirrored(Protocol):
     edge_referable_probability_mirrored: float | None
     referable_probability: float | None
     referable_probability_mirrored: float | None
+    quality: dict[str, float]
 
 
 def mirror_copies(
@@ -71,6 +74,20 @@ def _median_gap(pairs: list[tuple[float | None, float | None]]) -> float | None:
     return float(np.median(gaps)) if gaps else None
 
 
+def _triage_gap(results: Sequence[Mirrored]) -> float | None:
+    """Median move of the triage net's reading of the view when mirrored.
+
+    The gateway records it (`triage_mirror_log_odds_gap`); a triage net scored on the view and
+    its mirror averaged gives a mirrored copy the same score by construction, so the two edge
+    probabilities would say nothing. Without the record, those probabilities are compared.
+    """
+    recorded = [r.quality[GAP] for r in results if GAP in r.quality]
+    if recorded:
+        return float(np.median(recorded))
+    pairs = [(r.edge_referable_probability, r.edge_referable_probability_mirrored) for r in results]
+    return _median_gap(pairs)
+
+
 def mirror_summary(results: Sequence[Mirrored]) -> dict[str, Any]:
     """Agreement of the edge verdicts and median log-odds moves of triage and grader."""
     both = [r for r in results if r.edge_verdict and r.edge_verdict_mirrored]
@@ -80,9 +97,7 @@ def mirror_summary(results: Sequence[Mirrored]) -> dict[str, Any]:
         "mirror_n": len(both),
         "mirror_verdict_agreement": sum(r.edge_verdict == r.edge_verdict_mirrored for r in both)
         / len(both),
-        "mirror_triage_log_odds_gap_median": _median_gap(
-            [(r.edge_referable_probability, r.edge_referable_probability_mirrored) for r in both]
-        ),
+        "mirror_triage_log_odds_gap_median": _triage_gap(both),
         "mirror_grader_log_odds_gap_median": _median_gap(
             [(r.referable_probability, r.referable_probability_mirrored) for r in both]
         ),

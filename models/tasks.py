@@ -43,6 +43,8 @@ class FundusTask:
     name: ClassVar[str]
     model_name: ClassVar[str]
     labels: ClassVar[tuple[str, ...]]
+    # Scored on the view and its mirror image averaged (shared/mirror.py), as the gateway does.
+    mirror_averaged: ClassVar[bool] = False
 
     def select(self, split: Split) -> Split:
         """The images this model sees in service (the triage and grader never see rejects)."""
@@ -150,6 +152,7 @@ class TriageTask(FundusTask):
     name: ClassVar[str] = "triage"
     model_name: ClassVar[str] = "fundus-triage"
     labels: ClassVar[tuple[str, ...]] = ("not_referable", "referable")
+    mirror_averaged: ClassVar[bool] = True
     # Split-conformal on validation, as the grader: a new referable eye is scored below `clear`
     # (told "no immediate concern") with probability <= alpha; a new healthy eye reaches `refer`
     # with probability <= beta. The band between is never narrower than MIN_BAND_WIDTH: with

@@ -260,11 +260,13 @@ class ClinicPipeline:
         p_reject = quality.prob(REJECT_LABEL, qm.labels)
         measures = dict(report.measures)
         measures["quality_net_p_reject"] = p_reject
-        p = self.policy.decide(triage).referable_probability
+        p_view = self.policy.decide(triage).referable_probability
         p_mirrored = self.policy.decide(mirrored).referable_probability
+        p = self.policy.referable_probability(triage, mirrored)  # what the verdict reads
+        measures["triage_p_referable_view"] = p_view
         measures["triage_p_referable_mirrored"] = p_mirrored
         # how far mirroring moves the answer: a label-free drift feature for `edgeward monitor`
-        measures["triage_mirror_log_odds_gap"] = log_odds_gap(p, p_mirrored)
+        measures["triage_mirror_log_odds_gap"] = log_odds_gap(p_view, p_mirrored)
         evidence = rules.Evidence(
             rejects=tuple(rules.Note(f.code, f.message) for f in report.rejects),
             warnings=tuple(rules.Note(f.code, f.message) for f in report.warnings),
@@ -275,6 +277,8 @@ class ClinicPipeline:
             clear=self.policy.clear,
             refer=self.policy.refer,
             p_referable_mirrored=p_mirrored,
+            p_referable_view=p_view,
+            mirror_gap_limit=self.policy.mirror_gap,
         )
         if not (report.rejects or rules.quality_fails(p_reject, self.reject_threshold)):
             # Past the gate only: a scan that gets a retake needs no OOD opinion.
@@ -299,7 +303,7 @@ class ClinicPipeline:
         }
         if judgement.triaged:  # triage only shapes verdicts past the gate
             monitoring["triage"] = {
-                "confidence": float(triage.probabilities.max()),
+                "confidence": max(p, 1.0 - p),  # of the score read, as the build's reference
                 "score": p,
                 "prediction": int(rules.refers(p, self.policy.refer)),
                 "features": feature_summary(views[1], triage.features, measures),

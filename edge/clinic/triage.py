@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from edge.backends import Prediction
 from edge.clinic.verdict import triage
 from shared.errors import ModelRefusedError
+from shared.mirror import MIRROR_GAP, mirror_averaged
 from shared.registry import Manifest
 from shared.verdicts import Verdict
 
@@ -43,6 +44,23 @@ class TriagePolicy:
                 f"({self.refer}) must hold, both within 0..1"
             )
         self.index = manifest.labels.index(REFERABLE)
+        # A model built before the averaged score (or imported without it) has no recorded gap:
+        # it is judged on the view alone, with the stricter band rule for its mirror.
+        gap = manifest.thresholds.get(MIRROR_GAP)
+        self.mirror_gap: float | None = None if gap is None else float(gap)
+        if self.mirror_gap is not None and not self.mirror_gap > 0.0:
+            raise ModelRefusedError(
+                f"model {manifest.model_id}: threshold {MIRROR_GAP} ({self.mirror_gap}) must be "
+                "a positive log-odds distance"
+            )
+        self._calibrated = manifest.probabilities
+
+    def referable_probability(self, view: Prediction, mirrored: Prediction) -> float:
+        """The score the verdict reads: averaged over view and mirror when the model says so."""
+        if self.mirror_gap is None:
+            return float(view.probabilities[self.index])
+        logits = mirror_averaged(view.logits, mirrored.logits)
+        return float(self._calibrated(logits[None])[0][self.index])
 
     def decide(self, prediction: Prediction) -> TriageResult:
         p = float(prediction.probabilities[self.index])

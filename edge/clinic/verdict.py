@@ -2,8 +2,9 @@
 
 The worst failure is a confident `no_immediate_concern` on an image the system cannot really
 read, so an all-clear needs every stage to agree: no classical check objected (not even a
-warning), the quality net is not in doubt, no out-of-distribution signal fired, and the triage
-probability is below the manifest's `clear` threshold — on the scan and on its mirror image.
+warning), the quality net is not in doubt, no out-of-distribution signal fired, the triage
+probability (the view and its mirror image read together, shared/mirror.py) is below the
+manifest's `clear` threshold, and the two readings lie no further apart than the manifest allows.
 Any doubt becomes `review`; `retake` only for a defect a classical check can name, so the
 photographer knows what to fix. Thresholds come from the model manifests, never from here.
 """
@@ -14,6 +15,7 @@ import math
 from dataclasses import dataclass
 
 from edge.clinic.ood import OOD_REASON
+from shared.probabilities import log_odds_gap
 from shared.quality_doubt import QUALITY_DOUBT_FRACTION  # the net in doubt: no all-clear
 from shared.verdicts import QUALITY_NET, TRIAGE_PREFIX, Verdict
 
@@ -50,11 +52,14 @@ class Evidence:
     p_referable: float  # the triage net's calibrated probability
     clear: float  # from the triage manifest
     refer: float  # from the triage manifest
-    # The triage net's probability on the mirror image of the same view (None: not measured).
-    # Nets are trained on both eyes, i.e. with mirror images; an answer that changes band when
-    # the picture is mirrored is noise, not judgement (on the twin 95 % of scans keep their
-    # verdict; on real photographs from unfamiliar cameras 68 %): a person decides instead.
+    # The triage net's probability on the view alone and on its mirror image (None: not
+    # measured). Nets are trained on both eyes, i.e. with mirror images, so the two are two
+    # readings of one eye (shared/mirror.py). With `mirror_gap_limit` (from the triage
+    # manifest) `p_referable` is their average and readings further apart than the limit are a
+    # doubt; without it `p_referable` is the view's and readings in different bands are one.
     p_referable_mirrored: float | None = None
+    p_referable_view: float | None = None
+    mirror_gap_limit: float | None = None
 
 
 @dataclass(frozen=True)
@@ -114,11 +119,37 @@ def triage(p: float, clear: float, refer: float) -> TriageCall:
     )
 
 
-def mirror_disagrees(p: float, p_mirrored: float | None, clear: float, refer: float) -> bool:
-    """True when the scan and its mirror image fall in different triage bands."""
-    if p_mirrored is None:
+def mirror_disagrees(e: Evidence) -> bool:
+    """True when the view and its mirror image read the eye too differently to be trusted.
+
+    Further apart than the manifest's `mirror_gap` log-odds; for a model without one, in
+    different triage bands. A NaN reading never counts as agreement.
+    """
+    if e.p_referable_mirrored is None:
         return False
-    return triage(p, clear, refer).verdict is not triage(p_mirrored, clear, refer).verdict
+    view = e.p_referable if e.p_referable_view is None else e.p_referable_view
+    if e.mirror_gap_limit is None:
+        bands = triage(view, e.clear, e.refer), triage(e.p_referable_mirrored, e.clear, e.refer)
+        return bands[0].verdict is not bands[1].verdict
+    return not log_odds_gap(view, e.p_referable_mirrored) <= e.mirror_gap_limit
+
+
+def _mirror_message(e: Evidence) -> str:
+    view = e.p_referable if e.p_referable_view is None else e.p_referable_view
+    mirrored = e.p_referable_mirrored
+    assert mirrored is not None
+    if e.mirror_gap_limit is None:
+        how = f"(probability {view:.2f}, mirrored {mirrored:.2f})"
+    else:
+        how = (
+            f"(probability {view:.3f}, mirrored {mirrored:.3f}: {log_odds_gap(view, mirrored):.1f} "
+            f"log-odds apart; 199 in 200 of the scans it was validated on stay within "
+            f"{e.mirror_gap_limit:.1f})"
+        )
+    return (
+        f"the triage model's answer changes when the photograph is mirrored {how}: it cannot "
+        "really read this photograph"
+    )
 
 
 def judge(e: Evidence) -> Judgement:
@@ -155,16 +186,9 @@ def judge(e: Evidence) -> Judgement:
         doubts.append(
             (QUALITY_DOUBT, f"image quality is borderline (quality model p={e.p_reject:.2f})")
         )
-    flips = mirror_disagrees(e.p_referable, e.p_referable_mirrored, e.clear, e.refer)
+    flips = mirror_disagrees(e)
     if flips:
-        doubts.append(
-            (
-                MIRROR_DOUBT,
-                "the triage model's answer changes when the photograph is mirrored "
-                f"(probability {e.p_referable:.2f}, mirrored {e.p_referable_mirrored:.2f}): it "
-                "cannot really read this photograph",
-            )
-        )
+        doubts.append((MIRROR_DOUBT, _mirror_message(e)))
     triage_codes = (f"{TRIAGE_PREFIX}{call.verdict.value}", *(code for code, _ in doubts))
     verdict = call.verdict
     # Doubt demotes an all-clear; an answer that flips with the picture demotes a referral too.

@@ -316,16 +316,21 @@ def test_each_scan_gets_exactly_its_band_unless_a_named_doubt_sends_it_to_review
         band = band_of(p)
         assert out.codes[0] == f"triage_{band.value}", (p, out.codes)
         doubts = out.codes[1:]
-        # the mirror image was judged too, and its band decides the mirror doubt
+        # the view and its mirror image were both read: the verdict's probability is their
+        # average, and readings further apart than the manifest's mirror_gap are a doubt
+        view = out.measures["triage_p_referable_view"]
         mirrored = out.measures["triage_p_referable_mirrored"]
-        flips = band_of(mirrored) is not band
+        assert policy.mirror_gap is not None  # built by this code: averaged, with a limit
         # how far mirroring moved it is kept as a measure (monitored for drift)
         gap = out.measures["triage_mirror_log_odds_gap"]
         # (from the unrounded probabilities; the measures keep 5 decimals, which near 0 or 1
         # moves a log-odds by up to 0.5e-5 / p)
-        slack = sum(0.5e-5 / max(min(q, 1 - q), 1e-5) for q in (p, mirrored))
-        expected = log_odds_gap(p, mirrored)
+        slack = sum(0.5e-5 / max(min(q, 1 - q), 1e-5) for q in (view, mirrored))
+        expected = log_odds_gap(view, mirrored)
         assert gap == pytest.approx(expected, rel=0.05, abs=0.05 + slack), out.measures
+        # the average lies between the two readings (in log-odds)
+        assert min(view, mirrored) - 1e-5 <= p <= max(view, mirrored) + 1e-5, out.measures
+        flips = gap > policy.mirror_gap
         assert ("mirror_disagrees" in doubts) == flips, (p, out.measures, out.codes)
         if flips or (band is Verdict.NO_IMMEDIATE_CONCERN and doubts):
             assert out.verdict == Verdict.REVIEW, (p, out.codes)  # doubt demotes an all-clear

@@ -24,7 +24,7 @@ from sim.fundus.nonfundus import nonfundus_images
 
 FUNDUS = {
     "fundus-quality": ("quality", ["good", "usable", "reject"], {"reject"}),
-    "fundus-triage": ("triage", ["not_referable", "referable"], {"refer", "clear"}),
+    "fundus-triage": ("triage", ["not_referable", "referable"], {"refer", "clear", "mirror_gap"}),
     "fundus-grader": (
         "grader",
         ["grade0", "grade1", "grade2", "grade3", "grade4"],

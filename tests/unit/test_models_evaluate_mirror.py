@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import cv2
@@ -22,6 +22,7 @@ class Result:
     edge_referable_probability_mirrored: float | None = None
     referable_probability: float | None = None
     referable_probability_mirrored: float | None = None
+    quality: dict[str, float] = field(default_factory=dict)
 
 
 def _decode(path: Path) -> np.ndarray | None:
@@ -55,6 +56,15 @@ def test_agreement_counts_matching_verdicts_and_the_gap_is_a_median():
     assert s["mirror_verdict_agreement"] == pytest.approx(0.5)
     assert s["mirror_triage_log_odds_gap_median"] == pytest.approx(2.0)  # median of 0, 2, 4
     assert s["mirror_grader_log_odds_gap_median"] == pytest.approx(0.0)
+
+
+def test_the_gateways_own_view_to_mirror_move_is_the_triage_gap_where_recorded():
+    # an averaged triage score is the same for a photograph and its mirror copy
+    results = [
+        Result("review", "review", 0.01, 0.01, 0.1, 0.1, {"triage_mirror_log_odds_gap": gap})
+        for gap in (0.5, 1.5, 3.0)
+    ]
+    assert mirror_summary(results)["mirror_triage_log_odds_gap_median"] == pytest.approx(1.5)
 
 
 def test_no_mirrored_verdicts_means_no_mirror_summary():
