@@ -99,23 +99,31 @@ def refers(p_referable: float, refer: float) -> bool:
     return p_referable >= refer
 
 
+def shown(p: float) -> str:
+    """A probability for a person: two decimals, or two significant digits below 0.01, so that a
+    clear threshold of 0.004 does not read as 0.00."""
+    return f"{p:.2g}" if 0.0 < p < 0.01 else f"{p:.2f}"
+
+
 def triage(p: float, clear: float, refer: float) -> TriageCall:
     """p >= refer -> refer; p < clear -> no_immediate_concern; between -> review."""
     if not 0.0 <= p <= 1.0:  # NaN from a broken runtime must never read as "clear"
         return TriageCall(Verdict.REVIEW, 0.0, "the triage model gave no valid answer")
     if refers(p, refer):
-        return TriageCall(Verdict.REFER, p, f"signs of referable retinopathy (probability {p:.2f})")
+        return TriageCall(
+            Verdict.REFER, p, f"signs of referable retinopathy (probability {shown(p)})"
+        )
     if p < clear:
         return TriageCall(
             Verdict.NO_IMMEDIATE_CONCERN,
             1.0 - p,
-            f"no signs of referable retinopathy (probability {p:.2f})",
+            f"no signs of referable retinopathy (probability {shown(p)})",
         )
     return TriageCall(
         Verdict.REVIEW,
         max(p, 1.0 - p),
-        f"uncertain (referable probability {p:.2f}, between {clear:.2f} and {refer:.2f}) — a "
-        "person must review it",
+        f"uncertain (referable probability {shown(p)}, between {shown(clear)} and "
+        f"{shown(refer)}) — a person must review it",
     )
 
 

@@ -387,3 +387,11 @@ def test_evidence_and_judgements_cannot_be_changed_after_the_fact(value: object)
     field = dataclasses.fields(value)[0].name  # type: ignore[arg-type]
     with pytest.raises(dataclasses.FrozenInstanceError):
         setattr(value, field, None)
+
+
+def test_a_small_threshold_is_shown_with_its_digits_not_as_zero() -> None:
+    reason = rules.triage(0.0123, 0.004016, 0.98917).reason
+    assert reason == (
+        "uncertain (referable probability 0.01, between 0.004 and 0.99) — a person must review it"
+    )
+    assert rules.triage(0.00048, 0.004, 0.99).reason.endswith("(probability 0.00048)")
