@@ -291,15 +291,14 @@ def build_all(
     # and however many cores the machine has; the cores go to building models side by side.
     if workers == 1:
         for n in jobs:
-            built += _build_job(n, *args, threads=TRAIN_THREADS)
+            built += _build_job(n, *args)
     else:
-        threads = TRAIN_THREADS
         ctx = get_context("spawn")
         line = ctx.Value("i", 0)
         with ProcessPoolExecutor(
             workers, mp_context=ctx, initializer=init_worker, initargs=(ctx.RLock(), line)
         ) as pool:
-            futures = [pool.submit(_build_job, n, *args, threads=threads) for n in jobs]
+            futures = [pool.submit(_build_job, n, *args) for n in jobs]
             for future in as_completed(futures):
                 built += future.result()
     order = {n: i for i, n in enumerate(known)}
@@ -360,11 +359,9 @@ def _current_champion(registry: Registry, name: str, quick: bool, seed: int) -> 
     return False
 
 
-def _build_job(
-    name: str, root: Path, quick: bool, seed: int, cache_dir: Path, *, threads: int
-) -> list[Manifest]:
+def _build_job(name: str, root: Path, quick: bool, seed: int, cache_dir: Path) -> list[Manifest]:
     """Build one model (in a worker process when parallel); its data comes from the cache."""
-    torch.set_num_threads(threads)
+    torch.set_num_threads(TRAIN_THREADS)
     registry = Registry(root)
     if name == COUNTER:
         return _build_counter(registry, quick, seed, cache_dir)

@@ -47,7 +47,7 @@ def _flat(value: Any, prefix: str = "") -> dict[str, Any]:
 
 
 def changes(recorded: Any, current: dict[str, Any]) -> list[str]:
-    """`field: was -> now` for each field of the current record that the recorded one lacks."""
+    """`field: was -> now` for each field on which the recorded and the current record differ."""
     if not isinstance(recorded, dict):
         return ["(no record)"]
     if "generator" not in current:  # no renderer here to compare the data's code with

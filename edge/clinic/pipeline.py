@@ -260,8 +260,7 @@ class ClinicPipeline:
         p_reject = quality.prob(REJECT_LABEL, qm.labels)
         measures = dict(report.measures)
         measures["quality_net_p_reject"] = p_reject
-        p_view = self.policy.decide(triage).referable_probability
-        p_mirrored = self.policy.decide(mirrored).referable_probability
+        p_view, p_mirrored = self.policy.probability(triage), self.policy.probability(mirrored)
         p = self.policy.referable_probability(triage, mirrored)  # what the verdict reads
         measures["triage_p_referable_view"] = p_view
         measures["triage_p_referable_mirrored"] = p_mirrored

@@ -58,11 +58,15 @@ class TriagePolicy:
     def referable_probability(self, view: Prediction, mirrored: Prediction) -> float:
         """The score the verdict reads: averaged over view and mirror when the model says so."""
         if self.mirror_gap is None:
-            return float(view.probabilities[self.index])
+            return self.probability(view)
         logits = mirror_averaged(view.logits, mirrored.logits)
         return float(self._calibrated(logits[None])[0][self.index])
 
+    def probability(self, prediction: Prediction) -> float:
+        """One reading's calibrated referable probability."""
+        return float(prediction.probabilities[self.index])
+
     def decide(self, prediction: Prediction) -> TriageResult:
-        p = float(prediction.probabilities[self.index])
+        p = self.probability(prediction)
         call = triage(p, self.clear, self.refer)
         return TriageResult(call.verdict, p, call.confidence, call.reason)
