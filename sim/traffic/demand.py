@@ -1,7 +1,9 @@
 """Demand for any network: seeded Poisson trips between its fringe edges, shaped by a profile.
 
 Trips carry only origin and destination; SUMO routes them when they depart, so this works on
-any network without duarouter.
+any network without duarouter. A network with no dead ends (a ring road, netgenerate's grids, a
+city cut along its boundary streets) enters and leaves at the edge of the map instead: the
+nodes on its outer boundary (`_outer_gates`).
 """
 
 from __future__ import annotations
@@ -52,6 +54,7 @@ class Gate:
     edge_id: str
     node_id: str
     heading_deg: float
+    share: float = 1.0  # of one entry's demand: a map-edge node splits it over its roads
 
 
 def rate_factor(profile: str, t: float, horizon: float) -> float:
@@ -93,6 +96,74 @@ def _gates(net: Any) -> tuple[list[Gate], list[Gate]]:
     return entries, exits
 
 
+# A node this close to the network's convex hull (share of the hull's diagonal, at least 1 m)
+# is on the edge of the map: a grid's whole perimeter, not only its corners.
+HULL_TOLERANCE = 0.02
+
+
+def _outer_gates(net: Any) -> tuple[list[Gate], list[Gate]]:
+    """Entries and exits at the edge of the map, for a network without dead ends.
+
+    Trips leave each boundary node on any road away from it and end on any road into one; a
+    node's roads share one entry's demand, so a boundary node feeds what a fringe road would.
+    """
+    nodes = [n for n in net.getNodes() if n.getType() != "internal"]
+    coords = np.array([n.getCoord()[:2] for n in nodes], dtype=float)
+    if len(coords) < 3:
+        return [], []
+    hull = _convex_hull(coords)
+    if len(hull) < 3:
+        return [], []
+    tol = max(1.0, HULL_TOLERANCE * float(np.ptp(coords, axis=0).max()))
+    outer = {n.getID() for n, xy in zip(nodes, coords, strict=True) if _near(xy, hull, tol)}
+    entries, exits = [], []
+    for node in nodes:
+        if node.getID() not in outer:
+            continue
+        away = [e for e in node.getOutgoing() if _drivable(e)]
+        entries += [Gate(e.getID(), node.getID(), _edge_heading(e), 1.0 / len(away)) for e in away]
+        exits += [
+            Gate(e.getID(), node.getID(), _edge_heading(e))
+            for e in node.getIncoming()
+            if _drivable(e)
+        ]
+    return entries, exits
+
+
+def _drivable(edge: Any) -> bool:
+    return not edge.getFunction() and bool(edge.allows("passenger"))
+
+
+def _convex_hull(points: np.ndarray) -> np.ndarray:
+    """Vertices of the convex hull, counter-clockwise (Andrew's monotone chain)."""
+    pts = sorted({(float(x), float(y)) for x, y in points})
+
+    def cross(o: tuple[float, float], a: tuple[float, float], b: tuple[float, float]) -> float:
+        return (a[0] - o[0]) * (b[1] - o[1]) - (a[1] - o[1]) * (b[0] - o[0])
+
+    def half(seq: list[tuple[float, float]]) -> list[tuple[float, float]]:
+        out: list[tuple[float, float]] = []
+        for p in seq:
+            while len(out) >= 2 and cross(out[-2], out[-1], p) <= 0:
+                out.pop()
+            out.append(p)
+        return out
+
+    lower, upper = half(pts), half(pts[::-1])
+    return np.array(lower[:-1] + upper[:-1], dtype=float)
+
+
+def _near(xy: np.ndarray, hull: np.ndarray, tol: float) -> bool:
+    """Whether a point lies within `tol` of the hull's boundary."""
+    a, b = hull, np.roll(hull, -1, axis=0)
+    ab = b - a
+    t = np.clip(
+        np.einsum("ij,ij->i", xy - a, ab) / np.maximum(np.einsum("ij,ij->i", ab, ab), 1e-12), 0, 1
+    )
+    dist = np.linalg.norm(a + t[:, None] * ab - xy, axis=1)
+    return bool(dist.min() <= tol)
+
+
 def _edge_heading(edge: Any) -> float:
     (x0, y0), (x1, y1) = edge.getFromNode().getCoord(), edge.getToNode().getCoord()
     return math.degrees(math.atan2(x1 - x0, y1 - y0)) % 360.0
@@ -114,9 +185,12 @@ def generate_trips(
         raise DemandError(f"demand profile {profile!r} is unknown; use one of {PROFILES}")
     entries, exits = _gates(net)
     if not entries or not exits:
+        entries, exits = _outer_gates(net)
+    if not entries or not exits:
         raise DemandError(
-            "the network has no fringe edges to start or end trips (no dead-end nodes); "
-            "give a route file with --routes"
+            "the network has no fringe edges and no boundary to start or end trips (no dead-end "
+            "nodes, fewer than three junctions on the edge of the map); give a route file with "
+            "--routes"
         )
     rng = np.random.default_rng(seed)
     base = np.ones(len(entries))
@@ -154,7 +228,7 @@ def generate_trips(
         )
         w /= w.sum()
         t = 0.0
-        rate = veh_per_hour * base[i] / 3600.0
+        rate = veh_per_hour * base[i] * gate.share / 3600.0
         peak = rate * 1.7
         while True:  # thinning: a Poisson process with a time-varying rate
             t += float(rng.exponential(1.0 / peak))
