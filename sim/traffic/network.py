@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from shared.errors import EdgewardError
+from shared.traffic.nema import NEMA_TYPE, RingPhase, written_out
 
 CAMERA_RANGE_M = 60.0
 
@@ -270,6 +271,15 @@ def phases_of(net: Any, tls_id: str) -> list[tuple[str, float, float, float]]:
     if not programs:
         raise NetworkError(f"traffic light {tls_id} has no program in the network file")
     program = list(programs.values())[-1]
+    if program.getType() == NEMA_TYPE:  # one phase per movement group: written out as shown
+        ring = [
+            RingPhase(p.name, p.state, float(p.duration), float(p.minDur), float(p.maxDur))
+            for p in program.getPhases()
+        ]
+        return [
+            (p.state, p.duration, p.min_dur, p.max_dur)
+            for p in written_out(ring, program.getParams())
+        ]
     out = []
     for p in program.getPhases():
         lo = p.minDur if p.minDur is not None and p.minDur >= 0 else p.duration

@@ -6,10 +6,34 @@ from collections.abc import Sequence
 from typing import Any
 
 from edge.traffic.signal_port import PhaseDef
+from shared.traffic.nema import RingPhase, written_out
 from sim.traffic.network import Junction
 
 HOLD_S = 1e6  # a phase lasts "forever" under the port: only set_phase moves the signal
 PROGRAM_ID = "edgeward"
+NEMA_LOGIC = 4  # TraCI's type of a NEMA dual-ring logic (tc.TRAFFICLIGHT_TYPE_NEMA)
+
+
+def _program(logic: Any) -> list[PhaseDef]:
+    """The phases a light's own logic shows; NEMA's written out (shared.traffic.nema)."""
+    if int(logic.type) == NEMA_LOGIC:
+        ring = [
+            RingPhase(p.name, p.state, float(p.duration), float(p.minDur), float(p.maxDur))
+            for p in logic.phases
+        ]
+        return [
+            PhaseDef.from_state(p.state, p.duration, p.min_dur or None, p.max_dur or None)
+            for p in written_out(ring, logic.getParameters())
+        ]
+    return [
+        PhaseDef.from_state(
+            p.state,
+            float(p.duration),
+            float(p.minDur) if p.minDur > 0 else None,
+            float(p.maxDur) if p.maxDur > 0 else None,
+        )
+        for p in logic.phases
+    ]
 
 
 class TraciSignalPort:
@@ -28,15 +52,8 @@ class TraciSignalPort:
         self._conn = conn
         self._junction = junction
         logic = self._static_logic()
-        self._phases = [
-            PhaseDef.from_state(
-                p.state,
-                float(p.duration),
-                float(p.minDur) if p.minDur > 0 else None,
-                float(p.maxDur) if p.maxDur > 0 else None,
-            )
-            for p in logic.phases
-        ]
+        self._nema = int(logic.type) == NEMA_LOGIC
+        self._phases = _program(logic)
         self._own = list(self._phases)  # the network's own program, whatever is installed
         self._controlled = False
         self._flashing = False
@@ -96,7 +113,8 @@ class TraciSignalPort:
         )
         phase = min(self.current_phase(), len(self._own) - 1)
         self._conn.trafficlight.setProgram(self.junction_id, own)
-        self._conn.trafficlight.setPhase(self.junction_id, phase)
+        if not self._nema:  # a NEMA logic's phases are not the written-out ones: it starts over
+            self._conn.trafficlight.setPhase(self.junction_id, phase)
 
     def fail_safe(self) -> None:
         """SUMO's 'o' (off, blinking): every vehicle yields, as at a flashing signal."""
