@@ -285,7 +285,7 @@ def _loop(
             t = now
             teleports += conn.simulation.getStartingTeleportNumber()
             recorder.poll(t)
-            ctx.after_step()
+            ctx.after_step(now)
             ctrl.step(t)
     finally:
         bar.close()

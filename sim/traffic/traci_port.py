@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from edge.traffic.signal_port import PhaseDef
@@ -46,9 +46,17 @@ class TraciSignalPort:
     `set_phase`.
     """
 
-    def __init__(self, conn: Any, junction: Junction, clock_offset: float = 0.0) -> None:
+    def __init__(
+        self,
+        conn: Any,
+        junction: Junction,
+        clock_offset: float = 0.0,
+        clock: Callable[[], float] | None = None,
+    ) -> None:
+        """`clock`: simulated seconds now, if the caller knows them without asking SUMO."""
         self.junction_id = junction.junction_id
         self._clock_offset = clock_offset
+        self._clock = clock
         self._conn = conn
         self._junction = junction
         logic = self._static_logic()
@@ -123,7 +131,8 @@ class TraciSignalPort:
         self._conn.trafficlight.setRedYellowGreenState(self.junction_id, "o" * width)
 
     def time(self) -> float:
-        return float(self._conn.simulation.getTime()) + self._clock_offset
+        now = self._clock() if self._clock is not None else self._conn.simulation.getTime()
+        return float(now) + self._clock_offset
 
     def has_pedestrian_crossing(self, phase: int) -> bool:
         state = self._phases[phase].state
