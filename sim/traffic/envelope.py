@@ -5,7 +5,8 @@ edgeward's minimum; SUMO's actuated and delay_based keep those. Compared as they
 baseline gains the clearance time edgeward spends on every switch. This rewrites every
 `tlLogic` of a network so a baseline pays the same: yellow at least `yellow_s`, a red clearance
 of `all_red_s` after every yellow (its yellow links red, every other link as it was), greens
-(and actuated minDur/maxDur) within [min_green_s, max_green_s].
+(and actuated minDur/maxDur) within [min_green_s, max_green_s]. A NEMA logic times its own
+change intervals from each phase's `yellow` and `red`: those are lengthened instead.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from pathlib import Path
 
 from shared.config.traffic import SignalSafety
 from shared.errors import EdgewardError
+from shared.traffic.nema import NEMA_TYPE
 
 _GREEN = "Gg"
 
@@ -59,6 +61,12 @@ def envelope_logic(logic: ET.Element, safety: SignalSafety) -> int:
     for p in phases:
         if not p.get("state"):
             raise EnvelopeError(f"tlLogic {logic.get('id')!r}: a phase has no state; fix the net")
+    if logic.get("type") == NEMA_TYPE:  # one phase per movement group, no yellow phases
+        for p in phases:
+            _green_times(p, safety)
+            p.set("yellow", _fmt(max(safety.yellow_s, float(p.get("yellow", "0")))))
+            p.set("red", _fmt(max(safety.all_red_s, float(p.get("red", "0")))))
+        return 0
     out: list[ET.Element] = []
     new_index: dict[int, int] = {}
     inserted = 0

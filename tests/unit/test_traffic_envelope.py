@@ -110,3 +110,21 @@ def test_no_clearance_where_nothing_turns_green_as_after_a_through_yellow_into_i
     )
     assert envelope_logic(logic, SignalSafety()) == 0
     assert [p.get("duration") for p in logic.iter("phase")] == ["29", "4", "7", "4", "2"]
+
+
+def test_a_nema_logic_keeps_its_phases_and_times_its_change_intervals_to_the_envelope() -> None:
+    # a NEMA logic lists one phase per movement group and no yellows; its controller inserts
+    # each phase's `yellow` and `red`: those, not new phases, carry the envelope
+    logic = _logic(
+        [(90, "GGggrrrr"), (90, "rrrrGGgg")], kind="NEMA", yellow="3", red="0", minDur="2",
+        maxDur="120",
+    )  # fmt: skip
+    safety = SignalSafety()
+    assert envelope_logic(logic, safety) == 0
+    phases = list(logic.iter("phase"))
+    assert [p.get("state") for p in phases] == ["GGggrrrr", "rrrrGGgg"]
+    for p in phases:
+        assert float(p.get("yellow", "0")) == max(3.0, safety.yellow_s)
+        assert float(p.get("red", "0")) == safety.all_red_s > 0
+        assert float(p.get("minDur", "0")) == safety.min_green_s
+        assert float(p.get("maxDur", "0")) == float(p.get("duration", "0")) == safety.max_green_s
