@@ -148,6 +148,8 @@ vertical-align:top;font-size:13px}}table{{border-collapse:collapse}}img{{max-wid
 <pre>edge:  {html.escape(json.dumps(summary.get("verdicts")))}
 final: {html.escape(json.dumps(summary.get("final_verdicts")))}</pre>
 <h2>Edge reason codes</h2><pre>{html.escape(json.dumps(summary.get("edge_codes"), indent=1))}</pre>
+<p>On the labelled non-referable photographs the edge did not clear (what held them):</p>
+<pre>{html.escape(json.dumps(summary.get("edge_codes_on_held_non_referable"), indent=1))}</pre>
 <h2>Reliability of P(referable)</h2><img src="reliability.png" style="max-width:420px">
 <h2>Per source</h2><table><tr><th>source</th>{"".join(f"<th>{c}</th>" for c in cols)}</tr>
 {by_source}</table>

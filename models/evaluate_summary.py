@@ -126,6 +126,14 @@ def _group_summary(results: list[ImageResult], thresholds: dict[str, float]) -> 
             float(healthy.mean()) if healthy.size else float("nan")
         )
         out[f"{stage}_all_clear_on_referable"] = int(cleared[pos].sum())
+    # what kept the labelled non-referable photographs from an all-clear at the edge: the first
+    # thing a site reads when its healthy eyes go to review (a code per photograph, once)
+    held: dict[str, int] = {}
+    for r, ref in zip(labelled, pos, strict=True):
+        if not ref and r.edge_verdict != Verdict.NO_IMMEDIATE_CONCERN:
+            for code in set(r.edge_codes):
+                held[code] = held.get(code, 0) + 1
+    out["edge_codes_on_held_non_referable"] = dict(sorted(held.items(), key=lambda kv: -kv[1]))
     out["median_p_non_referable"] = float(np.median(p[~pos])) if (~pos).any() else None
     out["median_p_referable"] = float(np.median(p[pos])) if pos.any() else None
     return out

@@ -72,7 +72,9 @@ def test_a_labels_csv_without_a_file_column_is_refused_with_the_columns_it_has(t
 
 
 def test_summary_counts_retakes_all_clears_and_the_band_per_source():
-    def r(src: str, verdict: str, p: float, ref: bool, band: str = "below") -> ImageResult:
+    def r(
+        src: str, verdict: str, p: float, ref: bool, band: str = "below", *, codes: tuple = ()
+    ) -> ImageResult:
         return ImageResult(
             file=f"{src}-{verdict}-{p}",
             source=src,
@@ -80,14 +82,15 @@ def test_summary_counts_retakes_all_clears_and_the_band_per_source():
             referable_probability=p,
             label_referable=ref,
             grader_band=band,
+            edge_codes=list(codes),
         )
 
     results = [
-        r("A", "retake", 0.1, False),
-        r("A", "no_immediate_concern", 0.2, False),
-        r("A", "review", 0.45, False, "review"),
+        r("A", "retake", 0.1, False, codes=("blur", "low_contrast")),
+        r("A", "no_immediate_concern", 0.2, False, codes=("triage_no_immediate_concern",)),
+        r("A", "review", 0.45, False, "review", codes=("ood_energy", "blur")),
         r("B", "no_immediate_concern", 0.7, True, "above"),
-        r("B", "refer", 0.9, True, "above"),
+        r("B", "refer", 0.9, True, "above", codes=("triage_refer",)),
     ]
     s = summarise(results, {"referable": 0.5})
     assert s["retake_rate"] == pytest.approx(0.2)
@@ -97,6 +100,8 @@ def test_summary_counts_retakes_all_clears_and_the_band_per_source():
     assert s["edge_all_clear_on_referable"] == 1  # the unsafe case is counted, not hidden
     assert s["edge_all_clear_on_non_referable"] == pytest.approx(1 / 3)
     assert s["review_band_share"] == pytest.approx(0.2)
+    # what held the two non-referable photographs the edge did not clear
+    assert s["edge_codes_on_held_non_referable"] == {"blur": 2, "low_contrast": 1, "ood_energy": 1}
     assert s["by_source"]["A"]["retake_rate"] == pytest.approx(1 / 3)
     assert s["by_source"]["B"]["n_referable"] == 2
 
