@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 EDGEWARD = Path(sys.executable).with_name("edgeward")
 
@@ -20,3 +22,13 @@ def sim_traffic(*args: str, timeout: float = 300) -> str:
     )
     assert proc.returncode == 0, proc.stderr[-2000:]
     return proc.stdout
+
+
+def edgeward_run(net: Path, out: Path, minutes: str) -> dict[str, Any]:
+    """A short edgeward run on SUMO's own counts; its summary.json."""
+    sim_traffic(
+        "--scenario", str(net), "--controller", "edgeward", "--counter", "truth",
+        "--minutes", minutes, "--no-progress", "--out", str(out),
+    )  # fmt: skip
+    summary: dict[str, Any] = json.loads((out / "summary.json").read_text())
+    return summary

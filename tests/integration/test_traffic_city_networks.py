@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.sim_cli import sim_traffic
+from tests.sim_cli import edgeward_run, sim_traffic
 
 pytestmark = pytest.mark.sumo
 
@@ -27,14 +27,6 @@ def _sumo_example(relative: str) -> Path:
     return path
 
 
-def _run(net: Path, out: Path, minutes: str) -> dict:
-    sim_traffic(
-        "--scenario", str(net), "--controller", "edgeward", "--counter", "truth",
-        "--minutes", minutes, "--no-progress", "--out", str(out),
-    )  # fmt: skip
-    return json.loads((out / "summary.json").read_text())
-
-
 def test_rail_signals_are_described_and_a_walk_signal_is_driven_safely(tmp_path: Path) -> None:
     net = _sumo_example("game/DRT/osm.net.xml")
     described = sim_traffic("--scenario", str(net), "--describe")
@@ -42,7 +34,7 @@ def test_rail_signals_are_described_and_a_walk_signal_is_driven_safely(tmp_path:
     assert "GS_2391105461: 0 approaches" in described
     assert "no road approach: its own program, made safe" in described
 
-    summary = _run(net, tmp_path / "run", "3")
+    summary = edgeward_run(net, tmp_path / "run", "3")
     # the walk signal's own program has 3 s yellows and no red clearance: the applier's does not
     assert summary["safety_violations"] == 0, summary["safety_by_kind"]
     assert "GS_2391105461" not in summary["not_driven"]
@@ -54,7 +46,7 @@ def test_a_staggered_yellow_stays_within_limits_and_an_unsafe_program_is_named(
     tmp_path: Path,
 ) -> None:
     net = _sumo_example("game/fkk_in/ingolstadt.net.xml.gz")
-    summary = _run(net, tmp_path / "run", "3")
+    summary = edgeward_run(net, tmp_path / "run", "3")
     refused = summary["not_driven"]
     assert list(refused) == ["gneJ21"]
     assert "phase 0" in refused["gneJ21"] and "protected green" in refused["gneJ21"]

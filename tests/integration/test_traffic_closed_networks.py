@@ -5,7 +5,6 @@ Before, `edgeward sim traffic` on such a network without routes stopped at "no f
 
 from __future__ import annotations
 
-import json
 import xml.etree.ElementTree as ET
 from collections import Counter
 from pathlib import Path
@@ -15,7 +14,7 @@ import pytest
 
 from sim.traffic.demand import generate_trips
 from sim.traffic.sumo_bin import run_tool
-from tests.sim_cli import sim_traffic
+from tests.sim_cli import edgeward_run
 
 pytestmark = pytest.mark.sumo
 
@@ -66,11 +65,6 @@ def test_trips_on_a_network_without_dead_ends_start_and_end_on_its_boundary(
 
 def test_edgeward_runs_a_closed_grid_without_routes(tmp_path: Path) -> None:
     net = _closed_grid(tmp_path, 3)
-    out = tmp_path / "run"
-    sim_traffic(
-        "--scenario", str(net), "--controller", "edgeward", "--counter", "truth",
-        "--minutes", "2", "--no-progress", "--out", str(out),
-    )  # fmt: skip
-    summary = json.loads((out / "summary.json").read_text())
+    summary = edgeward_run(net, tmp_path / "run", "2")
     assert summary["vehicles"] > 0 and summary["throughput"] > 0
     assert summary["safety_violations"] == 0

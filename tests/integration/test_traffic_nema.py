@@ -5,13 +5,12 @@ them) and left to its own logic."""
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import pytest
 
 from sim.traffic.sumo_bin import run_tool
-from tests.sim_cli import sim_traffic
+from tests.sim_cli import edgeward_run, sim_traffic
 
 pytestmark = pytest.mark.sumo
 
@@ -31,12 +30,7 @@ def test_a_nema_network_is_driven_safely_at_every_light(tmp_path: Path) -> None:
     described = sim_traffic("--scenario", str(net), "--describe")
     # two paired greens, each with its yellow, at each of the four lights
     assert described.count("4 approaches, 4 phases") == 4, described
-    out = tmp_path / "run"
-    sim_traffic(
-        "--scenario", str(net), "--controller", "edgeward", "--counter", "truth",
-        "--minutes", "2", "--no-progress", "--out", str(out),
-    )  # fmt: skip
-    summary = json.loads((out / "summary.json").read_text())
+    summary = edgeward_run(net, tmp_path / "run", "2")
     assert summary["not_driven"] == {}, summary["not_driven"]
     assert summary["controlled_junctions"] == summary["junctions"] >= 4
     assert summary["throughput"] > 0
