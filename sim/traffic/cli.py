@@ -119,19 +119,27 @@ def _describe(args: argparse.Namespace) -> int:
     """Print the junctions, approaches and phases derived from the network."""
     import tempfile
 
-    from sim.traffic.network import junctions_of, phases_of, program_ids, read_net
+    from sim.traffic.network import (
+        additional_programs,
+        junctions_of,
+        phases_of,
+        program_ids,
+        read_net,
+    )
     from sim.traffic.scenario import build_scenario, parse_scenario
 
     spec = parse_scenario(args.scenario, [Path(r) for r in args.routes], args.profile)
     with tempfile.TemporaryDirectory() as tmp:
         scenario = build_scenario(spec, Path(tmp), seed=args.seed, minutes=args.minutes)
         net = read_net(scenario.net_file)
+        loaded = additional_programs(scenario.additional_files)
         for j in junctions_of(net):
-            ids = program_ids(net, j.junction_id)
+            extra = loaded.get(j.junction_id, {})
+            ids = program_ids(net, j.junction_id, extra)
             if not ids:
                 print(f"{j.junction_id}: no program in the network (a rail signal): SUMO's own")
                 continue
-            phases = phases_of(net, j.junction_id)
+            phases = phases_of(net, j.junction_id, extra)
             listed = str(ids) if len(ids) <= 4 else f"{len(ids)} programs"
             which = f" (program {ids[-1]!r} of {listed})" if len(ids) > 1 else ""
             watched = "" if j.approaches else " (no road approach: its own program, made safe)"

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import functools
 import math
+import xml.etree.ElementTree as ET
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -259,18 +261,53 @@ def _foes(conns: dict[int, Any]) -> frozenset[tuple[int, int]]:
     return frozenset(pairs)
 
 
-def program_ids(net: Any, tls_id: str) -> list[str]:
-    """A tls's program ids in file order; SUMO starts with the last one it loads."""
-    return list(net.getTLS(tls_id).getPrograms())
+def additional_programs(files: Sequence[Path]) -> dict[str, dict[str, Any]]:
+    """Programs a SUMO configuration loads after the network (`tlLogic` in its additional files):
+    per light, {program id: sumolib program} in load order, as sumolib keeps a network's own. The
+    network itself is not changed."""
+    import sumolib
+
+    out: dict[str, dict[str, Any]] = {}
+    for path in files:
+        try:
+            root = ET.parse(path).getroot()
+        except (ET.ParseError, OSError) as exc:
+            raise NetworkError(f"additional file {path}: cannot read it ({exc})") from exc
+        for logic in root.iter("tlLogic"):
+            program = sumolib.net.TLSProgram(
+                logic.get("programID", "0"),
+                float(logic.get("offset", "0")),
+                logic.get("type", "static"),
+            )
+            for p in logic.iter("phase"):
+                program.addPhase(
+                    p.get("state", ""),
+                    float(p.get("duration", "0")),
+                    float(p.get("minDur", "-1")),
+                    float(p.get("maxDur", "-1")),
+                    name=p.get("name", ""),
+                )
+            for param in logic.iter("param"):
+                program.setParam(param.get("key"), param.get("value"))
+            out.setdefault(logic.get("id", ""), {})[logic.get("programID", "0")] = program
+    return out
 
 
-def phases_of(net: Any, tls_id: str) -> list[tuple[str, float, float, float]]:
+def program_ids(net: Any, tls_id: str, extra: Mapping[str, Any] | None = None) -> list[str]:
+    """A tls's program ids in load order (network, then `extra` from additional files); SUMO
+    starts with the last one it loads."""
+    return [*net.getTLS(tls_id).getPrograms(), *(extra or {})]
+
+
+def phases_of(
+    net: Any, tls_id: str, extra: Mapping[str, Any] | None = None
+) -> list[tuple[str, float, float, float]]:
     """(state, duration, min, max) of the program SUMO runs at start: the last one loaded."""
     tls = net.getTLS(tls_id)
-    programs = tls.getPrograms()
+    programs = [*tls.getPrograms().values(), *(extra or {}).values()]
     if not programs:
         raise NetworkError(f"traffic light {tls_id} has no program in the network file")
-    program = list(programs.values())[-1]
+    program = programs[-1]
     if program.getType() == NEMA_TYPE:  # one phase per movement group: written out as shown
         ring = [
             RingPhase(p.name, p.state, float(p.duration), float(p.minDur), float(p.maxDur))
