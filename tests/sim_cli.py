@@ -8,6 +8,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from sim.traffic.sumo_bin import run_tool
+
 EDGEWARD = Path(sys.executable).with_name("edgeward")
 
 
@@ -32,3 +34,16 @@ def edgeward_run(net: Path, out: Path, minutes: str) -> dict[str, Any]:
     )  # fmt: skip
     summary: dict[str, Any] = json.loads((out / "summary.json").read_text())
     return summary
+
+
+def signal_grid(out: Path, n: int, *options: str) -> Path:
+    """An n x n grid of traffic lights from netgenerate, with these extra options."""
+    run_tool(
+        "netgenerate",
+        [
+            "--grid", "--grid.number", str(n), "--default-junction-type", "traffic_light",
+            *options, "--output-file", str(out),
+        ],
+        "netgenerate",
+    )  # fmt: skip
+    return out

@@ -9,22 +9,13 @@ from pathlib import Path
 
 import pytest
 
-from sim.traffic.sumo_bin import run_tool
-from tests.sim_cli import sim_traffic
+from tests.sim_cli import signal_grid, sim_traffic
 
 pytestmark = pytest.mark.sumo
 
 
 def test_describe_shows_the_program_an_additional_file_loads_last(tmp_path: Path) -> None:
-    net = tmp_path / "city.net.xml"
-    run_tool(
-        "netgenerate",
-        [
-            "--grid", "--grid.number", "2", "--grid.attach-length", "100",
-            "--default-junction-type", "traffic_light", "--output-file", str(net),
-        ],
-        "netgenerate",
-    )  # fmt: skip
+    net = signal_grid(tmp_path / "city.net.xml", 2, "--grid.attach-length", "100")
     own = {tl.get("id", ""): tl for tl in ET.parse(net).getroot().iter("tlLogic")}
     assert "A0" in own
     # the scenario's own timing plan: every light's cycle run twice over, as program "peak"

@@ -13,25 +13,16 @@ from typing import Any
 import pytest
 
 from sim.traffic.demand import generate_trips
-from sim.traffic.sumo_bin import run_tool
-from tests.sim_cli import edgeward_run
+from tests.sim_cli import edgeward_run, signal_grid
 
 pytestmark = pytest.mark.sumo
 
 
 def _closed_grid(tmp_path: Path, n: int) -> Path:
     """An n x n signalised grid whose outer junctions join only grid roads (no dead ends)."""
-    net = tmp_path / f"closed{n}.net.xml"
-    run_tool(
-        "netgenerate",
-        [
-            "--grid", "--grid.number", str(n), "--grid.length", "150",
-            "--default-junction-type", "traffic_light", "--no-turnarounds",
-            "--output-file", str(net),
-        ],
-        "netgenerate",
-    )  # fmt: skip
-    return net
+    return signal_grid(
+        tmp_path / f"closed{n}.net.xml", n, "--grid.length", "150", "--no-turnarounds"
+    )
 
 
 def _load(net_file: Path) -> Any:

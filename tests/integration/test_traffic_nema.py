@@ -9,23 +9,15 @@ from pathlib import Path
 
 import pytest
 
-from sim.traffic.sumo_bin import run_tool
-from tests.sim_cli import edgeward_run, sim_traffic
+from tests.sim_cli import edgeward_run, signal_grid, sim_traffic
 
 pytestmark = pytest.mark.sumo
 
 
 def test_a_nema_network_is_driven_safely_at_every_light(tmp_path: Path) -> None:
-    net = tmp_path / "nema.net.xml"
-    run_tool(
-        "netgenerate",
-        [
-            "--grid", "--grid.number", "2", "--grid.attach-length", "100",
-            "--default-junction-type", "traffic_light", "--tls.default-type", "NEMA",
-            "--output-file", str(net),
-        ],
-        "netgenerate",
-    )  # fmt: skip
+    net = signal_grid(
+        tmp_path / "nema.net.xml", 2, "--grid.attach-length", "100", "--tls.default-type", "NEMA"
+    )
     assert 'type="NEMA"' in net.read_text()
     described = sim_traffic("--scenario", str(net), "--describe")
     # two paired greens, each with its yellow, at each of the four lights
