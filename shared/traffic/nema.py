@@ -11,17 +11,18 @@ its program check judges the result against the network's conflict matrix, as fo
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from shared.errors import EdgewardError
+from shared.traffic.phases import GREEN
 
 NEMA_TYPE = "NEMA"
 RING_KEYS = ("ring1", "ring2")
 BARRIER_KEYS = ("barrierPhases", "barrier2Phases")
 UNUSED = "0"  # an empty slot in a ring
 YELLOW_S = 3.0  # written for each change interval; the applier lengthens it to its own limits
-_GREEN = "Gg"
 _STRENGTH = {"G": 3, "g": 2, "s": 1}  # what a link shows when two ring phases both name it
 
 
@@ -48,6 +49,15 @@ class Phase:
     duration: float
     min_dur: float
     max_dur: float
+
+
+def ring_phases(phases: Iterable[Any]) -> list[RingPhase]:
+    """A logic's phases as read by sumolib or TraCI (both name them `name`, `state`, `duration`,
+    `minDur`, `maxDur`)."""
+    return [
+        RingPhase(p.name, p.state, float(p.duration), float(p.minDur), float(p.maxDur))
+        for p in phases
+    ]
 
 
 def ring_sides(ring: str, barrier_ends: set[str]) -> list[list[str]]:
@@ -100,7 +110,7 @@ def written_out(phases: Sequence[RingPhase], params: Mapping[str, str]) -> list[
         program.append(green)
         nxt = greens[(i + 1) % len(greens)]
         yellow = "".join(
-            "y" if a in _GREEN and b not in _GREEN else a
+            "y" if a in GREEN and b not in GREEN else a
             for a, b in zip(green.state, nxt.state, strict=True)
         )
         if yellow != green.state:

@@ -74,7 +74,7 @@ def _gates(net: Any) -> tuple[list[Gate], list[Gate]]:
     """
     entries, exits = [], []
     for edge in net.getEdges(withInternal=False):
-        if edge.getFunction() or not edge.allows("passenger"):
+        if not _drivable(edge):
             continue
         feeds = [
             c

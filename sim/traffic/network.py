@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from shared.errors import EdgewardError
-from shared.traffic.nema import NEMA_TYPE, RingPhase, written_out
+from shared.traffic.nema import NEMA_TYPE, ring_phases, written_out
 
 CAMERA_RANGE_M = 60.0
 
@@ -309,13 +309,9 @@ def phases_of(
         raise NetworkError(f"traffic light {tls_id} has no program in the network file")
     program = programs[-1]
     if program.getType() == NEMA_TYPE:  # one phase per movement group: written out as shown
-        ring = [
-            RingPhase(p.name, p.state, float(p.duration), float(p.minDur), float(p.maxDur))
-            for p in program.getPhases()
-        ]
         return [
             (p.state, p.duration, p.min_dur, p.max_dur)
-            for p in written_out(ring, program.getParams())
+            for p in written_out(ring_phases(program.getPhases()), program.getParams())
         ]
     out = []
     for p in program.getPhases():

@@ -6,7 +6,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from edge.traffic.signal_port import PhaseDef
-from shared.traffic.nema import RingPhase, written_out
+from shared.traffic.nema import ring_phases, written_out
 from sim.traffic.network import Junction
 
 HOLD_S = 1e6  # a phase lasts "forever" under the port: only set_phase moves the signal
@@ -17,13 +17,9 @@ NEMA_LOGIC = 4  # TraCI's type of a NEMA dual-ring logic (tc.TRAFFICLIGHT_TYPE_N
 def _program(logic: Any) -> list[PhaseDef]:
     """The phases a light's own logic shows; NEMA's written out (shared.traffic.nema)."""
     if int(logic.type) == NEMA_LOGIC:
-        ring = [
-            RingPhase(p.name, p.state, float(p.duration), float(p.minDur), float(p.maxDur))
-            for p in logic.phases
-        ]
         return [
             PhaseDef.from_state(p.state, p.duration, p.min_dur or None, p.max_dur or None)
-            for p in written_out(ring, logic.getParameters())
+            for p in written_out(ring_phases(logic.phases), logic.getParameters())
         ]
     return [
         PhaseDef.from_state(
