@@ -170,7 +170,8 @@ class SafetyOracle:
                 out.extend(self._long_green(i, t))
             self._green_since[i] = -1.0
         self._letter[i] = new
-        self._since[i] = t
+        if not (old in YELLOW and new in YELLOW):  # 'y' -> 'Y' is one yellow going on
+            self._since[i] = t
         return out
 
     def _on_leave(self, i: int, old: str, new: str, t: float) -> list[Violation]:
