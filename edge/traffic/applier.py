@@ -252,8 +252,11 @@ class SafeApplier:
                 )
                 due = due and elapsed + _EPS >= self._floor(current)
                 if current in self._routes.follow_on:
-                    # a protected turn after its parent green: its planned time, then choose
-                    if elapsed + _EPS < self._duration and not due:
+                    # a protected turn after its parent green: its planned time, then choose;
+                    # a plan that shortened it since it began counts (a follow-on begun under
+                    # the program's own 90 s ran them all while the plans asked for 7)
+                    planned = max(self._floor(current), self._slot(current))
+                    if elapsed + _EPS < min(self._duration, planned) and not due:
                         return
                     target = self._choose(now, elapsed, forced=True)
                 else:

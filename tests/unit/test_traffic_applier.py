@@ -6,6 +6,7 @@ import itertools
 
 import pytest
 
+from edge.traffic.acyclic import PRODUCTION_POLICY
 from edge.traffic.applier import (
     AcyclicPolicy,
     PlanRejectedError,
@@ -360,3 +361,22 @@ def test_worst_exit_follows_the_program_forward_through_a_phase_where_the_link_s
     )
     assert exits[(0, 0)] == pytest.approx(5.0 + 7.0)  # through the yellow phase, then one green
     assert exits[(2, 0)] == 0.0  # its own yellow follows: nothing more
+
+
+def test_a_protected_turn_begun_on_the_programs_time_ends_on_the_plans_once_plans_arrive() -> None:
+    # A follow-on turn the gateway began under the program's own timing (at start-up, or after
+    # a spell of fallback) ran that whole time though every plan since asked for the minimum:
+    # SUMO's bs3d example programs 90 s greens, and its first turn phase held the junction 90 s.
+    program = grid_program()
+    program[2] = PhaseDef.from_state(program[2].state, 80.0)
+    port = MemoryPort(program, start_phase=2)
+    applier = SafeApplier(port, SignalSafety(), PRODUCTION_POLICY)
+    while port.now < 60:
+        if port.now >= 10 and port.now % 5 == 0:  # a plan every 5 s from t=10
+            applier.set_targets(dict.fromkeys(applier.green_phases, 7.0), "plan")
+            applier.set_priorities({0: 5.0, 2: 0.0, 5: 5.0, 7: 0.0}, "plan")
+        applier.step()
+        port.now += 1.0
+    left_at = next(s.time for s in applier.switches if s.phase != 2)
+    assert 10 < left_at <= 30  # the rate limit takes 15 s off per plan: 80 -> 7 by t=30
+    assert _oracle(port, SignalSafety()) == []
