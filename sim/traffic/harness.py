@@ -75,7 +75,10 @@ def run(cfg: RunConfig, controller: Controller | None = None) -> dict[str, Any]:
     end = scenario.begin_s + horizon
     tripinfo = out / "tripinfo.xml"
     sumo_out = out if output_safe(out) else Path(tempfile.mkdtemp(prefix="edgeward-sumo-"))
-    conn = _start_sumo(scenario, net_file, sumo_out / "tripinfo.xml", cfg, end)
+    additional = scenario.additional_for(kind, cfg.safety if cfg.baseline_envelope else None)
+    conn = _start_sumo(
+        scenario, net_file, sumo_out / "tripinfo.xml", cfg, end, additional=additional
+    )
     wall0 = time.perf_counter()
     pending_delay: list[Trip] = []
     teleports = 0
@@ -175,7 +178,13 @@ def run(cfg: RunConfig, controller: Controller | None = None) -> dict[str, Any]:
 
 
 def _start_sumo(
-    scenario: Scenario, net_file: Path, tripinfo: Path, cfg: RunConfig, end: float
+    scenario: Scenario,
+    net_file: Path,
+    tripinfo: Path,
+    cfg: RunConfig,
+    end: float,
+    *,
+    additional: list[Path],
 ) -> Any:
     return start_sumo(
         scenario,
@@ -185,6 +194,7 @@ def _start_sumo(
         seed=cfg.seed,
         step_s=cfg.step_s,
         tripinfo=tripinfo,
+        additional=additional,
     )
 
 
@@ -197,6 +207,7 @@ def start_sumo(
     seed: int,
     step_s: float = 1.0,
     tripinfo: Path | None = None,
+    additional: list[Path] | None = None,
 ) -> Any:
     """Start headless SUMO under TraCI on a free port; returns the connection."""
     import traci
@@ -223,8 +234,9 @@ def start_sumo(
     ]
     if tripinfo is not None:
         cmd += ["--tripinfo-output", str(tripinfo), "--tripinfo-output.write-unfinished"]
-    if scenario.additional_files:
-        cmd += ["-a", ",".join(str(a) for a in scenario.additional_files)]
+    files = scenario.additional_files if additional is None else additional
+    if files:
+        cmd += ["-a", ",".join(str(a) for a in files)]
     label = f"edgeward-{uuid.uuid4().hex[:8]}"
     log_dir = out_dir if output_safe(out_dir) else Path(tempfile.gettempdir())
     errors = log_dir / f"sumo-{label}.errors.log"  # SUMO's errors name the bad file and line

@@ -25,7 +25,7 @@ from typing import Any
 from shared.config.traffic import SignalSafety
 from shared.errors import EdgewardError
 from sim.traffic.demand import PROFILES, Gate, generate_trips
-from sim.traffic.envelope import apply_envelope
+from sim.traffic.envelope import apply_envelope, envelope_logic
 from sim.traffic.network import NetworkError, junctions_of, read_net
 from sim.traffic.sumo_bin import run_tool
 
@@ -80,6 +80,42 @@ class Scenario:
         stem = self.net_file.name.removesuffix(".gz").removesuffix(".net.xml")
         return apply_envelope(net, self.workdir / f"{stem}.{controller}.envelope.net.xml", envelope)
 
+    def additional_for(self, controller: str, envelope: SignalSafety | None = None) -> list[Path]:
+        """The additional files a controller runs with.
+
+        Programs a .sumocfg loads from its additional files (`tlLogic`, and the WAUTs that
+        switch between them) replace the network's: actuated and delay_based run without them
+        (else SUMO would run the file's static program instead of the rebuilt one, or refuse a
+        rebuilt junction whose link count changed), and under `envelope` they are enveloped
+        like the network's. Files without programs are passed as they are.
+        """
+        rebuilt = controller in ("actuated", "delay_based")
+        enveloped = envelope is not None and controller in ("fixed", "actuated", "delay_based")
+        if not (rebuilt or enveloped):
+            return list(self.additional_files)
+        out = []
+        for path in self.additional_files:
+            try:
+                tree = ET.parse(path)
+            except (ET.ParseError, OSError) as exc:
+                raise ScenarioError(f"additional file {path}: cannot read it ({exc})") from exc
+            root = tree.getroot()
+            if not any(root.iter("tlLogic")):
+                out.append(path)
+                continue
+            for parent in list(root.iter()):
+                for child in list(parent):
+                    if rebuilt and child.tag in _PROGRAM_TAGS:
+                        parent.remove(child)
+                    elif envelope is not None and child.tag == "tlLogic":
+                        envelope_logic(child, envelope)
+            name = path.name.removesuffix(".xml")
+            copy = self.workdir / f"{name}.{controller}{'.envelope' if enveloped else ''}.xml"
+            copy.parent.mkdir(parents=True, exist_ok=True)
+            tree.write(copy, encoding="UTF-8", xml_declaration=True)
+            out.append(copy)
+        return out
+
     def _network_for(self, controller: str) -> Path:
         if controller not in ("actuated", "delay_based"):
             return self.net_file
@@ -97,6 +133,10 @@ class Scenario:
                 args += ["--tls.allred.time", str(all_red)]
             run_tool("netconvert", args, f"rebuild {controller} programs", output=out)
         return out
+
+
+# what a rebuilt network runs without: programs, and the WAUTs that switch between them
+_PROGRAM_TAGS = frozenset({"tlLogic", "WAUT", "wautJunction"})
 
 
 def _change_times(net_file: Path) -> tuple[int, int]:
