@@ -16,13 +16,12 @@ from dataclasses import dataclass
 from typing import Any
 
 from shared.errors import EdgewardError
-from shared.traffic.phases import GREEN
+from shared.traffic.programs import Phase, with_yellows
 
 NEMA_TYPE = "NEMA"
 RING_KEYS = ("ring1", "ring2")
 BARRIER_KEYS = ("barrierPhases", "barrier2Phases")
 UNUSED = "0"  # an empty slot in a ring
-YELLOW_S = 3.0  # written for each change interval; the applier lengthens it to its own limits
 _STRENGTH = {"G": 3, "g": 2, "s": 1}  # what a link shows when two ring phases both name it
 
 
@@ -35,16 +34,6 @@ class RingPhase:
     """One NEMA phase as the network lists it (its `name` is the NEMA phase number)."""
 
     name: str
-    state: str
-    duration: float
-    min_dur: float
-    max_dur: float
-
-
-@dataclass(frozen=True)
-class Phase:
-    """One phase of the written-out program."""
-
     state: str
     duration: float
     min_dur: float
@@ -105,17 +94,7 @@ def written_out(phases: Sequence[RingPhase], params: Mapping[str, str]) -> list[
                 greens.append(green)
     if not greens:  # no rings given: the phases as listed, in order
         greens = [_together([p]) for p in phases]
-    program: list[Phase] = []
-    for i, green in enumerate(greens):
-        program.append(green)
-        nxt = greens[(i + 1) % len(greens)]
-        yellow = "".join(
-            "y" if a in GREEN and b not in GREEN else a
-            for a, b in zip(green.state, nxt.state, strict=True)
-        )
-        if yellow != green.state:
-            program.append(Phase(yellow, YELLOW_S, YELLOW_S, YELLOW_S))
-    return program
+    return with_yellows(greens)
 
 
 def _together(pair: Sequence[RingPhase]) -> Phase:

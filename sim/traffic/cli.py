@@ -125,6 +125,7 @@ def _describe(args: argparse.Namespace) -> int:
         phases_of,
         program_ids,
         read_net,
+        unserved_links,
     )
     from sim.traffic.scenario import build_scenario, parse_scenario
 
@@ -147,6 +148,9 @@ def _describe(args: argparse.Namespace) -> int:
                 f"{j.junction_id}: {len(j.approaches)} approaches, {len(phases)} phases{which}"
                 f"{watched}"
             )
+            unserved = unserved_links(net, j.junction_id, extra)
+            if unserved:
+                print(f"  program {ids[-1]!r} never gives green to links {unserved}")
             for a in j.approaches:
                 print(f"  {a.approach_id:<24} edge {a.edge_id}  links {list(a.link_indices)}")
     return 0

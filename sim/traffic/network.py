@@ -16,6 +16,7 @@ from typing import Any
 
 from shared.errors import EdgewardError
 from shared.traffic.nema import NEMA_TYPE, ring_phases, written_out
+from shared.traffic.programs import Phase, never_green, read_phases
 
 CAMERA_RANGE_M = 60.0
 
@@ -299,23 +300,30 @@ def program_ids(net: Any, tls_id: str, extra: Mapping[str, Any] | None = None) -
     return [*net.getTLS(tls_id).getPrograms(), *(extra or {})]
 
 
-def phases_of(
-    net: Any, tls_id: str, extra: Mapping[str, Any] | None = None
-) -> list[tuple[str, float, float, float]]:
-    """(state, duration, min, max) of the program SUMO runs at start: the last one loaded."""
+def _programs(net: Any, tls_id: str, extra: Mapping[str, Any] | None) -> list[Any]:
     tls = net.getTLS(tls_id)
     programs = [*tls.getPrograms().values(), *(extra or {}).values()]
     if not programs:
         raise NetworkError(f"traffic light {tls_id} has no program in the network file")
-    program = programs[-1]
+    return programs
+
+
+def _read(program: Any) -> list[Phase]:
     if program.getType() == NEMA_TYPE:  # one phase per movement group: written out as shown
-        return [
-            (p.state, p.duration, p.min_dur, p.max_dur)
-            for p in written_out(ring_phases(program.getPhases()), program.getParams())
-        ]
-    out = []
-    for p in program.getPhases():
-        lo = p.minDur if p.minDur is not None and p.minDur >= 0 else p.duration
-        hi = p.maxDur if p.maxDur is not None and p.maxDur >= 0 else p.duration
-        out.append((p.state, float(p.duration), float(lo), float(hi)))
-    return out
+        return written_out(ring_phases(program.getPhases()), program.getParams())
+    return read_phases(program.getPhases())
+
+
+def phases_of(
+    net: Any, tls_id: str, extra: Mapping[str, Any] | None = None
+) -> list[tuple[str, float, float, float]]:
+    """(state, duration, min, max) of the program SUMO runs at start: the last one loaded."""
+    return [
+        (p.state, p.duration, p.min_dur, p.max_dur)
+        for p in _read(_programs(net, tls_id, extra)[-1])
+    ]
+
+
+def unserved_links(net: Any, tls_id: str, extra: Mapping[str, Any] | None = None) -> list[int]:
+    """Links the program SUMO runs at start never gives green."""
+    return never_green([p.state for p in _read(_programs(net, tls_id, extra)[-1])])

@@ -7,6 +7,7 @@ from typing import Any
 
 from edge.traffic.signal_port import PhaseDef
 from shared.traffic.nema import ring_phases, written_out
+from shared.traffic.programs import read_phases
 from sim.traffic.network import Junction
 
 HOLD_S = 1e6  # a phase lasts "forever" under the port: only set_phase moves the signal
@@ -17,18 +18,12 @@ NEMA_LOGIC = 4  # TraCI's type of a NEMA dual-ring logic (tc.TRAFFICLIGHT_TYPE_N
 def _program(logic: Any) -> list[PhaseDef]:
     """The phases a light's own logic shows; NEMA's written out (shared.traffic.nema)."""
     if int(logic.type) == NEMA_LOGIC:
-        return [
-            PhaseDef.from_state(p.state, p.duration, p.min_dur or None, p.max_dur or None)
-            for p in written_out(ring_phases(logic.phases), logic.getParameters())
-        ]
+        phases = written_out(ring_phases(logic.phases), logic.getParameters())
+    else:
+        phases = read_phases(logic.phases)
     return [
-        PhaseDef.from_state(
-            p.state,
-            float(p.duration),
-            float(p.minDur) if p.minDur > 0 else None,
-            float(p.maxDur) if p.maxDur > 0 else None,
-        )
-        for p in logic.phases
+        PhaseDef.from_state(p.state, p.duration, p.min_dur or None, p.max_dur or None)
+        for p in phases
     ]
 
 
@@ -55,20 +50,16 @@ class TraciSignalPort:
         self._clock = clock
         self._conn = conn
         self._junction = junction
-        logic = self._static_logic()
-        self._nema = int(logic.type) == NEMA_LOGIC
-        self._phases = _program(logic)
-        self._own = list(self._phases)  # the network's own program, whatever is installed
-        self._controlled = False
-        self._flashing = False
-
-    def _static_logic(self) -> Any:
         logics = self._conn.trafficlight.getAllProgramLogics(self.junction_id)
         current = self._conn.trafficlight.getProgram(self.junction_id)
-        for lg in logics:
-            if lg.programID == current:
-                return lg
-        return logics[0]
+        logic = next((lg for lg in logics if lg.programID == current), logics[0])
+        self._own_id = logic.programID  # what a released light goes back to
+        self._phases = _program(logic)
+        self._own = list(self._phases)  # the network's own program, whatever is installed
+        # a NEMA logic's written-out phases are not numbered as SUMO numbers its own
+        self._same_numbers = int(logic.type) != NEMA_LOGIC
+        self._controlled = False
+        self._flashing = False
 
     def phases(self) -> list[PhaseDef]:
         return list(self._own)
@@ -109,15 +100,10 @@ class TraciSignalPort:
         self._controlled = True
 
     def release(self) -> None:
-        """Back to the network's own program, at the phase it stands for."""
-        own = next(
-            lg.programID
-            for lg in self._conn.trafficlight.getAllProgramLogics(self.junction_id)
-            if lg.programID != PROGRAM_ID
-        )
+        """Back to the program the light ran at start, at the phase it stands for."""
         phase = min(self.current_phase(), len(self._own) - 1)
-        self._conn.trafficlight.setProgram(self.junction_id, own)
-        if not self._nema:  # a NEMA logic's phases are not the written-out ones: it starts over
+        self._conn.trafficlight.setProgram(self.junction_id, self._own_id)
+        if self._same_numbers:  # else the own logic starts over
             self._conn.trafficlight.setPhase(self.junction_id, phase)
 
     def fail_safe(self) -> None:
