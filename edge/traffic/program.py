@@ -87,6 +87,15 @@ def validate_program(
                 raise ProgramError(
                     f"{step} takes link {k} from green to red without yellow; add a yellow phase"
                 )
+            if conflicts is not None and x not in _GREEN and y in _GREEN:
+                yellow = [f for f in sorted(conflicts.foes_of(k)) if program[j].state[f] in _YELLOW]
+                if yellow:
+                    # no clearance can be put inside a phase: the green must wait for a later one
+                    raise ProgramError(
+                        f"{step} starts link {k}'s green while its foe {yellow[0]} is yellow; "
+                        "a green waits for its foes' yellow and red clearance: give it green "
+                        "in a later phase"
+                    )
 
 
 def drive(program: Sequence[PhaseDef], all_red_s: float) -> DrivenProgram:

@@ -150,6 +150,8 @@ class ClearanceClock:
             for f in self._foes(k):
                 if f == k:
                     continue
+                if state[f] in _YELLOW:
+                    return math.inf  # a foe yellow in that very state: never from here
                 # a foe yellow now ends only when we leave this state: a full clearance still due
                 end = now if self._state[f] in _YELLOW and state[f] not in _YELLOW else None
                 since = self._yellow_end[f] if end is None else end

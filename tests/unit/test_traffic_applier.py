@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import math
 
 import pytest
 
@@ -278,6 +279,22 @@ def test_program_going_from_green_to_red_without_yellow_is_refused_naming_the_ph
         SafeApplier(MemoryPort(program), SignalSafety())
 
 
+def test_program_starting_a_green_while_a_foe_is_yellow_is_refused_naming_the_phase() -> None:
+    # one of SUMO's Ingolstadt timing plans ends a turn's green and starts the crossing turn's
+    # in one phase ("rrrrygrrrrrrr"): no red clearance fits inside a phase
+    program = [
+        PhaseDef.from_state("Grr", 30),
+        PhaseDef.from_state("ygr", 4),
+        PhaseDef.from_state("rGr", 30),
+        PhaseDef.from_state("ryr", 4),
+        PhaseDef.from_state("rrG", 30),
+        PhaseDef.from_state("rry", 4),
+    ]
+    conflicts = ConflictMatrix.of(3, [(0, 1)])
+    with pytest.raises(ProgramError, match=r"phase 1 \(ygr\).*link 1's green while its foe 0"):
+        SafeApplier(MemoryPort(program), SignalSafety(), conflicts=conflicts)
+
+
 def test_program_that_does_not_match_the_network_is_refused() -> None:
     with pytest.raises(ProgramError, match=r"8 links.*conflict matrix 6"):
         SafeApplier(MemoryPort(four_phase_program()), SignalSafety(), conflicts=ConflictMatrix(6))
@@ -351,6 +368,14 @@ def test_clearance_is_owed_only_to_foes_and_a_spent_clearance_is_exactly_zero():
     assert clock.wait_s("rrG", 14.0) == 0.0  # link 2 does not cross link 0
     assert clock.wait_s("rGr", 14.0) == pytest.approx(2.0)
     assert clock.wait_s("rGr", 16.0 - 1e-9) == 0.0  # what is left is below the clock's resolution
+
+
+def test_a_state_showing_a_foe_yellow_is_never_shown_by_turning_a_link_green():
+    clock = ClearanceClock(3, 2.0, ConflictMatrix(3, foes=frozenset({(0, 1)})))
+    clock.show("Grr", 0.0)
+    clock.show("yrr", 10.0)
+    assert clock.wait_s("yGr", 100.0) == math.inf  # however long the yellow has shown
+    assert clock.wait_s("yrG", 10.0) == 0.0  # link 2 is no foe of link 0
 
 
 def test_worst_exit_follows_the_program_forward_through_a_phase_where_the_link_stays_green():
