@@ -4,7 +4,9 @@ Braunschweig's DRT extract has tram rail signals (no signal program) and a walk 
 approach reaches; Ingolstadt's (tools/game/fkk_in) has a change interval staggered over three
 yellow phases and a program that gives two crossing links protected green at once. Through the
 real CLI: `--describe` lists them all, and in a short edgeward run every violation the
-independent monitor finds is at a light edgeward refused to drive, with the reason.
+independent monitor finds is at a light edgeward refused to drive, with the reason. Their
+.sumocfg scenarios load timing plans from additional files: the rebuilt baselines run without
+them, and `--describe` names the links a light's running program never serves (bs3d).
 """
 
 from __future__ import annotations
@@ -55,3 +57,27 @@ def test_a_staggered_yellow_stays_within_limits_and_an_unsafe_program_is_named(
     assert summary["safety_violations"] == summary["safety_violations_own_programs"]
     violations = json.loads((tmp_path / "run" / "safety.json").read_text())
     assert {v["junction_id"] for v in violations} <= {"gneJ21"}
+
+
+def test_a_scenarios_own_programs_make_way_for_the_rebuilt_baselines(tmp_path: Path) -> None:
+    # Ingolstadt's scenario loads its timing plans from an additional file; actuated runs on
+    # programs netconvert rebuilt, and SUMO refused to start ("Mismatching phase size") when
+    # the file's plans came after them
+    scenario = _sumo_example("game/fkk_in.sumocfg")
+    for controller in ("actuated", "delay_based"):
+        out = tmp_path / controller
+        sim_traffic(
+            "--scenario", str(scenario), "--controller", controller, "--envelope",
+            "--minutes", "1", "--no-progress", "--out", str(out),
+        )  # fmt: skip
+        summary = json.loads((out / "summary.json").read_text())
+        assert summary["vehicles"] > 0
+        assert summary["safety_violations"] == 0  # the rebuilt programs, under the envelope
+
+
+def test_describe_names_the_links_a_lights_running_program_never_serves() -> None:
+    # Braunschweig's bs3d light has four one-green programs; SUMO runs the last, which serves
+    # two approaches' turns and nothing else
+    out = sim_traffic("--scenario", str(_sumo_example("game/bs3d.sumocfg")), "--describe")
+    assert "program '3' of ['0', '1', '2', '3']" in out
+    assert "program '3' never gives green to links [0, 1, 2, 5, 6, 7, 8, 9" in out
