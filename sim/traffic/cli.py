@@ -75,6 +75,7 @@ def _run(args: argparse.Namespace) -> int:
             camera_condition=args.camera_condition,
             realtime=args.realtime,
             baseline_envelope=args.envelope,
+            baseline_programs=args.baseline_programs,
         )
     )
     keys = ["mean_delay_s", "mean_waiting_s", "throughput", "stops", "safety_violations"]
@@ -174,7 +175,8 @@ def add_traffic_parser(cmds: argparse._SubParsersAction[argparse.ArgumentParser]
         default="fixed",
         choices=["fixed", "actuated", "delay_based", "edgeward"],
         help="fixed = the network's static programs; actuated / delay_based = SUMO's own "
-        "logics (programs rebuilt by netconvert); edgeward = gateways + coordinator",
+        "logics (on programs netconvert rebuilds; see --baseline-programs); "
+        "edgeward = gateways + coordinator",
     )
     p.add_argument(
         "--minutes", type=positive_float, default=10.0, help="simulated minutes (default 10)"
@@ -230,6 +232,14 @@ def add_traffic_parser(cmds: argparse._SubParsersAction[argparse.ArgumentParser]
         action="store_true",
         help="fixed/actuated/delay_based only: run the network's programs under edgeward's "
         "change intervals and green limits (the fair comparison; see sim/traffic/envelope.py)",
+    )
+    p.add_argument(
+        "--baseline-programs",
+        choices=["rebuilt", "own"],
+        default="rebuilt",
+        help="actuated/delay_based only: on programs netconvert rebuilds from the network "
+        "(default) or on the network's own phases made actuated, the phase design edgeward "
+        "drives (a plan with protected turn stages keeps them)",
     )
     p.add_argument(
         "--realtime",

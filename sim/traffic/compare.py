@@ -183,6 +183,7 @@ def compare_all(
     tuning_seeds: Sequence[int] = TUNING_SEEDS,
     controller_options: dict[str, Any] | None = None,
     reuse_baselines: bool = False,
+    baseline_programs: str = "rebuilt",
 ) -> dict[str, Any]:
     """Every scenario x row x seed; writes OUT/compare.json and returns the table.
 
@@ -206,8 +207,10 @@ def compare_all(
         "held_out_networks": [s for s in specs if s not in TUNING_NETWORKS],
         "cloud_down": f"cloud_down@{horizon / 3:g}-{2 * horizon / 3:g}" if cloud_down else None,
         "controller_options": dict(controller_options or {}),
+        "baseline_programs": baseline_programs,
         "scenarios": {},
     }
+    own = "-own" if baseline_programs == "own" else ""  # its baseline runs kept apart
     for spec in specs:
         runs: dict[str, list[dict[str, Any]]] = {r: [] for r in rows}
         for seed in seeds:
@@ -219,11 +222,12 @@ def compare_all(
                     scenario,
                     controller,
                     minutes,
-                    out / spec.replace(":", "_").replace("/", "_") / f"{row}-seed{seed}",
+                    out / spec.replace(":", "_").replace("/", "_") / f"{row}{own}-seed{seed}",
                     seed=seed,
                     faults=faults,
                     progress=False,
                     baseline_envelope=variant == "envelope",
+                    baseline_programs=baseline_programs,
                     controller_options=dict(controller_options or {})
                     if controller == "edgeward"
                     else {},
@@ -239,6 +243,12 @@ def compare_all(
     return table
 
 
+PROGRAMS_SAID = {
+    "rebuilt": "programs netconvert rebuilt",
+    "own": "each network's own phases, made actuated",
+}
+
+
 def format_all(table: dict[str, Any]) -> str:
     """A markdown table: network x controller x envelope, delay mean ± sd, violations."""
     seeds = " ".join(str(s) for s in table["seeds"])
@@ -246,7 +256,8 @@ def format_all(table: dict[str, Any]) -> str:
     lines = [
         f"held-out seeds {seeds} (edgeward tuned on seeds {tuned}; tuning networks: "
         f"{', '.join(table['tuning_networks']) or 'none here'}; held-out networks: "
-        f"{', '.join(table['held_out_networks']) or 'none here'}); {table['minutes']:g} min each",
+        f"{', '.join(table['held_out_networks']) or 'none here'}); {table['minutes']:g} min each; "
+        f"actuated and delay_based on {PROGRAMS_SAID[table.get('baseline_programs', 'rebuilt')]}",
         "",
         "| network | controller | envelope | delay s (mean ± sd) | violations (mean) |",
         "|---|---|---|---|---|",
@@ -302,6 +313,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         action="store_true",
         help="read back baseline runs already in --out instead of running them again",
     )
+    p.add_argument(
+        "--baseline-programs",
+        choices=["rebuilt", "own"],
+        default="rebuilt",
+        help="actuated/delay_based on programs netconvert rebuilds, or on each network's own "
+        "phases made actuated (the phase design edgeward drives)",
+    )
     p.add_argument("--out", type=Path, required=True)
     args = p.parse_args(argv)
     table = compare_all(
@@ -315,6 +333,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         tuning_seeds=args.tuning_seeds,
         controller_options={"counter": args.counter},
         reuse_baselines=args.reuse_baselines,
+        baseline_programs=args.baseline_programs,
     )
     print(format_all(table))
     return 0

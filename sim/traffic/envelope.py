@@ -11,6 +11,7 @@ change intervals from each phase's `yellow` and `red`: those are lengthened inst
 
 from __future__ import annotations
 
+import gzip
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
@@ -114,8 +115,12 @@ def envelope_logic(logic: ET.Element, safety: SignalSafety) -> int:
 def apply_envelope(net_in: Path, net_out: Path, safety: SignalSafety) -> Path:
     """Write `net_out`: `net_in` with every traffic-light program under the envelope."""
     try:
-        tree = ET.parse(net_in)
-    except (ET.ParseError, OSError) as exc:
+        if net_in.name.endswith(".gz"):  # SUMO reads compressed networks; so must we
+            with gzip.open(net_in) as f:
+                tree = ET.parse(f)
+        else:
+            tree = ET.parse(net_in)
+    except (ET.ParseError, OSError, EOFError) as exc:
         raise EnvelopeError(f"network {net_in}: cannot read it ({exc}); check the file") from exc
     for logic in tree.getroot().iter("tlLogic"):
         envelope_logic(logic, safety)

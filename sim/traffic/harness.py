@@ -47,6 +47,9 @@ class RunConfig:
     # Baselines (fixed, actuated, delay_based) run their programs rewritten to `safety`'s change
     # intervals and green limits (sim.traffic.envelope): the fair comparison with edgeward.
     baseline_envelope: bool = False
+    # actuated/delay_based on programs netconvert rebuilt ("rebuilt") or on the network's own
+    # phases made actuated ("own"): the same phase design as edgeward drives
+    baseline_programs: str = "rebuilt"
 
 
 def run(cfg: RunConfig, controller: Controller | None = None) -> dict[str, Any]:
@@ -63,7 +66,8 @@ def run(cfg: RunConfig, controller: Controller | None = None) -> dict[str, Any]:
     ctrl = controller or make_controller(cfg.controller, **cfg.controller_options)
     scenario = build_scenario(spec, out / "scenario", seed=cfg.seed, minutes=cfg.minutes)
     kind = cfg.controller
-    net_file = scenario.network_for(kind, cfg.safety if cfg.baseline_envelope else None)
+    envelope = cfg.safety if cfg.baseline_envelope else None
+    net_file = scenario.network_for(kind, envelope, cfg.baseline_programs)
     junctions = junctions_of(read_net(net_file))
     schedule.validate(
         {
@@ -75,7 +79,7 @@ def run(cfg: RunConfig, controller: Controller | None = None) -> dict[str, Any]:
     end = scenario.begin_s + horizon
     tripinfo = out / "tripinfo.xml"
     sumo_out = out if output_safe(out) else Path(tempfile.mkdtemp(prefix="edgeward-sumo-"))
-    additional = scenario.additional_for(kind, cfg.safety if cfg.baseline_envelope else None)
+    additional = scenario.additional_for(kind, envelope, cfg.baseline_programs)
     conn = _start_sumo(
         scenario, net_file, sumo_out / "tripinfo.xml", cfg, end, additional=additional
     )
@@ -151,6 +155,7 @@ def run(cfg: RunConfig, controller: Controller | None = None) -> dict[str, Any]:
         "network": str(net_file),
         "safety": cfg.safety.model_dump(),
         "baseline_envelope": cfg.baseline_envelope,
+        "baseline_programs": cfg.baseline_programs,
     }
     series = delay_series(trips, horizon, CHART_BIN_S)
     (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")

@@ -33,6 +33,8 @@ CONTROLLER_KINDS = ("fixed", "actuated", "delay_based", "edgeward")
 YELLOW_S = 4  # generated programs follow the default SignalSafety: 4 s yellow, 2 s all-red
 ALL_RED_S = 2
 MIN_GREEN_S = 7
+MAX_DUR_S = 50  # netconvert's default longest actuated green (--tls.max-dur), set explicitly
+REBUILT, OWN = "rebuilt", "own"  # which programs the actuated baselines run (network_for)
 
 
 class ScenarioError(EdgewardError):
@@ -68,30 +70,38 @@ class Scenario:
     workdir: Path = Path(".")
     generated: bool = False
 
-    def network_for(self, controller: str, envelope: SignalSafety | None = None) -> Path:
-        """The network a controller runs on: actuated/delay_based rebuild the programs.
+    def network_for(
+        self, controller: str, envelope: SignalSafety | None = None, programs: str = REBUILT
+    ) -> Path:
+        """The network a controller runs on: actuated/delay_based on programs netconvert rebuilt
+        (`programs` REBUILT) or on the network's own phases made actuated (OWN).
 
         With `envelope`, a baseline's programs are rewritten to edgeward's change intervals and
         green limits (`sim.traffic.envelope`), so it pays for clearance as edgeward does.
         """
-        net = self._network_for(controller)
+        net = self._network_for(controller, programs)
         if envelope is None or controller not in ("fixed", "actuated", "delay_based"):
             return net
         stem = self.net_file.name.removesuffix(".gz").removesuffix(".net.xml")
-        return apply_envelope(net, self.workdir / f"{stem}.{controller}.envelope.net.xml", envelope)
+        tag = f"{controller}.own" if net != self.net_file and programs == OWN else controller
+        return apply_envelope(net, self.workdir / f"{stem}.{tag}.envelope.net.xml", envelope)
 
-    def additional_for(self, controller: str, envelope: SignalSafety | None = None) -> list[Path]:
+    def additional_for(
+        self, controller: str, envelope: SignalSafety | None = None, programs: str = REBUILT
+    ) -> list[Path]:
         """The additional files a controller runs with.
 
         Programs a .sumocfg loads from its additional files (`tlLogic`, and the WAUTs that
-        switch between them) replace the network's: actuated and delay_based run without them
-        (else SUMO would run the file's static program instead of the rebuilt one, or refuse a
-        rebuilt junction whose link count changed), and under `envelope` they are enveloped
-        like the network's. Files without programs are passed as they are.
+        switch between them) replace the network's. On REBUILT programs actuated and
+        delay_based run without them (else SUMO would run the file's static program instead of
+        the rebuilt one, or refuse a rebuilt junction whose link count changed); on OWN they
+        are made actuated like the network's; under `envelope` they are enveloped like the
+        network's. Files without programs are passed as they are.
         """
-        rebuilt = controller in ("actuated", "delay_based")
+        baseline = controller in ("actuated", "delay_based")
+        rebuilt, own = baseline and programs == REBUILT, baseline and programs == OWN
         enveloped = envelope is not None and controller in ("fixed", "actuated", "delay_based")
-        if not (rebuilt or enveloped):
+        if not (rebuilt or own or enveloped):
             return list(self.additional_files)
         out = []
         for path in self.additional_files:
@@ -107,23 +117,36 @@ class Scenario:
                 for child in list(parent):
                     if rebuilt and child.tag in _PROGRAM_TAGS:
                         parent.remove(child)
-                    elif envelope is not None and child.tag == "tlLogic":
+                        continue
+                    if own and child.tag == "tlLogic":
+                        actuate_logic(child, controller)
+                    if envelope is not None and child.tag == "tlLogic":
                         envelope_logic(child, envelope)
             name = path.name.removesuffix(".xml")
-            copy = self.workdir / f"{name}.{controller}{'.envelope' if enveloped else ''}.xml"
+            tag = f"{controller}{'.own' if own else ''}{'.envelope' if enveloped else ''}"
+            copy = self.workdir / f"{name}.{tag}.xml"
             copy.parent.mkdir(parents=True, exist_ok=True)
             tree.write(copy, encoding="UTF-8", xml_declaration=True)
             out.append(copy)
         return out
 
-    def _network_for(self, controller: str) -> Path:
+    def _network_for(self, controller: str, programs: str = REBUILT) -> Path:
         if controller not in ("actuated", "delay_based"):
             return self.net_file
         stem = self.net_file.name.removesuffix(".gz").removesuffix(".net.xml")
+        if programs == OWN:
+            out = self.workdir / f"{stem}.{controller}.own.net.xml"
+            if not out.exists():
+                root = _check_xml(self.net_file, "network file")
+                for logic in root.iter("tlLogic"):
+                    actuate_logic(logic, controller)
+                out.parent.mkdir(parents=True, exist_ok=True)
+                ET.ElementTree(root).write(out, encoding="UTF-8", xml_declaration=True)
+            return out
         out = self.workdir / f"{stem}.{controller}.net.xml"
         if not out.exists():
             args = ["-s", str(self.net_file), "--tls.rebuild", "--tls.default-type", controller]
-            args += ["--tls.min-dur", str(MIN_GREEN_S)]
+            args += ["--tls.min-dur", str(MIN_GREEN_S), "--tls.max-dur", str(MAX_DUR_S)]
             yellow, all_red = (
                 (YELLOW_S, ALL_RED_S) if self.generated else _change_times(self.net_file)
             )
@@ -133,6 +156,26 @@ class Scenario:
                 args += ["--tls.allred.time", str(all_red)]
             run_tool("netconvert", args, f"rebuild {controller} programs", output=out)
         return out
+
+
+def actuate_logic(logic: ET.Element, controller: str) -> None:
+    """A signal program made `controller` (actuated or delay_based) on its own phases: each
+    green gets the rebuilt programs' bounds (MIN_GREEN_S..MAX_DUR_S) where it has none, so the
+    two baselines differ only in their phase design. A NEMA logic is actuated already."""
+    if logic.get("type") == "NEMA":
+        return
+    logic.set("type", controller)
+    for phase in logic.iter("phase"):
+        state = phase.get("state", "")
+        if any(c in "yY" for c in state) or not any(c in "Gg" for c in state):
+            continue
+        if phase.get("minDur") is None:
+            phase.set("minDur", str(min(MIN_GREEN_S, float(phase.get("duration", MIN_GREEN_S)))))
+        if phase.get("maxDur") is None:
+            phase.set("maxDur", str(MAX_DUR_S))
+        low, high = float(phase.get("minDur", "0")), float(phase.get("maxDur", "0"))
+        duration = float(phase.get("duration", "0"))
+        phase.set("duration", str(min(max(duration, low), high)))
 
 
 # what a rebuilt network runs without: programs, and the WAUTs that switch between them

@@ -81,3 +81,21 @@ def test_describe_names_the_links_a_lights_running_program_never_serves() -> Non
     out = sim_traffic("--scenario", str(_sumo_example("game/bs3d.sumocfg")), "--describe")
     assert "program '3' of ['0', '1', '2', '3']" in out
     assert "program '3' never gives green to links [0, 1, 2, 5, 6, 7, 8, 9" in out
+
+
+def test_actuated_on_a_scenarios_own_plan_keeps_its_protected_turn_stages(tmp_path: Path) -> None:
+    # SUMO's `cross` gives each turn its own protected stage; netconvert's rebuild lets turns
+    # go permissively in the through green instead, a different design from the one edgeward
+    # drives. `--baseline-programs own` runs actuated on the scenario's own stages.
+    out = tmp_path / "own"
+    sim_traffic(
+        "--scenario", str(_sumo_example("game/cross.sumocfg")), "--controller", "actuated",
+        "--envelope", "--baseline-programs", "own", "--minutes", "1", "--no-progress",
+        "--out", str(out),
+    )  # fmt: skip
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["baseline_programs"] == "own" and summary["safety_violations"] == 0
+    (plan,) = (out / "scenario").glob("cross.tls.add.actuated.own.envelope.xml")
+    text = plan.read_text()
+    assert 'type="actuated"' in text and 'programID="manual"' in text
+    assert 'state="rrrrrGrrrrrG" minDur="7" maxDur="50"' in text  # a turn's own stage, kept
