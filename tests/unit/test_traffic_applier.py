@@ -282,14 +282,8 @@ def test_program_going_from_green_to_red_without_yellow_is_refused_naming_the_ph
 def test_program_starting_a_green_while_a_foe_is_yellow_is_refused_naming_the_phase() -> None:
     # one of SUMO's Ingolstadt timing plans ends a turn's green and starts the crossing turn's
     # in one phase ("rrrrygrrrrrrr"): no red clearance fits inside a phase
-    program = [
-        PhaseDef.from_state("Grr", 30),
-        PhaseDef.from_state("ygr", 4),
-        PhaseDef.from_state("rGr", 30),
-        PhaseDef.from_state("ryr", 4),
-        PhaseDef.from_state("rrG", 30),
-        PhaseDef.from_state("rry", 4),
-    ]
+    states = ("Grr", "ygr", "rGr", "ryr", "rrG", "rry")
+    program = [PhaseDef.from_state(s, 4 if "y" in s else 30) for s in states]
     conflicts = ConflictMatrix.of(3, [(0, 1)])
     with pytest.raises(ProgramError, match=r"phase 1 \(ygr\).*link 1's green while its foe 0"):
         SafeApplier(MemoryPort(program), SignalSafety(), conflicts=conflicts)
