@@ -41,7 +41,6 @@ from sim.traffic.controllers import SimContext
 from sim.traffic.coordinator_runner import CoordinatorRunner
 from sim.traffic.network import Junction
 from sim.traffic.safety import conflicts_of
-from sim.traffic.traci_port import PROGRAM_ID
 from sim.traffic.twin_topology import layout_of, topology_of
 
 log = logging.getLogger(__name__)
@@ -350,7 +349,6 @@ class EdgewardController:
             return
         if gw.link is not None:
             gw.link.kill()
-        conn = self.ctx.conn
         applier = gw.applier
         phase = applier.program_phase  # a red clearance hands back as its yellow
         elapsed = t - applier.switches[-1].time
@@ -362,14 +360,7 @@ class EdgewardController:
             remaining = max(remaining, lo - elapsed, 0.0)
         else:
             remaining = max(applier.phase_duration - elapsed, 0.0)
-        program = next(
-            lg.programID
-            for lg in conn.trafficlight.getAllProgramLogics(jid)
-            if lg.programID != PROGRAM_ID
-        )
-        conn.trafficlight.setProgram(jid, program)
-        conn.trafficlight.setPhase(jid, phase)
-        conn.trafficlight.setPhaseDuration(jid, remaining)
+        self.ctx.port(jid).hand_back(phase, remaining)
         self.ctx.record_mode_change(jid, gw.mode, "fixed", "gateway killed: network program")
         self._restart_pending[jid] = -1
 

@@ -101,10 +101,17 @@ class TraciSignalPort:
 
     def release(self) -> None:
         """Back to the program the light ran at start, at the phase it stands for."""
-        phase = min(self.current_phase(), len(self._own) - 1)
+        self.hand_back(min(self.current_phase(), len(self._own) - 1))
+
+    def hand_back(self, phase: int, remaining_s: float | None = None) -> None:
+        """The light runs the program it ran at start again, from its `phase` with
+        `remaining_s` of it left (None: the phase's own time); a logic whose phases are
+        numbered otherwise (NEMA's, written out) starts over."""
         self._conn.trafficlight.setProgram(self.junction_id, self._own_id)
-        if self._same_numbers:  # else the own logic starts over
+        if self._same_numbers:
             self._conn.trafficlight.setPhase(self.junction_id, phase)
+            if remaining_s is not None:
+                self._conn.trafficlight.setPhaseDuration(self.junction_id, remaining_s)
 
     def fail_safe(self) -> None:
         """SUMO's 'o' (off, blinking): every vehicle yields, as at a flashing signal."""
