@@ -245,6 +245,7 @@ def start_sumo(
     label = f"edgeward-{uuid.uuid4().hex[:8]}"
     log_dir = out_dir if output_safe(out_dir) else Path(tempfile.gettempdir())
     errors = log_dir / f"sumo-{label}.errors.log"  # SUMO's errors name the bad file and line
+    cmd += scenario.sumo_options
     cmd += ["--error-log", str(errors)]
     try:
         traci.start(cmd, label=label, stdout=subprocess.DEVNULL)

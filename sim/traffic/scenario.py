@@ -34,6 +34,9 @@ YELLOW_S = 4  # generated programs follow the default SignalSafety: 4 s yellow, 
 ALL_RED_S = 2
 MIN_GREEN_S = 7
 MAX_DUR_S = 50  # netconvert's default longest actuated green (--tls.max-dur), set explicitly
+# how SUMO reads the scenario's files: an old scenario may need validation off (SUMO's fokr_bs
+# demo: "attribute 'beginLane' is not declared for element 'flow'")
+READ_OPTIONS = ("xml-validation", "xml-validation.net", "xml-validation.routes")
 REBUILT, OWN = "rebuilt", "own"  # which programs the actuated baselines run (network_for)
 
 
@@ -69,6 +72,9 @@ class Scenario:
     begin_s: float = 0.0
     workdir: Path = Path(".")
     generated: bool = False
+    # SUMO options the scenario's .sumocfg sets that decide how its files are read
+    # (READ_OPTIONS); the harness sets the rest (times, seed, outputs) itself
+    sumo_options: list[str] = field(default_factory=list)
 
     def network_for(
         self, controller: str, envelope: SignalSafety | None = None, programs: str = REBUILT
@@ -360,8 +366,34 @@ def _from_sumocfg(spec: ScenarioSpec, cfg: Path, workdir: Path) -> Scenario:
                 f"SUMO configuration {cfg}: additional file {a} does not exist; fix it"
             )
     begin_el = root.find(".//begin")
-    begin = float(begin_el.get("value", "0")) if begin_el is not None else 0.0
-    return Scenario(spec, nets[0], routes, additional, begin, workdir)
+    text = begin_el.get("value", "0") if begin_el is not None else "0"
+    try:
+        begin = sumo_time(text)
+    except ValueError:
+        raise ScenarioError(
+            f"SUMO configuration {cfg}: <begin value={text!r}> is not a time; write seconds "
+            "(54000) or hours:minutes:seconds (15:00:00)"
+        ) from None
+    options = [
+        arg
+        for tag in READ_OPTIONS
+        if (el := root.find(f".//{tag}")) is not None and el.get("value")
+        for arg in (f"--{tag}", el.get("value", ""))
+    ]
+    return Scenario(spec, nets[0], routes, additional, begin, workdir, sumo_options=options)
+
+
+def sumo_time(text: str) -> float:
+    """Seconds from a SUMO time value: seconds, or [[days:]hours:]minutes:seconds."""
+    parts = text.strip().split(":")
+    if len(parts) > 4 or any(not p.strip() for p in parts):
+        raise ValueError(f"not a SUMO time: {text!r}")
+    seconds = 0.0
+    for unit, part in zip((86400.0, 3600.0, 60.0, 1.0)[-len(parts) :], parts, strict=True):
+        seconds += unit * float(part)
+    if not math.isfinite(seconds):
+        raise ValueError(f"not a SUMO time: {text!r}")
+    return seconds
 
 
 def _netgenerate_grid(rows: int, cols: int, out: Path) -> None:

@@ -99,3 +99,13 @@ def test_actuated_on_a_scenarios_own_plan_keeps_its_protected_turn_stages(tmp_pa
     text = plan.read_text()
     assert 'type="actuated"' in text and 'programID="manual"' in text
     assert 'state="rrrrrGrrrrrG" minDur="7" maxDur="50"' in text  # a turn's own stage, kept
+
+
+def test_a_scenario_that_starts_at_15_00_with_validation_off_runs(tmp_path: Path) -> None:
+    # DLR's Braunschweig junction (tools/game/fokr_bs_demo): <begin value="15:0:0"/> stopped
+    # the run with a ValueError traceback, and its old trip files need <xml-validation never>
+    summary = edgeward_run(_sumo_example("game/fokr_bs_demo.sumocfg"), tmp_path / "run", "1")
+    assert summary["vehicles"] > 0
+    # its real plan sends two 'G' links into one lane (SUMO itself warns "Unsafe green phase")
+    assert "protected green to links" in summary["not_driven"]["38"]
+    assert summary["safety_violations"] == summary["safety_violations_own_programs"]

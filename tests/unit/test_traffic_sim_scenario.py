@@ -8,7 +8,7 @@ import pytest
 
 from sim.traffic.demand import rate_factor
 from sim.traffic.metrics import Trip, delay_series, summarise
-from sim.traffic.scenario import ScenarioError, parse_scenario
+from sim.traffic.scenario import ScenarioError, parse_scenario, sumo_time
 
 
 def test_generated_specs_parse_with_profiles() -> None:
@@ -64,3 +64,11 @@ def test_vehicles_never_inserted_count_their_wait_as_delay() -> None:
     assert (s["throughput"], s["unfinished"], s["never_inserted"]) == (1, 1, 1)
     assert s["stops"] == 2.0
     assert delay_series(trips, 300.0, 60.0) == [None, 20.0, None, None, 145.0]
+
+
+def test_sumo_times_read_as_sumo_reads_them() -> None:
+    assert sumo_time("54000") == sumo_time("15:0:0") == sumo_time("15:00:00") == 54000.0
+    assert sumo_time("1:0:0:0") == 86400.0 and sumo_time("2:30") == 150.0
+    for bad in ("fifteen", "1::2", "1:2:3:4:5", "nan", ""):
+        with pytest.raises(ValueError):
+            sumo_time(bad)
