@@ -8,27 +8,17 @@ retrained model brings its own operating point.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 from edge.backends import Prediction
-from edge.clinic.verdict import triage
 from shared.errors import ModelRefusedError
 from shared.mirror import MIRROR_GAP, mirror_averaged
 from shared.registry import Manifest
-from shared.verdicts import Verdict
 
 REFERABLE = "referable"
 
 
-@dataclass(frozen=True)
-class TriageResult:
-    verdict: Verdict
-    referable_probability: float
-    confidence: float
-    reason: str
-
-
 class TriagePolicy:
+    """The triage model's operating point (`clear`, `refer`, `mirror_gap`) and its readings."""
+
     def __init__(self, manifest: Manifest) -> None:
         missing = [k for k in ("refer", "clear") if k not in manifest.thresholds]
         if missing or REFERABLE not in manifest.labels:
@@ -65,8 +55,3 @@ class TriagePolicy:
     def probability(self, prediction: Prediction) -> float:
         """One reading's calibrated referable probability."""
         return float(prediction.probabilities[self.index])
-
-    def decide(self, prediction: Prediction) -> TriageResult:
-        p = self.probability(prediction)
-        call = triage(p, self.clear, self.refer)
-        return TriageResult(call.verdict, p, call.confidence, call.reason)

@@ -10,6 +10,7 @@ from edge.clinic.decode import decode_pixels, read_header
 from edge.clinic.ood import OodReference, energy, guard, mahalanobis
 from edge.clinic.quality import CHECKS, QualityCheck, QualityView, assess, register
 from edge.clinic.triage import TriagePolicy
+from edge.clinic.verdict import triage
 from shared.errors import ModelRefusedError
 from shared.preprocess import PreprocessSpec
 from shared.probabilities import softmax
@@ -52,15 +53,18 @@ def prediction(p_referable: float, features: np.ndarray | None = None) -> Predic
     ],
 )
 def test_triage_bands_follow_the_thresholds(p: float, verdict: Verdict) -> None:
-    result = TriagePolicy(manifest()).decide(prediction(p))
-    assert result.verdict == verdict
-    assert result.referable_probability == pytest.approx(p)
-    assert 0.0 <= result.confidence <= 1.0
+    policy = TriagePolicy(manifest())
+    read = policy.probability(prediction(p))
+    call = triage(read, policy.clear, policy.refer)
+    assert call.verdict == verdict
+    assert read == pytest.approx(p)
+    assert 0.0 <= call.confidence <= 1.0
 
 
 def test_a_nan_probability_is_review_never_clear() -> None:
     nan = Prediction(np.array([np.nan, np.nan]), np.array([np.nan, np.nan]), None)
-    assert TriagePolicy(manifest()).decide(nan).verdict == Verdict.REVIEW
+    policy = TriagePolicy(manifest())
+    assert triage(policy.probability(nan), policy.clear, policy.refer).verdict == Verdict.REVIEW
 
 
 def test_triage_refuses_a_manifest_without_its_operating_point() -> None:
