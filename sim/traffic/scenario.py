@@ -24,20 +24,26 @@ from typing import Any
 
 from shared.config.traffic import SignalSafety
 from shared.errors import EdgewardError
+from sim.traffic.baseline_programs import (
+    MAX_DUR_S,
+    MIN_GREEN_S,
+    OWN,
+    REBUILT,
+    actuate_logic,
+    rewrite_programs,
+    write_xml,
+)
 from sim.traffic.demand import PROFILES, Gate, generate_trips
-from sim.traffic.envelope import apply_envelope, envelope_logic
+from sim.traffic.envelope import apply_envelope
 from sim.traffic.network import NetworkError, junctions_of, read_net
 from sim.traffic.sumo_bin import run_tool
 
 CONTROLLER_KINDS = ("fixed", "actuated", "delay_based", "edgeward")
 YELLOW_S = 4  # generated programs follow the default SignalSafety: 4 s yellow, 2 s all-red
 ALL_RED_S = 2
-MIN_GREEN_S = 7
-MAX_DUR_S = 50  # netconvert's default longest actuated green (--tls.max-dur), set explicitly
 # how SUMO reads the scenario's files: an old scenario may need validation off (SUMO's fokr_bs
 # demo: "attribute 'beginLane' is not declared for element 'flow'")
 READ_OPTIONS = ("xml-validation", "xml-validation.net", "xml-validation.routes")
-REBUILT, OWN = "rebuilt", "own"  # which programs the actuated baselines run (network_for)
 
 
 class ScenarioError(EdgewardError):
@@ -95,46 +101,24 @@ class Scenario:
     def additional_for(
         self, controller: str, envelope: SignalSafety | None = None, programs: str = REBUILT
     ) -> list[Path]:
-        """The additional files a controller runs with.
-
-        Programs a .sumocfg loads from its additional files (`tlLogic`, and the WAUTs that
-        switch between them) replace the network's. On REBUILT programs actuated and
-        delay_based run without them (else SUMO would run the file's static program instead of
-        the rebuilt one, or refuse a rebuilt junction whose link count changed); on OWN they
-        are made actuated like the network's; under `envelope` they are enveloped like the
-        network's. Files without programs are passed as they are.
-        """
+        """The additional files a controller runs with: a scenario's own plans in them dropped,
+        made actuated or enveloped as `sim.traffic.baseline_programs` says."""
         baseline = controller in ("actuated", "delay_based")
         rebuilt, own = baseline and programs == REBUILT, baseline and programs == OWN
         enveloped = envelope is not None and controller in ("fixed", "actuated", "delay_based")
         if not (rebuilt or own or enveloped):
             return list(self.additional_files)
-        out = []
-        for path in self.additional_files:
-            try:
-                tree = ET.parse(path)
-            except (ET.ParseError, OSError) as exc:
-                raise ScenarioError(f"additional file {path}: cannot read it ({exc})") from exc
-            root = tree.getroot()
-            if not any(root.iter("tlLogic")):
-                out.append(path)
-                continue
-            for parent in list(root.iter()):
-                for child in list(parent):
-                    if rebuilt and child.tag in _PROGRAM_TAGS:
-                        parent.remove(child)
-                        continue
-                    if own and child.tag == "tlLogic":
-                        actuate_logic(child, controller)
-                    if envelope is not None and child.tag == "tlLogic":
-                        envelope_logic(child, envelope)
-            name = path.name.removesuffix(".xml")
-            tag = f"{controller}{'.own' if own else ''}{'.envelope' if enveloped else ''}"
-            copy = self.workdir / f"{name}.{tag}.xml"
-            copy.parent.mkdir(parents=True, exist_ok=True)
-            tree.write(copy, encoding="UTF-8", xml_declaration=True)
-            out.append(copy)
-        return out
+        tag = f"{controller}{'.own' if own else ''}{'.envelope' if enveloped else ''}"
+        return [
+            rewrite_programs(
+                path,
+                self.workdir / f"{path.name.removesuffix('.xml')}.{tag}.xml",
+                drop=rebuilt,
+                actuated=controller if own else None,
+                envelope=envelope,
+            )
+            for path in self.additional_files
+        ]
 
     def _network_for(self, controller: str, programs: str = REBUILT) -> Path:
         if controller not in ("actuated", "delay_based"):
@@ -146,8 +130,7 @@ class Scenario:
                 root = _check_xml(self.net_file, "network file")
                 for logic in root.iter("tlLogic"):
                     actuate_logic(logic, controller)
-                out.parent.mkdir(parents=True, exist_ok=True)
-                ET.ElementTree(root).write(out, encoding="UTF-8", xml_declaration=True)
+                write_xml(root, out)
             return out
         out = self.workdir / f"{stem}.{controller}.net.xml"
         if not out.exists():
@@ -162,30 +145,6 @@ class Scenario:
                 args += ["--tls.allred.time", str(all_red)]
             run_tool("netconvert", args, f"rebuild {controller} programs", output=out)
         return out
-
-
-def actuate_logic(logic: ET.Element, controller: str) -> None:
-    """A signal program made `controller` (actuated or delay_based) on its own phases: each
-    green gets the rebuilt programs' bounds (MIN_GREEN_S..MAX_DUR_S) where it has none, so the
-    two baselines differ only in their phase design. A NEMA logic is actuated already."""
-    if logic.get("type") == "NEMA":
-        return
-    logic.set("type", controller)
-    for phase in logic.iter("phase"):
-        state = phase.get("state", "")
-        if any(c in "yY" for c in state) or not any(c in "Gg" for c in state):
-            continue
-        if phase.get("minDur") is None:
-            phase.set("minDur", str(min(MIN_GREEN_S, float(phase.get("duration", MIN_GREEN_S)))))
-        if phase.get("maxDur") is None:
-            phase.set("maxDur", str(MAX_DUR_S))
-        low, high = float(phase.get("minDur", "0")), float(phase.get("maxDur", "0"))
-        duration = float(phase.get("duration", "0"))
-        phase.set("duration", str(min(max(duration, low), high)))
-
-
-# what a rebuilt network runs without: programs, and the WAUTs that switch between them
-_PROGRAM_TAGS = frozenset({"tlLogic", "WAUT", "wautJunction"})
 
 
 def _change_times(net_file: Path) -> tuple[int, int]:
