@@ -80,9 +80,14 @@ def run(cfg: RunConfig, controller: Controller | None = None) -> dict[str, Any]:
     tripinfo = out / "tripinfo.xml"
     sumo_out = out if output_safe(out) else Path(tempfile.mkdtemp(prefix="edgeward-sumo-"))
     additional = scenario.additional_for(kind, envelope, cfg.baseline_programs)
-    conn = _start_sumo(
-        scenario, net_file, sumo_out / "tripinfo.xml", cfg, end, additional=additional
-    )
+    try:
+        conn = _start_sumo(
+            scenario, net_file, sumo_out / "tripinfo.xml", cfg, end, additional=additional
+        )
+    except BaseException:
+        if sumo_out != out:  # SUMO opened its outputs there before it gave up
+            shutil.rmtree(sumo_out, ignore_errors=True)
+        raise
     wall0 = time.perf_counter()
     pending_delay: list[Trip] = []
     teleports = 0
