@@ -62,16 +62,15 @@ def rewrite_programs(
     except (ET.ParseError, OSError) as exc:
         raise ProgramFileError(f"additional file {path}: cannot read it ({exc})") from exc
     root = tree.getroot()
-    if not any(root.iter("tlLogic")):
+    if root.find("tlLogic") is None:
         return path
-    for parent in list(root.iter()):
-        for child in list(parent):
-            if drop and child.tag in PROGRAM_TAGS:
-                parent.remove(child)
-                continue
-            if actuated is not None and child.tag == "tlLogic":
+    for child in list(root):  # programs and WAUTs sit at the top of an additional file
+        if drop and child.tag in PROGRAM_TAGS:
+            root.remove(child)
+        elif child.tag == "tlLogic":
+            if actuated is not None:
                 actuate_logic(child, actuated)
-            if envelope is not None and child.tag == "tlLogic":
+            if envelope is not None:
                 envelope_logic(child, envelope)
     return write_xml(root, out)
 

@@ -120,13 +120,13 @@ def _describe(args: argparse.Namespace) -> int:
     """Print the junctions, approaches and phases derived from the network."""
     import tempfile
 
+    from shared.traffic.programs import never_green
     from sim.traffic.network import (
         additional_programs,
         junctions_of,
         phases_of,
         program_ids,
         read_net,
-        unserved_links,
     )
     from sim.traffic.scenario import build_scenario, parse_scenario
 
@@ -149,7 +149,7 @@ def _describe(args: argparse.Namespace) -> int:
                 f"{j.junction_id}: {len(j.approaches)} approaches, {len(phases)} phases{which}"
                 f"{watched}"
             )
-            unserved = unserved_links(net, j.junction_id, extra)
+            unserved = never_green([state for state, *_ in phases])
             if unserved:
                 print(f"  program {ids[-1]!r} never gives green to links {unserved}")
             for a in j.approaches:

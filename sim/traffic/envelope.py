@@ -11,13 +11,13 @@ change intervals from each phase's `yellow` and `red`: those are lengthened inst
 
 from __future__ import annotations
 
-import gzip
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
 from shared.config.traffic import SignalSafety
 from shared.errors import EdgewardError
 from shared.traffic.nema import NEMA_TYPE
+from sim.traffic.sumo_bin import parse_xml
 
 _GREEN = "Gg"
 
@@ -115,11 +115,7 @@ def envelope_logic(logic: ET.Element, safety: SignalSafety) -> int:
 def apply_envelope(net_in: Path, net_out: Path, safety: SignalSafety) -> Path:
     """Write `net_out`: `net_in` with every traffic-light program under the envelope."""
     try:
-        if net_in.name.endswith(".gz"):  # SUMO reads compressed networks; so must we
-            with gzip.open(net_in) as f:
-                tree = ET.parse(f)
-        else:
-            tree = ET.parse(net_in)
+        tree = parse_xml(net_in)
     except (ET.ParseError, OSError, EOFError) as exc:
         raise EnvelopeError(f"network {net_in}: cannot read it ({exc}); check the file") from exc
     for logic in tree.getroot().iter("tlLogic"):

@@ -16,7 +16,7 @@ from typing import Any
 
 from shared.errors import EdgewardError
 from shared.traffic.nema import NEMA_TYPE, ring_phases, written_out
-from shared.traffic.programs import Phase, never_green, read_phases
+from shared.traffic.programs import Phase, read_phases
 
 CAMERA_RANGE_M = 60.0
 
@@ -322,8 +322,3 @@ def phases_of(
         (p.state, p.duration, p.min_dur, p.max_dur)
         for p in _read(_programs(net, tls_id, extra)[-1])
     ]
-
-
-def unserved_links(net: Any, tls_id: str, extra: Mapping[str, Any] | None = None) -> list[int]:
-    """Links the program SUMO runs at start never gives green."""
-    return never_green([p.state for p in _read(_programs(net, tls_id, extra)[-1])])

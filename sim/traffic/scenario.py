@@ -13,7 +13,6 @@ direction carries most of the demand).
 
 from __future__ import annotations
 
-import gzip
 import itertools
 import math
 import re
@@ -36,7 +35,7 @@ from sim.traffic.baseline_programs import (
 from sim.traffic.demand import PROFILES, Gate, generate_trips
 from sim.traffic.envelope import apply_envelope
 from sim.traffic.network import NetworkError, junctions_of, read_net
-from sim.traffic.sumo_bin import run_tool
+from sim.traffic.sumo_bin import parse_xml, run_tool
 
 CONTROLLER_KINDS = ("fixed", "actuated", "delay_based", "edgeward")
 YELLOW_S = 4  # generated programs follow the default SignalSafety: 4 s yellow, 2 s all-red
@@ -267,10 +266,7 @@ def _check_xml(path: Path, what: str) -> ET.Element:
     if not path.exists():
         raise ScenarioError(f"{what} {path} does not exist; check the path")
     try:
-        if path.name.endswith(".gz"):
-            with gzip.open(path) as f:
-                return ET.parse(f).getroot()
-        return ET.parse(path).getroot()
+        return parse_xml(path).getroot()
     except (ET.ParseError, OSError, EOFError) as exc:
         raise ScenarioError(f"{what} {path} is not valid XML: {exc}; fix the file") from exc
 

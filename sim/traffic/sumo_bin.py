@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import gzip
 import shutil
 import subprocess
 import sys
 import tempfile
+import xml.etree.ElementTree as ET
 from pathlib import Path
 
 from shared.errors import EdgewardError
@@ -62,3 +64,12 @@ def run_tool(name: str, args: list[str], what: str, output: Path | None = None) 
 def output_safe(path: Path) -> bool:
     """Whether SUMO can write to `path` directly (a colon makes it read host:port)."""
     return ":" not in str(path.resolve())
+
+
+def parse_xml(path: Path) -> ET.ElementTree[ET.Element]:
+    """A SUMO XML file as SUMO reads it, gzipped (`.gz`) or not; ParseError, OSError or EOFError
+    for the caller to name."""
+    if path.name.endswith(".gz"):
+        with gzip.open(path) as f:
+            return ET.parse(f)
+    return ET.parse(path)
