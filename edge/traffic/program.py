@@ -67,9 +67,7 @@ def validate_program(
     crossings = conflicts.crossings if conflicts is not None else frozenset()
     for i, phase in enumerate(program):
         if conflicts is not None:
-            both = [
-                (a, b) for a, b in sorted(conflicts.foes) if phase.state[a] == "G" == phase.state[b]
-            ]
+            both = protected_foes(phase.state, conflicts)
             if both:
                 raise ProgramError(
                     f"junction {junction_id}: phase {i} ({phase.state}) gives protected green to "
@@ -96,6 +94,42 @@ def validate_program(
                         "a green waits for its foes' yellow and red clearance: give it green "
                         "in a later phase"
                     )
+
+
+def protected_foes(state: str, conflicts: ConflictMatrix) -> list[tuple[int, int]]:
+    """Pairs of foe links that `state` gives protected green ('G') together."""
+    return [(a, b) for a, b in sorted(conflicts.foes) if state[a] == "G" == state[b]]
+
+
+def drivable_phases(program: Sequence[PhaseDef], conflicts: ConflictMatrix | None) -> list[int]:
+    """The indices of the phases the applier may show.
+
+    All of them, unless some phases give protected green to two foes. netconvert writes such
+    phases for real junctions: in a divided road's joined cluster, opposite protected left
+    turns whose paths pass within a vehicle's width are foes in the junction's own table. Those
+    phases are left out when what remains is still a program `validate_program` accepts and
+    every link the program serves still gets green in it (here, the left turns' permissive 'g'
+    in the through phases). Otherwise every index comes back and `validate_program` refuses
+    the program, naming the phase.
+    """
+    every = list(range(len(program)))
+    if conflicts is None or any(len(p.state) != conflicts.n_links for p in program):
+        return every
+    kept = [i for i in every if not protected_foes(program[i].state, conflicts)]
+    if len(kept) == len(every):
+        return every
+    rest = [program[i] for i in kept]
+
+    def served(phases: Sequence[PhaseDef]) -> set[int]:
+        return {k for p in phases for k, c in enumerate(p.state) if c in _GREEN}
+
+    if served(program) - served(rest):
+        return every
+    try:
+        validate_program("", rest, conflicts)
+    except ProgramError:
+        return every
+    return kept
 
 
 def drive(program: Sequence[PhaseDef], all_red_s: float) -> DrivenProgram:

@@ -83,6 +83,8 @@ def _run(args: argparse.Namespace) -> int:
     print(json.dumps({k: summary[k] for k in keys}))
     for jid, why in summary["not_driven"].items():
         print(f"not driven: {jid}: {why}")
+    for jid, phases in summary["phases_left_out"].items():
+        print(f"driven without a phase: {jid}: {'; '.join(phases)}")
     if summary["not_driven"]:
         print(
             f"{summary['safety_violations_own_programs']} of the violations are the network's "

@@ -57,6 +57,8 @@ class SimContext:
     unwatched: list[Junction] = field(default_factory=list)
     # Lights a controller left on the network's own program, with why (the summary says so).
     not_driven: dict[str, str] = field(default_factory=dict)
+    # Phases of a light's program it drives without (they release two foes together), with why.
+    left_out: dict[str, list[str]] = field(default_factory=dict)
     mode_changes: list[ModeChangeRecord] = field(default_factory=list)
     _ports: dict[str, TraciSignalPort] = field(default_factory=dict)
     _camera: CameraRenderer | None = None

@@ -200,6 +200,7 @@ class EdgewardController:
             self.ctx.record_mode_change(jid, "fixed", "fixed", f"program refused: {exc}")
             self._keep_own_program(jid, exc)
             return
+        self._note_left_out(jid)
         link = TrafficLink(config.mqtt, jid, outbox, on_plan)
         gw = TrafficGateway(
             config,
@@ -230,6 +231,15 @@ class EdgewardController:
                 )
             except ProgramError as exc:
                 self._keep_own_program(jid, exc)
+            else:
+                self._note_left_out(jid)
+
+    def _note_left_out(self, jid: str) -> None:
+        """Driven without some of its phases: the run says which and why."""
+        if left_out := self.ctx.port(jid).left_out:
+            why = list(left_out.values())
+            log.warning("junction %s is driven without %s", jid, "; ".join(why))
+            self.ctx.left_out[jid] = why
 
     def _keep_own_program(self, jid: str, exc: ProgramError) -> None:
         """The light keeps the network's own program; the run goes on and says why."""

@@ -147,6 +147,7 @@ def run(cfg: RunConfig, controller: Controller | None = None) -> dict[str, Any]:
         "safety_by_kind": count_by_kind(violations),
         "safety_violations_own_programs": len(own),
         "not_driven": dict(ctx.not_driven),
+        "phases_left_out": dict(ctx.left_out),
         "mode_changes": len(ctx.mode_changes),
         "teleports": teleports,
         "junctions": len(junctions),

@@ -5,10 +5,12 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from edge.traffic.program import drivable_phases, protected_foes
 from edge.traffic.signal_port import PhaseDef
 from shared.traffic.nema import ring_phases, written_out
 from shared.traffic.programs import read_phases
 from sim.traffic.network import Junction
+from sim.traffic.safety import conflicts_of
 
 HOLD_S = 1e6  # a phase lasts "forever" under the port: only set_phase moves the signal
 PROGRAM_ID = "edgeward"
@@ -54,8 +56,19 @@ class TraciSignalPort:
         current = self._conn.trafficlight.getProgram(self.junction_id)
         logic = next((lg for lg in logics if lg.programID == current), logics[0])
         self._own_id = logic.programID  # what a released light goes back to
-        self._phases = _program(logic)
-        self._own = list(self._phases)  # the network's own program, whatever is installed
+        program = _program(logic)
+        conflicts = conflicts_of(junction.layout)
+        # own phase -> the logic's phase number; phases releasing two foes together are left
+        # out where the rest still serves every link (edge.traffic.program.drivable_phases)
+        self._numbers = drivable_phases(program, conflicts)
+        self.left_out = {
+            i: f"phase {i} ({p.state}): protected green to foe links "
+            + ", ".join(f"{a} and {b}" for a, b in protected_foes(p.state, conflicts))
+            for i, p in enumerate(program)
+            if i not in self._numbers
+        }
+        self._own = [program[i] for i in self._numbers]  # what the applier may show
+        self._phases = list(self._own)  # what is installed
         # a NEMA logic's written-out phases are not numbered as SUMO numbers its own
         self._same_numbers = int(logic.type) != NEMA_LOGIC
         self._controlled = False
@@ -70,7 +83,14 @@ class TraciSignalPort:
         self._controlled = False  # the next set_phase loads it
 
     def current_phase(self) -> int:
-        return int(self._conn.trafficlight.getPhase(self.junction_id))
+        phase = int(self._conn.trafficlight.getPhase(self.junction_id))
+        if not self.left_out or (
+            self._controlled and self._conn.trafficlight.getProgram(self.junction_id) == PROGRAM_ID
+        ):
+            return phase
+        # the light runs its own logic: the own phase that stands for it (a phase left out
+        # stands for the next one kept, which the logic itself goes to from it)
+        return next((k for k, n in enumerate(self._numbers) if n >= phase), 0)
 
     def set_phase(self, index: int) -> None:
         if self._flashing:
@@ -109,7 +129,7 @@ class TraciSignalPort:
         numbered otherwise (NEMA's, written out) starts over."""
         self._conn.trafficlight.setProgram(self.junction_id, self._own_id)
         if self._same_numbers:
-            self._conn.trafficlight.setPhase(self.junction_id, phase)
+            self._conn.trafficlight.setPhase(self.junction_id, self._numbers[phase])
             if remaining_s is not None:
                 self._conn.trafficlight.setPhaseDuration(self.junction_id, remaining_s)
 

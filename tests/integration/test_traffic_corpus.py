@@ -9,6 +9,8 @@ from pathlib import Path
 
 import pytest
 
+from edge.traffic.program import protected_foes
+from shared.traffic.network_conflicts import conflicts_from_net
 from sim.traffic.corpus.generate import PLANS, build_all
 from tests.sim_cli import sim_traffic
 
@@ -25,6 +27,17 @@ def _lights(net: Path) -> dict[str, list[str]]:
     out: dict[str, list[str]] = {}
     for tl in ET.parse(net).getroot().iter("tlLogic"):
         out.setdefault(tl.get("id", ""), []).append(tl.get("programID", ""))
+    return out
+
+
+def _releasing_foes(net: Path) -> set[str]:
+    """Lights whose own program has a phase giving protected green to two foes (read from
+    the network file's request tables, as a real gateway reads them)."""
+    out = set()
+    for tl in ET.parse(net).getroot().iter("tlLogic"):
+        foes = conflicts_from_net(net, tl.get("id", ""))
+        if any(protected_foes(p.get("state", ""), foes) for p in tl.iter("phase")):
+            out.add(tl.get("id", ""))
     return out
 
 
@@ -46,6 +59,11 @@ def test_the_corpus_has_the_shapes_real_cities_have(corpus: dict[str, Path]) -> 
     five = [j for j in ET.parse(nets["five_leg"]).iter("junction") if j.get("id") == "five"]
     legs = {lane.rsplit("_", 1)[0] for lane in five[0].get("incLanes", "").split()}
     assert len(legs) == 5
+    osm = ET.parse(nets["osm_boulevard"]).getroot()
+    assert {tl.get("type") for tl in osm.iter("tlLogic")} == {"actuated"}  # the wizard's
+    assert any(e.get("function") == "crossing" for e in osm.iter("edge"))
+    # a divided road's joined clusters whose protected lefts are foes in netconvert's own table
+    assert len(_releasing_foes(nets["osm_boulevard"])) >= 2
 
 
 @pytest.mark.parametrize("name", list(PLANS))
@@ -79,3 +97,5 @@ def test_describe_and_a_short_edgeward_run_are_safe(
     assert not [c for c in changes if "refused" in c["reason"]], changes
     coordinated = {c["junction_id"] for c in changes if c["to_mode"] == "coordinated"}
     assert coordinated == set(lights)  # the applier drove every light, none kept its own
+    # ... without the phases that release two foes together, and the summary says where
+    assert set(summary["phases_left_out"]) == _releasing_foes(net)

@@ -4,7 +4,9 @@ SUMO's own randomTrips.py with a fixed seed, one .sumocfg each.
 The shapes are the ones real cities have and the generated grid does not: irregular angles
 and missing links, an arterial whose programs carry offsets, a five-leg junction, joined
 clusters (netconvert's long `cluster_...` ids), pedestrian crossings, one traffic light over
-two junctions with a second program, and unsignalised neighbours beside signalised ones.
+two junctions with a second program, unsignalised neighbours beside signalised ones, and a
+divided boulevard imported from an OSM extract as osmWebWizard imports one (actuated
+programs, turn lanes, a tram: `osm_extract.py`).
 The networks come from netconvert's own programs (3 s yellows, no all-red), as a user's do.
 
     python -m sim.traffic.corpus.generate OUT_DIR [--seed N] [--seconds S]
@@ -21,6 +23,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from sim.traffic.corpus import osm_extract
 from sim.traffic.sumo_bin import SumoToolError, run_tool
 
 Node = tuple[str, float, float, str]  # id, x, y, type
@@ -39,6 +42,7 @@ class Plan:
     options: list[str] = field(default_factory=list)
     sidewalks: bool = False
     post: Callable[[Path], None] | None = None  # rewrites the written .net.xml
+    osm: Callable[[Path], Path] | None = None  # writes an OSM extract to import instead
 
 
 def _irregular_grid() -> Plan:
@@ -124,6 +128,11 @@ def _shared_light() -> Plan:
     return Plan(nodes, edges, post=_second_program("m0"))
 
 
+def _osm_boulevard() -> Plan:
+    """A divided boulevard mapped as OSM maps it, imported as osmWebWizard imports it."""
+    return Plan([], [], sidewalks=True, osm=osm_extract.boulevard)
+
+
 PLANS: dict[str, Callable[[], Plan]] = {
     "irregular_grid": _irregular_grid,
     "arterial_offsets": _arterial_offsets,
@@ -131,6 +140,7 @@ PLANS: dict[str, Callable[[], Plan]] = {
     "joined_cluster": _joined_cluster,
     "crossings": _crossings,
     "shared_light": _shared_light,
+    "osm_boulevard": _osm_boulevard,
 }
 
 
@@ -215,10 +225,14 @@ def build(name: str, out_dir: Path, *, seed: int = 42, seconds: int = 600) -> Pa
         raise SumoToolError(f"corpus network {name!r} is unknown; use one of {', '.join(PLANS)}")
     out_dir.mkdir(parents=True, exist_ok=True)
     plan = PLANS[name]()
-    nod, edg = _write_plain(plan, out_dir, name)
     net = out_dir / f"{name}.net.xml"
-    args = ["-n", str(nod), "-e", str(edg), "--no-turnarounds", "--offset.disable-normalization"]
-    run_tool("netconvert", args + plan.options, f"corpus network {name}", output=net)
+    if plan.osm is not None:
+        osm_extract.import_osm(plan.osm(out_dir / f"{name}.osm.xml"), net)
+    else:
+        nod, edg = _write_plain(plan, out_dir, name)
+        args = ["-n", str(nod), "-e", str(edg), "--no-turnarounds"]
+        args += ["--offset.disable-normalization", *plan.options]
+        run_tool("netconvert", args, f"corpus network {name}", output=net)
     if plan.post is not None:
         plan.post(net)
     trips = out_dir / f"{name}.trips.xml"
