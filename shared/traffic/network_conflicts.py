@@ -33,10 +33,10 @@ class _Net:
     inc_lanes: dict[str, list[str]] = field(default_factory=dict)  # junction -> incLanes
     foes: dict[str, dict[int, str]] = field(default_factory=dict)  # junction -> index -> foes
     by_lane: dict[tuple[str, int], list[_Conn]] = field(default_factory=dict)
-    tls_links: int = 0
+    tls_links: dict[str, int] = field(default_factory=dict)  # light -> its number of links
 
 
-def _read(path: Path, tls_id: str) -> _Net:
+def _read(path: Path) -> _Net:
     if not path.is_file():
         raise NetworkConflictError(f"network file {path} does not exist; give the .net.xml")
     net = _Net()
@@ -64,8 +64,9 @@ def _read(path: Path, tls_id: str) -> _Net:
                         int(el.get("linkIndex", "-1")),
                     )
                     net.by_lane.setdefault((conn.from_edge, conn.from_lane), []).append(conn)
-                    if conn.tl == tls_id:
-                        net.tls_links = max(net.tls_links, conn.link + 1)
+                    if conn.tl:
+                        links = net.tls_links.get(conn.tl, 0)
+                        net.tls_links[conn.tl] = max(links, conn.link + 1)
     except (ET.ParseError, OSError, ValueError) as exc:
         raise NetworkConflictError(
             f"network file {path} is not a readable SUMO network ({exc}); give a .net.xml "
@@ -91,24 +92,36 @@ def _junction_links(net: _Net, junction: str) -> list[_Conn]:
 
 def conflicts_from_net(path: Path, tls_id: str) -> ConflictMatrix:
     """The conflict matrix of traffic light `tls_id` in network `path`."""
-    net = _read(path, tls_id)
-    if net.tls_links == 0:
+    matrices = conflicts_by_light(path)
+    if tls_id not in matrices:
         raise NetworkConflictError(
             f"network file {path} has no connection controlled by traffic light {tls_id!r}; "
             "check the junction id"
         )
-    pairs: set[tuple[int, int]] = set()
-    crossings: set[int] = set()
+    return matrices[tls_id]
+
+
+def conflicts_by_light(path: Path) -> dict[str, ConflictMatrix]:
+    """The conflict matrix of every traffic light in network `path`, read in one pass."""
+    net = _read(path)
+    pairs: dict[str, set[tuple[int, int]]] = {tl: set() for tl in net.tls_links}
+    crossings: dict[str, set[int]] = {tl: set() for tl in net.tls_links}
     for junction in net.inc_lanes:
         links = _junction_links(net, junction)
-        ours = [(j, c) for j, c in enumerate(links) if c.tl == tls_id and c.link >= 0]
+        ours = [(j, c) for j, c in enumerate(links) if c.tl and c.link >= 0]
         table = net.foes.get(junction, {})
         for j, c in ours:
             if "crossing" in (net.functions.get(c.from_edge), net.functions.get(c.to_edge)):
-                crossings.add(c.link)
+                crossings[c.tl].add(c.link)
             row = table.get(j, "")
             for k, d in ours:
                 # foes strings run from the highest index down to 0
-                if k != j and len(row) > k and row[len(row) - 1 - k] == "1" and c.link != d.link:
-                    pairs.add((min(c.link, d.link), max(c.link, d.link)))
-    return ConflictMatrix.of(net.tls_links, pairs, crossings)
+                if (
+                    k != j
+                    and d.tl == c.tl
+                    and len(row) > k
+                    and row[len(row) - 1 - k] == "1"
+                    and c.link != d.link
+                ):
+                    pairs[c.tl].add((min(c.link, d.link), max(c.link, d.link)))
+    return {tl: ConflictMatrix.of(n, pairs[tl], crossings[tl]) for tl, n in net.tls_links.items()}

@@ -12,10 +12,12 @@ left is enveloped (`sim.traffic.envelope`).
 from __future__ import annotations
 
 import xml.etree.ElementTree as ET
+from collections.abc import Mapping
 from pathlib import Path
 
 from shared.config.traffic import SignalSafety
 from shared.errors import EdgewardError
+from shared.traffic.conflicts import ConflictMatrix
 from sim.traffic.envelope import envelope_logic
 
 MIN_GREEN_S = 7
@@ -54,9 +56,11 @@ def rewrite_programs(
     drop: bool,
     actuated: str | None,
     envelope: SignalSafety | None,
+    conflicts: Mapping[str, ConflictMatrix] | None = None,
 ) -> Path:
     """`path` with its programs dropped, made `actuated`, and/or enveloped, written to `out`;
-    a file without programs is returned as it is."""
+    a file without programs is returned as it is. `conflicts`: each light's matrix from the
+    network, so the envelope leaves out the phases edgeward leaves out."""
     try:
         tree = ET.parse(path)
     except (ET.ParseError, OSError) as exc:
@@ -71,7 +75,7 @@ def rewrite_programs(
             if actuated is not None:
                 actuate_logic(child, actuated)
             if envelope is not None:
-                envelope_logic(child, envelope)
+                envelope_logic(child, envelope, (conflicts or {}).get(child.get("id", "")))
     return write_xml(root, out)
 
 

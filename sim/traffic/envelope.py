@@ -5,8 +5,10 @@ edgeward's minimum; SUMO's actuated and delay_based keep those. Compared as they
 baseline gains the clearance time edgeward spends on every switch. This rewrites every
 `tlLogic` of a network so a baseline pays the same: yellow at least `yellow_s`, a red clearance
 of `all_red_s` after every yellow (its yellow links red, every other link as it was), greens
-(and actuated minDur/maxDur) within [min_green_s, max_green_s]. A NEMA logic times its own
-change intervals from each phase's `yellow` and `red`: those are lengthened instead.
+(and actuated minDur/maxDur) within [min_green_s, max_green_s]. A phase that releases two foes
+together is left out where edgeward leaves it out (`edge.traffic.program.drivable_phases`).
+A NEMA logic times its own change intervals from each phase's `yellow` and `red`: those are
+lengthened instead.
 """
 
 from __future__ import annotations
@@ -14,9 +16,13 @@ from __future__ import annotations
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
+from edge.traffic.program import drivable_phases
+from edge.traffic.signal_port import PhaseDef
 from shared.config.traffic import SignalSafety
 from shared.errors import EdgewardError
+from shared.traffic.conflicts import ConflictMatrix
 from shared.traffic.nema import NEMA_TYPE
+from shared.traffic.network_conflicts import NetworkConflictError, conflicts_by_light
 from sim.traffic.sumo_bin import parse_xml
 
 _GREEN = "Gg"
@@ -56,7 +62,29 @@ def _fixed_times(phase: ET.Element, seconds: float) -> None:
             phase.set(attr, _fmt(seconds))
 
 
-def envelope_logic(logic: ET.Element, safety: SignalSafety) -> int:
+def _without_foes_released(logic: ET.Element, conflicts: ConflictMatrix) -> None:
+    """Drop the phases edgeward would not show; a `next` into one goes to the phase after it."""
+    phases = [p for p in logic if p.tag == "phase"]
+    program = [PhaseDef.from_state(p.get("state", ""), 1.0) for p in phases]
+    kept = drivable_phases(program, conflicts)
+    if len(kept) == len(phases):
+        return
+    index = {old: new for new, old in enumerate(kept)}
+
+    def kept_from(i: int) -> int:
+        n = len(phases)
+        return next(index[(i + s) % n] for s in range(n) if (i + s) % n in index)
+
+    for i, p in enumerate(phases):
+        if i not in index:
+            logic.remove(p)
+        elif p.get("next"):
+            p.set("next", " ".join(str(kept_from(int(t))) for t in p.get("next", "").split()))
+
+
+def envelope_logic(
+    logic: ET.Element, safety: SignalSafety, conflicts: ConflictMatrix | None = None
+) -> int:
     """Rewrite one tlLogic in place; returns how many red-clearance phases were inserted."""
     phases = [p for p in logic if p.tag == "phase"]
     for p in phases:
@@ -68,6 +96,9 @@ def envelope_logic(logic: ET.Element, safety: SignalSafety) -> int:
             p.set("yellow", _fmt(max(safety.yellow_s, float(p.get("yellow", "0")))))
             p.set("red", _fmt(max(safety.all_red_s, float(p.get("red", "0")))))
         return 0
+    if conflicts is not None:
+        _without_foes_released(logic, conflicts)
+        phases = [p for p in logic if p.tag == "phase"]
     out: list[ET.Element] = []
     new_index: dict[int, int] = {}
     inserted = 0
@@ -112,14 +143,24 @@ def envelope_logic(logic: ET.Element, safety: SignalSafety) -> int:
     return inserted
 
 
+def light_conflicts(net: Path) -> dict[str, ConflictMatrix]:
+    """Each light's conflict matrix in `net`; none where the file gives none (the rest of the
+    rewrite still applies)."""
+    try:
+        return conflicts_by_light(net)
+    except NetworkConflictError:
+        return {}
+
+
 def apply_envelope(net_in: Path, net_out: Path, safety: SignalSafety) -> Path:
     """Write `net_out`: `net_in` with every traffic-light program under the envelope."""
     try:
         tree = parse_xml(net_in)
     except (ET.ParseError, OSError, EOFError) as exc:
         raise EnvelopeError(f"network {net_in}: cannot read it ({exc}); check the file") from exc
+    matrices = light_conflicts(net_in)
     for logic in tree.getroot().iter("tlLogic"):
-        envelope_logic(logic, safety)
+        envelope_logic(logic, safety, matrices.get(logic.get("id", "")))
     net_out.parent.mkdir(parents=True, exist_ok=True)
     tree.write(net_out, encoding="UTF-8", xml_declaration=True)
     return net_out

@@ -33,7 +33,7 @@ from sim.traffic.baseline_programs import (
     write_xml,
 )
 from sim.traffic.demand import PROFILES, Gate, generate_trips
-from sim.traffic.envelope import apply_envelope
+from sim.traffic.envelope import apply_envelope, light_conflicts
 from sim.traffic.network import NetworkError, junctions_of, read_net
 from sim.traffic.sumo_bin import parse_xml, run_tool
 
@@ -108,6 +108,7 @@ class Scenario:
         if not (rebuilt or own or enveloped):
             return list(self.additional_files)
         tag = f"{controller}{'.own' if own else ''}{'.envelope' if enveloped else ''}"
+        conflicts = light_conflicts(self.net_file) if enveloped else {}
         return [
             rewrite_programs(
                 path,
@@ -115,6 +116,7 @@ class Scenario:
                 drop=rebuilt,
                 actuated=controller if own else None,
                 envelope=envelope,
+                conflicts=conflicts,
             )
             for path in self.additional_files
         ]

@@ -9,6 +9,7 @@ import pytest
 
 from edge.traffic.signal_port import PhaseDef
 from shared.config.traffic import SignalSafety
+from shared.traffic.conflicts import ConflictMatrix
 from shared.traffic.oracle import check_sequence
 from sim.traffic.envelope import EnvelopeError, apply_envelope, envelope_logic
 from tests.unit.traffic_fakes import foes_never_green_together
@@ -128,3 +129,29 @@ def test_a_nema_logic_keeps_its_phases_and_times_its_change_intervals_to_the_env
         assert float(p.get("red", "0")) == safety.all_red_s > 0
         assert float(p.get("minDur", "0")) == safety.min_green_s
         assert float(p.get("maxDur", "0")) == float(p.get("duration", "0")) == safety.max_green_s
+
+
+def test_the_envelope_leaves_out_the_phase_edgeward_leaves_out_and_so_has_no_conflict() -> None:
+    # a divided road's joined cluster: opposite lefts protected together are foes (1, 3)
+    joined = [(30, "GgGg"), (3, "ygyg"), (8, "rGrG"), (3, "ryry")]
+    conflicts = ConflictMatrix.of(4, [(1, 2), (0, 3), (1, 3)])
+    safety = SignalSafety()
+    logic = _logic(joined)
+    logic[3].set("next", "0")
+    logic[1].set("next", "2")  # into the phase that goes
+    end = sum(d for d, _ in joined) * 3.0
+    before = check_sequence(_cycle(logic), safety, conflicts, end_time=end)
+    assert "conflicting_greens" in {v.kind for v in before}
+
+    envelope_logic(logic, safety, conflicts)
+    states = [p.get("state") for p in logic.iter("phase")]
+    assert "rGrG" not in states and states[:3] == ["GgGg", "ygyg", "ryry"]
+    assert logic[1].get("next") == "2"  # now the lefts' yellow, which followed the dropped phase
+    after = check_sequence(_cycle(logic), safety, conflicts, end_time=end)
+    assert "conflicting_greens" not in {v.kind for v in after}
+
+
+def test_without_a_matrix_the_envelope_keeps_every_phase() -> None:
+    logic = _logic([(30, "GgGg"), (3, "ygyg"), (8, "rGrG"), (3, "ryry")])
+    envelope_logic(logic, SignalSafety())
+    assert "rGrG" in [p.get("state") for p in logic.iter("phase")]
