@@ -55,6 +55,9 @@ def artifact_for(path: Path, version_dir: Path, **meta: object) -> Artifact:
 
 def write_json_atomic(path: Path, data: object) -> None:
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    # mkstemp makes it owner-only; a manifest is not secret, and the service that serves the
+    # registry (a container's user, a mounted volume) is often not the user who built it
+    os.fchmod(fd, 0o644)
     with os.fdopen(fd, "w") as fh:
         json.dump(data, fh, indent=2, sort_keys=True)
         fh.flush()

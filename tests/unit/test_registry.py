@@ -208,3 +208,13 @@ def test_cloud_replicas_and_gateways_load_only_signed_models_once_a_key_is_set(
     )
     assert resolve(root, "", m.name).manifest.version == m.version
     assert Registry(root).load_serving(m.name).manifest.version == m.version
+
+
+def test_a_manifest_is_readable_by_the_service_that_serves_the_registry(tmp_path: Path) -> None:
+    # a container's user or a mounted volume's reader is often not the user who built it:
+    # the manifest, like the model files, is readable by all (it was owner-only, 0600)
+    reg = Registry(tmp_path)
+    m = _register(reg)
+    reg.set_stage(m.name, m.version, "champion")
+    manifest = reg.version_dir(m.name, m.version) / "manifest.json"
+    assert manifest.stat().st_mode & 0o777 == 0o644
