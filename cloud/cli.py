@@ -28,20 +28,26 @@ def _up(args: argparse.Namespace) -> int:
     from cloud.runtime import LocalCloud
 
     config = _config(args.config)
+    stop = threading.Event()
+
+    def stop_on_signals() -> None:
+        # ray.init installs its own SIGTERM handler in the driver, which dies with a trace and
+        # leaves the node's temp folder behind. Ours goes in before the start and again right
+        # after ray.init, so a stop that comes while the app deploys (systemd, `docker stop`, a
+        # deleted pod) also shuts down cleanly, once the start is done.
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(sig, lambda *_: stop.set())
+
+    stop_on_signals()
     cloud = LocalCloud(
         config,
         num_cpus=args.num_cpus,
         with_bridge=not args.no_bridge,
         host=args.host,
         insecure_dev=args.insecure_dev,
+        on_ray_started=stop_on_signals,
     )
-    stop = threading.Event()
     with cloud:
-        # After the start: ray.init installs its own SIGTERM handler in the driver, which dies
-        # with a trace and leaves the node's temp folder behind. Both signals stop cleanly,
-        # also when run in the background or by systemd.
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            signal.signal(sig, lambda *_: stop.set())
         print(
             f"edgeward cloud: serving on {cloud.http_url} (HTTP) and {cloud.grpc_target} (gRPC); "
             "Ctrl-C stops",

@@ -33,6 +33,8 @@ class LocalCloud:
     namespace: str = "edgeward"
     log_to_driver: bool = True  # replica logs on this process's stderr (off for benchmarks)
     insecure_dev: bool = False  # no API keys, every HTTP route open: development only
+    # called right after ray.init, which installs Ray's own signal handlers in this process
+    on_ray_started: Callable[[], None] | None = None
 
     def __post_init__(self) -> None:
         self.ray_dir: Path | None = None
@@ -62,6 +64,8 @@ class LocalCloud:
             log_to_driver=self.log_to_driver,
             node_env=lambda ray_dir: ray_node_env(self.config.ingress, ray_dir),
         )
+        if self.on_ray_started is not None:
+            self.on_ray_started()
         try:
             serve.start(
                 http_options=http_options(self.config, self.host),

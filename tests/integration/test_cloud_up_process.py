@@ -23,10 +23,13 @@ def _ray_dirs() -> set[Path]:
     return set(Path("/tmp").glob("edgeward-ray-*"))
 
 
-def test_sigterm_stops_cloud_up_cleanly_and_removes_its_ray_folder(quick_registry, tmp_path):
+def _run_and_stop(registry: Path, tmp_path: Path, *, when: str) -> str:
+    """Start `edgeward cloud up`, SIGTERM it at `when` ("serving": it said so; "deploying": its
+    Ray node is up and the app is being deployed), and return its output after checking that
+    it stopped cleanly and left no Ray folder."""
     config = tmp_path / "cloud.yaml"
     config.write_text(
-        f"role: cloud\ndata_dir: {tmp_path / 'data'}\nregistry_dir: {quick_registry}\n"
+        f"role: cloud\ndata_dir: {tmp_path / 'data'}\nregistry_dir: {registry}\n"
         f"http_port: {free_port()}\ngrpc_port: {free_port()}\n"
     )
     before = _ray_dirs()
@@ -50,11 +53,18 @@ def test_sigterm_stops_cloud_up_cleanly_and_removes_its_ray_folder(quick_registr
     reader = threading.Thread(target=read, daemon=True)
     reader.start()
     try:
-        assert ready.wait(READY_S), "cloud up never said it was serving:\n" + "".join(lines)
+        if when == "serving":
+            assert ready.wait(READY_S), "cloud up never said it was serving:\n" + "".join(lines)
+        else:
+            deadline = time.monotonic() + READY_S
+            while not _ray_dirs() - before and time.monotonic() < deadline:
+                time.sleep(0.05)
+            time.sleep(3.0)  # ray.init has returned: Serve is starting, the app deploying
+            assert not ready.is_set(), "the app deployed before the stop: nothing was tested"
         started = _ray_dirs() - before
         assert started, "cloud up started no Ray node folder under /tmp"
         proc.send_signal(signal.SIGTERM)
-        rc = proc.wait(timeout=90)
+        rc = proc.wait(timeout=240)
     finally:
         if proc.poll() is None:
             proc.kill()
@@ -68,3 +78,13 @@ def test_sigterm_stops_cloud_up_cleanly_and_removes_its_ray_folder(quick_registr
     while started & _ray_dirs() and time.monotonic() < deadline:
         time.sleep(0.2)
     assert not started & _ray_dirs(), "the Ray node folder was left behind"
+    return output
+
+
+def test_sigterm_stops_cloud_up_cleanly_and_removes_its_ray_folder(quick_registry, tmp_path):
+    _run_and_stop(quick_registry, tmp_path, when="serving")
+
+
+def test_sigterm_while_the_app_deploys_still_stops_cleanly(quick_registry, tmp_path):
+    # `docker stop` or a deleted pod right after the start: Ray's handler took it (rc 15)
+    _run_and_stop(quick_registry, tmp_path, when="deploying")
