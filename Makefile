@@ -41,12 +41,11 @@ chromium:
 postgresql:
 	@if ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then :; else $(call apt_install,initdb,postgresql); fi
 
-# Build the cloud image and run its CLI inside it (needs a Docker daemon and network for the
-# base image and wheels; not part of `make test`).
+# Build the cloud image and run its CLI inside it (needs a Docker daemon and a package index;
+# without a registry the base is built from Debian's packages; not part of `make test`).
 cloud-image:
-	docker build -f deploy/docker/Dockerfile.cloud -t edgeward/cloud:dev .
-	docker run --rm edgeward/cloud:dev edgeward --help >/dev/null
-	docker run --rm edgeward/cloud:dev edgeward cloud up --help
+	@$(call apt_install,debootstrap,debootstrap)
+	deploy/docker/build-cloud-image.sh edgeward/cloud:dev
 
 # dcmtk (storescu/echoscu play the fundus camera in the DICOM tests); dicom3tools' dciodvfy
 # checks the Structured Reports where it is packaged. Probed by dcmdump: pynetdicom puts its own
