@@ -122,6 +122,8 @@ def _describe(args: argparse.Namespace) -> int:
     """Print the junctions, approaches and phases derived from the network."""
     import tempfile
 
+    from edge.traffic.program import drivable_phases, protected_foes
+    from edge.traffic.signal_port import PhaseDef
     from shared.traffic.programs import never_green
     from sim.traffic.network import (
         additional_programs,
@@ -130,6 +132,7 @@ def _describe(args: argparse.Namespace) -> int:
         program_ids,
         read_net,
     )
+    from sim.traffic.safety import conflicts_of
     from sim.traffic.scenario import build_scenario, parse_scenario
 
     spec = parse_scenario(args.scenario, [Path(r) for r in args.routes], args.profile)
@@ -154,6 +157,13 @@ def _describe(args: argparse.Namespace) -> int:
             unserved = never_green([state for state, *_ in phases])
             if unserved:
                 print(f"  program {ids[-1]!r} never gives green to links {unserved}")
+            program = [PhaseDef.from_state(state, duration) for state, duration, *_ in phases]
+            conflicts = conflicts_of(j.layout)
+            kept = drivable_phases(program, conflicts)
+            for i in sorted(set(range(len(program))) - set(kept)):
+                foes = protected_foes(program[i].state, conflicts)
+                pairs = ", ".join(f"{a} and {b}" for a, b in foes)
+                print(f"  phase {i} releases foe links {pairs} together: edgeward never shows it")
             for a in j.approaches:
                 print(f"  {a.approach_id:<24} edge {a.edge_id}  links {list(a.link_indices)}")
     return 0

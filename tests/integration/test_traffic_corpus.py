@@ -77,6 +77,12 @@ def test_describe_and_a_short_edgeward_run_are_safe(
     described = sim_traffic("--scenario", str(cfg), "--describe")
     heads = {ln.split(": ")[0] for ln in described.splitlines() if not ln.startswith(" ")}
     assert heads == set(lights), described
+    head, never_shown = "", set()
+    for ln in described.splitlines():
+        head = ln.split(": ")[0] if not ln.startswith(" ") else head
+        if "edgeward never shows it" in ln:
+            never_shown.add(head)
+    assert never_shown == _releasing_foes(net), described  # said before the run, too
     if name == "shared_light":  # SUMO runs the last program loaded; describe says which
         assert "program 'evening' of ['0', 'evening']" in described, described
 
