@@ -34,9 +34,14 @@ def _up(args: argparse.Namespace) -> int:
         # ray.init installs its own SIGTERM handler in the driver, which dies with a trace and
         # leaves the node's temp folder behind. Ours goes in before the start and again right
         # after ray.init, so a stop that comes while the app deploys (systemd, `docker stop`, a
-        # deleted pod) also shuts down cleanly, once the start is done.
+        # deleted pod) also shuts down cleanly, once the start is done. During ray.init itself
+        # (a few seconds) Ray's handler still takes it.
         for sig in (signal.SIGTERM, signal.SIGINT):
             signal.signal(sig, lambda *_: stop.set())
+
+    def ray_started() -> None:
+        stop_on_signals()
+        print("edgeward cloud: Ray node up, deploying the app", flush=True)
 
     stop_on_signals()
     cloud = LocalCloud(
@@ -45,7 +50,7 @@ def _up(args: argparse.Namespace) -> int:
         with_bridge=not args.no_bridge,
         host=args.host,
         insecure_dev=args.insecure_dev,
-        on_ray_started=stop_on_signals,
+        on_ray_started=ray_started,
     )
     with cloud:
         print(

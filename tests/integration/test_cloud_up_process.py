@@ -24,8 +24,8 @@ def _ray_dirs() -> set[Path]:
 
 
 def _run_and_stop(registry: Path, tmp_path: Path, *, when: str) -> str:
-    """Start `edgeward cloud up`, SIGTERM it at `when` ("serving": it said so; "deploying": its
-    Ray node is up and the app is being deployed), and return its output after checking that
+    """Start `edgeward cloud up`, SIGTERM it at `when` ("serving": it said so; "deploying": it
+    said its Ray node is up and the app deploying), and return its output after checking that
     it stopped cleanly and left no Ray folder."""
     config = tmp_path / "cloud.yaml"
     config.write_text(
@@ -41,12 +41,14 @@ def _run_and_stop(registry: Path, tmp_path: Path, *, when: str) -> str:
         text=True,
     )
     lines: list[str] = []
-    ready = threading.Event()
+    ready, deploying = threading.Event(), threading.Event()
 
     def read() -> None:
         assert proc.stdout is not None
         for line in proc.stdout:
             lines.append(line)
+            if "deploying the app" in line:
+                deploying.set()
             if "serving on" in line:
                 ready.set()
 
@@ -55,11 +57,8 @@ def _run_and_stop(registry: Path, tmp_path: Path, *, when: str) -> str:
     try:
         if when == "serving":
             assert ready.wait(READY_S), "cloud up never said it was serving:\n" + "".join(lines)
-        else:
-            deadline = time.monotonic() + READY_S
-            while not _ray_dirs() - before and time.monotonic() < deadline:
-                time.sleep(0.05)
-            time.sleep(3.0)  # ray.init has returned: Serve is starting, the app deploying
+        else:  # ray.init has returned: Serve is starting, the app deploying (seconds)
+            assert deploying.wait(READY_S), "cloud up never said Ray was up:\n" + "".join(lines)
             assert not ready.is_set(), "the app deployed before the stop: nothing was tested"
         started = _ray_dirs() - before
         assert started, "cloud up started no Ray node folder under /tmp"
