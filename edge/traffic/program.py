@@ -132,6 +132,22 @@ def drivable_phases(program: Sequence[PhaseDef], conflicts: ConflictMatrix | Non
     return kept
 
 
+def left_out_phases(
+    program: Sequence[PhaseDef], conflicts: ConflictMatrix | None
+) -> dict[int, str]:
+    """The phases `drivable_phases` leaves out, each with why."""
+    if conflicts is None:
+        return {}
+    kept = set(drivable_phases(program, conflicts))
+    return {
+        i: f"phase {i} ({p.state}) releases foe links "
+        + ", ".join(f"{a} and {b}" for a, b in protected_foes(p.state, conflicts))
+        + " together"
+        for i, p in enumerate(program)
+        if i not in kept
+    }
+
+
 def drive(program: Sequence[PhaseDef], all_red_s: float) -> DrivenProgram:
     """The junction's program plus one clearance phase per yellow phase, appended."""
     phases = list(program)

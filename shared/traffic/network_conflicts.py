@@ -36,6 +36,36 @@ class _Net:
     tls_links: dict[str, int] = field(default_factory=dict)  # light -> its number of links
 
 
+def _take(net: _Net, el: ET.Element) -> None:
+    """Note what one element of the network says about edges, junctions and connections."""
+    if el.tag == "edge":
+        eid = el.get("id", "")
+        net.functions[eid] = el.get("function", "")
+        net.to_node[eid] = el.get("to", "")
+    elif el.tag == "junction":
+        jid = el.get("id", "")
+        net.inc_lanes[jid] = el.get("incLanes", "").split()
+        net.foes[jid] = {int(r.get("index", "-1")): r.get("foes", "") for r in el.iter("request")}
+    elif el.tag == "connection":
+        conn = _Conn(
+            el.get("from", ""),
+            int(el.get("fromLane", "-1")),
+            el.get("to", ""),
+            el.get("tl", ""),
+            int(el.get("linkIndex", "-1")),
+        )
+        net.by_lane.setdefault((conn.from_edge, conn.from_lane), []).append(conn)
+        if conn.tl:
+            net.tls_links[conn.tl] = max(net.tls_links.get(conn.tl, 0), conn.link + 1)
+
+
+def _unreadable(where: object, exc: Exception) -> NetworkConflictError:
+    return NetworkConflictError(
+        f"network file {where} is not a readable SUMO network ({exc}); give a .net.xml "
+        "written by netconvert"
+    )
+
+
 def _read(path: Path) -> _Net:
     if not path.is_file():
         raise NetworkConflictError(f"network file {path} does not exist; give the .net.xml")
@@ -44,34 +74,11 @@ def _read(path: Path) -> _Net:
     try:
         with opener(path, "rb") as fh:
             for _, el in ET.iterparse(fh, events=("end",)):
-                if el.tag == "edge":
-                    eid = el.get("id", "")
-                    net.functions[eid] = el.get("function", "")
-                    net.to_node[eid] = el.get("to", "")
-                elif el.tag == "junction":
-                    jid = el.get("id", "")
-                    net.inc_lanes[jid] = el.get("incLanes", "").split()
-                    net.foes[jid] = {
-                        int(r.get("index", "-1")): r.get("foes", "") for r in el.iter("request")
-                    }
-                    el.clear()
-                elif el.tag == "connection":
-                    conn = _Conn(
-                        el.get("from", ""),
-                        int(el.get("fromLane", "-1")),
-                        el.get("to", ""),
-                        el.get("tl", ""),
-                        int(el.get("linkIndex", "-1")),
-                    )
-                    net.by_lane.setdefault((conn.from_edge, conn.from_lane), []).append(conn)
-                    if conn.tl:
-                        links = net.tls_links.get(conn.tl, 0)
-                        net.tls_links[conn.tl] = max(links, conn.link + 1)
+                _take(net, el)
+                if el.tag == "junction":
+                    el.clear()  # streamed: a city's request tables need not stay in memory
     except (ET.ParseError, OSError, ValueError) as exc:
-        raise NetworkConflictError(
-            f"network file {path} is not a readable SUMO network ({exc}); give a .net.xml "
-            "written by netconvert"
-        ) from exc
+        raise _unreadable(path, exc) from exc
     return net
 
 
@@ -103,7 +110,21 @@ def conflicts_from_net(path: Path, tls_id: str) -> ConflictMatrix:
 
 def conflicts_by_light(path: Path) -> dict[str, ConflictMatrix]:
     """The conflict matrix of every traffic light in network `path`, read in one pass."""
-    net = _read(path)
+    return _matrices(_read(path))
+
+
+def conflicts_in(root: ET.Element) -> dict[str, ConflictMatrix]:
+    """The same from a network already parsed (left as it is)."""
+    net = _Net()
+    try:
+        for el in root.iter():
+            _take(net, el)
+    except ValueError as exc:
+        raise _unreadable("(parsed)", exc) from exc
+    return _matrices(net)
+
+
+def _matrices(net: _Net) -> dict[str, ConflictMatrix]:
     pairs: dict[str, set[tuple[int, int]]] = {tl: set() for tl in net.tls_links}
     crossings: dict[str, set[int]] = {tl: set() for tl in net.tls_links}
     for junction in net.inc_lanes:

@@ -122,7 +122,7 @@ def _describe(args: argparse.Namespace) -> int:
     """Print the junctions, approaches and phases derived from the network."""
     import tempfile
 
-    from edge.traffic.program import drivable_phases, protected_foes
+    from edge.traffic.program import left_out_phases
     from edge.traffic.signal_port import PhaseDef
     from shared.traffic.programs import never_green
     from sim.traffic.network import (
@@ -158,12 +158,8 @@ def _describe(args: argparse.Namespace) -> int:
             if unserved:
                 print(f"  program {ids[-1]!r} never gives green to links {unserved}")
             program = [PhaseDef.from_state(state, duration) for state, duration, *_ in phases]
-            conflicts = conflicts_of(j.layout)
-            kept = drivable_phases(program, conflicts)
-            for i in sorted(set(range(len(program))) - set(kept)):
-                foes = protected_foes(program[i].state, conflicts)
-                pairs = ", ".join(f"{a} and {b}" for a, b in foes)
-                print(f"  phase {i} releases foe links {pairs} together: edgeward never shows it")
+            for why in left_out_phases(program, conflicts_of(j.layout)).values():
+                print(f"  {why}: edgeward never shows it")
             for a in j.approaches:
                 print(f"  {a.approach_id:<24} edge {a.edge_id}  links {list(a.link_indices)}")
     return 0

@@ -22,7 +22,11 @@ from shared.config.traffic import SignalSafety
 from shared.errors import EdgewardError
 from shared.traffic.conflicts import ConflictMatrix
 from shared.traffic.nema import NEMA_TYPE
-from shared.traffic.network_conflicts import NetworkConflictError, conflicts_by_light
+from shared.traffic.network_conflicts import (
+    NetworkConflictError,
+    conflicts_by_light,
+    conflicts_in,
+)
 from sim.traffic.sumo_bin import parse_xml
 
 _GREEN = "Gg"
@@ -143,11 +147,11 @@ def envelope_logic(
     return inserted
 
 
-def light_conflicts(net: Path) -> dict[str, ConflictMatrix]:
-    """Each light's conflict matrix in `net`; none where the file gives none (the rest of the
-    rewrite still applies)."""
+def light_conflicts(net: Path | ET.Element) -> dict[str, ConflictMatrix]:
+    """Each light's conflict matrix in network `net` (a file, or one already parsed); none where
+    it gives none (the rest of the rewrite still applies)."""
     try:
-        return conflicts_by_light(net)
+        return conflicts_by_light(net) if isinstance(net, Path) else conflicts_in(net)
     except NetworkConflictError:
         return {}
 
@@ -158,7 +162,7 @@ def apply_envelope(net_in: Path, net_out: Path, safety: SignalSafety) -> Path:
         tree = parse_xml(net_in)
     except (ET.ParseError, OSError, EOFError) as exc:
         raise EnvelopeError(f"network {net_in}: cannot read it ({exc}); check the file") from exc
-    matrices = light_conflicts(net_in)
+    matrices = light_conflicts(tree.getroot())
     for logic in tree.getroot().iter("tlLogic"):
         envelope_logic(logic, safety, matrices.get(logic.get("id", "")))
     net_out.parent.mkdir(parents=True, exist_ok=True)

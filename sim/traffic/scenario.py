@@ -108,7 +108,7 @@ class Scenario:
         if not (rebuilt or own or enveloped):
             return list(self.additional_files)
         tag = f"{controller}{'.own' if own else ''}{'.envelope' if enveloped else ''}"
-        conflicts = light_conflicts(self.net_file) if enveloped else {}
+        conflicts = light_conflicts(self.net_file) if enveloped and self.additional_files else {}
         return [
             rewrite_programs(
                 path,

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from edge.traffic.program import drivable_phases, protected_foes
+from edge.traffic.program import left_out_phases
 from edge.traffic.signal_port import PhaseDef
 from shared.traffic.nema import ring_phases, written_out
 from shared.traffic.programs import read_phases
@@ -57,16 +57,10 @@ class TraciSignalPort:
         logic = next((lg for lg in logics if lg.programID == current), logics[0])
         self._own_id = logic.programID  # what a released light goes back to
         program = _program(logic)
-        conflicts = conflicts_of(junction.layout)
-        # own phase -> the logic's phase number; phases releasing two foes together are left
-        # out where the rest still serves every link (edge.traffic.program.drivable_phases)
-        self._numbers = drivable_phases(program, conflicts)
-        self.left_out = {
-            i: f"phase {i} ({p.state}): protected green to foe links "
-            + ", ".join(f"{a} and {b}" for a, b in protected_foes(p.state, conflicts))
-            for i, p in enumerate(program)
-            if i not in self._numbers
-        }
+        # phases releasing two foes together are left out where the rest still serves every
+        # link (edge.traffic.program.drivable_phases); own phase -> the logic's phase number
+        self.left_out = left_out_phases(program, conflicts_of(junction.layout))
+        self._numbers = [i for i in range(len(program)) if i not in self.left_out]
         self._own = [program[i] for i in self._numbers]  # what the applier may show
         self._phases = list(self._own)  # what is installed
         # a NEMA logic's written-out phases are not numbered as SUMO numbers its own
