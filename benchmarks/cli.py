@@ -119,6 +119,9 @@ def _mqtt(args: argparse.Namespace) -> int:
         plan = replace(plan, gateways=tuple(args.gateways))
     if args.messages:
         plan = replace(plan, messages_per_gateway=args.messages)
+    if args.replicas:
+        plan = replace(plan, replicas=args.replicas)
+    plan = replace(plan, replicas_as=args.replicas_as)
 
     def lost(run: BenchRun) -> str | None:
         n = sum(r["metrics"]["lost"] for r in run.results)
@@ -205,6 +208,18 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         "--gateways", type=positive_int, action="append", help="gateway count (repeatable)"
     )
     q.add_argument("--messages", type=positive_int, help="messages per gateway in the paced phase")
+    q.add_argument(
+        "--replicas",
+        type=positive_int,
+        help="bridge replicas on the shared subscription (default 2)",
+    )
+    q.add_argument(
+        "--replicas-as",
+        choices=("processes", "threads"),
+        default="processes",
+        help="run each bridge replica in its own process, as Serve does (default), or all as "
+        "threads of the bench process (one GIL: adding a replica adds no capacity)",
+    )
     q.set_defaults(handler=_mqtt)
 
     e = cmds.add_parser("edge", help=SUITES["edge"], description=SUITES["edge"] + ".")

@@ -4,7 +4,8 @@ Three subscribers are measured in the same run, one after the other, on the same
 same publishers: a plain paho client that only keeps what arrives (mosquitto's own ceiling here),
 round 1's single bridge (`mqtt_round1.py`, "today's" in issue 17), then the cloud bridge's
 replicas (cloud/bridge_client.py on an MQTT v5 shared subscription, with the real `BridgeCore`:
-decode, identity-from-topic check, per-junction order, batch hand-over). Latency is
+decode, identity-from-topic check, per-junction order, batch hand-over), each in its own process
+as Serve runs them (`mqtt_replicas.py`; `--replicas-as threads` keeps them in this one). Latency is
 the receive time minus the sender's `sent_at` (same host, same clock). Loss must be zero at QoS 1.
 """
 
@@ -40,7 +41,8 @@ class MqttPlan:
     warmup_per_gateway: int = 5
     saturate_per_gateway: int = 200  # unpaced burst: the broker path's capacity
     drain_timeout_s: float = 60.0
-    replicas: int = 2  # bridge replicas on the shared subscription (threads of this process)
+    replicas: int = 2  # bridge replicas on the shared subscription
+    replicas_as: str = "processes"  # as Serve runs them; "threads": all in the bench process
     publisher_processes: int = 2  # the gateways run in these worker processes
     # Published while the subscriber is away, then drained: the subscriber's own capacity.
     backlog_per_gateway: int = 200
@@ -101,7 +103,12 @@ def run_mqtt(run: BenchRun, plan: MqttPlan) -> None:
         run.sections["bridge"] = {
             "replicas": plan.replicas,
             "subscription": "$share/edgeward-bridge/" + topics.ALL_TRAFFIC_AGGREGATES,
-            "replicas_run_as": "threads of the bench process; gateways in worker processes",
+            "replicas_run_as": (
+                "a worker process each, handing batches to the bench process"
+                if plan.replicas_as == "processes"
+                else "threads of the bench process"
+            )
+            + "; gateways in worker processes",
         }
         bad: list[str] = []
         batches: dict[str, int] = {}
@@ -176,13 +183,24 @@ def _one_size(
     try:
         with tempfile.TemporaryDirectory(prefix="bench-mqtt-") as scratch:
             for kind in SUBSCRIBERS:
-                sub = Subscriber(kind, settings, f"{n}", plan.replicas, Path(scratch))
+                sub = Subscriber(
+                    kind,
+                    settings,
+                    f"{n}",
+                    plan.replicas,
+                    Path(scratch),
+                    replicas_as=plan.replicas_as,
+                )
                 sub.resume()
                 try:
                     _phases(run, plan, pool, sub, n)
                 finally:
                     sub.close()
                 bad.extend(sub.sink.bad)
+                if sub.replica_counts:  # how the shared subscription split the load
+                    run.sections["bridge"].setdefault("aggregates_per_replica", {})[str(n)] = [
+                        c.get("aggregate", 0) for c in sub.replica_counts
+                    ]
                 for k, v in sub.counts().items():
                     batches[k] = batches.get(k, 0) + v
     finally:

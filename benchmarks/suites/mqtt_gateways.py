@@ -24,6 +24,7 @@ from shared.messages import ApproachCount, TrafficAggregate
 from shared.mqtt import QOS, make_client
 
 START_DELAY_S = 0.2  # every worker starts a round at the same wall-clock time
+BUILD_S_PER_MESSAGE = 100e-6  # an unpaced round's mark leaves this per message to build it
 READY_TIMEOUT_S = 60.0
 PUBACK_TIMEOUT_S = 60.0
 
@@ -40,9 +41,11 @@ def connected(client: paho.Client, settings: MqttSettings, timeout: float = 10.0
         )
 
 
-def aggregate(gateway: str, seq: int) -> TrafficAggregate:
-    now = time.time()
+def aggregate(gateway: str, seq: int, now: float | None = None) -> TrafficAggregate:
+    """The `seq`-th aggregate of `gateway`, sent at `now` (default: this instant)."""
+    now = time.time() if now is None else now
     return TrafficAggregate(
+        sent_at=now,
         sender=gateway,
         junction_id=gateway,
         interval_start=now - 1.0,
@@ -55,8 +58,20 @@ def aggregate(gateway: str, seq: int) -> TrafficAggregate:
     )
 
 
+Built = list[list[tuple[str, bytes]]]  # per sequence number, per gateway: (message_id, payload)
+
+
+def _build(gateways: list[str], count: int, at: float) -> Built:
+    """An unpaced round's messages, built before its start mark (all sent_at the mark), so the
+    publishers spend the round publishing, not encoding."""
+    return [
+        [(msg.message_id, msg.encode()) for msg in (aggregate(g, seq, at) for g in gateways)]
+        for seq in range(count)
+    ]
+
+
 def _publish(
-    clients: dict[str, paho.Client], count: int, rate_hz: float, start: float
+    clients: dict[str, paho.Client], count: int, rate_hz: float, start: float, ready: Built
 ) -> list[str]:
     period = 1.0 / rate_hz if rate_hz > 0 else 0.0  # 0: as fast as the clients take them
     step = period / max(len(clients), 1)
@@ -68,12 +83,16 @@ def _publish(
             delay = start + seq * period + i * step - time.time()
             if period and delay > 0:
                 time.sleep(delay)
-            msg = aggregate(gateway, seq)
-            info = client.publish(topics.traffic_aggregate(gateway), msg.encode(), qos=QOS)
+            if period:
+                msg = aggregate(gateway, seq)
+                message_id, payload = msg.message_id, msg.encode()
+            else:
+                message_id, payload = ready[seq][i]
+            info = client.publish(topics.traffic_aggregate(gateway), payload, qos=QOS)
             if info.rc != paho.MQTT_ERR_SUCCESS:
                 raise EdgewardError(f"mqtt bench: {gateway} publish failed with rc={info.rc}")
             infos.append(info)
-            sent.append(msg.message_id)
+            sent.append(message_id)
     for info in infos:  # the round ends when the broker has every message (PUBACK)
         info.wait_for_publish(timeout=PUBACK_TIMEOUT_S)
     return sent
@@ -89,12 +108,19 @@ def _worker(settings_json: str, names: list[str], conn: Connection) -> None:
             connected(client, settings)
             clients[name] = client
         conn.send(("ready", []))
+        ready: Built = []
         while True:
             cmd = conn.recv()
             if cmd[0] == "stop":
                 break
+            if cmd[0] == "build":
+                _, count, at = cmd
+                ready = _build(list(clients), count, at)
+                conn.send(("built", []))
+                continue
             _, count, rate_hz, start = cmd
-            conn.send(("ids", _publish(clients, count, rate_hz, start)))
+            conn.send(("ids", _publish(clients, count, rate_hz, start, ready)))
+            ready = []
     except Exception as exc:  # reported to the bench process, which raises it
         conn.send(("error", f"{type(exc).__name__}: {exc}"))
     finally:
@@ -134,8 +160,17 @@ class GatewayPool:
         return ids
 
     def round(self, count: int, rate_hz: float, timeout_s: float) -> tuple[list[str], float]:
-        """Every gateway publishes `count` messages at `rate_hz`; (ids, the round's start)."""
+        """Every gateway publishes `count` messages at `rate_hz` (0: unpaced, all offered at the
+        start); (ids, the round's start)."""
         start = time.time() + START_DELAY_S
+        if not rate_hz:  # the messages are built first, sent_at = the mark, a mark set after that
+            start += count * -(-self.size // len(self._conns)) * BUILD_S_PER_MESSAGE
+            for conn in self._conns:
+                conn.send(("build", count, start))
+            for conn in self._conns:
+                self._reply(conn, timeout_s)
+            # had building overrun the mark, start now: latencies then read long, never short
+            start = max(start, time.time() + 0.01)
         for conn in self._conns:
             conn.send(("round", count, rate_hz, start))
         ids: list[str] = []

@@ -16,6 +16,7 @@ import paho.mqtt.client as paho
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
+from benchmarks.suites.mqtt_replicas import Arrived, ReplicaProcesses
 from benchmarks.suites.mqtt_round1 import Handover, Round1Sink
 from cloud.bridge_client import BridgeClient
 from cloud.bridge_core import AggregateBatch, BridgeCore, Outgoing
@@ -78,15 +79,19 @@ class BridgeSink:
     def forward_batch(self, batch: AggregateBatch) -> Outgoing:
         if self.handover is not None:  # one call to the coordinator per batch
             self.handover([(topic, payload) for topic, payload, _ in batch])
+        self.record([(agg.message_id, agg.sent_at) for _, _, agg in batch])
+        return []
+
+    def record(self, arrived: Arrived) -> None:
+        """The coordinator got these (message_id, sent_at), now."""
         now = time.time()
         with self.lock:
-            for _, _, agg in batch:
-                if agg.message_id in self.arrivals:
+            for message_id, sent_at in arrived:
+                if message_id in self.arrivals:
                     self.duplicates += 1
                     continue
-                self.arrivals[agg.message_id] = now
-                self.sent_at[agg.message_id] = agg.sent_at
-        return []
+                self.arrivals[message_id] = now
+                self.sent_at[message_id] = sent_at
 
     def settle(self) -> None:
         return None
@@ -97,18 +102,32 @@ class BridgeSink:
 
 
 KINDS = ("plain", "round1", "bridge")
+REPLICAS_AS = ("processes", "threads")
 
 
 class Subscriber:
     """One kind of subscriber on the broker (`plain`, `round1`: round 1's single bridge, or
-    `bridge`: today's replicas); `sink` is what it records."""
+    `bridge`: today's replicas, each in its own process as Serve runs them, or as threads of this
+    process); `sink` is what it records."""
 
     def __init__(
-        self, kind: str, settings: MqttSettings, tag: str, replicas: int, scratch: Path
+        self,
+        kind: str,
+        settings: MqttSettings,
+        tag: str,
+        replicas: int,
+        scratch: Path,
+        *,
+        replicas_as: str = "processes",
     ) -> None:
         if kind not in KINDS:
             raise EdgewardError(
                 f"mqtt bench: subscriber {kind!r} is unknown; use one of {', '.join(KINDS)}"
+            )
+        if replicas_as not in REPLICAS_AS:
+            raise EdgewardError(
+                f"mqtt bench: replicas_as {replicas_as!r} is unknown; "
+                f"use one of {', '.join(REPLICAS_AS)}"
             )
         self.kind = kind
         self.settings = settings
@@ -116,12 +135,20 @@ class Subscriber:
         self.sink: PlainSink | Round1Sink | BridgeSink = (
             PlainSink() if kind == "plain" else Round1Sink() if kind == "round1" else BridgeSink()
         )
-        # the bridges hand aggregates to a coordinator in another process; the plain client keeps
-        self.handover = None if kind == "plain" else Handover()
+        processes = kind == "bridge" and replicas_as == "processes"
+        # the bridges hand aggregates to a coordinator in another process (for replica processes,
+        # this one); the plain client keeps
+        self.handover = None if kind == "plain" or processes else Handover()
         if not isinstance(self.sink, PlainSink):
             self.sink.handover = self.handover
         self._plain: paho.Client | None = None
         self._replicas: list[BridgeClient] = []
+        self._ids = [f"bench-bridge-{tag}-{i}" for i in range(replicas if kind == "bridge" else 0)]
+        self._processes: ReplicaProcesses | None = None
+        self.replica_counts: list[dict[str, int]] = []  # per replica process, once closed
+        self._process_calls = 0
+        if processes and isinstance(self.sink, BridgeSink):
+            self._processes = ReplicaProcesses(settings, self._ids, scratch, self.sink.record)
         self._cores = [
             BridgeCore(
                 SqliteStore(scratch / f"{kind}-{tag}-r{i}"),
@@ -130,7 +157,7 @@ class Subscriber:
                 if isinstance(self.sink, BridgeSink)
                 else None,
             )
-            for i in range(replicas if kind == "bridge" else 0)
+            for i in range(len(self._ids) if self._processes is None else 0)
         ]
 
     def resume(self) -> None:
@@ -153,6 +180,13 @@ class Subscriber:
             client.loop_start()
             self._plain = client
             waits = [subscribed]
+        elif self._processes is not None:
+            if not self._processes.resume():
+                raise EdgewardError(
+                    f"mqtt bench: a bridge replica's SUBSCRIBE was not acknowledged; "
+                    f"is mosquitto at {self.settings.port} overloaded?"
+                )
+            waits = []
         else:
             self._replicas = [
                 BridgeClient(self.settings, f"bench-bridge-{self.tag}-{i}", core)
@@ -174,20 +208,22 @@ class Subscriber:
             self._plain.disconnect()
             self._plain.loop_stop()
             self._plain = None
+        if self._processes is not None:
+            self._processes.pause()
         for replica in self._replicas:
             replica.stop()
         self._replicas = []
 
     def close(self) -> None:
         """Pause and end the sessions, so the broker queues nothing more for this subscriber."""
+        if self._processes is not None:
+            self.replica_counts = self._processes.close()
+            self._process_calls = self._processes.calls
+            self._processes = None
         self.pause()
         if self.handover is not None:
             self.handover.close()
-        ids = (
-            [f"bench-{self.kind}-{self.tag}"]
-            if self.kind != "bridge"
-            else [f"bench-bridge-{self.tag}-{i}" for i in range(len(self._cores))]
-        )
+        ids = [f"bench-{self.kind}-{self.tag}"] if self.kind != "bridge" else self._ids
         for client_id in ids:
             client = make_client(self.settings, client_id)
             client.connect(self.settings.host, self.settings.port, clean_start=True)
@@ -199,11 +235,12 @@ class Subscriber:
             client.loop_stop()
 
     def counts(self) -> dict[str, int]:
+        """The replicas' `BridgeCore` counts summed, with the hand-over calls to the coordinator."""
         total: dict[str, int] = {}
-        for core in self._cores:
-            for k, v in core.counts.items():
+        for counts in [core.counts for core in self._cores] + self.replica_counts:
+            for k, v in counts.items():
                 total[k] = total.get(k, 0) + v
-        if self.handover is not None:
-            key = f"{self.kind}_handover_calls"
-            total[key] = total.get(key, 0) + self.handover.calls
+        if self.handover is not None or self.replica_counts:
+            calls = self.handover.calls if self.handover is not None else self._process_calls
+            total[f"{self.kind}_handover_calls"] = calls
         return total

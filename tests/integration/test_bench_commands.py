@@ -126,6 +126,13 @@ def test_bench_mqtt_quick_loses_nothing_at_qos_1(
     assert data["headline"]["lost messages (all runs, must be 0)"] == 0
     assert any(k.startswith("bridge / round-1 bridge messages/s") for k in data["headline"])
     assert any(k.startswith("edge-to-cloud latency ms") for k in data["headline"])
+    # each bridge replica ran in its own process and took a share of the shared subscription
+    bridged = sum(
+        r["metrics"]["received"] for r in data["results"] if r["params"]["subscriber"] == "bridge"
+    )
+    per_replica = data["sections"]["bridge"]["aggregates_per_replica"]
+    assert all(len(counts) == 2 and min(counts) > 0 for counts in per_replica.values())
+    assert sum(sum(counts) for counts in per_replica.values()) >= bridged  # warm-up included
 
 
 def test_compare_flags_a_run_slower_than_the_old_one(
