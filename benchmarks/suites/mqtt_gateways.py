@@ -2,8 +2,10 @@
 
 The subscriber under test (plain client or bridge) gets the bench process and its GIL to itself;
 a hundred publishing clients in that same process would measure the bench, not the subscriber.
-Each worker drives its share of the gateways from one thread, each gateway offset within the
-period as real gateways are, and sends back the message ids it published.
+Each worker drives its share of the gateways from one thread: paced rounds through each gateway's
+paho client, offset within the period as real gateways are; unpaced rounds through a second, bare
+connection per gateway (`mqtt_burst.py`), so the load generator is not the bottleneck it measures.
+It sends back the message ids it published.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from typing import Any
 
 import paho.mqtt.client as paho
 
+from benchmarks.suites.mqtt_burst import BurstPublisher, burst
 from shared import topics
 from shared.config.base import MqttSettings
 from shared.errors import EdgewardError
@@ -71,42 +74,52 @@ def _build(gateways: list[str], count: int, at: float) -> Built:
 
 
 def _publish(
-    clients: dict[str, paho.Client], count: int, rate_hz: float, start: float, ready: Built
+    clients: dict[str, paho.Client], count: int, rate_hz: float, start: float
 ) -> list[str]:
-    period = 1.0 / rate_hz if rate_hz > 0 else 0.0  # 0: as fast as the clients take them
+    """A paced round through each gateway's paho client, each gateway offset within the period."""
+    period = 1.0 / rate_hz
     step = period / max(len(clients), 1)
     sent: list[str] = []
     infos: list[paho.MQTTMessageInfo] = []
-    time.sleep(max(0.0, start - time.time()))  # saturated rounds too start on the common mark
     for seq in range(count):
         for i, (gateway, client) in enumerate(clients.items()):
             delay = start + seq * period + i * step - time.time()
-            if period and delay > 0:
+            if delay > 0:
                 time.sleep(delay)
-            if period:
-                msg = aggregate(gateway, seq)
-                message_id, payload = msg.message_id, msg.encode()
-            else:
-                message_id, payload = ready[seq][i]
-            info = client.publish(topics.traffic_aggregate(gateway), payload, qos=QOS)
+            msg = aggregate(gateway, seq)
+            info = client.publish(topics.traffic_aggregate(gateway), msg.encode(), qos=QOS)
             if info.rc != paho.MQTT_ERR_SUCCESS:
                 raise EdgewardError(f"mqtt bench: {gateway} publish failed with rc={info.rc}")
             infos.append(info)
-            sent.append(message_id)
+            sent.append(msg.message_id)
     for info in infos:  # the round ends when the broker has every message (PUBACK)
         info.wait_for_publish(timeout=PUBACK_TIMEOUT_S)
     return sent
 
 
+def _burst(bursts: dict[str, BurstPublisher], ready: Built, start: float) -> list[str]:
+    """An unpaced round: every gateway's pre-built messages, as fast as the broker takes them."""
+    time.sleep(max(0.0, start - time.time()))
+    burst(
+        [
+            (pub, topics.traffic_aggregate(gateway), [msgs[i][1] for msgs in ready])
+            for i, (gateway, pub) in enumerate(bursts.items())
+        ]
+    )
+    return [message_id for msgs in ready for message_id, _ in msgs]
+
+
 def _worker(settings_json: str, names: list[str], conn: Connection) -> None:
     settings = MqttSettings.model_validate_json(settings_json)
     clients: dict[str, paho.Client] = {}
+    bursts: dict[str, BurstPublisher] = {}
     try:
         for name in names:
             client = make_client(settings, name)
             client.max_queued_messages_set(0)  # unbounded: QoS 1 must never drop
             connected(client, settings)
             clients[name] = client
+            bursts[name] = BurstPublisher(settings, f"{name}-burst")
         conn.send(("ready", []))
         ready: Built = []
         while True:
@@ -119,7 +132,10 @@ def _worker(settings_json: str, names: list[str], conn: Connection) -> None:
                 conn.send(("built", []))
                 continue
             _, count, rate_hz, start = cmd
-            conn.send(("ids", _publish(clients, count, rate_hz, start, ready)))
+            if rate_hz:
+                conn.send(("ids", _publish(clients, count, rate_hz, start)))
+            else:
+                conn.send(("ids", _burst(bursts, ready, start)))
             ready = []
     except Exception as exc:  # reported to the bench process, which raises it
         conn.send(("error", f"{type(exc).__name__}: {exc}"))
@@ -128,6 +144,8 @@ def _worker(settings_json: str, names: list[str], conn: Connection) -> None:
             client.disconnect()
         for client in clients.values():
             client.loop_stop()
+        for pub in bursts.values():
+            pub.close()
 
 
 class GatewayPool:
