@@ -10,7 +10,7 @@ from shared.config import MqttSettings
 from shared.config.flywheel import FlywheelConfig
 from shared.config.loader import load_config
 from shared.errors import EdgewardError
-from shared.monitoring.prediction_log import PredictionLog
+from shared.monitoring.prediction_log import PredictionLog, PredictionStore
 from shared.registry import Registry
 
 
@@ -18,19 +18,36 @@ def _config(path: Path | None) -> FlywheelConfig:
     return load_config(path, FlywheelConfig) if path else FlywheelConfig()
 
 
-def _log(path: Path) -> PredictionLog:
-    if not path.exists():
+def _log(args: argparse.Namespace) -> PredictionStore:
+    from cloud.flywheel.grade_log_db import DatabasePredictionLog  # SQLAlchemy: only when asked
+    from cloud.store import DATABASE_URL_ENV
+
+    key = os.environ.get("EDGEWARD_SITE_KEY", "").encode()
+    if args.database:
+        url = os.environ.get(DATABASE_URL_ENV, "")
+        if not url:
+            raise EdgewardError(
+                f"--database reads the grade log from the cloud's database, but {DATABASE_URL_ENV}"
+                " is not set; export the URL the cloud runs with"
+            )
+        return DatabasePredictionLog(url, key)
+    if args.log is None:
         raise EdgewardError(
-            f"prediction log {path} does not exist; give the SQLite file the gateway or the cloud "
-            "writes (or make one with `python -m sim.flywheel`)"
+            "say which prediction log: --log FILE (the SQLite file a gateway or a one-node cloud "
+            f"writes) or --database (the cloud's database, from {DATABASE_URL_ENV})"
         )
-    return PredictionLog(path, os.environ.get("EDGEWARD_SITE_KEY", "").encode())
+    if not args.log.exists():
+        raise EdgewardError(
+            f"prediction log {args.log} does not exist; give the SQLite file the gateway or the "
+            "cloud writes (or make one with `python -m sim.flywheel`)"
+        )
+    return PredictionLog(args.log, key)
 
 
 def _report(args: argparse.Namespace) -> int:
     from cloud.monitor.report import render_report
 
-    log = _log(args.log)
+    log = _log(args)
     report = render_report(
         log, Registry(args.registry), args.model, args.out,
         config=_config(args.config), window=args.window,
@@ -52,7 +69,7 @@ def _check(args: argparse.Namespace) -> int:
     from shared.monitoring.check import build_reference, check_drift
 
     cfg = _config(args.config)
-    log = _log(args.log)
+    log = _log(args)
     rows = log.rows(args.model)
     registry = Registry(args.registry)
     manifest = registry.champion(args.model)
@@ -93,7 +110,14 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.set_defaults(handler=usage)
 
     def common(q: argparse.ArgumentParser) -> None:
-        q.add_argument("--log", type=Path, required=True, help="prediction log (SQLite)")
+        where = q.add_mutually_exclusive_group()
+        where.add_argument("--log", type=Path, help="prediction log: the SQLite file")
+        where.add_argument(
+            "--database",
+            action="store_true",
+            help="the grade log in the cloud's database, the one EDGEWARD_DATABASE_URL names "
+            "(a cloud beyond one node)",
+        )
         q.add_argument("--model", required=True, help="registry name, e.g. fundus-triage")
         q.add_argument("--registry", type=Path, default=Path("registry"), help="registry root")
         q.add_argument("--config", type=Path, help="flywheel config YAML (thresholds, window)")

@@ -142,23 +142,28 @@ def _engine(url: str) -> Engine:
     )
 
 
+def open_database(url: str) -> tuple[Engine, list[int]]:
+    """An engine on `url` with every migration applied; (engine, the migrations it applied)."""
+    engine = _engine(url)
+    try:
+        with engine.connect() as conn:
+            return engine, migrate(conn, engine.dialect.name)
+    except OperationalError as exc:
+        engine.dispose()
+        where = engine.url.render_as_string(hide_password=True)
+        raise StoreConfigError(
+            f"cloud store: cannot open database {where}: {exc.orig}; check that it runs and "
+            f"that {DATABASE_URL_ENV} names it"
+        ) from None
+
+
 class CloudStore(ReviewCaseTable):
     """ResultStore, ReviewQueue and NodeTable on one database (SQLite or PostgreSQL)."""
 
     def __init__(self, data_dir: Path | str, url: str | None = None) -> None:
         self.url = database_url(data_dir, url)
-        self.engine = _engine(self.url)
+        self.engine, self.migrations_applied = open_database(self.url)
         self.dialect = self.engine.dialect.name
-        try:
-            with self.engine.connect() as conn:
-                self.migrations_applied = migrate(conn, self.dialect)
-        except OperationalError as exc:
-            self.engine.dispose()
-            where = self.engine.url.render_as_string(hide_password=True)
-            raise StoreConfigError(
-                f"cloud store: cannot open database {where}: {exc.orig}; check that it runs and "
-                f"that {DATABASE_URL_ENV} names it"
-            ) from None
 
     def close(self) -> None:
         self.engine.dispose()

@@ -2,8 +2,9 @@
 
 Each migration runs once, in order, inside one transaction with its row in `schema_version`;
 a new schema change is a new entry at the end, never an edit of an old one. Statements name
-their column types through `{blob}` and `{float}` (BLOB/REAL on SQLite, BYTEA/DOUBLE PRECISION
-on PostgreSQL, whose REAL is only 4 bytes: a time.time() stamp would lose its seconds).
+their column types through `{blob}`, `{float}` and `{serial}` (BLOB/REAL on SQLite, BYTEA/DOUBLE
+PRECISION on PostgreSQL, whose REAL is only 4 bytes: a time.time() stamp would lose its seconds;
+an autoincrementing key).
 Migration 1 uses IF NOT EXISTS, so a database made by the pre-migration code adopts it as is.
 """
 
@@ -156,11 +157,48 @@ MIGRATIONS: tuple[Migration, ...] = (
         "review cases carry the edge's findings (quality findings, OOD scores) as JSON",
         ("ALTER TABLE review_cases ADD COLUMN edge_findings TEXT",),
     ),
+    Migration(
+        6,
+        "the grade log (predictions, reviewer labels) for deployments beyond one node",
+        (
+            # the columns of shared/monitoring/prediction_log.py's SQLite schema
+            """CREATE TABLE IF NOT EXISTS predictions (
+                seq {serial},
+                pid TEXT NOT NULL,
+                tier TEXT NOT NULL,
+                model TEXT NOT NULL,
+                model_version TEXT NOT NULL,
+                at {float} NOT NULL,
+                site TEXT NOT NULL DEFAULT '',
+                verdict TEXT NOT NULL DEFAULT '',
+                confidence {float} NOT NULL,
+                score {float},
+                prediction INTEGER,
+                arm TEXT NOT NULL DEFAULT 'champion',
+                latency_ms {float},
+                error TEXT NOT NULL DEFAULT '',
+                attributes TEXT NOT NULL DEFAULT '{{}}',
+                features TEXT NOT NULL DEFAULT '{{}}',
+                UNIQUE (pid, model_version, arm)
+            )""",
+            "CREATE INDEX IF NOT EXISTS predictions_model ON predictions (model, seq)",
+            """CREATE TABLE IF NOT EXISTS labels (
+                pid TEXT PRIMARY KEY,
+                label INTEGER NOT NULL,
+                source TEXT NOT NULL DEFAULT 'reviewer',
+                at {float} NOT NULL
+            )""",
+        ),
+    ),
 )
 
 _TYPES = {
-    "sqlite": {"blob": "BLOB", "float": "REAL"},
-    "postgresql": {"blob": "BYTEA", "float": "DOUBLE PRECISION"},
+    "sqlite": {"blob": "BLOB", "float": "REAL", "serial": "INTEGER PRIMARY KEY AUTOINCREMENT"},
+    "postgresql": {
+        "blob": "BYTEA",
+        "float": "DOUBLE PRECISION",
+        "serial": "BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY",
+    },
 }
 # Any constant: two replicas starting at once take turns migrating a PostgreSQL database.
 _PG_LOCK = 0x65647761

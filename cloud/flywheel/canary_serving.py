@@ -20,7 +20,7 @@ from typing import Any
 from cloud.flywheel.canary import CanaryController, CanaryDecision, Observation
 from shared.config.flywheel import CanaryGates, FairnessBounds
 from shared.errors import EdgewardError
-from shared.monitoring.prediction_log import PredictionLog
+from shared.monitoring.prediction_log import PredictionLog, PredictionStore
 from shared.monitoring.summary import image_statistics
 from shared.preprocess import resize_for_model
 from shared.registry import Registry
@@ -56,7 +56,7 @@ class CanaryServing:
         self.controller = CanaryController(gates, champion.model_id, self.challenger.model_id)
         self.fairness = fairness or FairnessBounds()
         self.on_promote = on_promote
-        self.plog: PredictionLog | None = None
+        self.plog: PredictionStore | None = None
         if gates.prediction_log:
             key = os.environ.get("EDGEWARD_SITE_KEY", "").encode()
             if not key:

@@ -14,7 +14,9 @@ from typing import Any
 
 import numpy as np
 
-from shared.monitoring.prediction_log import PredictionLog
+from cloud.flywheel.grade_log_db import DatabasePredictionLog
+from cloud.store import DATABASE_URL_ENV
+from shared.monitoring.prediction_log import PredictionLog, PredictionStore
 from shared.monitoring.summary import image_statistics
 from shared.preprocess import PreprocessSpec, resize_for_model
 
@@ -22,10 +24,12 @@ log = logging.getLogger("ray.serve")
 KEY_ENV = "EDGEWARD_SITE_KEY"
 
 
-def open_grade_log(path: Path | str) -> PredictionLog | None:
+def open_grade_log(path: Path | str) -> PredictionStore | None:
     """The cloud's prediction log, or None (with a warning that says why) when it cannot be kept.
 
-    Scan ids are only stored keyed-hashed; without the key the grader still grades, unlogged.
+    In the cloud's database when `EDGEWARD_DATABASE_URL` names one (every replica, on any node,
+    writes to the same log), else the SQLite file at `path`. Scan ids are only stored
+    keyed-hashed; without the key the grader still grades, unlogged.
     """
     key = os.environ.get(KEY_ENV, "").encode()
     if not key:
@@ -36,6 +40,9 @@ def open_grade_log(path: Path | str) -> PredictionLog | None:
             KEY_ENV,
         )
         return None
+    url = os.environ.get(DATABASE_URL_ENV, "")
+    if url:
+        return DatabasePredictionLog(url, key)
     return PredictionLog(path, key)
 
 
@@ -47,7 +54,7 @@ def referable_label(label: str) -> int | None:
 
 
 def record_grade(
-    plog: PredictionLog,
+    plog: PredictionStore,
     scan_id: str,
     image: np.ndarray,
     result: Any,

@@ -12,7 +12,7 @@ from shared.config.flywheel import FlywheelConfig
 from shared.errors import EdgewardError
 from shared.monitoring.check import DriftCheck, Reference, build_reference, check_drift
 from shared.monitoring.check import drift_timeline as timeline
-from shared.monitoring.prediction_log import LoggedPrediction, PredictionLog, feature_matrix
+from shared.monitoring.prediction_log import LoggedPrediction, PredictionStore, feature_matrix
 from shared.registry import Manifest, Registry
 
 
@@ -124,7 +124,7 @@ def _serving(registry: Registry, model: str, rows: list[LoggedPrediction]) -> Ma
 
 
 def render_report(
-    log: PredictionLog,
+    log: PredictionStore,
     registry: Registry,
     model: str,
     out: Path,
@@ -139,7 +139,7 @@ def render_report(
     if not rows:
         known = ", ".join(log.models()) or "none"
         raise EdgewardError(
-            f"prediction log {log.path} has no predictions of {model!r} (models logged: {known})"
+            f"prediction log {log.where} has no predictions of {model!r} (models logged: {known})"
         )
     manifest = _serving(registry, model, rows)
     ref = build_reference(manifest.extra, rows, baseline=win)

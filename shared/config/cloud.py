@@ -26,7 +26,8 @@ class GraderSettings(StrictModel):
     prediction_log: str = Field(
         "predictions.sqlite",
         max_length=4096,
-        description="SQLite log of every grade, relative to data_dir ('' = off; needs "
+        description="SQLite log of every grade, relative to data_dir; with "
+        "EDGEWARD_DATABASE_URL set, the grades go to that database instead ('' = off; needs "
         "EDGEWARD_SITE_KEY to pseudonymise scan ids)",
     )
 

@@ -1,5 +1,6 @@
 """The prediction log: every edge verdict and cloud grade, with its feature summary and, later,
-the reviewer's label. SQLite, stdlib only, so a gateway keeps one too.
+the reviewer's label. SQLite, stdlib only, so a gateway keeps one too; the cloud keeps the same
+log in its database beyond one node (cloud/flywheel/grade_log_db.py, on `PredictionStore`).
 
 Scan ids are pseudonymised with a keyed hash before they are stored; the same key on the cloud
 side maps a reviewer's label back to the logged prediction without ever storing the raw id.
@@ -13,9 +14,11 @@ import json
 import sqlite3
 import threading
 import time
+from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -84,20 +87,39 @@ class LoggedPrediction:
     label: int | None = None
 
 
-class PredictionLog:
-    """Append predictions, attach labels, read windows back; safe to share between threads."""
+# Every backend speaks this SQL (SQLite's sqlite3 and SQLAlchemy both bind `:name`).
+INSERT_PREDICTION = (
+    "INSERT INTO predictions (pid, tier, model, model_version, at, site, verdict, confidence, "
+    "score, prediction, arm, latency_ms, error, attributes, features) VALUES (:pid, :tier, "
+    ":model, :model_version, :at, :site, :verdict, :confidence, :score, :prediction, :arm, "
+    ":latency_ms, :error, :attributes, :features) ON CONFLICT (pid, model_version, arm) DO NOTHING"
+)
+UPSERT_LABEL = (
+    "INSERT INTO labels (pid, label, source, at) VALUES (:pid, :label, :source, :at) "
+    "ON CONFLICT (pid) DO UPDATE SET label = excluded.label, source = excluded.source, "
+    "at = excluded.at"
+)
+SELECT_MODELS = "SELECT DISTINCT model FROM predictions"
 
-    def __init__(self, path: Path | str, key: bytes) -> None:
-        self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+
+class PredictionStore(ABC):
+    """A prediction log on some SQL database: this module's SQLite file (`PredictionLog`), or the
+    cloud's database (`cloud/flywheel/grade_log_db.py`). The rules live here; a backend only
+    runs the SQL. Safe to share between threads."""
+
+    def __init__(self, key: bytes, where: str) -> None:
         self.key = key
-        self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.executescript(SCHEMA)
-        self._lock = threading.Lock()
+        self.where = where  # for messages: the file, or the database URL without its password
 
-    def close(self) -> None:
-        self._db.close()
+    @abstractmethod
+    def _execute(self, sql: str, params: dict[str, Any]) -> int:
+        """Run one write; the number of rows it changed."""
+
+    @abstractmethod
+    def _query(self, sql: str, params: dict[str, Any]) -> list[Sequence[Any]]: ...
+
+    @abstractmethod
+    def close(self) -> None: ...
 
     def record(
         self,
@@ -124,29 +146,22 @@ class PredictionLog:
                 f"prediction log: confidence {confidence!r} for model {model_version} is outside "
                 "0..1; log the calibrated probability behind the verdict"
             )
-        row = (
-            pseudonymise(scan_id, self.key), tier, model, model_version,
-            time.time() if at is None else at, site, verdict, float(confidence),
-            None if score is None else float(score), prediction, arm, latency_ms, error,
-            json.dumps(dict(attributes or {}), sort_keys=True),
-            json.dumps({k: float(v) for k, v in features.items()}, sort_keys=True),
-        )  # fmt: skip
-        with self._lock:
-            cur = self._db.execute(
-                "INSERT OR IGNORE INTO predictions (pid, tier, model, model_version, at, site, "
-                "verdict, confidence, score, prediction, arm, latency_ms, error, attributes, "
-                "features) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                row,
-            )
-        return cur.rowcount == 1
+        row = {
+            "pid": pseudonymise(scan_id, self.key), "tier": tier, "model": model,
+            "model_version": model_version, "at": time.time() if at is None else at,
+            "site": site, "verdict": verdict, "confidence": float(confidence),
+            "score": None if score is None else float(score), "prediction": prediction,
+            "arm": arm, "latency_ms": latency_ms, "error": error,
+            "attributes": json.dumps(dict(attributes or {}), sort_keys=True),
+            "features": json.dumps({k: float(v) for k, v in features.items()}, sort_keys=True),
+        }  # fmt: skip
+        return self._execute(INSERT_PREDICTION, row) == 1
 
     def add_label(self, scan_id: str, label: int, source: str = "reviewer") -> None:
         """The confirmed answer for a scan (e.g. 1 = referable); a later label replaces it."""
-        with self._lock:
-            self._db.execute(
-                "INSERT OR REPLACE INTO labels (pid, label, source, at) VALUES (?, ?, ?, ?)",
-                (pseudonymise(scan_id, self.key), int(label), source, time.time()),
-            )
+        row = {"pid": pseudonymise(scan_id, self.key), "label": int(label), "source": source,
+               "at": time.time()}  # fmt: skip
+        self._execute(UPSERT_LABEL, row)
 
     def rows(
         self,
@@ -158,13 +173,13 @@ class PredictionLog:
         labelled_only: bool = False,
     ) -> list[LoggedPrediction]:
         """This model's predictions in log order (the newest `last` of them if given)."""
-        where, args = ["p.model = ?"], [model]
+        where, args = ["p.model = :model"], {"model": model}
         if arm is not None:
-            where.append("p.arm = ?")
-            args.append(arm)
+            where.append("p.arm = :arm")
+            args["arm"] = arm
         if model_version is not None:
-            where.append("p.model_version = ?")
-            args.append(model_version)
+            where.append("p.model_version = :model_version")
+            args["model_version"] = model_version
         if labelled_only:
             where.append("l.label IS NOT NULL")
         sql = (
@@ -175,11 +190,9 @@ class PredictionLog:
         )
         if last is not None:
             sql += f" LIMIT {int(last)}"
-        with self._lock:
-            fetched = self._db.execute(sql, args).fetchall()
         names = [f for f in LoggedPrediction.__dataclass_fields__ if f not in JSON_FIELDS]
         out = []
-        for r in reversed(fetched):
+        for r in reversed(self._query(sql, args)):
             values = dict(zip(names[:14], r[:14], strict=True))
             values["label"] = r[16]
             out.append(
@@ -188,8 +201,31 @@ class PredictionLog:
         return out
 
     def models(self) -> list[str]:
+        return [r[0] for r in self._query(SELECT_MODELS, {})]
+
+
+class PredictionLog(PredictionStore):
+    """The log in an SQLite file (stdlib only, so a gateway keeps one too)."""
+
+    def __init__(self, path: Path | str, key: bytes) -> None:
+        super().__init__(key, str(path))
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.executescript(SCHEMA)
+        self._lock = threading.Lock()
+
+    def close(self) -> None:
+        self._db.close()
+
+    def _execute(self, sql: str, params: dict[str, Any]) -> int:
         with self._lock:
-            return [r[0] for r in self._db.execute("SELECT DISTINCT model FROM predictions")]
+            return self._db.execute(sql, params).rowcount
+
+    def _query(self, sql: str, params: dict[str, Any]) -> list[Sequence[Any]]:
+        with self._lock:
+            return list(self._db.execute(sql, params).fetchall())
 
 
 def feature_matrix(rows: Sequence[LoggedPrediction], name: str) -> np.ndarray:

@@ -19,7 +19,7 @@ from tqdm import tqdm
 
 from edge.backends import ServedModel
 from shared.errors import EdgewardError
-from shared.monitoring.prediction_log import PredictionLog
+from shared.monitoring.prediction_log import PredictionStore
 from shared.monitoring.summary import feature_summary
 from shared.preprocess import resize_for_model, to_tensor
 from shared.registry import Manifest, Registry
@@ -96,7 +96,7 @@ def referable_call(manifest: Manifest, probs: np.ndarray) -> tuple[float, int]:
 
 
 def feed(
-    log: PredictionLog,
+    log: PredictionStore,
     registry: Registry | Path,
     model: str,
     name: str,

@@ -1,4 +1,5 @@
-"""The Serve cloud tier on a real PostgreSQL: every grade under load keeps its review case.
+"""The Serve cloud tier on a real PostgreSQL: every grade under load keeps its review case and
+its row in the grade log.
 
 The ingress replicas find the database through EDGEWARD_DATABASE_URL (Ray's workers inherit this
 process's environment), as a KubeRay deployment does; a second store handle reads back what the
@@ -15,16 +16,19 @@ import cv2
 import httpx
 import pytest
 
+from cloud.flywheel.grade_log_db import DatabasePredictionLog
 from cloud.runtime import LocalCloud
 from cloud.store import CloudStore
 from shared.broker import free_port
 from shared.config import CloudConfig
 from shared.config.cloud import GraderSettings
+from shared.monitoring.prediction_log import pseudonymise
 from sim.fundus.generator import generate_sample
 from tests.postgres_support import postgres_cluster
 
 pytestmark = [pytest.mark.ray, pytest.mark.slow]
 SCANS = 12
+KEY = b"pg-site-key"
 
 
 def test_concurrent_grades_on_postgres_each_keep_exactly_one_review_case(
@@ -34,12 +38,15 @@ def test_concurrent_grades_on_postgres_each_keep_exactly_one_review_case(
     with postgres_cluster() as pg:
         url = pg.new_database()
         monkeypatch.setenv("EDGEWARD_DATABASE_URL", url)
+        monkeypatch.setenv("EDGEWARD_SITE_KEY", KEY.decode())  # the grade log is on
         config = CloudConfig(
             data_dir=tmp_path / "data",
             registry_dir=quick_registry,
             http_port=free_port(),
             grpc_port=free_port(),
-            grader=GraderSettings(max_batch_size=4, batch_wait_timeout_s=0.02, prediction_log=""),
+            grader=GraderSettings(
+                max_batch_size=4, batch_wait_timeout_s=0.02, prediction_log="grades.sqlite3"
+            ),
             review_band=(0.0, 1.0),  # every grade goes to a person: each needs its case
         )
         scan_ids = [f"pg-{uuid.uuid4().hex[:10]}" for _ in range(SCANS)]
@@ -70,4 +77,13 @@ def test_concurrent_grades_on_postgres_each_keep_exactly_one_review_case(
             assert all(c.heatmap_png for c in cases)  # the heat map went with every case
         finally:
             store.close()
+        # every scan's grade in the database's grade log, once (the retries were replayed)
+        log = DatabasePredictionLog(url, KEY)
+        try:
+            rows = log.rows("fundus-grader")
+            assert sorted(r.pid for r in rows) == sorted(pseudonymise(s, KEY) for s in scan_ids)
+            assert all(r.tier == "cloud" and r.score is not None for r in rows)
+        finally:
+            log.close()
         assert not (tmp_path / "data" / "cloud.sqlite3").exists()  # nothing went to SQLite
+        assert not (tmp_path / "data" / "grades.sqlite3").exists()

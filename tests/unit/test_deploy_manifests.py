@@ -55,11 +55,13 @@ def test_kuberay_keeps_records_in_the_database_never_a_shared_sqlite_file():
     for container in containers:
         env = {e["name"]: e for e in container["env"]}
         assert "secretKeyRef" in env["EDGEWARD_DATABASE_URL"]["valueFrom"]  # a secret, not text
+        assert "secretKeyRef" in env["EDGEWARD_SITE_KEY"]["valueFrom"]  # the grade log is on
         for mount in container["volumeMounts"]:
             # nothing shared is mounted where the cloud writes its SQLite files
             assert not str(config["data_dir"]).startswith(mount["mountPath"]), mount
             assert mount["mountPath"] == "/etc/edgeward" or mount.get("readOnly") is True, mount
-    assert config["grader"]["prediction_log"] == ""  # the per-grade SQLite log stays off
+    # on, and with the URL set it goes to the database (open_grade_log), never a pod's file
+    assert config["grader"]["prediction_log"]
     claim = docs["PersistentVolumeClaim"]["spec"]
     assert claim["accessModes"] == ["ReadOnlyMany"]
 
