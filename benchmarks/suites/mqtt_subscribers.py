@@ -189,8 +189,8 @@ class Subscriber:
             waits = []
         else:
             self._replicas = [
-                BridgeClient(self.settings, f"bench-bridge-{self.tag}-{i}", core)
-                for i, core in enumerate(self._cores)
+                BridgeClient(self.settings, client_id, core)
+                for client_id, core in zip(self._ids, self._cores, strict=True)
             ]
             for replica in self._replicas:
                 replica.start()
