@@ -9,7 +9,7 @@ tag=${1:-edgeward/cloud:dev}
 base=${CLOUD_BASE:-python:3.11-slim-bookworm}
 if ! docker info >/dev/null 2>&1; then
     echo "no Docker daemon answers: start one (sudo systemctl start docker; in a container" \
-        "without systemd: sudo dockerd --storage-driver=vfs --iptables=false --bridge=none &)" \
+        "without systemd: sudo dockerd --storage-driver=overlay2 --iptables=false --bridge=none &)" \
         "and run make cloud-image again" >&2
     exit 1
 fi
