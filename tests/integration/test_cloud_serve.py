@@ -7,10 +7,12 @@ One Serve instance for the module (Ray start-up dominates); each test uses its o
 from __future__ import annotations
 
 import base64
+import os
 import threading
 import uuid
 from collections.abc import Iterator
 from functools import partial
+from pathlib import Path
 from typing import Any
 
 import cv2
@@ -334,6 +336,14 @@ def _grader_replicas() -> list[str]:
     )
 
 
+def _process_gone(pid: int) -> bool:
+    """No such process, or only its zombie left for its parent to reap."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z"
+    except (FileNotFoundError, ProcessLookupError):
+        return True
+
+
 def test_killed_grader_replica_recovers_and_the_retry_is_graded_once(cloud: Cloud):
     import ray
     from ray import serve
@@ -367,7 +377,12 @@ def test_killed_grader_replica_recovers_and_the_retry_is_graded_once(cloud: Clou
     caller = threading.Thread(target=call)
     caller.start()
     until("the scan inside the replica", lambda: replica.in_flight.remote().result() >= 1)
-    ray.kill(ray.get_actor(victim, namespace="serve"), no_restart=True)
+    actor = ray.get_actor(victim, namespace="serve")
+    pid = ray.get(actor.__ray_call__.remote(lambda _self: os.getpid()))
+    ray.kill(actor, no_restart=True)
+    # ray.kill returns before the process ends: released sooner, the rest of the upload reached
+    # the dying replica, which graded and stored the scan in its last 30 ms
+    until("the replica's process gone", lambda: _process_gone(pid))
     release.set()
     caller.join(timeout=DEADLINE_S)
     assert first and not first[0].startswith("HTTP 200"), first
