@@ -161,7 +161,8 @@ MIGRATIONS: tuple[Migration, ...] = (
         6,
         "the grade log (predictions, reviewer labels) for deployments beyond one node",
         (
-            # the columns of shared/monitoring/prediction_log.py's SQLite schema
+            # the columns of shared/monitoring/prediction_log.py's SCHEMA, copied: a migration is
+            # frozen, so a later change to the log's columns is a new migration here as well
             """CREATE TABLE IF NOT EXISTS predictions (
                 seq {serial},
                 pid TEXT NOT NULL,
