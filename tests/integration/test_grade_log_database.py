@@ -4,6 +4,7 @@ one database share one log, and `edgeward monitor --database` judges drift from 
 
 from __future__ import annotations
 
+import sqlite3
 import subprocess
 import threading
 from collections.abc import Iterator
@@ -82,6 +83,18 @@ def test_a_confidence_outside_0_1_is_refused_on_every_store(log: PredictionStore
     with pytest.raises(EdgewardError, match=r"confidence 1\.5 .* outside 0\.\.1"):
         _record(log, "s", 1.5)
     assert log.rows("m") == []
+
+
+def test_the_database_log_has_the_gateway_logs_columns(tmp_path: Path) -> None:
+    """Migration 6 copies the SQLite log's schema: a column added to one needs the other."""
+    PredictionLog(tmp_path / "gateway.db", KEY).close()
+    DatabasePredictionLog(f"sqlite:///{tmp_path / 'cloud.sqlite3'}", KEY).close()
+    for table in ("predictions", "labels"):
+        columns = [
+            [row[1:3] for row in sqlite3.connect(db).execute(f"PRAGMA table_info({table})")]
+            for db in (tmp_path / "gateway.db", tmp_path / "cloud.sqlite3")
+        ]
+        assert columns[0] == columns[1], table
 
 
 def test_replicas_on_one_postgresql_database_write_one_log(pg: PgCluster) -> None:
