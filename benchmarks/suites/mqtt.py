@@ -59,10 +59,12 @@ class MqttPlan:
         )
 
 
-def _wait(sink: Any, ids: list[str], target: int, began: float, timeout_s: float) -> float:
+def _wait(sub: Subscriber, ids: list[str], target: int, began: float, timeout_s: float) -> float:
     """Wait until the sink has every id; the last arrival time (or `began` if none came)."""
+    sink = sub.sink
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
+        sub.check()  # a dead replica's share waits on the broker: say so, never call it lost
         if sink.count() >= target:
             sink.settle()
             with sink.lock:
@@ -75,12 +77,12 @@ def _wait(sink: Any, ids: list[str], target: int, began: float, timeout_s: float
 
 
 def _round(
-    pool: GatewayPool, sink: Any, count: int, rate_hz: float, timeout_s: float
+    pool: GatewayPool, sub: Subscriber, count: int, rate_hz: float, timeout_s: float
 ) -> tuple[list[str], float, float]:
     """Every gateway publishes `count` messages at `rate_hz`; wait until the sink has them."""
-    target = sink.count() + count * pool.size
+    target = sub.sink.count() + count * pool.size
     ids, began = pool.round(count, rate_hz, timeout_s)
-    return ids, began, _wait(sink, ids, target, began, timeout_s)
+    return ids, began, _wait(sub, ids, target, began, timeout_s)
 
 
 def _drain(
@@ -92,7 +94,7 @@ def _drain(
     ids, _ = pool.round(count, 0.0, timeout_s)  # returns once the broker acknowledged them all
     began = time.time()
     sub.resume()
-    return ids, began, _wait(sub.sink, ids, target, began, timeout_s)
+    return ids, began, _wait(sub, ids, target, began, timeout_s)
 
 
 def run_mqtt(run: BenchRun, plan: MqttPlan) -> None:
@@ -210,7 +212,7 @@ def _one_size(
 def _phases(run: BenchRun, plan: MqttPlan, pool: GatewayPool, sub: Subscriber, n: int) -> None:
     sink = sub.sink
     timeout = plan.drain_timeout_s
-    warm_ids, _, _ = _round(pool, sink, plan.warmup_per_gateway, plan.rate_hz, timeout)
+    warm_ids, _, _ = _round(pool, sub, plan.warmup_per_gateway, plan.rate_hz, timeout)
     warm = [sink.arrivals[i] - sink.sent_at[i] for i in warm_ids if i in sink.arrivals]
     for label, count, rate in (
         ("paced", plan.messages_per_gateway, plan.rate_hz),
@@ -224,7 +226,7 @@ def _phases(run: BenchRun, plan: MqttPlan, pool: GatewayPool, sub: Subscriber, n
             if label == "drain":
                 ids, began, last = _drain(pool, sub, count, timeout)
             else:
-                ids, began, last = _round(pool, sink, count, rate, timeout)
+                ids, began, last = _round(pool, sub, count, rate, timeout)
         _record(
             run,
             sink=sink,

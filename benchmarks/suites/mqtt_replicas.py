@@ -120,6 +120,19 @@ class ReplicaProcesses:
             raise EdgewardError(f"mqtt bench: a bridge replica answered {kind!r}, not {expected!r}")
         return payload
 
+    @property
+    def pids(self) -> list[int]:
+        return [int(proc.pid) for proc in self._procs]
+
+    def check(self) -> None:
+        """Raise, naming it, if a replica process has ended while the bench still needs it."""
+        for i, proc in enumerate(self._procs):
+            if not proc.is_alive():
+                raise EdgewardError(
+                    f"mqtt bench: bridge replica process {i} (pid {proc.pid}) exited with code "
+                    f"{proc.exitcode}; the broker keeps its share queued for its session"
+                )
+
     def resume(self) -> bool:
         """Connect every replica (same session ids); True when each SUBSCRIBE was acknowledged."""
         for ctrl in self._ctrl:

@@ -202,6 +202,16 @@ class Subscriber:
                     f"{SUBACK_TIMEOUT_S:.0f}s; is mosquitto at {self.settings.port} overloaded?"
                 )
 
+    @property
+    def replica_pids(self) -> list[int]:
+        """The bridge replica processes (none when the replicas are threads here)."""
+        return self._processes.pids if self._processes is not None else []
+
+    def check(self) -> None:
+        """Raise if a bridge replica process has died (its share of the messages waits for it)."""
+        if self._processes is not None:
+            self._processes.check()
+
     def pause(self) -> None:
         """Disconnect, keeping the session: the broker queues what arrives meanwhile."""
         if self._plain is not None:

@@ -6,13 +6,20 @@ These check that the JSON holds every field with sane values, never how fast any
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import signal
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from benchmarks.suites.mqtt_subscribers import Subscriber
+from shared.broker import MosquittoBroker
 from shared.cli import main
+from shared.config.base import MqttSettings
+from shared.errors import EdgewardError
+from tests.waiting import wait_for
 
 RESULT_KEYS = {
     "suite",
@@ -133,6 +140,33 @@ def test_bench_mqtt_quick_loses_nothing_at_qos_1(
     per_replica = data["sections"]["bridge"]["aggregates_per_replica"]
     assert all(len(counts) == 2 and min(counts) > 0 for counts in per_replica.values())
     assert sum(sum(counts) for counts in per_replica.values()) >= bridged  # warm-up included
+
+
+@pytest.mark.mqtt
+def test_bench_mqtt_names_a_dead_bridge_replica_instead_of_counting_its_messages_lost(
+    tmp_path: Path,
+) -> None:
+    with MosquittoBroker(persistence=False) as broker:
+        settings = MqttSettings(host=broker.host, port=broker.port)
+        sub = Subscriber("bridge", settings, "t", 2, tmp_path)
+        try:
+            sub.resume()
+            sub.check()  # both alive: nothing to say
+            victim = sub.replica_pids[1]
+            os.kill(victim, signal.SIGKILL)
+            said: list[str] = []
+
+            def named() -> bool:
+                try:
+                    sub.check()
+                except EdgewardError as exc:
+                    said.append(str(exc))
+                return bool(said)
+
+            wait_for(named, timeout=10, what="the dead replica named")
+            assert f"replica process 1 (pid {victim}) exited with code -9" in said[0]
+        finally:
+            sub.close()
 
 
 def test_compare_flags_a_run_slower_than_the_old_one(
