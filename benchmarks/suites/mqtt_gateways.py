@@ -20,6 +20,7 @@ from typing import Any
 import paho.mqtt.client as paho
 
 from benchmarks.suites.mqtt_burst import BurstPublisher, burst
+from benchmarks.suites.worker_pipe import answer
 from shared import topics
 from shared.config.base import MqttSettings
 from shared.errors import EdgewardError
@@ -99,13 +100,12 @@ def _publish(
 
 def _burst(bursts: dict[str, BurstPublisher], ready: Built, start: float) -> list[str]:
     """An unpaced round: every gateway's pre-built messages, as fast as the broker takes them."""
+    plan = [
+        (pub, topics.traffic_aggregate(gateway), [msgs[i][1] for msgs in ready])
+        for i, (gateway, pub) in enumerate(bursts.items())
+    ]
     time.sleep(max(0.0, start - time.time()))
-    burst(
-        [
-            (pub, topics.traffic_aggregate(gateway), [msgs[i][1] for msgs in ready])
-            for i, (gateway, pub) in enumerate(bursts.items())
-        ]
-    )
+    burst(plan)
     return [message_id for msgs in ready for message_id, _ in msgs]
 
 
@@ -169,12 +169,7 @@ class GatewayPool:
             self._reply(conn, READY_TIMEOUT_S)
 
     def _reply(self, conn: Connection, timeout: float) -> list[str]:
-        if not conn.poll(timeout):
-            raise EdgewardError(f"mqtt bench: a gateway worker did not answer within {timeout}s")
-        kind, payload = conn.recv()
-        if kind == "error":
-            raise EdgewardError(f"mqtt bench: a gateway worker failed: {payload}")
-        ids: list[str] = payload
+        ids: list[str] = answer(conn, "a gateway worker", timeout)
         return ids
 
     def round(self, count: int, rate_hz: float, timeout_s: float) -> tuple[list[str], float]:

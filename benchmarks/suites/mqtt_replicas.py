@@ -18,6 +18,7 @@ from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
 
+from benchmarks.suites.worker_pipe import answer
 from cloud.bridge_client import BridgeClient
 from cloud.bridge_core import AggregateBatch, BridgeCore, Outgoing
 from cloud.store import SqliteStore
@@ -109,16 +110,7 @@ class ReplicaProcesses:
                 data.send(len(msg[1]))
 
     def _reply(self, ctrl: Connection, expected: str) -> Any:
-        if not ctrl.poll(READY_TIMEOUT_S):
-            raise EdgewardError(
-                f"mqtt bench: a bridge replica process did not answer within {READY_TIMEOUT_S:.0f}s"
-            )
-        kind, payload = ctrl.recv()
-        if kind == "error":
-            raise EdgewardError(f"mqtt bench: a bridge replica process failed: {payload}")
-        if kind != expected:
-            raise EdgewardError(f"mqtt bench: a bridge replica answered {kind!r}, not {expected!r}")
-        return payload
+        return answer(ctrl, "a bridge replica process", READY_TIMEOUT_S, expected)
 
     @property
     def pids(self) -> list[int]:
